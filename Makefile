@@ -1,0 +1,28 @@
+# Two commands on a fresh machine with Python 3.11, pip and make:
+#   make chat   - a chat answer routed by forge (the embedded local model: no server, no key)
+#   make test   - the whole test suite
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PROMPT ?= Why is the sky blue? Answer in one sentence.
+MAX_TOKENS ?= 64
+
+.PHONY: install chat test lint
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(UV)
+	$(UV) sync --locked --all-packages --python $(PYTHON)
+
+chat: install
+	$(UV) run --locked forge chat "$(PROMPT)" --max-tokens $(MAX_TOKENS)
+
+test: install
+	$(UV) run --locked pytest
+
+lint: install
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+	$(UV) run --locked mypy

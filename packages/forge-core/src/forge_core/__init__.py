@@ -1,0 +1,108 @@
+"""forge-core: local-first LLM provider routing.
+
+`Forge` routes chat requests across local models (Ollama, GGUF in process) and cloud providers
+(OpenAI, Anthropic, OpenRouter) with fallback; everything else here is its vocabulary.
+Heavy optional dependencies (llama-cpp-python) are imported only when a local model runs.
+"""
+
+from forge_core._config import (
+    AnthropicConfig,
+    CloudProvidersConfig,
+    FallbackConfig,
+    ForgeConfig,
+    HuggingFaceConfig,
+    HuggingFaceModelConfig,
+    LocalProvidersConfig,
+    ModelPreferences,
+    OllamaConfig,
+    OpenAIConfig,
+    OpenRouterConfig,
+    ProvidersConfig,
+    RoutingConfig,
+    find_config_file,
+    load_config,
+)
+from forge_core._exceptions import (
+    AuthenticationFailed,
+    BadRequest,
+    CapabilityMismatch,
+    ConfigError,
+    FallbackFailed,
+    ForgeError,
+    ForgeTimeout,
+    MalformedResponse,
+    MissingDependency,
+    ModelNotFound,
+    OllamaUnavailable,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    StreamInterrupted,
+)
+from forge_core._forge import Forge, MessagesInput
+from forge_core._local_models import EMBEDDED_MODEL
+from forge_core._types import (
+    Attempt,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Drop,
+    Message,
+    ModelId,
+    Provider,
+    RouteTrail,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMBEDDED_MODEL",
+    "AnthropicConfig",
+    "Attempt",
+    "AuthenticationFailed",
+    "BadRequest",
+    "CapabilityMismatch",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "CloudProvidersConfig",
+    "ConfigError",
+    "Drop",
+    "FallbackConfig",
+    "FallbackFailed",
+    "Forge",
+    "ForgeConfig",
+    "ForgeError",
+    "ForgeTimeout",
+    "HuggingFaceConfig",
+    "HuggingFaceModelConfig",
+    "LocalProvidersConfig",
+    "MalformedResponse",
+    "Message",
+    "MessagesInput",
+    "MissingDependency",
+    "ModelId",
+    "ModelNotFound",
+    "ModelPreferences",
+    "OllamaConfig",
+    "OllamaUnavailable",
+    "OpenAIConfig",
+    "OpenRouterConfig",
+    "Provider",
+    "ProviderError",
+    "ProviderUnavailable",
+    "ProvidersConfig",
+    "RateLimited",
+    "RouteTrail",
+    "RoutingConfig",
+    "StreamInterrupted",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "__version__",
+    "find_config_file",
+    "load_config",
+]

@@ -1,0 +1,59 @@
+"""Pooled httpx clients: one sync client per base URL, one async client per base URL per loop.
+
+An ``httpx.AsyncClient`` is bound to the event loop that first used its connections; reusing
+one across ``asyncio.run`` calls fails in peers. Keying async clients by the running loop keeps
+each loop's connections to itself while still pooling within a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+
+import httpx
+
+__all__ = ["ClientPool", "default_pool"]
+
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+
+
+class ClientPool:
+    """Hands out shared httpx clients keyed by base URL (and event loop for async)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: dict[str, httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
+
+    def sync_client(self, base_url: str) -> httpx.Client:
+        """The shared sync client for ``base_url``."""
+        with self._lock:
+            client = self._sync.get(base_url)
+            if client is None or client.is_closed:
+                client = httpx.Client(base_url=base_url, limits=_LIMITS)
+                self._sync[base_url] = client
+            return client
+
+    def async_client(self, base_url: str) -> httpx.AsyncClient:
+        """The shared async client for ``base_url`` on the running event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            per_loop = self._async.setdefault(loop, {})
+            client = per_loop.get(base_url)
+            if client is None or client.is_closed:
+                client = httpx.AsyncClient(base_url=base_url, limits=_LIMITS)
+                per_loop[base_url] = client
+            return client
+
+    def close(self) -> None:
+        """Close the sync clients (async clients close with their loop)."""
+        with self._lock:
+            for client in self._sync.values():
+                client.close()
+            self._sync.clear()
+
+
+default_pool = ClientPool()

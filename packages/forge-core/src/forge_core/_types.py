@@ -1,0 +1,209 @@
+"""The provider-neutral request, response and route types every part of forge speaks."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "LOCAL_PROVIDERS",
+    "Attempt",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "Drop",
+    "Message",
+    "ModelId",
+    "Provider",
+    "RouteTrail",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+
+class Provider(enum.StrEnum):
+    """The providers forge can route to."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    OPENROUTER = "openrouter"
+    OLLAMA = "ollama"
+    HUGGINGFACE = "huggingface"
+
+    @property
+    def is_local(self) -> bool:
+        """True for providers that run on this machine (never a cloud escalation)."""
+        return self in LOCAL_PROVIDERS
+
+    def __str__(self) -> str:
+        return self.value
+
+
+LOCAL_PROVIDERS = frozenset({Provider.OLLAMA, Provider.HUGGINGFACE})
+
+
+class ModelId(BaseModel):
+    """A model address: ``provider:model`` (``ollama:llama3.1:8b``) or a bare model name.
+
+    Only the text before the first ``:`` is checked against the provider names, so Ollama tags
+    (``llama3.1:8b``) stay part of the model name.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Provider | None
+    model: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelId:
+        """Split ``provider:model``; a text with no known provider prefix is a bare model."""
+        head, sep, rest = text.partition(":")
+        try:
+            provider = Provider(head.strip().lower())
+        except ValueError:
+            return cls(provider=None, model=text)
+        return (
+            cls(provider=provider, model=rest or None)
+            if sep
+            else cls(provider=provider, model=None)
+        )
+
+    def __str__(self) -> str:
+        if self.provider is None:
+            return self.model or ""
+        return f"{self.provider.value}:{self.model}" if self.model else self.provider.value
+
+
+class ToolCall(BaseModel):
+    """A complete tool call requested by the model; ``arguments`` is already parsed JSON."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCallDelta(BaseModel):
+    """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class Message(BaseModel):
+    """One chat message in the OpenAI role vocabulary."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class Usage(BaseModel):
+    """Token counts of one call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class ChatRequest(BaseModel):
+    """A provider-neutral chat request.
+
+    ``model`` is ``provider:model`` (pins the first candidate), a bare model name, or ``None``
+    (the configured preferences decide). ``tools`` and ``response_format`` use the OpenAI
+    chat-completions shapes; each provider client translates them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message]
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    local_only: bool | None = None
+
+
+class Attempt(BaseModel):
+    """One call to one candidate, successful or not."""
+
+    provider: Provider
+    model: str
+    ok: bool
+    error_kind: str | None = None
+    message: str | None = None
+    elapsed_ms: float
+
+
+class Drop(BaseModel):
+    """A candidate that was not called, and why."""
+
+    provider: Provider
+    model: str | None
+    reason: str
+
+
+class RouteTrail(BaseModel):
+    """What the router did for one request: who served it, what was tried, how long it took."""
+
+    provider: Provider | None = None
+    model: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    drops: list[Drop] = Field(default_factory=list)
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+
+    def describe(self) -> str:
+        """Every attempt and drop, one per line, for error messages and the CLI."""
+        lines = []
+        for attempt in self.attempts:
+            outcome = "ok" if attempt.ok else f"{attempt.error_kind}: {attempt.message}"
+            lines.append(
+                f"  {attempt.provider.value}:{attempt.model} -> {outcome} "
+                f"({attempt.elapsed_ms:.0f} ms)"
+            )
+        for drop in self.drops:
+            target = f"{drop.provider.value}:{drop.model}" if drop.model else drop.provider.value
+            lines.append(f"  {target} -> skipped: {drop.reason}")
+        return "\n".join(lines)
+
+
+class ChatResponse(BaseModel):
+    """A complete answer and the route that produced it."""
+
+    content: str | None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    provider: Provider
+    model: str
+    route: RouteTrail
+
+
+class ChatChunk(BaseModel):
+    """One piece of a streamed answer.
+
+    ``usage`` appears on one chunk at most; ``route`` is set on the last chunk only, which also
+    carries ``finish_reason``.
+    """
+
+    content: str = ""
+    tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    provider: Provider
+    model: str
+    route: RouteTrail | None = None

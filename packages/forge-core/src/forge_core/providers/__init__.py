@@ -1,0 +1,88 @@
+"""Provider backends, one per provider, all implementing `ChatBackend`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from forge_core._config import ForgeConfig
+from forge_core._exceptions import OllamaUnavailable
+from forge_core._http import ClientPool
+from forge_core._types import Provider
+from forge_core.providers._base import AttemptTimeouts, ChatBackend
+from forge_core.providers._huggingface import LlamaCppBackend
+from forge_core.providers._openai_compat import OpenAICompatibleClient
+
+__all__ = [
+    "AttemptTimeouts",
+    "ChatBackend",
+    "LlamaCppBackend",
+    "OpenAICompatibleClient",
+    "build_backends",
+    "read_timeout_for",
+]
+
+#: Ollama model used when ``preferred_models`` is empty and the request names none.
+OLLAMA_FALLBACK_MODEL = "llama3.2"
+_OPENAI_HOST = "api.openai.com"
+
+
+def build_backends(
+    config: ForgeConfig, *, pool: ClientPool | None = None, env: Mapping[str, str] | None = None
+) -> dict[Provider, ChatBackend]:
+    """One backend per provider this version of forge can call, built from ``config``."""
+    local = config.providers.local
+    cloud = config.providers.cloud
+    ollama = local.ollama
+    openai = cloud.openai
+    openrouter = cloud.openrouter
+    openrouter_headers = {
+        name: value
+        for name, value in (("HTTP-Referer", openrouter.app_url), ("X-Title", openrouter.app_title))
+        if value
+    }
+    return {
+        Provider.OLLAMA: OpenAICompatibleClient(
+            Provider.OLLAMA,
+            ollama.base_url,
+            default_model=(ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0],
+            chat_path="/v1/chat/completions",
+            unavailable_error=OllamaUnavailable,
+            pool=pool,
+            env=env,
+        ),
+        Provider.HUGGINGFACE: LlamaCppBackend(local.huggingface),
+        Provider.OPENAI: OpenAICompatibleClient(
+            Provider.OPENAI,
+            openai.base_url,
+            default_model=openai.default_model,
+            api_key_env=openai.api_key_env,
+            # OpenAI itself wants max_completion_tokens; compatible servers honour max_tokens.
+            max_tokens_field=(
+                "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
+            ),
+            pool=pool,
+            env=env,
+        ),
+        Provider.OPENROUTER: OpenAICompatibleClient(
+            Provider.OPENROUTER,
+            openrouter.base_url,
+            default_model=openrouter.default_model,
+            api_key_env=openrouter.api_key_env,
+            extra_headers=openrouter_headers,
+            pool=pool,
+            env=env,
+        ),
+    }
+
+
+def read_timeout_for(config: ForgeConfig, provider: Provider) -> float:
+    """Seconds to wait for the first token and between chunks from ``provider``."""
+    local = config.providers.local
+    cloud = config.providers.cloud
+    timeouts = {
+        Provider.OLLAMA: local.ollama.timeout_seconds,
+        Provider.OPENAI: cloud.openai.timeout_seconds,
+        Provider.ANTHROPIC: cloud.anthropic.timeout_seconds,
+        Provider.OPENROUTER: cloud.openrouter.timeout_seconds,
+    }
+    return timeouts.get(provider, config.routing.total_timeout_seconds)

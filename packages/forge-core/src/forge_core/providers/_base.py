@@ -1,0 +1,78 @@
+"""The protocol every provider backend implements, and the deadline passed to each attempt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from forge_core._exceptions import ForgeTimeout
+from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Provider
+
+__all__ = ["AttemptTimeouts", "ChatBackend"]
+
+
+@dataclass(frozen=True)
+class AttemptTimeouts:
+    """Deadlines for one attempt.
+
+    ``read`` bounds the wait for the first token and between chunks; ``total_deadline`` is a
+    ``time.monotonic()`` instant that bounds the whole request, fallbacks included.
+    """
+
+    connect: float
+    read: float
+    total_deadline: float
+
+    def remaining(self) -> float:
+        """Seconds left before the total deadline; raises `ForgeTimeout` when none are."""
+        left = self.total_deadline - time.monotonic()
+        if left <= 0:
+            raise ForgeTimeout("total deadline passed", timeout_seconds=0.0)
+        return left
+
+    def read_timeout(self) -> float:
+        """The read timeout to use now: the per-read limit capped by the total deadline."""
+        return min(self.read, self.remaining())
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """One provider endpoint that can answer chat requests.
+
+    ``check_ready`` runs before any network call and raises when the candidate cannot be used
+    at all (no API key, missing extra, model file absent); the router records that as a drop.
+    """
+
+    provider: Provider
+
+    def default_model(self) -> str:
+        """The model used when the request names none for this provider."""
+        ...
+
+    def check_ready(self, model: str) -> None:
+        """Raise a `ProviderError` if this backend cannot serve ``model`` without trying."""
+        ...
+
+    def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
+        """One complete answer (the router fills in ``route``)."""
+        ...
+
+    def stream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> Generator[ChatChunk, None, None]:
+        """The answer as chunks; the router adds the route to the last one."""
+        ...
+
+    async def achat(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> ChatResponse:
+        """Async `chat`."""
+        ...
+
+    def astream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`."""
+        ...
