@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from forge_core import (
+    ChatRequest,
     FallbackFailed,
     Forge,
     ForgeConfig,
@@ -224,3 +225,17 @@ def test_shipped_defaults_build_without_network() -> None:
 def test_stream_interrupted_type_carries_partial() -> None:
     error = StreamInterrupted("x", partial="abc", provider="ollama", model="m")
     assert error.partial == "abc" and error.route is None
+
+
+def test_candidate_lacking_a_needed_capability_is_skipped_not_called(
+    local_server: LocalServer,
+) -> None:
+    tool = {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+    }
+    forge = Forge(config_for(embedded_in_process(), ollama_on(local_server)))
+    candidates, drops = forge.router.plan(ChatRequest(messages=[], tools=[tool]))
+    assert [c.provider for c in candidates] == [Provider.OLLAMA]
+    assert drops[0].provider is Provider.HUGGINGFACE
+    assert drops[0].reason == "lacks tool calling"

@@ -20,6 +20,7 @@ from forge_core._types import (
     ChatResponse,
     Drop,
     ModelId,
+    ModelRequirements,
     Provider,
     RouteTrail,
     Usage,
@@ -68,6 +69,7 @@ class Router:
             wanted = wanted[:1]
 
         local_only = prefs.local_only if request.local_only is None else request.local_only
+        needs = ModelRequirements.of(request)
         candidates: list[Candidate] = []
         drops: list[Drop] = []
         for provider, model in wanted:
@@ -85,6 +87,12 @@ class Router:
             if local_only and not provider.is_local:
                 drops.append(
                     Drop(provider=provider, model=model, reason="local_only: cloud not allowed")
+                )
+                continue
+            unmet = needs.unmet(backend.capabilities(model))
+            if unmet:
+                drops.append(
+                    Drop(provider=provider, model=model, reason="lacks " + ", ".join(unmet))
                 )
                 continue
             try:

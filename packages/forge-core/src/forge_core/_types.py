@@ -10,12 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "LOCAL_PROVIDERS",
     "Attempt",
+    "Capabilities",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
     "Drop",
     "Message",
     "ModelId",
+    "ModelRequirements",
     "Provider",
     "RouteTrail",
     "ToolCall",
@@ -207,3 +209,56 @@ class ChatChunk(BaseModel):
     provider: Provider
     model: str
     route: RouteTrail | None = None
+
+
+class Capabilities(BaseModel):
+    """What one provider can do with one model; the router skips candidates that lack a need.
+
+    ``context_window`` is in tokens, None when unknown (unknown never causes a skip).
+    """
+
+    tools: bool = False
+    tool_choice: bool = False
+    structured_output: bool = False
+    json_mode: bool = False
+    vision: bool = False
+    streaming: bool = True
+    context_window: int | None = None
+
+
+class ModelRequirements(BaseModel):
+    """What a request needs from the model that serves it (the seed's ``ModelRequirements``)."""
+
+    tools: bool = False
+    structured_output: bool = False
+    json_mode: bool = False
+    vision: bool = False
+    min_context_tokens: int = 0
+
+    @classmethod
+    def of(cls, request: ChatRequest) -> ModelRequirements:
+        """The needs of ``request``; the prompt size is estimated at 4 characters a token."""
+        response_type = (request.response_format or {}).get("type")
+        prompt_chars = sum(len(message.content or "") for message in request.messages)
+        return cls(
+            tools=bool(request.tools),
+            structured_output=response_type == "json_schema",
+            json_mode=response_type == "json_object",
+            min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
+        )
+
+    def unmet(self, capabilities: Capabilities) -> list[str]:
+        """The needs ``capabilities`` does not cover, as short phrases (empty: all met)."""
+        missing = []
+        if self.tools and not capabilities.tools:
+            missing.append("tool calling")
+        if self.structured_output and not capabilities.structured_output:
+            missing.append("JSON-schema output")
+        if self.json_mode and not (capabilities.json_mode or capabilities.structured_output):
+            missing.append("JSON mode")
+        if self.vision and not capabilities.vision:
+            missing.append("images")
+        window = capabilities.context_window
+        if window is not None and self.min_context_tokens > window:
+            missing.append(f"a {self.min_context_tokens}-token context (has {window})")
+        return missing

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from forge_core._config import ForgeConfig
 from forge_core._exceptions import OllamaUnavailable
 from forge_core._http import ClientPool
-from forge_core._types import Provider
+from forge_core._types import Capabilities, Provider
 from forge_core.providers._base import AttemptTimeouts, ChatBackend
 from forge_core.providers._huggingface import LlamaCppBackend
 from forge_core.providers._openai_compat import OpenAICompatibleClient
@@ -24,6 +24,14 @@ __all__ = [
 #: Ollama model used when ``preferred_models`` is empty and the request names none.
 OLLAMA_FALLBACK_MODEL = "llama3.2"
 _OPENAI_HOST = "api.openai.com"
+#: Cloud chat-completions APIs: tools, tool_choice, JSON schema and JSON mode, images.
+_CLOUD_CAPABILITIES = Capabilities(
+    tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
+)
+#: Ollama's /v1 surface: tools and JSON (format) for models that support them.
+_OLLAMA_CAPABILITIES = Capabilities(
+    tools=True, tool_choice=False, structured_output=True, json_mode=True
+)
 
 
 def build_backends(
@@ -47,6 +55,7 @@ def build_backends(
             default_model=(ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0],
             chat_path="/v1/chat/completions",
             unavailable_error=OllamaUnavailable,
+            capabilities=_OLLAMA_CAPABILITIES,
             pool=pool,
             env=env,
         ),
@@ -60,6 +69,7 @@ def build_backends(
             max_tokens_field=(
                 "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
             ),
+            capabilities=_CLOUD_CAPABILITIES,
             pool=pool,
             env=env,
         ),
@@ -69,6 +79,7 @@ def build_backends(
             default_model=openrouter.default_model,
             api_key_env=openrouter.api_key_env,
             extra_headers=openrouter_headers,
+            capabilities=_CLOUD_CAPABILITIES,
             pool=pool,
             env=env,
         ),

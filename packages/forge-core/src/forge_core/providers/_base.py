@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from forge_core._exceptions import ForgeTimeout
-from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Provider
+from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
 
 __all__ = ["AttemptTimeouts", "ChatBackend"]
 
@@ -53,6 +53,10 @@ class ChatBackend(Protocol):
 
     def check_ready(self, model: str) -> None:
         """Raise a `ProviderError` if this backend cannot serve ``model`` without trying."""
+        ...
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` can do here, known without a network call (cached metadata at most)."""
         ...
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:

@@ -26,7 +26,7 @@ from forge_core._exceptions import (
     ProviderUnavailable,
 )
 from forge_core._local_models import EMBEDDED_MODEL, ResolvedModel, resolve_local_model
-from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Provider, Usage
+from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider, Usage
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._openai_wire import (
     build_body,
@@ -85,6 +85,15 @@ class LlamaCppBackend:
                 model=model,
             )
         resolve_local_model(model, self._config)
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Grammar-constrained JSON output, streaming, the configured context; no tools yet."""
+        return Capabilities(
+            structured_output=True,
+            json_mode=True,
+            streaming=True,
+            context_window=self._config.n_ctx,
+        )
 
     # -- loading ----------------------------------------------------------------------------
 

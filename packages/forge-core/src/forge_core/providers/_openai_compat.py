@@ -29,7 +29,7 @@ from forge_core._exceptions import (
     RateLimited,
 )
 from forge_core._http import ClientPool, default_pool
-from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Provider
+from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._openai_wire import build_body, parse_chunk, parse_completion
 
@@ -58,6 +58,7 @@ class OpenAICompatibleClient:
         max_tokens_field: str = "max_tokens",
         extra_headers: Mapping[str, str] | None = None,
         unavailable_error: type[ProviderUnavailable] = ProviderUnavailable,
+        capabilities: Capabilities | None = None,
         pool: ClientPool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -69,6 +70,7 @@ class OpenAICompatibleClient:
         self._max_tokens_field = max_tokens_field
         self._extra_headers = dict(extra_headers or {})
         self._unavailable_error = unavailable_error
+        self._capabilities = capabilities or Capabilities()
         self._pool = pool or default_pool
         self._env = env
 
@@ -86,6 +88,10 @@ class OpenAICompatibleClient:
     def check_ready(self, model: str) -> None:
         """Fail without network when the API key this endpoint needs is not set."""
         self._api_key()
+
+    def capabilities(self, model: str) -> Capabilities:
+        """The capabilities configured for this endpoint (the same for every model for now)."""
+        return self._capabilities
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""

@@ -1,0 +1,284 @@
+"""Conversions between LangChain types and forge_core types (no routing happens here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import forge_core
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
+
+__all__ = [
+    "REQUEST_PARAMS",
+    "build_overrides",
+    "chunk_to_message_chunk",
+    "config_identity",
+    "content_to_text",
+    "message_from_forge",
+    "message_to_forge",
+    "messages_to_forge",
+    "request_params",
+    "response_metadata",
+    "response_to_message",
+    "usage_to_metadata",
+]
+
+#: `forge_core.ChatRequest` fields a caller may set per call, e.g. ``invoke(..., model=...)``.
+#: ``stop`` is LangChain's own argument and handled separately. Tools and structured output
+#: are not accepted yet (tool calling is a later issue).
+REQUEST_PARAMS = frozenset({"model", "temperature", "max_tokens", "local_only"})
+
+#: Keyword arguments LangChain itself may pass down to ``_generate``/``_stream``; ignored here.
+_LANGCHAIN_KWARGS = frozenset({"stream"})
+
+# Whether this langchain-core's AIMessageChunk has ``chunk_position`` (added in 1.x).
+_HAS_CHUNK_POSITION = "chunk_position" in AIMessageChunk.model_fields
+
+_CHAT_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
+    "system": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "message") -> str:
+    """A message's content as one string.
+
+    A string is returned as is; a list of strings and ``{"type": "text", "text": ...}`` blocks
+    is joined without separator (as ``BaseMessage.text`` does). Anything else (images, audio,
+    files, reasoning blocks ...) raises `ValueError`: forge carries text only.
+    """
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ValueError(
+            f"ForgeChat: {where} content must be a string or a list of text blocks, "
+            f"got {type(content).__name__}"
+        )
+    parts: list[str] = []
+    for index, block in enumerate(content):
+        if isinstance(block, str):
+            parts.append(block)
+        elif (
+            isinstance(block, Mapping)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+        ):
+            parts.append(block["text"])
+        else:
+            kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
+            raise ValueError(
+                f"ForgeChat: {where} content block {index} has type {kind!r}; forge accepts "
+                "text only (a string or a list of strings and 'text' blocks)"
+            )
+    return "".join(parts)
+
+
+def _tool_call_to_forge(call: ToolCall, index: int) -> forge_core.ToolCall:
+    call_id = call.get("id")
+    if not call_id:
+        raise ValueError(
+            f"ForgeChat: tool call {index} ({call['name']!r}) of an AIMessage has no id; "
+            "forge needs an id to pair the call with its ToolMessage"
+        )
+    return forge_core.ToolCall(id=call_id, name=call["name"], arguments=dict(call["args"]))
+
+
+def message_to_forge(message: BaseMessage) -> forge_core.Message:
+    """One LangChain message as a `forge_core.Message`.
+
+    ``SystemMessage`` -> system, ``HumanMessage`` -> user, ``AIMessage`` -> assistant (its
+    ``tool_calls`` become `forge_core.ToolCall`), ``ToolMessage`` -> tool (``tool_call_id``),
+    ``ChatMessage`` with role system/user/assistant -> that role. Anything else raises
+    `ValueError`.
+    """
+    name = message.name
+    if isinstance(message, SystemMessage):
+        text = content_to_text(message.content, where="SystemMessage")
+        return forge_core.Message(role="system", content=text, name=name)
+    if isinstance(message, HumanMessage):
+        text = content_to_text(message.content, where="HumanMessage")
+        return forge_core.Message(role="user", content=text, name=name)
+    if isinstance(message, AIMessage):
+        if message.invalid_tool_calls:
+            raise ValueError(
+                "ForgeChat: an AIMessage with invalid_tool_calls cannot be sent to forge "
+                "(their arguments are not valid JSON objects)"
+            )
+        text = content_to_text(message.content, where="AIMessage")
+        calls = [_tool_call_to_forge(call, i) for i, call in enumerate(message.tool_calls)]
+        return forge_core.Message(role="assistant", content=text, tool_calls=calls, name=name)
+    if isinstance(message, ToolMessage):
+        text = content_to_text(message.content, where="ToolMessage")
+        return forge_core.Message(
+            role="tool", content=text, tool_call_id=message.tool_call_id, name=name
+        )
+    if isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
+        text = content_to_text(message.content, where=f"ChatMessage({message.role})")
+        return forge_core.Message(role=_CHAT_ROLES[message.role], content=text, name=name)
+    detail = f" with role {message.role!r}" if isinstance(message, ChatMessage) else ""
+    raise ValueError(
+        f"ForgeChat: cannot send a {type(message).__name__}{detail} to forge; supported: "
+        "SystemMessage, HumanMessage, AIMessage, ToolMessage, and ChatMessage with role "
+        "system/user/assistant"
+    )
+
+
+def messages_to_forge(messages: Sequence[BaseMessage]) -> list[forge_core.Message]:
+    """Every message converted with `message_to_forge`, in order."""
+    return [message_to_forge(message) for message in messages]
+
+
+def message_from_forge(message: forge_core.Message) -> BaseMessage:
+    """A `forge_core.Message` as the LangChain message `message_to_forge` would turn back."""
+    content = message.content or ""
+    if message.role == "system":
+        return SystemMessage(content=content, name=message.name)
+    if message.role == "user":
+        return HumanMessage(content=content, name=message.name)
+    if message.role == "assistant":
+        return AIMessage(
+            content=content,
+            tool_calls=[_tool_call_from_forge(call) for call in message.tool_calls],
+            name=message.name,
+        )
+    return ToolMessage(content=content, tool_call_id=message.tool_call_id or "", name=message.name)
+
+
+def build_overrides(
+    *,
+    fallback_order: Sequence[str] | None = None,
+    local_first: bool | None = None,
+    local_only: bool | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """forge.yaml-shaped overrides for the `ForgeChat` fields that were set (not None).
+
+    ``fallback_order`` -> ``providers.fallback.order``; ``local_first``/``local_only`` ->
+    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``.
+    """
+    overrides: dict[str, Any] = {}
+    if fallback_order is not None:
+        overrides["providers"] = {"fallback": {"order": list(fallback_order)}}
+    preferences: dict[str, Any] = {}
+    if local_first is not None:
+        preferences["local_first"] = local_first
+    if local_only is not None:
+        preferences["local_only"] = local_only
+    if preferences:
+        overrides["model_preferences"] = preferences
+    if timeout is not None:
+        overrides["routing"] = {"total_timeout_seconds": timeout}
+    return overrides
+
+
+def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-call `forge_core.ChatRequest` fields in ``kwargs``; unknown keys raise TypeError."""
+    unknown = set(kwargs) - REQUEST_PARAMS - _LANGCHAIN_KWARGS
+    if unknown:
+        raise TypeError(
+            f"ForgeChat got unsupported keyword argument(s) {sorted(unknown)}; per-call options "
+            f"are {sorted(REQUEST_PARAMS)} and stop"
+        )
+    return {key: value for key, value in kwargs.items() if key in REQUEST_PARAMS}
+
+
+def config_identity(config: forge_core.ForgeConfig | str | Path | None) -> Any:
+    """A JSON-friendly identity of ``config`` for ``_identifying_params`` (and the LLM cache)."""
+    if isinstance(config, forge_core.ForgeConfig):
+        return config.model_dump(mode="json")
+    return None if config is None else str(config)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _tool_call_from_forge(call: forge_core.ToolCall) -> ToolCall:
+    return tool_call(name=call.name, args=dict(call.arguments), id=call.id)
+
+
+def _tool_call_chunk_from_forge(delta: forge_core.ToolCallDelta) -> ToolCallChunk:
+    return tool_call_chunk(
+        name=delta.name, args=delta.arguments or None, id=delta.id, index=delta.index
+    )
+
+
+def usage_to_metadata(usage: forge_core.Usage) -> UsageMetadata:
+    """forge `Usage` as LangChain ``usage_metadata``."""
+    return UsageMetadata(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+def response_metadata(
+    *,
+    provider: forge_core.Provider,
+    model: str,
+    finish_reason: str | None,
+    route: forge_core.RouteTrail | None,
+) -> dict[str, Any]:
+    """``response_metadata``: who served (``model_provider``, ``model_name``) and the route."""
+    metadata: dict[str, Any] = {
+        "model_name": model,
+        "model_provider": provider.value,
+        "finish_reason": finish_reason,
+    }
+    if route is not None:
+        metadata["route"] = route.model_dump(mode="json")
+    return metadata
+
+
+def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
+    """A complete forge answer as an `AIMessage` (content, tool calls, usage, route)."""
+    return AIMessage(
+        content=response.content or "",
+        tool_calls=[_tool_call_from_forge(call) for call in response.tool_calls],
+        usage_metadata=usage_to_metadata(response.usage) if response.usage else None,
+        response_metadata=response_metadata(
+            provider=response.provider,
+            model=response.model,
+            finish_reason=response.finish_reason,
+            route=response.route,
+        ),
+    )
+
+
+def chunk_to_message_chunk(chunk: forge_core.ChatChunk) -> AIMessageChunk:
+    """One forge chunk as an `AIMessageChunk`.
+
+    forge marks its last chunk by setting ``route``; only that chunk gets ``usage_metadata``,
+    ``response_metadata`` and ``chunk_position="last"``, so merging the chunks of a stream
+    yields each of them once.
+    """
+    tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in chunk.tool_call_deltas]
+    if chunk.route is None:
+        return AIMessageChunk(content=chunk.content, tool_call_chunks=tool_call_chunks)
+    extra: dict[str, Any] = {"chunk_position": "last"} if _HAS_CHUNK_POSITION else {}
+    return AIMessageChunk(
+        content=chunk.content,
+        tool_call_chunks=tool_call_chunks,
+        usage_metadata=usage_to_metadata(chunk.usage) if chunk.usage else None,
+        response_metadata=response_metadata(
+            provider=chunk.provider,
+            model=chunk.model,
+            finish_reason=chunk.finish_reason,
+            route=chunk.route,
+        ),
+        **extra,
+    )

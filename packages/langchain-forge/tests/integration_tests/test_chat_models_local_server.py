@@ -1,0 +1,287 @@
+"""ForgeChat against llama-cpp-python's real OpenAI-compatible server and the real in-process model.
+
+The model is Gemma 3 270M (a base model): tests check types, providers, routes and usage, never
+the wording of an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from forge_core import FallbackFailed, OllamaUnavailable, Provider
+from forge_test_support import (
+    LocalServer,
+    closed_port_url,
+    config_for,
+    embedded_in_process,
+    ollama_on,
+    openai_compatible_on,
+)
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler, CallbackManager
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_forge import ForgeChat
+
+pytestmark = pytest.mark.local_server
+
+PROMPT = "Say hello."
+MAX_TOKENS = 12
+#: Greedy decoding keeps the tiny model's output the same from run to run.
+TEMPERATURE = 0.0
+
+
+class _TokenRecorder(BaseCallbackHandler):
+    """Records every ``on_llm_new_token`` call."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        assert isinstance(token, str)  # ForgeChat streams text content
+        self.tokens.append(token)
+
+
+def _attempts(message: AIMessage | AIMessageChunk) -> list[tuple[str, bool]]:
+    route = message.response_metadata["route"]
+    return [(attempt["provider"], attempt["ok"]) for attempt in route["attempts"]]
+
+
+def _assert_served_by(message: AIMessage | AIMessageChunk, provider: Provider, model: str) -> None:
+    metadata = message.response_metadata
+    assert metadata["model_provider"] == provider.value
+    assert metadata["model_name"] == model
+    assert metadata["finish_reason"] in {"stop", "length"}
+    assert metadata["route"]["provider"] == provider.value
+    assert metadata["route"]["attempts"][-1]["ok"] is True
+
+
+def _collect(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged + chunk
+    return merged
+
+
+def _assert_one_final_chunk(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    """Exactly one chunk (the last) carries the route, metadata and usage; it returns it."""
+    assert chunks and all(isinstance(chunk, AIMessageChunk) for chunk in chunks)
+    assert "".join(chunk.text for chunk in chunks)
+    with_route = [chunk for chunk in chunks if "route" in chunk.response_metadata]
+    assert with_route == [chunks[-1]]
+    assert [chunk for chunk in chunks if chunk.chunk_position == "last"] == [chunks[-1]]
+    assert all(chunk.usage_metadata is None for chunk in chunks[:-1])
+    last = chunks[-1]
+    assert last.content == ""
+    return last
+
+
+def test_invoke_through_the_ollama_surface(local_server: LocalServer) -> None:
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    answer = chat.invoke([SystemMessage(content="You are terse."), HumanMessage(content=PROMPT)])
+    assert isinstance(answer, AIMessage)
+    assert isinstance(answer.content, str) and answer.content
+    _assert_served_by(answer, Provider.OLLAMA, local_server.model)
+    assert _attempts(answer) == [("ollama", True)]
+    usage = answer.usage_metadata
+    assert usage is not None
+    assert usage["output_tokens"] > 0 and usage["input_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["output_tokens"] <= MAX_TOKENS
+
+
+async def test_ainvoke_through_the_openai_compatible_surface(local_server: LocalServer) -> None:
+    chat = ForgeChat(
+        config=config_for(openai_compatible_on(local_server)),
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+    )
+    answer = await chat.ainvoke(PROMPT)
+    assert isinstance(answer, AIMessage)
+    assert isinstance(answer.content, str) and answer.content
+    _assert_served_by(answer, Provider.OPENAI, local_server.model)
+    assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
+
+
+def test_stream_yields_text_then_one_final_chunk(local_server: LocalServer) -> None:
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    recorder = _TokenRecorder()
+    chunks = list(chat.stream(PROMPT, config={"callbacks": [recorder]}))
+    last = _assert_one_final_chunk(chunks)
+    _assert_served_by(last, Provider.OLLAMA, local_server.model)
+    assert _attempts(last) == [("ollama", True)]
+    # llama-cpp-python's server reports no usage on a stream: forge has none, ForgeChat invents none.
+    assert last.usage_metadata is None
+    # Every chunk reached the callbacks exactly once.
+    assert recorder.tokens == [chunk.text for chunk in chunks]
+    merged = _collect(chunks)
+    assert merged.response_metadata["model_provider"] == "ollama"
+
+
+async def test_astream_yields_text_then_one_final_chunk(local_server: LocalServer) -> None:
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    chunks = [chunk async for chunk in chat.astream(PROMPT)]
+    last = _assert_one_final_chunk(chunks)
+    _assert_served_by(last, Provider.OLLAMA, local_server.model)
+
+
+def test_stream_hook_reports_each_chunk_to_a_given_run_manager(local_server: LocalServer) -> None:
+    # langchain-core 1.8 reports tokens itself and passes no run manager to _stream; older cores
+    # pass one, and _stream must then report every chunk to it.
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    recorder = _TokenRecorder()
+    messages: list[BaseMessage] = [HumanMessage(content=PROMPT)]
+    (run_manager,) = CallbackManager.configure([recorder]).on_chat_model_start({}, [messages])
+    generations = list(chat._stream(messages, run_manager=run_manager))
+    assert recorder.tokens == [generation.text for generation in generations]
+    assert len(recorder.tokens) >= 2
+
+
+async def test_astream_hook_reports_each_chunk_to_a_given_run_manager(
+    local_server: LocalServer,
+) -> None:
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    recorder = _TokenRecorder()
+    messages: list[BaseMessage] = [HumanMessage(content=PROMPT)]
+    manager = AsyncCallbackManager.configure([recorder])
+    (run_manager,) = await manager.on_chat_model_start({}, [messages])
+    generations = [
+        generation async for generation in chat._astream(messages, run_manager=run_manager)
+    ]
+    assert recorder.tokens == [generation.text for generation in generations]
+    assert len(recorder.tokens) >= 2
+
+
+def test_streaming_field_routes_invoke_through_the_stream(local_server: LocalServer) -> None:
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)),
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+        streaming=True,
+    )
+    recorder = _TokenRecorder()
+    answer = chat.invoke(PROMPT, config={"callbacks": [recorder]})
+    assert isinstance(answer.content, str) and answer.content
+    assert "".join(recorder.tokens) == answer.content  # tokens came one by one
+    assert len(recorder.tokens) > 1
+    _assert_served_by(answer, Provider.OLLAMA, local_server.model)
+
+
+def test_lcel_chain_returns_text(local_server: LocalServer) -> None:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You answer in one short sentence."), ("human", "Tell me about {topic}.")]
+    )
+    chat = ForgeChat(
+        config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    chain = prompt | chat | StrOutputParser()
+    text = chain.invoke({"topic": "the sea"})
+    assert isinstance(text, str) and text
+
+
+def test_fallback_from_a_refused_ollama_to_openai(local_server: LocalServer) -> None:
+    config = config_for(
+        {"name": "ollama", "base_url": closed_port_url()}, openai_compatible_on(local_server)
+    )
+    answer = ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE).invoke(PROMPT)
+    assert isinstance(answer.content, str) and answer.content
+    _assert_served_by(answer, Provider.OPENAI, local_server.model)
+    attempts = answer.response_metadata["route"]["attempts"]
+    assert [(a["provider"], a["ok"]) for a in attempts] == [("ollama", False), ("openai", True)]
+    assert attempts[0]["error_kind"] == OllamaUnavailable.kind
+    assert "refused" in attempts[0]["message"]
+
+
+def test_streamed_fallback_reports_the_refused_attempt(local_server: LocalServer) -> None:
+    config = config_for(
+        {"name": "ollama", "base_url": closed_port_url()}, openai_compatible_on(local_server)
+    )
+    chunks = list(
+        ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE).stream(PROMPT)
+    )
+    last = _assert_one_final_chunk(chunks)
+    _assert_served_by(last, Provider.OPENAI, local_server.model)
+    assert _attempts(last) == [("ollama", False), ("openai", True)]
+
+
+def test_fallback_order_field_puts_openai_first(local_server: LocalServer) -> None:
+    config = config_for(ollama_on(local_server), openai_compatible_on(local_server))
+    chat = ForgeChat(
+        config=config,
+        fallback_order=["openai", "ollama"],
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+    )
+    answer = chat.invoke(PROMPT)
+    assert _attempts(answer) == [("openai", True)]
+
+
+def test_every_provider_refused_raises_fallback_failed_unchanged() -> None:
+    chat = ForgeChat(
+        config=config_for({"name": "ollama", "base_url": closed_port_url()}),
+        max_tokens=4,
+        temperature=TEMPERATURE,
+    )
+    with pytest.raises(FallbackFailed) as caught:
+        chat.invoke(PROMPT)
+    assert [(a.provider, a.ok) for a in caught.value.route.attempts] == [(Provider.OLLAMA, False)]
+    with pytest.raises(FallbackFailed):
+        list(chat.stream(PROMPT))
+
+
+@pytest.mark.local_model
+def test_per_call_model_pins_the_in_process_provider(local_server: LocalServer) -> None:
+    config = config_for(ollama_on(local_server), embedded_in_process())
+    chat = ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE)
+    answer = chat.invoke(PROMPT, model="huggingface:gemma-3-270m")
+    assert isinstance(answer.content, str) and answer.content
+    _assert_served_by(answer, Provider.HUGGINGFACE, "gemma-3-270m")
+    assert _attempts(answer) == [("huggingface", True)]
+    # Without the per-call model, the config's first provider (ollama) serves.
+    assert chat.invoke(PROMPT).response_metadata["model_provider"] == "ollama"
+
+
+@pytest.mark.local_model
+def test_in_process_stream_reports_usage_on_the_final_chunk_only() -> None:
+    chat = ForgeChat(
+        config=config_for(embedded_in_process()), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
+    )
+    chunks = list(chat.stream(PROMPT))
+    last = _assert_one_final_chunk(chunks)
+    _assert_served_by(last, Provider.HUGGINGFACE, "gemma-3-270m")
+    usage = last.usage_metadata
+    assert usage is not None
+    assert usage["input_tokens"] > 0
+    assert 0 < usage["output_tokens"] <= MAX_TOKENS
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert _collect(chunks).usage_metadata == usage
+
+
+@pytest.mark.local_model
+async def test_in_process_async_stream_and_invoke() -> None:
+    chat = ForgeChat(
+        config=config_for(embedded_in_process()), max_tokens=8, temperature=TEMPERATURE
+    )
+    chunks = [chunk async for chunk in chat.astream(PROMPT)]
+    last = _assert_one_final_chunk(chunks)
+    assert last.usage_metadata is not None and last.usage_metadata["output_tokens"] > 0
+    answer = await chat.ainvoke(PROMPT)
+    _assert_served_by(answer, Provider.HUGGINGFACE, "gemma-3-270m")
+    assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
