@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import forge_core
 import pytest
+from forge_core import routing_overrides
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ImageBlock,
@@ -12,7 +13,6 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llamaindex_forge._utils import (
-    build_overrides,
     chat_response,
     request_params,
     stream_response,
@@ -129,11 +129,11 @@ def test_roles_given_as_strings_are_accepted() -> None:
 
 
 def test_no_options_means_no_overrides() -> None:
-    assert build_overrides() == {}
+    assert routing_overrides() == {}
 
 
 def test_overrides_have_forge_yaml_shape() -> None:
-    overrides = build_overrides(
+    overrides = routing_overrides(
         fallback_order=["openai", "ollama"], local_first=False, local_only=True, timeout=12.5
     )
     assert overrides == {
@@ -150,8 +150,8 @@ def test_overrides_have_forge_yaml_shape() -> None:
 
 
 def test_overrides_only_for_options_that_are_set() -> None:
-    assert build_overrides(local_only=False) == {"model_preferences": {"local_only": False}}
-    assert build_overrides(fallback_order=[]) == {"providers": {"fallback": {"order": []}}}
+    assert routing_overrides(local_only=False) == {"model_preferences": {"local_only": False}}
+    assert routing_overrides(fallback_order=[]) == {"providers": {"fallback": {"order": []}}}
 
 
 def test_request_params_drop_unset_defaults_and_let_kwargs_win() -> None:

@@ -21,6 +21,7 @@ from forge_core._config import (
     RoutingConfig,
     find_config_file,
     load_config,
+    routing_overrides,
 )
 from forge_core._exceptions import (
     AuthenticationFailed,
@@ -109,4 +110,5 @@ __all__ = [
     "__version__",
     "find_config_file",
     "load_config",
+    "routing_overrides",
 ]

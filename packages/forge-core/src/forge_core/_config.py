@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ __all__ = [
     "apply_overrides",
     "find_config_file",
     "load_config",
+    "routing_overrides",
 ]
 
 DEFAULT_CONFIG_NAME = "forge.yaml"
@@ -258,6 +259,34 @@ def load_config(
         raise _config_error(exc, layers, env_sources) from None
     config.source = str(file) if file else None
     return config
+
+
+def routing_overrides(
+    *,
+    fallback_order: Sequence[str] | None = None,
+    local_first: bool | None = None,
+    local_only: bool | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """The ``Forge(overrides=...)`` mapping for the routing options a framework model exposes.
+
+    ``fallback_order`` -> ``providers.fallback.order``; ``local_first`` / ``local_only`` ->
+    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``. None leaves the
+    key out, so the config file (or the default) decides.
+    """
+    overrides: dict[str, Any] = {}
+    if fallback_order is not None:
+        overrides["providers"] = {"fallback": {"order": list(fallback_order)}}
+    preferences = {
+        key: value
+        for key, value in (("local_first", local_first), ("local_only", local_only))
+        if value is not None
+    }
+    if preferences:
+        overrides["model_preferences"] = preferences
+    if timeout is not None:
+        overrides["routing"] = {"total_timeout_seconds": timeout}
+    return overrides
 
 
 def apply_overrides(config: ForgeConfig, overrides: Mapping[str, Any]) -> ForgeConfig:

@@ -21,7 +21,6 @@ from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, too
 
 __all__ = [
     "REQUEST_PARAMS",
-    "build_overrides",
     "chunk_to_message_chunk",
     "config_identity",
     "content_to_text",
@@ -157,33 +156,6 @@ def message_from_forge(message: forge_core.Message) -> BaseMessage:
             name=message.name,
         )
     return ToolMessage(content=content, tool_call_id=message.tool_call_id or "", name=message.name)
-
-
-def build_overrides(
-    *,
-    fallback_order: Sequence[str] | None = None,
-    local_first: bool | None = None,
-    local_only: bool | None = None,
-    timeout: float | None = None,
-) -> dict[str, Any]:
-    """forge.yaml-shaped overrides for the `ForgeChat` fields that were set (not None).
-
-    ``fallback_order`` -> ``providers.fallback.order``; ``local_first``/``local_only`` ->
-    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``.
-    """
-    overrides: dict[str, Any] = {}
-    if fallback_order is not None:
-        overrides["providers"] = {"fallback": {"order": list(fallback_order)}}
-    preferences: dict[str, Any] = {}
-    if local_first is not None:
-        preferences["local_first"] = local_first
-    if local_only is not None:
-        preferences["local_only"] = local_only
-    if preferences:
-        overrides["model_preferences"] = preferences
-    if timeout is not None:
-        overrides["routing"] = {"total_timeout_seconds": timeout}
-    return overrides
 
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from langchain_forge._utils import (
-    build_overrides,
     chunk_to_message_chunk,
     config_identity,
     messages_to_forge,
@@ -243,7 +242,7 @@ class ForgeChat(BaseChatModel):
 
     def _overrides(self) -> dict[str, Any]:
         """forge.yaml-shaped overrides from the routing fields that are set."""
-        return build_overrides(
+        return forge_core.routing_overrides(
             fallback_order=self.fallback_order,
             local_first=self.local_first,
             local_only=self.local_only,

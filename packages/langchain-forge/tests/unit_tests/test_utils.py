@@ -6,7 +6,16 @@ from typing import Any
 
 import forge_core
 import pytest
-from forge_core import Attempt, ChatChunk, ChatResponse, Provider, RouteTrail, ToolCallDelta, Usage
+from forge_core import (
+    Attempt,
+    ChatChunk,
+    ChatResponse,
+    Provider,
+    RouteTrail,
+    ToolCallDelta,
+    Usage,
+    routing_overrides,
+)
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -18,7 +27,6 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_forge._utils import (
-    build_overrides,
     chunk_to_message_chunk,
     content_to_text,
     message_from_forge,
@@ -254,9 +262,9 @@ def test_streamed_tool_call_deltas_become_tool_call_chunks() -> None:
 
 
 def test_overrides_contain_only_the_fields_that_were_set() -> None:
-    assert build_overrides() == {}
-    assert build_overrides(local_only=False) == {"model_preferences": {"local_only": False}}
-    assert build_overrides(
+    assert routing_overrides() == {}
+    assert routing_overrides(local_only=False) == {"model_preferences": {"local_only": False}}
+    assert routing_overrides(
         fallback_order=["huggingface", "ollama"], local_first=True, local_only=True, timeout=12.5
     ) == {
         "providers": {"fallback": {"order": ["huggingface", "ollama"]}},

@@ -15,7 +15,6 @@ from llama_index.core.base.llms.types import (
 
 __all__ = [
     "REQUEST_PARAMS",
-    "build_overrides",
     "chat_response",
     "request_params",
     "served_by",
@@ -105,34 +104,6 @@ def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> di
     merged = {key: value for key, value in defaults.items() if value is not None}
     merged.update(kwargs)
     return merged
-
-
-def build_overrides(
-    *,
-    fallback_order: Sequence[str] | None = None,
-    local_first: bool | None = None,
-    local_only: bool | None = None,
-    timeout: float | None = None,
-) -> dict[str, Any]:
-    """The ``Forge(overrides=...)`` mapping (forge.yaml's shape) for the options that are set.
-
-    ``fallback_order`` -> ``providers.fallback.order``; ``local_first`` / ``local_only`` ->
-    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``. None leaves the key
-    out so the config file (or forge's default) decides.
-    """
-    overrides: dict[str, Any] = {}
-    if fallback_order is not None:
-        overrides["providers"] = {"fallback": {"order": list(fallback_order)}}
-    preferences: dict[str, Any] = {}
-    if local_first is not None:
-        preferences["local_first"] = local_first
-    if local_only is not None:
-        preferences["local_only"] = local_only
-    if preferences:
-        overrides["model_preferences"] = preferences
-    if timeout is not None:
-        overrides["routing"] = {"total_timeout_seconds": timeout}
-    return overrides
 
 
 # -- responses --------------------------------------------------------------------------------

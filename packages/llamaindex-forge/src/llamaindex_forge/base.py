@@ -28,7 +28,6 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import LLM
 
 from llamaindex_forge._utils import (
-    build_overrides,
     chat_response,
     request_params,
     stream_response,
@@ -144,7 +143,7 @@ class ForgeLLM(LLM):
     @property
     def overrides(self) -> dict[str, Any]:
         """The ``Forge(overrides=...)`` mapping built from the options that are set."""
-        return build_overrides(
+        return forge_core.routing_overrides(
             fallback_order=self.fallback_order,
             local_first=self.local_first,
             local_only=self.local_only,
