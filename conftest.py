@@ -20,3 +20,10 @@ def local_server(embedded_model: Path) -> Iterator[LocalServer]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, for the whole session."""
     with run_local_server(embedded_model) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tool_server(embedded_model: Path) -> Iterator[LocalServer]:
+    """The same server with ``chatml-function-calling``: grammar-constrained tool calls."""
+    with run_local_server(embedded_model, chat_format="chatml-function-calling") as server:
+        yield server

@@ -58,8 +58,12 @@ def embedded_model_path() -> Path:
 
 
 @contextlib.contextmanager
-def run_local_server(model_path: Path) -> Iterator[LocalServer]:
-    """Start ``python -m llama_cpp.server`` on 127.0.0.1, wait until it serves, stop it after."""
+def run_local_server(model_path: Path, chat_format: str = "gemma") -> Iterator[LocalServer]:
+    """Start ``python -m llama_cpp.server`` on 127.0.0.1, wait until it serves, stop it after.
+
+    ``chat_format="chatml-function-calling"`` gives grammar-constrained tool calls (the
+    ``gemma`` format has none).
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
@@ -71,7 +75,7 @@ def run_local_server(model_path: Path) -> Iterator[LocalServer]:
         "--model_alias",
         EMBEDDED_MODEL,
         "--chat_format",
-        "gemma",
+        chat_format,
         "--host",
         "127.0.0.1",
         "--port",
