@@ -109,3 +109,58 @@ def test_every_provider_down_exits_1_listing_them(tmp_path: Path) -> None:
     assert "every provider failed" in result.stderr
     assert "connection refused" in result.stderr
     assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_config_check_prints_resolved_config_without_secrets(tmp_path: Path) -> None:
+    from forge_core.cli import app
+    from typer.testing import CliRunner
+
+    config = write_config(
+        tmp_path / "forge.yaml",
+        {"providers": {"cloud": {"openai": {"api_key_env": "FORGE_TEST_OPENAI_KEY"}}}},
+    )
+    secret = "sk-forge-cli-canary-000111"
+    result = CliRunner().invoke(
+        app, ["config", "check", str(config), "--json"], env={"FORGE_TEST_OPENAI_KEY": secret}
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(result.stdout)
+    assert data["providers"]["cloud"]["openai"]["api_key"] == "${FORGE_TEST_OPENAI_KEY} (set)"
+    assert data["providers"]["local"]["ollama"]["base_url"] == "http://localhost:11434"
+    assert secret not in result.output
+
+
+def test_config_check_points_at_the_bad_key(tmp_path: Path) -> None:
+    config = tmp_path / "forge.yaml"
+    config.write_text("providers:\n  fallback:\n    order: [ollama, gemini]\n")
+    result = forge_cli("config", "check", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{config}: providers.fallback.order[1]" in result.stderr
+    assert "'gemini'" in result.stderr
+
+
+@pytest.mark.local_server
+def test_chat_json_output(local_server: LocalServer, tmp_path: Path) -> None:
+    import json
+
+    config = write_config(
+        tmp_path / "forge.yaml",
+        {
+            "providers": {
+                "local": {
+                    "ollama": {
+                        "base_url": local_server.base_url,
+                        "preferred_models": [local_server.model],
+                    }
+                },
+                "fallback": {"order": ["ollama"]},
+            }
+        },
+    )
+    result = forge_cli("chat", "Hi", "--json", "--max-tokens", "4", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["provider"] == "ollama"
+    assert data["route"]["attempts"][0]["ok"] is True
