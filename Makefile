@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 PROMPT ?= Why is the sky blue? Answer in one sentence.
 MAX_TOKENS ?= 64
 
-.PHONY: install chat test lint
+.PHONY: install chat test lint bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,3 +26,8 @@ lint: install
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
 	$(UV) run --locked mypy
+
+# Benchmarks vs peers (dev-only `bench` group); rewrites the README's results section.
+bench: $(UV)
+	$(UV) sync --locked --all-packages --group bench --python $(PYTHON)
+	$(UV) run --locked python -m benchmarks

@@ -8,6 +8,7 @@ from forge_core import (
     FallbackFailed,
     Forge,
     ForgeConfig,
+    Message,
     OllamaUnavailable,
     Provider,
     StreamInterrupted,
@@ -230,12 +231,40 @@ def test_stream_interrupted_type_carries_partial() -> None:
 def test_candidate_lacking_a_needed_capability_is_skipped_not_called(
     local_server: LocalServer,
 ) -> None:
+    image = "data:image/png;base64,iVBORw0KGgo="
+    request = ChatRequest(messages=[Message(role="user", content="What is this?", images=[image])])
+    forge = Forge(config_for(embedded_in_process(), ollama_on(local_server)))
+    candidates, drops = forge.router.plan(request)
+    assert Provider.HUGGINGFACE not in [c.provider for c in candidates]
+    assert drops[0].provider is Provider.HUGGINGFACE
+    assert drops[0].reason == "lacks images"
+
+
+def test_streamed_tool_call_arrives_assembled_on_the_last_chunk(tool_server: LocalServer) -> None:
     tool = {
         "type": "function",
-        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
     }
-    forge = Forge(config_for(embedded_in_process(), ollama_on(local_server)))
-    candidates, drops = forge.router.plan(ChatRequest(messages=[], tools=[tool]))
-    assert [c.provider for c in candidates] == [Provider.OLLAMA]
-    assert drops[0].provider is Provider.HUGGINGFACE
-    assert drops[0].reason == "lacks tool calling"
+    forge = Forge(config_for(openai_compatible_on(tool_server)))
+    chunks = list(
+        forge.stream(
+            "Weather in Paris?",
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            max_tokens=64,
+            temperature=0,
+        )
+    )
+    last = chunks[-1]
+    assert [call.name for call in last.tool_calls] == ["get_weather"]
+    assert isinstance(last.tool_calls[0].arguments.get("city"), str)
+    assert last.tool_calls[0].id and last.tool_calls[0].id != "get_weather"
+    fragment_ids = {d.id for c in chunks[:-1] for d in c.tool_call_deltas if d.id}
+    assert fragment_ids <= {last.tool_calls[0].id}

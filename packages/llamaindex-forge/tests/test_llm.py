@@ -38,12 +38,23 @@ def test_defaults() -> None:
 
 
 def test_metadata_defaults() -> None:
-    metadata = ForgeLLM().metadata
+    metadata = ForgeLLM(config=cloud_only_config(), local_only=True).metadata
     assert metadata.context_window == 2048
     assert metadata.num_output == DEFAULT_NUM_OUTPUTS
     assert metadata.is_chat_model is True
+    # No provider is allowed, so none can call tools.
     assert metadata.is_function_calling_model is False
     assert metadata.model_name == "forge"
+
+
+def test_metadata_says_function_calling_when_a_candidate_can_call_tools() -> None:
+    # Planning needs no network: the OpenAI-compatible endpoint declares tool calling.
+    assert ForgeLLM(config=cloud_only_config()).metadata.is_function_calling_model is True
+
+
+def test_metadata_is_not_function_calling_when_the_config_is_broken(tmp_path: Path) -> None:
+    llm = ForgeLLM(config=str(tmp_path / "absent.yaml"))
+    assert llm.metadata.is_function_calling_model is False
 
 
 def test_metadata_follows_options() -> None:
@@ -201,10 +212,13 @@ def test_refused_provider_fails_with_the_route() -> None:
     llm = ForgeLLM(config=config_for({"name": "ollama", "base_url": closed_port_url()}))
     with pytest.raises(forge_core.FallbackFailed) as caught:
         llm.chat(USER)
-    [attempt] = caught.value.route.attempts
-    assert attempt.provider == forge_core.Provider.OLLAMA
-    assert attempt.ok is False
-    assert attempt.error_kind == "unavailable"
+    # forge may retry a refused connection; every attempt is the refused provider's.
+    attempts = caught.value.route.attempts
+    assert attempts
+    for attempt in attempts:
+        assert attempt.provider == forge_core.Provider.OLLAMA
+        assert attempt.ok is False
+        assert attempt.error_kind == "unavailable"
 
 
 def test_unknown_keyword_is_rejected() -> None:
@@ -218,3 +232,14 @@ def test_unsupported_message_is_rejected_before_routing() -> None:
     )
     with pytest.raises(ValueError, match="'image' content blocks are not supported"):
         ForgeLLM(config=cloud_only_config()).chat([message])
+
+
+def test_metadata_context_window_comes_from_the_first_candidate() -> None:
+    config = config_for(
+        {"name": "huggingface", "models": [{"name": "gemma-3-270m"}], "n_ctx": 1024}
+    )
+    assert ForgeLLM(config=config).metadata.context_window == 1024
+    # An explicit option wins.
+    assert ForgeLLM(config=config, context_window=512).metadata.context_window == 512
+    # An endpoint that does not know its window leaves the default.
+    assert ForgeLLM(config=cloud_only_config()).metadata.context_window == 2048

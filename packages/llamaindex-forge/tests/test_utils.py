@@ -86,21 +86,62 @@ def test_image_blocks_are_rejected() -> None:
         to_forge_message(message)
 
 
-def test_tool_call_blocks_are_rejected() -> None:
+def test_tool_call_blocks_become_forge_tool_calls() -> None:
     message = ChatMessage(
-        role=MessageRole.ASSISTANT, blocks=[ToolCallBlock(tool_name="weather", tool_call_id="c")]
+        role=MessageRole.ASSISTANT,
+        blocks=[
+            ToolCallBlock(tool_name="weather", tool_call_id="c1", tool_kwargs={"city": "Oslo"}),
+            ToolCallBlock(tool_name="weather", tool_call_id="c2", tool_kwargs='{"city": "Oslo"}'),
+        ],
+    )
+    converted = to_forge_message(message)
+    assert converted.content is None
+    assert converted.tool_calls == [
+        forge_core.ToolCall(id="c1", name="weather", arguments={"city": "Oslo"}),
+        forge_core.ToolCall(id="c2", name="weather", arguments={"city": "Oslo"}),
+    ]
+
+
+def test_tool_call_blocks_outside_assistant_messages_are_rejected() -> None:
+    message = ChatMessage(
+        role=MessageRole.USER, blocks=[ToolCallBlock(tool_name="weather", tool_call_id="c")]
     )
     with pytest.raises(ValueError, match="'tool_call' content blocks are not supported"):
         to_forge_message(message)
 
 
-def test_legacy_tool_calls_in_additional_kwargs_are_rejected() -> None:
+def test_tool_calls_in_additional_kwargs_become_forge_tool_calls() -> None:
     message = ChatMessage(
         role=MessageRole.ASSISTANT,
         content="",
-        additional_kwargs={"tool_calls": [{"id": "c", "function": {"name": "weather"}}]},
+        additional_kwargs={
+            "provider": "ollama",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "weather"}},
+                {"id": "d", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}},
+            ],
+        },
     )
-    with pytest.raises(ValueError, match="tool_calls"):
+    assert to_forge_message(message).tool_calls == [
+        forge_core.ToolCall(id="c", name="weather", arguments={}),
+        forge_core.ToolCall(id="d", name="weather", arguments={"city": "Rome"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "tool_calls",
+    [
+        {"id": "c"},
+        [{"id": "c"}],
+        [{"id": "c", "function": {"name": "weather", "arguments": "not json"}}],
+        [{"id": "c", "function": {"name": "weather", "arguments": "[1, 2]"}}],
+    ],
+)
+def test_malformed_tool_calls_in_additional_kwargs_are_rejected(tool_calls: object) -> None:
+    message = ChatMessage(
+        role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": tool_calls}
+    )
+    with pytest.raises(ValueError, match=r"tool_calls|arguments"):
         to_forge_message(message)
 
 
@@ -166,9 +207,12 @@ def test_request_params_reject_unknown_keywords() -> None:
         request_params({}, {"frobnicate": True})
 
 
-def test_tools_are_not_accepted_before_function_calling_support() -> None:
-    with pytest.raises(TypeError, match="tools"):
-        request_params({}, {"tools": [{"type": "function"}]})
+def test_tools_and_tool_choice_are_request_params() -> None:
+    tools = [{"type": "function", "function": {"name": "weather"}}]
+    assert request_params({}, {"tools": tools, "tool_choice": "auto"}) == {
+        "tools": tools,
+        "tool_choice": "auto",
+    }
 
 
 # -- responses ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from forge_core._config import (
     load_config,
     routing_overrides,
 )
+from forge_core._embeddings import Embedder, EmbeddingResponse
 from forge_core._exceptions import (
     AuthenticationFailed,
     BadRequest,
@@ -75,6 +76,8 @@ __all__ = [
     "CloudProvidersConfig",
     "ConfigError",
     "Drop",
+    "Embedder",
+    "EmbeddingResponse",
     "FallbackConfig",
     "FallbackFailed",
     "Forge",

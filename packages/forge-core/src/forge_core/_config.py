@@ -62,6 +62,25 @@ class OllamaConfig(_Section):
         default="openai",
         description="'openai' uses /v1/chat/completions (the seed's choice); 'native' /api/chat.",
     )
+    dialect: Literal["openai", "llama-cpp"] = Field(
+        default="openai",
+        description="How the /v1 server spells structured output: 'llama-cpp' for "
+        "llama-cpp-python's server (JSON schema sent as json_object + schema).",
+    )
+    num_ctx: int | None = Field(
+        default=None, gt=0, description="Context window to load models with (api: native only)."
+    )
+    keep_alive: str | int | None = Field(
+        default=None,
+        description="How long Ollama keeps a model loaded after a request ('10m', seconds, -1 "
+        "forever, 0 unload); sent with native chat and preloads. Null: the server's default.",
+    )
+    think: bool | Literal["low", "medium", "high", "max"] | None = Field(
+        default=None, description="Ask thinking models to think (api: native only)."
+    )
+    health_check_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds the /api/version health probe may take."
+    )
 
 
 class HuggingFaceModelConfig(_Section):
@@ -69,17 +88,35 @@ class HuggingFaceModelConfig(_Section):
 
     name: str
     local_path: str | None = None
-    chat_format: str | None = None
+    chat_format: str | None = Field(
+        default=None,
+        description="llama-cpp-python chat format; wins over the GGUF's own template. "
+        "Unset: the GGUF's template, else the packaged model's format, else chatml.",
+    )
+    format: Literal["auto", "gguf", "onnx"] = Field(
+        default="auto",
+        description="'auto' tells GGUF files from ONNX model directories by what is on disk.",
+    )
 
 
 class HuggingFaceConfig(_Section):
-    """``providers.local.huggingface``: models run in process (GGUF via llama-cpp-python)."""
+    """``providers.local.huggingface``: models run in process (GGUF: llama-cpp-python; ONNX)."""
 
     cache_dir: str = "~/.cache/huggingface"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: list[HuggingFaceModelConfig] = Field(default_factory=list)
     n_ctx: int = Field(default=2048, gt=0)
     n_threads: int | None = Field(default=None, gt=0)
+    keep_alive_seconds: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Unload a model idle this long; null keeps it loaded for the process.",
+    )
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        description="Loaded instances per model; requests beyond this many wait their turn.",
+    )
 
 
 class LocalProvidersConfig(_Section):
@@ -105,6 +142,11 @@ class OpenAIConfig(_CloudProviderConfig):
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     default_model: str = "gpt-4o-mini"
+    dialect: Literal["openai", "llama-cpp"] = Field(
+        default="openai",
+        description="The server's flavour of the OpenAI format: 'llama-cpp' for "
+        "llama-cpp-python's server (JSON schema sent as json_object + schema).",
+    )
 
 
 class AnthropicConfig(_CloudProviderConfig):
@@ -178,10 +220,61 @@ class ModelPreferences(_Section):
 
 
 class RoutingConfig(_Section):
-    """``routing``: deadlines that bound each attempt and the whole request."""
+    """``routing``: deadlines, retries, circuit breakers and the mid-stream failure policy."""
 
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    total_timeout_seconds: float = Field(default=300.0, gt=0)
+    total_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Bounds the whole request: every retry and every fallback included.",
+    )
+    first_token_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wait this long for the first content token (the whole answer when not "
+        "streaming); null uses the provider's timeout_seconds.",
+    )
+    idle_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wait this long between two chunks of a stream; null uses the provider's "
+        "timeout_seconds.",
+    )
+    max_retries: int = Field(
+        default=2, ge=0, description="Retries of one candidate after a retryable error."
+    )
+    retry_initial_backoff_seconds: float = Field(default=0.5, ge=0)
+    retry_max_backoff_seconds: float = Field(default=8.0, ge=0)
+    retry_jitter_seconds: float = Field(
+        default=0.5, ge=0, description="Up to this much random delay is added to each backoff."
+    )
+    retry_after_cap_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A Retry-After up to this long is waited out; a longer one is not retried.",
+    )
+    breaker_failure_threshold: int = Field(
+        default=3, ge=1, description="Consecutive failures that open an endpoint's circuit."
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="How long a circuit stays open before one probe."
+    )
+    breaker_max_cooldown_seconds: float = Field(
+        default=600.0, gt=0, description="The cooldown doubles on each re-opening, up to this."
+    )
+    breaker_open_on_timeout: bool = Field(
+        default=True,
+        description="A timeout opens the endpoint's circuit at once: a stalled endpoint costs "
+        "the full timeout on every call, so only the first call should pay it.",
+    )
+    midstream: Literal["raise", "continue"] = Field(
+        default="raise",
+        description="When a stream dies after its first token: 'raise' StreamInterrupted with "
+        "the partial text, or 'continue' by asking the next candidate to carry on from it.",
+    )
+    health_ttl_seconds: float = Field(
+        default=30.0, gt=0, description="How long a health probe's result is trusted."
+    )
 
 
 class ForgeConfig(_Section):
@@ -267,12 +360,14 @@ def routing_overrides(
     local_first: bool | None = None,
     local_only: bool | None = None,
     timeout: float | None = None,
+    max_retries: int | None = None,
 ) -> dict[str, Any]:
     """The ``Forge(overrides=...)`` mapping for the routing options a framework model exposes.
 
     ``fallback_order`` -> ``providers.fallback.order``; ``local_first`` / ``local_only`` ->
-    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``. None leaves the
-    key out, so the config file (or the default) decides.
+    ``model_preferences``; ``timeout`` -> ``routing.total_timeout_seconds``; ``max_retries``
+    -> ``routing.max_retries``. None leaves the key out, so the config file (or the default)
+    decides.
     """
     overrides: dict[str, Any] = {}
     if fallback_order is not None:
@@ -284,8 +379,13 @@ def routing_overrides(
     }
     if preferences:
         overrides["model_preferences"] = preferences
+    routing: dict[str, Any] = {}
     if timeout is not None:
-        overrides["routing"] = {"total_timeout_seconds": timeout}
+        routing["total_timeout_seconds"] = timeout
+    if max_retries is not None:
+        routing["max_retries"] = max_retries
+    if routing:
+        overrides["routing"] = routing
     return overrides
 
 

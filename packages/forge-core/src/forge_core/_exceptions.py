@@ -115,14 +115,25 @@ class ModelNotFound(ProviderError):
 
 
 class ForgeTimeout(ProviderError):
-    """A connect, first-token or total deadline passed."""
+    """A connect, first-token, idle or total deadline passed.
+
+    ``phase`` says which one (``connect``, ``first_token``, ``idle``, ``total``) when known.
+    """
 
     kind = "timeout"
     retryable = True
 
-    def __init__(self, message: str, *, timeout_seconds: float | None = None, **kwargs: object):
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout_seconds: float | None = None,
+        phase: str | None = None,
+        **kwargs: object,
+    ):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.timeout_seconds = timeout_seconds
+        self.phase = phase
 
 
 class RateLimited(ProviderError):

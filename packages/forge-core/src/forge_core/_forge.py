@@ -8,8 +8,9 @@ from typing import Any
 
 from forge_core._config import ForgeConfig, apply_overrides, load_config
 from forge_core._http import ClientPool
+from forge_core._retry import Clock
 from forge_core._router import Router
-from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Message
+from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Message, Provider
 from forge_core.providers import build_backends
 
 __all__ = ["Forge", "MessagesInput"]
@@ -23,7 +24,9 @@ class Forge:
 
     ``config`` is a `ForgeConfig`, a path to a ``forge.yaml``, or None (``$FORGE_CONFIG``,
     ``./forge.yaml``, the user config dir, then built-in defaults). ``overrides`` has the file's
-    shape and wins over the file and the ``FORGE_*`` env vars.
+    shape and wins over the file and the ``FORGE_*`` env vars. ``env`` is where provider
+    clients read the API keys named by ``api_key_env`` (default: ``os.environ``), so a key can
+    be handed to one `Forge` without putting it in the process environment.
 
     Example:
         ```python
@@ -39,17 +42,64 @@ class Forge:
         *,
         overrides: Mapping[str, Any] | None = None,
         pool: ClientPool | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(config, ForgeConfig):
             self.config = apply_overrides(config, overrides) if overrides else config
         else:
             self.config = load_config(config, overrides=overrides)
-        self._router = Router(self.config, build_backends(self.config, pool=pool))
+        backends = build_backends(self.config, pool=pool, env=env)
+        self._router = Router(self.config, backends, clock=clock)
 
     @property
     def router(self) -> Router:
         """The router (candidate planning and fallback)."""
         return self._router
+
+    def warm(self, models: Sequence[str] | None = None) -> list[str]:
+        """Load the in-process (``huggingface``) models now rather than on first request.
+
+        ``models`` defaults to every configured one (else the embedded model). Returns the names
+        loaded; a model that cannot load raises its `ProviderError` (``ModelNotFound`` …).
+        """
+        backend = self._router.backends.get(Provider.HUGGINGFACE)
+        warm = getattr(backend, "warm", None)
+        if warm is None:
+            return []
+        return list(warm(list(models) if models is not None else None))
+
+    def stats(self) -> dict[str, Any]:
+        """What the router has seen since this `Forge` was made.
+
+        ``models``: per ``provider:model`` requests (attempts), successes, failures by kind,
+        latency and TTFT percentiles (ms, over the most recent calls); ``circuits``: each
+        endpoint's breaker state; ``health``: unexpired cached health; ``backends``: each
+        backend's own ``stats()`` where it has one (local models: load time, memory …).
+        """
+        stats = self._router.stats()
+        stats["health"] = self._router.health.snapshot()
+        backends: dict[str, Any] = {}
+        for provider, backend in self._router.backends.items():
+            own = getattr(backend, "stats", None)
+            if callable(own):
+                backends[provider.value] = own()
+        stats["backends"] = backends
+        return stats
+
+    def check_health(self) -> dict[str, str]:
+        """Each provider in the fallback order: ``up``, ``warming``, ``down`` or ``unknown``.
+
+        Cached results are used while fresh (``routing.health_ttl_seconds``); otherwise the
+        backend's own cheap probe runs (never a billed call). Candidates cached as down are
+        skipped by the router until the entry expires.
+        """
+        backends = self._router.backends
+        return {
+            provider.value: self._router.check_health(backends[provider]).value
+            for provider in self.config.providers.fallback.order
+            if provider in backends
+        }
 
     def chat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
         """Route one chat request and return the first successful answer.

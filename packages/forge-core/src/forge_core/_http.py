@@ -15,7 +15,8 @@ import httpx
 
 __all__ = ["ClientPool", "default_pool"]
 
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+# As wide as the openai SDK: a router on the hot path must not queue requests its peers send.
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30)
 
 
 class ClientPool:

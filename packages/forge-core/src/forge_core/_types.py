@@ -104,6 +104,11 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    images: list[str] = Field(
+        default_factory=list,
+        description="Images sent with this message: data URLs (data:image/png;base64,...) "
+        "or http(s) URLs; a provider that cannot take one raises CapabilityMismatch.",
+    )
 
 
 class Usage(BaseModel):
@@ -199,11 +204,14 @@ class ChatChunk(BaseModel):
     """One piece of a streamed answer.
 
     ``usage`` appears on one chunk at most; ``route`` is set on the last chunk only, which also
-    carries ``finish_reason``.
+    carries ``finish_reason``. ``tool_calls`` holds the complete, assembled tool calls of the
+    stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
+    ``tool_call_deltas`` before it are the same calls in fragments.
     """
 
     content: str = ""
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
     provider: Provider
@@ -244,6 +252,7 @@ class ModelRequirements(BaseModel):
             tools=bool(request.tools),
             structured_output=response_type == "json_schema",
             json_mode=response_type == "json_object",
+            vision=any(message.images for message in request.messages),
             min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
         )
 

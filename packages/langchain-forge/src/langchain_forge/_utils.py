@@ -30,13 +30,17 @@ __all__ = [
     "request_params",
     "response_metadata",
     "response_to_message",
+    "tool_choice_to_openai",
     "usage_to_metadata",
 ]
 
 #: `forge_core.ChatRequest` fields a caller may set per call, e.g. ``invoke(..., model=...)``.
-#: ``stop`` is LangChain's own argument and handled separately. Tools and structured output
-#: are not accepted yet (tool calling is a later issue).
-REQUEST_PARAMS = frozenset({"model", "temperature", "max_tokens", "local_only"})
+#: ``stop`` is LangChain's own argument and handled separately. ``tools``, ``tool_choice`` and
+#: ``response_format`` (OpenAI shapes) are what ``bind_tools`` / ``with_structured_output``
+#: bind.
+REQUEST_PARAMS = frozenset(
+    {"model", "temperature", "max_tokens", "local_only", "tools", "tool_choice", "response_format"}
+)
 
 #: Keyword arguments LangChain itself may pass down to ``_generate``/``_stream``; ignored here.
 _LANGCHAIN_KWARGS = frozenset({"stream"})
@@ -87,6 +91,23 @@ def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "
     return "".join(parts)
 
 
+#: Content blocks that repeat an AIMessage's ``tool_calls`` (Anthropic's ``tool_use``,
+#: LangChain's standard ``tool_call``); ``tool_calls`` is what forge sends.
+_TOOL_CALL_BLOCKS = frozenset({"tool_use", "tool_call"})
+
+
+def _without_tool_call_blocks(
+    content: str | list[str | dict[str, Any]],
+) -> str | list[str | dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    return [
+        block
+        for block in content
+        if not (isinstance(block, Mapping) and block.get("type") in _TOOL_CALL_BLOCKS)
+    ]
+
+
 def _tool_call_to_forge(call: ToolCall, index: int) -> forge_core.ToolCall:
     call_id = call.get("id")
     if not call_id:
@@ -118,7 +139,7 @@ def message_to_forge(message: BaseMessage) -> forge_core.Message:
                 "ForgeChat: an AIMessage with invalid_tool_calls cannot be sent to forge "
                 "(their arguments are not valid JSON objects)"
             )
-        text = content_to_text(message.content, where="AIMessage")
+        text = content_to_text(_without_tool_call_blocks(message.content), where="AIMessage")
         calls = [_tool_call_to_forge(call, i) for i, call in enumerate(message.tool_calls)]
         return forge_core.Message(role="assistant", content=text, tool_calls=calls, name=name)
     if isinstance(message, ToolMessage):
@@ -169,6 +190,35 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in kwargs.items() if key in REQUEST_PARAMS}
 
 
+def tool_choice_to_openai(
+    tool_choice: str | bool | dict[str, Any] | None, tools: Sequence[Mapping[str, Any]]
+) -> str | dict[str, Any] | None:
+    """LangChain's ``tool_choice`` vocabulary as the OpenAI shape `forge_core.ChatRequest` takes.
+
+    ``"auto"`` and ``"none"`` pass through; ``"any"``, ``"required"`` and ``True`` force some
+    tool call (``"required"``), and with a single tool force that tool by name, which means the
+    same and is understood by more OpenAI-compatible servers; a tool's name forces that tool; a
+    dict is taken as an OpenAI ``tool_choice`` object. ``None`` and ``False`` leave it unset.
+    """
+    if tool_choice is None or tool_choice is False:
+        return None
+    if isinstance(tool_choice, dict):
+        return tool_choice
+    names = [tool["function"]["name"] for tool in tools]
+    if tool_choice is True or tool_choice in ("any", "required"):
+        if len(names) == 1:
+            return {"type": "function", "function": {"name": names[0]}}
+        return "required"
+    if tool_choice in ("auto", "none"):
+        return tool_choice
+    if isinstance(tool_choice, str) and tool_choice in names:
+        return {"type": "function", "function": {"name": tool_choice}}
+    raise ValueError(
+        f"ForgeChat: tool_choice {tool_choice!r} is neither 'auto', 'none', 'any', 'required' "
+        f"nor the name of a bound tool ({', '.join(names) or 'no tools bound'})"
+    )
+
+
 def config_identity(config: forge_core.ForgeConfig | str | Path | None) -> Any:
     """A JSON-friendly identity of ``config`` for ``_identifying_params`` (and the LLM cache)."""
     if isinstance(config, forge_core.ForgeConfig):
@@ -187,6 +237,15 @@ def _tool_call_chunk_from_forge(delta: forge_core.ToolCallDelta) -> ToolCallChun
     return tool_call_chunk(
         name=delta.name, args=delta.arguments or None, id=delta.id, index=delta.index
     )
+
+
+def _name_once(delta: forge_core.ToolCallDelta, named_calls: set[int]) -> forge_core.ToolCallDelta:
+    if delta.name is None:
+        return delta
+    if delta.index in named_calls:
+        return delta.model_copy(update={"name": None})
+    named_calls.add(delta.index)
+    return delta
 
 
 def usage_to_metadata(usage: forge_core.Usage) -> UsageMetadata:
@@ -231,14 +290,23 @@ def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
     )
 
 
-def chunk_to_message_chunk(chunk: forge_core.ChatChunk) -> AIMessageChunk:
+def chunk_to_message_chunk(
+    chunk: forge_core.ChatChunk, named_calls: set[int] | None = None
+) -> AIMessageChunk:
     """One forge chunk as an `AIMessageChunk`.
 
     forge marks its last chunk by setting ``route``; only that chunk gets ``usage_metadata``,
     ``response_metadata`` and ``chunk_position="last"``, so merging the chunks of a stream
     yields each of them once.
+
+    ``named_calls`` (one set per stream) holds the indices of the tool calls whose name was
+    already yielded: some servers repeat the name on every fragment, and LangChain's chunk
+    merge would concatenate the repeats (``"JokeJoke"``), so only the first carries it.
     """
-    tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in chunk.tool_call_deltas]
+    deltas = chunk.tool_call_deltas
+    if named_calls is not None:
+        deltas = [_name_once(delta, named_calls) for delta in deltas]
+    tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in deltas]
     if chunk.route is None:
         return AIMessageChunk(content=chunk.content, tool_call_chunks=tool_call_chunks)
     extra: dict[str, Any] = {"chunk_position": "last"} if _HAS_CHUNK_POSITION else {}

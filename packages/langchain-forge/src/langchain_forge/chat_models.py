@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections import ChainMap
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import forge_core
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import PrivateAttr
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_forge._utils import (
     chunk_to_message_chunk,
@@ -20,6 +32,7 @@ from langchain_forge._utils import (
     messages_to_forge,
     request_params,
     response_to_message,
+    tool_choice_to_openai,
 )
 
 __all__ = ["ForgeChat"]
@@ -27,6 +40,20 @@ __all__ = ["ForgeChat"]
 #: ``ls_model_name`` when neither the instance nor the call names a model (the config decides,
 #: and which model serves is only known from the response's ``model_name``).
 AUTO_MODEL_NAME = "auto"
+
+#: Name under which ``api_key`` is handed to forge's provider client: it exists only in the
+#: private mapping that client reads keys from, never in ``os.environ``.
+_API_KEY_ENV = "FORGECHAT_API_KEY"
+
+#: Providers ``api_key`` / ``base_url`` can configure, and where their section is in the config.
+_SECTIONS: dict[forge_core.Provider, tuple[str, str]] = {
+    forge_core.Provider.OPENAI: ("cloud", "openai"),
+    forge_core.Provider.OPENROUTER: ("cloud", "openrouter"),
+    forge_core.Provider.ANTHROPIC: ("cloud", "anthropic"),
+    forge_core.Provider.OLLAMA: ("local", "ollama"),
+}
+
+StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,7 @@ class _ForgeState:
     changed by calls, and it holds pooled HTTP clients and locks that cannot be deep-copied.
     """
 
-    inputs: tuple[Any, dict[str, Any]]
+    inputs: tuple[Any, dict[str, Any], SecretStr | None]
     forge: forge_core.Forge
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _ForgeState:
@@ -86,9 +113,21 @@ class ForgeChat(BaseChatModel):
             Deadline in seconds for the whole request, fallbacks included
             (``routing.total_timeout_seconds``).
         max_retries: int | None
-            Accepted for compatibility and stored; forge-core owns retries and fallback.
+            Retries of one candidate after a retryable error (``routing.max_retries``);
+            fallback to the next candidate is separate.
 
         Routing params left as None keep the config's value.
+
+    Key init args — endpoint params:
+        api_key: SecretStr | None
+            API key of the provider ``model`` pins (``openai:``, ``openrouter:``,
+            ``anthropic:``), or of ``openai`` when ``model`` names no provider. None: the
+            env var the config names (``api_key_env``). Never in a repr, error or log.
+        base_url: str | None
+            Base URL of the provider ``model`` pins (``ollama:`` too), or of ``openai`` (any
+            OpenAI-compatible server) when ``model`` names no provider.
+
+        ``model`` defaults to ``$FORGE_DEFAULT_MODEL`` and ``config`` to ``$FORGE_CONFIG``.
 
     Instantiate:
         ```python
@@ -129,6 +168,45 @@ class ForgeChat(BaseChatModel):
             ...
         ```
 
+    Tool calling:
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a given location.'''
+
+            location: str = Field(..., description="The city, e.g. Paris")
+
+
+        llm_with_tools = llm.bind_tools([GetWeather], tool_choice="auto")
+        answer = llm_with_tools.invoke("What is the weather in Paris?")
+        answer.tool_calls
+        # [{"name": "GetWeather", "args": {"location": "Paris"}, "id": "call_...", ...}]
+        ```
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"`` / ``"required"`` (some tool must
+        be called), a tool's name, or an OpenAI ``tool_choice`` dict. Streamed tool calls
+        arrive as ``tool_call_chunks`` and merge into ``tool_calls``.
+
+    Structured output:
+        ```python
+        class Joke(BaseModel):
+            '''A joke to tell the user.'''
+
+            setup: str
+            punchline: str
+
+
+        structured = llm.with_structured_output(Joke)  # method="json_schema"
+        structured.invoke("Tell me a joke about cats")  # Joke(setup=..., punchline=...)
+        llm.with_structured_output(Joke, method="function_calling", include_raw=True)
+        # {"raw": AIMessage, "parsed": Joke | None, "parsing_error": Exception | None}
+        ```
+
+        ``method``: ``"json_schema"`` (native JSON-schema output), ``"function_calling"`` (a
+        forced tool call) or ``"json_mode"`` (any JSON object; describe it in the prompt).
+
     Fallback:
         ```python
         llm = ForgeChat(fallback_order=["ollama", "huggingface", "openai"], local_first=True)
@@ -139,6 +217,12 @@ class ForgeChat(BaseChatModel):
 
         When every candidate fails, forge's `forge_core.FallbackFailed` is raised unchanged;
         its ``route`` lists each attempt and each skipped provider.
+
+        Every feature survives a fallback: bound tools and structured output go to the next
+        candidate that can do them (candidates without tool calling or JSON output are
+        skipped before any call, and listed in the route's ``drops``); a stream fails over
+        before its first token, so ``stream``, ``astream``, callbacks and ``astream_events``
+        see one clean stream from the provider that answered.
 
     Token usage:
         ```python
@@ -155,8 +239,11 @@ class ForgeChat(BaseChatModel):
         ```
     """
 
-    model: str | None = None
-    """``provider:model`` or a bare model name; None lets the forge config decide."""
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    model: str | None = Field(default_factory=lambda: os.environ.get("FORGE_DEFAULT_MODEL") or None)
+    """``provider:model`` or a bare model name; defaults to ``$FORGE_DEFAULT_MODEL``, and when
+    that is unset too the forge config decides."""
 
     temperature: float | None = None
     """Sampling temperature; None keeps the provider's default."""
@@ -174,16 +261,18 @@ class ForgeChat(BaseChatModel):
     """
 
     max_retries: int | None = None
-    """Accepted for compatibility with other chat models and stored; forge-core owns retries
-    and fallback, so it has no effect."""
+    """Retries of one candidate after a retryable error (``routing.max_retries``); None keeps
+    the config's value. Fallback to the next candidate happens either way."""
 
     streaming: bool = False
     """Whether ``invoke`` streams the answer internally (callbacks then get every token)."""
 
-    config: forge_core.ForgeConfig | str | Path | None = None
-    """A `forge_core.ForgeConfig` or the path of a ``forge.yaml``.
+    config: forge_core.ForgeConfig | str | Path | None = Field(
+        default_factory=lambda: os.environ.get("FORGE_CONFIG") or None
+    )
+    """A `forge_core.ForgeConfig` or the path of a ``forge.yaml``; defaults to ``$FORGE_CONFIG``.
 
-    None uses ``$FORGE_CONFIG``, ``./forge.yaml``, the user config dir, then forge's defaults.
+    None uses ``./forge.yaml``, the user config dir, then forge's defaults.
     """
 
     fallback_order: list[str] | None = None
@@ -195,7 +284,40 @@ class ForgeChat(BaseChatModel):
     local_only: bool | None = None
     """Never send a request to a cloud provider (``model_preferences.local_only``)."""
 
+    api_key: SecretStr | None = None
+    """API key of the provider that ``model`` pins (``openai:``, ``openrouter:``,
+    ``anthropic:``); with no provider in ``model``, of the ``openai`` provider.
+
+    None: the key comes from the env var the config names (``api_key_env``). Never shown in a
+    repr, an error or a log.
+    """
+
+    base_url: str | None = None
+    """Base URL of the provider that ``model`` pins (``ollama:``, ``openai:`` ...); with no
+    provider in ``model``, of the ``openai`` provider (any OpenAI-compatible server).
+
+    None keeps the config's.
+    """
+
     _forge_state: _ForgeState | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_endpoint_target(self) -> ForgeChat:
+        """``api_key`` / ``base_url`` must name something the targeted provider can use."""
+        if self.api_key is None and self.base_url is None:
+            return self
+        provider = self._endpoint_provider()
+        if provider not in _SECTIONS:
+            raise ValueError(
+                f"ForgeChat: api_key and base_url configure an HTTP provider; "
+                f"'{provider.value}' runs models in process and takes neither"
+            )
+        if self.api_key is not None and provider is forge_core.Provider.OLLAMA:
+            raise ValueError(
+                "ForgeChat: api_key configures a cloud provider (openai, openrouter, "
+                "anthropic); the pinned provider 'ollama' sends no key"
+            )
+        return self
 
     # -- LangChain metadata -------------------------------------------------------------------
 
@@ -217,6 +339,7 @@ class ForgeChat(BaseChatModel):
             "local_first": self.local_first,
             "local_only": self.local_only,
             "config": config_identity(self.config),
+            "base_url": self.base_url,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -240,23 +363,46 @@ class ForgeChat(BaseChatModel):
 
     # -- forge --------------------------------------------------------------------------------
 
+    def _endpoint_provider(self) -> forge_core.Provider:
+        """The provider ``api_key`` and ``base_url`` configure: ``model``'s, else ``openai``."""
+        pinned = forge_core.ModelId.parse(self.model).provider if self.model else None
+        return pinned or forge_core.Provider.OPENAI
+
     def _overrides(self) -> dict[str, Any]:
-        """forge.yaml-shaped overrides from the routing fields that are set."""
-        return forge_core.routing_overrides(
+        """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
+        overrides: dict[str, Any] = forge_core.routing_overrides(
             fallback_order=self.fallback_order,
             local_first=self.local_first,
             local_only=self.local_only,
             timeout=self.timeout,
+            max_retries=self.max_retries,
         )
+        endpoint: dict[str, Any] = {}
+        if self.base_url is not None:
+            endpoint["base_url"] = self.base_url
+        if self.api_key is not None:
+            endpoint["api_key_env"] = _API_KEY_ENV
+        if endpoint:
+            group, name = _SECTIONS[self._endpoint_provider()]
+            providers: dict[str, Any] = overrides.setdefault("providers", {})
+            providers.setdefault(group, {})[name] = endpoint
+        return overrides
 
     def _get_forge(self) -> forge_core.Forge:
-        """The `forge_core.Forge`, built on first use (again if ``config`` or a routing field
-        changed since)."""
+        """The `forge_core.Forge`, built on first use (again if ``config``, a routing field or
+        an endpoint field changed since)."""
         overrides = self._overrides()
-        inputs = (config_identity(self.config), overrides)
+        inputs = (config_identity(self.config), overrides, self.api_key)
         state = self._forge_state
         if state is None or state.inputs != inputs:
-            forge = forge_core.Forge(self.config, overrides=overrides or None)
+            # The key reaches only forge's clients (a private env mapping), never os.environ,
+            # so subprocesses and other models do not inherit it.
+            env = (
+                ChainMap({_API_KEY_ENV: self.api_key.get_secret_value()}, os.environ)
+                if self.api_key is not None
+                else None
+            )
+            forge = forge_core.Forge(self.config, overrides=overrides or None, env=env)
             state = self._forge_state = _ForgeState(inputs, forge)
         return state.forge
 
@@ -312,9 +458,11 @@ class ForgeChat(BaseChatModel):
         """Stream through forge: content chunks, then one last chunk with usage and route."""
         request = self._request(messages, stop, kwargs)
         chunks = self._get_forge().stream(request)
+        named_calls: set[int] = set()
         try:
             for chunk in chunks:
-                generation = ChatGenerationChunk(message=chunk_to_message_chunk(chunk))
+                message = chunk_to_message_chunk(chunk, named_calls)
+                generation = ChatGenerationChunk(message=message)
                 if run_manager is not None:
                     run_manager.on_llm_new_token(chunk.content, chunk=generation)
                 yield generation
@@ -331,11 +479,134 @@ class ForgeChat(BaseChatModel):
         """Async `_stream` (forge's native ``astream``)."""
         request = self._request(messages, stop, kwargs)
         chunks = self._get_forge().astream(request)
+        named_calls: set[int] = set()
         try:
             async for chunk in chunks:
-                generation = ChatGenerationChunk(message=chunk_to_message_chunk(chunk))
+                message = chunk_to_message_chunk(chunk, named_calls)
+                generation = ChatGenerationChunk(message=message)
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.content, chunk=generation)
                 yield generation
         finally:
             await chunks.aclose()
+
+    # -- tools and structured output ----------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (OpenAI tool schemas) to every call of the returned runnable.
+
+        Args:
+            tools: Tools as dicts, pydantic models, TypedDicts, functions or `BaseTool`s;
+                each is converted with ``convert_to_openai_tool``.
+            tool_choice: ``"auto"`` (the model decides), ``"none"``, ``"any"`` /
+                ``"required"`` / ``True`` (some tool must be called), a tool's name (that
+                tool must be called), or an OpenAI ``tool_choice`` dict.
+            strict: Passed to ``convert_to_openai_tool`` (schema-exact arguments where the
+                provider supports it).
+            kwargs: Further per-call options (``model``, ``max_tokens`` ...).
+
+        forge sends the tools to the first candidate that can call tools: candidates whose
+        provider or model lacks tool calling are skipped (listed in the route's ``drops``),
+        never called, so fallback keeps tool calling.
+        """
+        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+        choice = tool_choice_to_openai(tool_choice, formatted)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredOutputMethod = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable whose output is ``schema``-shaped: a pydantic instance or a dict.
+
+        Args:
+            schema: A pydantic model class, a TypedDict, or a JSON schema / OpenAI tool dict.
+                A pydantic class gives instances of it; anything else gives dicts.
+            method: ``"json_schema"`` (the provider's native JSON-schema output,
+                ``response_format={"type": "json_schema", ...}``), ``"function_calling"``
+                (one forced tool call whose arguments are the output) or ``"json_mode"``
+                (``response_format={"type": "json_object"}``; describe the shape in the
+                prompt, the schema only validates).
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                instead of raising when the answer does not parse.
+            strict: Ask for schema-exact output where the provider supports it.
+            kwargs: Further per-call options (``model``, ``max_tokens`` ...).
+
+        Candidates that cannot do what ``method`` needs (tool calling, JSON-schema output,
+        JSON mode) are skipped by forge's router, so fallback keeps structured output.
+        """
+        if kwargs.get("tools") or kwargs.get("response_format"):
+            raise ValueError(
+                "ForgeChat.with_structured_output sets tools / response_format itself; "
+                "do not pass them"
+            )
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        tool = convert_to_openai_tool(schema, strict=strict)
+        trace_format = {"kwargs": {"method": method, "strict": strict}, "schema": tool}
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                strict=strict,
+                ls_structured_output_format=trace_format,
+                **kwargs,
+            )
+            if is_pydantic:
+                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            else:
+                parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                function = tool["function"]
+                json_schema: dict[str, Any] = {
+                    "name": function["name"],
+                    "schema": function.get("parameters", {}),
+                }
+                if function.get("description"):
+                    json_schema["description"] = function["description"]
+                if strict is not None:
+                    json_schema["strict"] = strict
+                response_format: dict[str, Any] = {
+                    "type": "json_schema",
+                    "json_schema": json_schema,
+                }
+            else:
+                response_format = {"type": "json_object"}
+            llm = self.bind(
+                response_format=response_format, ls_structured_output_format=trace_format, **kwargs
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_pydantic
+                else JsonOutputParser()
+            )
+        else:
+            raise ValueError(
+                f"ForgeChat: unknown structured output method {method!r}; use 'json_schema', "
+                "'function_calling' or 'json_mode'"
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [no_parse], exception_key="parsing_error"
+        )

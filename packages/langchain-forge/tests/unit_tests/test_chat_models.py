@@ -61,15 +61,17 @@ def test_routing_fields_become_forge_overrides() -> None:
         local_first=True,
         local_only=False,
         timeout=7,
+        max_retries=0,
     )
     assert chat._overrides() == {
         "providers": {"fallback": {"order": ["openai", "ollama"]}},
         "model_preferences": {"local_first": True, "local_only": False},
-        "routing": {"total_timeout_seconds": 7},
+        "routing": {"total_timeout_seconds": 7, "max_retries": 0},
     }
     built = chat._get_forge().config
     assert built.providers.fallback.order == [Provider.OPENAI, Provider.OLLAMA]
     assert built.model_preferences.local_first is True
+    assert built.routing.max_retries == 0
     assert built.routing.total_timeout_seconds == 7
 
 

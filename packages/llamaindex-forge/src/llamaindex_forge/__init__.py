@@ -1,9 +1,11 @@
-"""llamaindex-forge: `ForgeLLM`, a LlamaIndex LLM routed by forge (local first, cloud fallback).
+"""llamaindex-forge: LlamaIndex's LLM and embedding model, routed by forge (local first).
 
-Every routing decision (which provider, which model, fallback) is made by `forge_core.Forge`;
-`ForgeLLM` converts LlamaIndex messages to forge's and forge's answers back.
+Every routing decision (which provider, which model, fallback) is made by forge-core:
+`ForgeLLM` converts LlamaIndex messages to `forge_core.Forge`'s and its answers back;
+`ForgeEmbedding` hands texts to `forge_core.Embedder`.
 """
 
 from llamaindex_forge.base import ForgeLLM
+from llamaindex_forge.embeddings import ForgeEmbedding
 
-__all__ = ["ForgeLLM"]
+__all__ = ["ForgeEmbedding", "ForgeLLM"]

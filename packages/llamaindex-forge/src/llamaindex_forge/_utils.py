@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import forge_core
 from llama_index.core.base.llms.types import (
@@ -11,16 +12,26 @@ from llama_index.core.base.llms.types import (
     ChatResponse,
     MessageRole,
     TextBlock,
+    ToolCallBlock,
 )
+from llama_index.core.llms.llm import ToolSelection
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
 
 __all__ = [
     "REQUEST_PARAMS",
+    "ToolCallAssembler",
     "chat_response",
     "request_params",
     "served_by",
     "stream_response",
     "to_forge_message",
     "to_forge_messages",
+    "tool_calls_from_message",
+    "tool_calls_to_wire",
+    "tool_choice_param",
+    "tool_specs",
     "usage_dict",
 ]
 
@@ -34,10 +45,21 @@ _ROLES: dict[MessageRole, _Role] = {
 }
 
 #: `forge_core.ChatRequest` fields a caller may set per call (``llm.chat(msgs, stop=[...])``).
-#: Tools are not accepted yet: tool calling arrives with ``FunctionCallingLLM`` support.
 REQUEST_PARAMS = frozenset(
-    {"model", "temperature", "max_tokens", "stop", "local_only", "response_format"}
+    {
+        "model",
+        "temperature",
+        "max_tokens",
+        "stop",
+        "local_only",
+        "response_format",
+        "tools",
+        "tool_choice",
+    }
 )
+
+#: ``tool_choice`` values with a meaning of their own; any other string names a tool.
+_TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -46,8 +68,10 @@ REQUEST_PARAMS = frozenset(
 def to_forge_message(message: ChatMessage) -> forge_core.Message:
     """One LlamaIndex `ChatMessage` as a `forge_core.Message`.
 
-    Text blocks are joined with newlines (as ``ChatMessage.content`` does). A ``tool`` message
-    needs ``additional_kwargs["tool_call_id"]``. Any other block type or role raises ValueError.
+    Text blocks are joined with newlines (as ``ChatMessage.content`` does). An assistant's tool
+    calls come from its `ToolCallBlock`s or, failing those, ``additional_kwargs["tool_calls"]``
+    (OpenAI shape, as `ForgeLLM` itself puts them there). A ``tool`` message needs
+    ``additional_kwargs["tool_call_id"]``. Any other block type or role raises ValueError.
     """
     role = _ROLES.get(message.role)
     if role is None:
@@ -57,15 +81,24 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
             f"(supported: {supported})"
         )
     texts: list[str] = []
+    call_blocks: list[ToolCallBlock] = []
     for block in message.blocks:
-        if not isinstance(block, TextBlock):
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, ToolCallBlock) and role == "assistant":
+            call_blocks.append(block)
+        else:
             raise ValueError(
                 f"ForgeLLM: {block.block_type!r} content blocks are not supported "
                 f"(in a {role} message); only text blocks are"
             )
-        texts.append(block.text)
-    if message.additional_kwargs.get("tool_calls"):
-        raise ValueError("ForgeLLM: assistant messages carrying tool_calls are not supported yet")
+    tool_calls: list[forge_core.ToolCall] = []
+    if call_blocks:
+        tool_calls = [_tool_call_from_block(block, i) for i, block in enumerate(call_blocks)]
+    elif message.additional_kwargs.get("tool_calls"):
+        if role != "assistant":
+            raise ValueError(f"ForgeLLM: a {role} message cannot carry tool_calls")
+        tool_calls = _tool_calls_from_wire(message.additional_kwargs["tool_calls"])
     tool_call_id: str | None = None
     if role == "tool":
         raw_id = message.additional_kwargs.get("tool_call_id")
@@ -79,6 +112,7 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
     return forge_core.Message(
         role=role,
         content="\n".join(texts) if texts else None,
+        tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         name=name if isinstance(name, str) else None,
     )
@@ -87,6 +121,76 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
 def to_forge_messages(messages: Sequence[ChatMessage]) -> list[forge_core.Message]:
     """A LlamaIndex conversation as forge messages, in order."""
     return [to_forge_message(message) for message in messages]
+
+
+def _arguments_dict(raw: Any, where: str) -> dict[str, Any]:
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    raise ValueError(f"ForgeLLM: the arguments of {where} are not a JSON object: {raw!r}")
+
+
+def _tool_call_from_block(block: ToolCallBlock, index: int) -> forge_core.ToolCall:
+    where = f"tool call {block.tool_name!r}"
+    return forge_core.ToolCall(
+        id=block.tool_call_id or f"call_{index}",
+        name=block.tool_name,
+        arguments=_arguments_dict(block.tool_kwargs, where),
+    )
+
+
+def _tool_calls_from_wire(raw: Any) -> list[forge_core.ToolCall]:
+    """``additional_kwargs["tool_calls"]``: OpenAI-shaped dicts (``id``, ``function``)."""
+    if not isinstance(raw, list):
+        raise ValueError("ForgeLLM: additional_kwargs['tool_calls'] must be a list")
+    calls = []
+    for index, item in enumerate(raw):
+        function = item.get("function") if isinstance(item, Mapping) else None
+        if not isinstance(function, Mapping) or not function.get("name"):
+            raise ValueError(
+                "ForgeLLM: each additional_kwargs['tool_calls'] entry needs "
+                f"function.name (OpenAI shape), got {item!r}"
+            )
+        name = str(function["name"])
+        calls.append(
+            forge_core.ToolCall(
+                id=str(item.get("id") or f"call_{index}"),
+                name=name,
+                arguments=_arguments_dict(function.get("arguments"), f"tool call {name!r}"),
+            )
+        )
+    return calls
+
+
+def tool_specs(tools: Iterable[BaseTool]) -> list[dict[str, Any]]:
+    """LlamaIndex tools as OpenAI ``tools`` entries (forge translates them per provider)."""
+    return [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+
+
+def tool_choice_param(
+    tool_choice: str | Mapping[str, Any] | None, *, tool_required: bool
+) -> str | dict[str, Any] | None:
+    """LlamaIndex's ``tool_choice`` / ``tool_required`` as an OpenAI ``tool_choice``.
+
+    A tool's name forces that tool; ``auto``, ``none`` and ``required`` pass through. With no
+    choice, ``tool_required`` asks for ``required``; otherwise None leaves the field out, which
+    every OpenAI-style API reads as "auto".
+    """
+    if isinstance(tool_choice, Mapping):
+        return dict(tool_choice)
+    if tool_choice is None:
+        return "required" if tool_required else None
+    if tool_choice in _TOOL_CHOICE_MODES:
+        return tool_choice
+    return {"type": "function", "function": {"name": tool_choice}}
 
 
 def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,6 +229,47 @@ def served_by(provider: forge_core.Provider, model: str) -> dict[str, Any]:
     return {"provider": provider.value, "model": model}
 
 
+def tool_calls_to_wire(calls: Iterable[forge_core.ToolCall]) -> list[dict[str, Any]]:
+    """Tool calls in the OpenAI shape kept in ``additional_kwargs["tool_calls"]``."""
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+        }
+        for call in calls
+    ]
+
+
+def _message_kwargs(
+    provider: forge_core.Provider, model: str, tool_calls: list[dict[str, Any]]
+) -> dict[str, Any]:
+    kwargs = served_by(provider, model)
+    if tool_calls:
+        kwargs["tool_calls"] = tool_calls
+    return kwargs
+
+
+def tool_calls_from_message(message: ChatMessage, *, partial: bool = False) -> list[ToolSelection]:
+    """The tool calls on a `ForgeLLM` answer, as LlamaIndex `ToolSelection`s with real ids.
+
+    ``partial``: arguments still being streamed may not parse yet; they read as ``{}``.
+    """
+    selections = []
+    for item in message.additional_kwargs.get("tool_calls") or []:
+        function = item["function"]
+        try:
+            kwargs = _arguments_dict(function.get("arguments"), f"tool call {function['name']!r}")
+        except ValueError:
+            if not partial:
+                raise
+            kwargs = {}
+        selections.append(
+            ToolSelection(tool_id=item["id"], tool_name=function["name"], tool_kwargs=kwargs)
+        )
+    return selections
+
+
 def _raw(
     provider: forge_core.Provider,
     model: str,
@@ -142,12 +287,18 @@ def _raw(
 
 
 def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
-    """A complete forge answer as a LlamaIndex `ChatResponse` (route and usage in ``raw``)."""
+    """A complete forge answer as a LlamaIndex `ChatResponse` (route and usage in ``raw``).
+
+    Tool calls go to ``message.additional_kwargs["tool_calls"]`` in the OpenAI shape, with the
+    ids the provider gave them.
+    """
     return ChatResponse(
         message=ChatMessage(
             role=MessageRole.ASSISTANT,
             content=response.content or "",
-            additional_kwargs=served_by(response.provider, response.model),
+            additional_kwargs=_message_kwargs(
+                response.provider, response.model, tool_calls_to_wire(response.tool_calls)
+            ),
         ),
         raw=_raw(
             response.provider,
@@ -159,16 +310,53 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     )
 
 
-def stream_response(chunk: forge_core.ChatChunk, text: str) -> ChatResponse:
+class ToolCallAssembler:
+    """Joins streamed `forge_core.ToolCallDelta`s into whole tool calls, one per ``index``.
+
+    Fragments are grouped by their index, never by name or id, so two identical calls in one
+    answer stay two calls.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, deltas: Iterable[forge_core.ToolCallDelta]) -> None:
+        """Fold the fragments of one chunk in."""
+        for delta in deltas:
+            call = self._calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
+            if delta.id and not call["id"]:
+                call["id"] = delta.id
+            if delta.name and not call["name"]:
+                # OpenAI sends the name once; llama-cpp-python's server repeats it on every
+                # fragment, so the first one is the name.
+                call["name"] = delta.name
+            call["arguments"] += delta.arguments
+
+    def wire(self) -> list[dict[str, Any]]:
+        """The calls so far in the OpenAI shape; ``arguments`` is the JSON text received."""
+        return [
+            {
+                "id": call["id"] or f"call_{index}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            for index, call in sorted(self._calls.items())
+        ]
+
+
+def stream_response(
+    chunk: forge_core.ChatChunk, text: str, tool_calls: list[dict[str, Any]] | None = None
+) -> ChatResponse:
     """One streamed piece: ``delta`` is the chunk's text, the message holds ``text`` so far.
 
-    Only forge's last chunk has a route; its ``raw`` then carries the usage and the route too.
+    ``tool_calls`` (from a `ToolCallAssembler`) are the calls assembled so far. Only forge's
+    last chunk has a route; its ``raw`` then carries the usage and the route too.
     """
     return ChatResponse(
         message=ChatMessage(
             role=MessageRole.ASSISTANT,
             content=text,
-            additional_kwargs=served_by(chunk.provider, chunk.model),
+            additional_kwargs=_message_kwargs(chunk.provider, chunk.model, tool_calls or []),
         ),
         delta=chunk.content,
         raw=_raw(

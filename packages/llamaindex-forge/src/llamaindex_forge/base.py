@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import json
+import re
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import forge_core
 from llama_index.core.base.llms.generic_utils import (
@@ -21,18 +23,33 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.program.utils import FlexibleModel, create_flexible_model
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import PydanticProgramMode
+from pydantic import BaseModel, ValidationError
 
 from llamaindex_forge._utils import (
+    ToolCallAssembler,
     chat_response,
     request_params,
     stream_response,
     to_forge_messages,
+    tool_calls_from_message,
+    tool_choice_param,
+    tool_specs,
 )
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+Model = TypeVar("Model", bound=BaseModel)
 
 __all__ = ["ForgeLLM"]
 
@@ -41,7 +58,7 @@ DEFAULT_CONTEXT_WINDOW = 2048
 UNPINNED_MODEL_NAME = "forge"
 
 
-class ForgeLLM(LLM):
+class ForgeLLM(FunctionCallingLLM):
     """A LlamaIndex LLM routed by forge: local models first, cloud providers as fallback.
 
     Provider choice, fallback and retries all happen in `forge_core.Forge`; this class only
@@ -60,6 +77,12 @@ class ForgeLLM(LLM):
         response = Settings.llm.complete("The sky is blue because")
         print(response.text, response.raw["provider"], response.raw["route"]["attempts"])
         ```
+
+    Tool calling (`FunctionCallingLLM`): ``chat_with_tools`` / ``predict_and_call`` and agents
+    (``FunctionAgent``) work when the route has a provider that can call tools; the calls land
+    in ``message.additional_kwargs["tool_calls"]`` (OpenAI shape, real ids) and
+    `get_tool_calls_from_response` returns them as `ToolSelection`s. Structured prediction asks
+    for JSON-schema output (grammar-constrained on local models) when the route supports it.
     """
 
     model: str | None = Field(
@@ -110,7 +133,10 @@ class ForgeLLM(LLM):
     context_window: int = Field(
         default=DEFAULT_CONTEXT_WINDOW,
         gt=0,
-        description="Tokens the model can take in and put out in one call (for LlamaIndex).",
+        description=(
+            "Tokens the model can take in and put out in one call (for LlamaIndex). Unless set "
+            "here, metadata reports the first candidate's known context window, else this."
+        ),
     )
 
     _forge: forge_core.Forge | None = PrivateAttr(default=None)
@@ -131,14 +157,48 @@ class ForgeLLM(LLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Context window, output budget and model name, as LlamaIndex's prompt helpers need."""
+        """Context window, output budget and model name, as LlamaIndex's prompt helpers need.
+
+        ``is_function_calling_model`` is true when forge's plan for a request with tools keeps
+        at least one candidate (decided from the configuration, without a network call); a
+        configuration that does not load reads as false here and raises on the first call.
+        ``context_window`` is the option when set, else the context window the first candidate
+        reports (the in-process model's ``n_ctx``), else the option's default.
+        """
         return LLMMetadata(
-            context_window=self.context_window,
+            context_window=self._context_window(),
             num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
             is_chat_model=True,
-            is_function_calling_model=False,
+            is_function_calling_model=self._route_can(tools=[_PROBE_TOOL]),
             model_name=self.model or UNPINNED_MODEL_NAME,
         )
+
+    def _context_window(self) -> int:
+        if "context_window" in self.model_fields_set:
+            return self.context_window
+        probe = forge_core.ChatRequest(
+            messages=[forge_core.Message(role="user", content="")], model=self.model
+        )
+        try:
+            candidates, _ = self.forge.router.plan(probe)
+        except forge_core.ForgeError:
+            return self.context_window
+        if not candidates:
+            return self.context_window
+        first = candidates[0]
+        window = first.backend.capabilities(first.model).context_window
+        return window or self.context_window
+
+    def _route_can(self, **needs: Any) -> bool:
+        """Whether forge's plan for a request with ``needs`` keeps any candidate (no network)."""
+        probe = forge_core.ChatRequest(
+            messages=[forge_core.Message(role="user", content="")], model=self.model, **needs
+        )
+        try:
+            candidates, _ = self.forge.router.plan(probe)
+        except forge_core.ForgeError:
+            return False
+        return bool(candidates)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -183,8 +243,8 @@ class ForgeLLM(LLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Route ``messages`` through forge and return the first successful answer.
 
-        ``kwargs`` may set ``model``, ``temperature``, ``max_tokens``, ``stop``, ``local_only``
-        or ``response_format`` for this call only.
+        ``kwargs`` may set ``model``, ``temperature``, ``max_tokens``, ``stop``, ``local_only``,
+        ``response_format``, ``tools`` or ``tool_choice`` (OpenAI shapes) for this call only.
         """
         request = to_forge_messages(messages)
         return chat_response(self.forge.chat(request, **self._params(kwargs)))
@@ -201,6 +261,8 @@ class ForgeLLM(LLM):
 
         Each response's ``delta`` is the new text and ``message.content`` the text so far; the
         last response has ``delta == ""`` and carries ``usage`` and ``route`` in ``raw``.
+        Streamed tool calls are joined by index into ``additional_kwargs["tool_calls"]``, so
+        each response holds the calls so far and the last one holds them whole.
         """
         request = to_forge_messages(messages)
         params = self._params(kwargs)
@@ -209,10 +271,12 @@ class ForgeLLM(LLM):
         def gen() -> ChatResponseGen:
             chunks = forge.stream(request, **params)
             text = ""
+            calls = ToolCallAssembler()
             try:
                 for chunk in chunks:
                     text += chunk.content
-                    yield stream_response(chunk, text)
+                    calls.add(chunk.tool_call_deltas)
+                    yield stream_response(chunk, text, calls.wire())
             finally:
                 chunks.close()
 
@@ -230,10 +294,12 @@ class ForgeLLM(LLM):
         async def gen() -> ChatResponseAsyncGen:
             chunks = forge.astream(request, **params)
             text = ""
+            calls = ToolCallAssembler()
             try:
                 async for chunk in chunks:
                     text += chunk.content
-                    yield stream_response(chunk, text)
+                    calls.add(chunk.tool_call_deltas)
+                    yield stream_response(chunk, text, calls.wire())
             finally:
                 await chunks.aclose()
 
@@ -267,9 +333,262 @@ class ForgeLLM(LLM):
         """Async `stream_complete`."""
         return await astream_chat_to_completion_decorator(self.astream_chat)(prompt, **kwargs)
 
+    # -- tools ----------------------------------------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The `chat` arguments for a conversation with ``tools`` (OpenAI tool shapes).
+
+        ``tool_choice`` may name a tool (forcing it), or be ``auto``, ``none`` or
+        ``required``; with none given, ``tool_required`` asks for ``required``.
+        """
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        specs = tool_specs(tools)
+        prepared: dict[str, Any] = {"messages": messages, **kwargs}
+        if specs:
+            prepared["tools"] = specs
+            choice = tool_choice_param(tool_choice, tool_required=tool_required)
+            if choice is not None:
+                prepared["tool_choice"] = choice
+        return prepared
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Keep only the first tool call unless parallel calls are allowed."""
+        if not allow_parallel_tool_calls:
+            calls = response.message.additional_kwargs.get("tool_calls")
+            if calls and len(calls) > 1:
+                response.message.additional_kwargs["tool_calls"] = calls[:1]
+        return response
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls of ``response`` with the ids the provider gave them.
+
+        While a stream is in flight the last call's arguments may be incomplete JSON; they read
+        as ``{}`` until the final response.
+        """
+        done = response.delta in (None, "") and (response.raw or {}).get("route") is not None
+        selections = tool_calls_from_message(response.message, partial=not done)
+        if not selections and error_on_no_tool_call:
+            raise ValueError(
+                "ForgeLLM: expected at least one tool call, got none "
+                f"(answer: {response.message.content!r})"
+            )
+        return selections
+
+    # -- structured prediction -------------------------------------------------------------------
+
+    def _json_schema_route(self, output_cls: type[BaseModel]) -> dict[str, Any] | None:
+        """The ``response_format`` to ask for, or None when the route cannot honour it."""
+        if self.pydantic_program_mode != PydanticProgramMode.DEFAULT:
+            return None
+        response_format = _json_schema_format(output_cls)
+        return response_format if self._route_can(response_format=response_format) else None
+
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Predict an ``output_cls`` with JSON-schema output where the route supports it.
+
+        Otherwise LlamaIndex's own programs (tool calling, then text parsing) are used.
+        """
+        response_format = self._json_schema_route(output_cls)
+        if response_format is None:
+            fallback: Model = super().structured_predict(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+            return fallback
+        messages = self._get_messages(prompt, **prompt_args)
+        response = self.chat(messages, response_format=response_format, **(llm_kwargs or {}))
+        return _parse_structured(output_cls, response)
+
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async `structured_predict`."""
+        response_format = self._json_schema_route(output_cls)
+        if response_format is None:
+            fallback: Model = await super().astructured_predict(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+            return fallback
+        messages = self._get_messages(prompt, **prompt_args)
+        response = await self.achat(messages, response_format=response_format, **(llm_kwargs or {}))
+        return _parse_structured(output_cls, response)
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Any, None, None]:
+        """Partial objects (`FlexibleModel`) while JSON streams in, then the whole object."""
+        response_format = self._json_schema_route(output_cls)
+        if response_format is None:
+            return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+        messages = self._get_messages(prompt, **prompt_args)
+        responses = self.stream_chat(
+            messages, response_format=response_format, **(llm_kwargs or {})
+        )
+
+        def gen() -> Generator[Model | FlexibleModel, None, None]:
+            partials = _PartialObjects(output_cls)
+            last: ChatResponse | None = None
+            for response in responses:
+                last = response
+                partial = partials.take(response)
+                if partial is not None:
+                    yield partial
+            yield _parse_structured(output_cls, last)
+
+        return gen()
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Any, None]:
+        """Async `_structured_stream_call`."""
+        response_format = self._json_schema_route(output_cls)
+        if response_format is None:
+            return await super()._structured_astream_call(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+        messages = self._get_messages(prompt, **prompt_args)
+        responses = await self.astream_chat(
+            messages, response_format=response_format, **(llm_kwargs or {})
+        )
+
+        async def gen() -> AsyncGenerator[Model | FlexibleModel, None]:
+            partials = _PartialObjects(output_cls)
+            last: ChatResponse | None = None
+            async for response in responses:
+                last = response
+                partial = partials.take(response)
+                if partial is not None:
+                    yield partial
+            yield _parse_structured(output_cls, last)
+
+        return gen()
+
 
 def _same_config(built_with: object, current: object) -> bool:
     """Whether ``current`` is the config the cached `Forge` was built from."""
     if isinstance(current, forge_core.ForgeConfig):
         return built_with is current
     return built_with == current
+
+
+#: A tool used only to ask forge's planner whether the route can call tools.
+_PROBE_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "probe", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def _json_schema_format(output_cls: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAI ``response_format`` asking for JSON that validates against ``output_cls``."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
+    }
+
+
+def _parse_structured(output_cls: type[Model], response: ChatResponse | None) -> Model:
+    """``output_cls`` from the JSON answer; a clear ValueError when it does not validate."""
+    text = response.message.content if response is not None else None
+    try:
+        return output_cls.model_validate_json(text or "")
+    except ValidationError as exc:
+        served = (response.raw or {}) if response is not None else {}
+        raise ValueError(
+            f"ForgeLLM: {served.get('provider')}:{served.get('model')} answered JSON that is "
+            f"not a valid {output_cls.__name__}: {text!r}\n{exc}"
+        ) from exc
+
+
+class _PartialObjects:
+    """Turns the JSON text streamed so far into partial objects, yielding each new one once."""
+
+    def __init__(self, output_cls: type[BaseModel]) -> None:
+        self._flexible = create_flexible_model(output_cls)
+        self._last: dict[str, Any] | None = None
+
+    def take(self, response: ChatResponse) -> FlexibleModel | None:
+        if not response.delta:
+            return None
+        data = _parse_incomplete_json(response.message.content or "")
+        if not isinstance(data, dict) or data == self._last:
+            return None
+        self._last = data
+        try:
+            return self._flexible.model_validate(data)
+        except ValidationError:
+            return None
+
+
+def _parse_incomplete_json(text: str) -> Any:
+    """``text`` as JSON after closing an open string and open objects/arrays, else None."""
+    closers: list[str] = []
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            closers.append("}" if char == "{" else "]")
+        elif char in "}]" and closers:
+            closers.pop()
+    repaired = text + ('"' if in_string else "")
+    # A dangling key (``, "warm":`` or ``, "wa``) has no value yet: drop it.
+    without_key = _DANGLING_KEY.sub("", repaired)
+    for candidate in (repaired, repaired.rstrip().rstrip(","), without_key):
+        try:
+            return json.loads(candidate + "".join(reversed(closers)))
+        except ValueError:
+            continue
+    return None
+
+
+_DANGLING_KEY = re.compile(r',?\s*"(?:[^"\\]|\\.)*"\s*:?\s*$')

@@ -5,18 +5,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from forge_core._config import ForgeConfig
-from forge_core._exceptions import OllamaUnavailable
 from forge_core._http import ClientPool
 from forge_core._types import Capabilities, Provider
-from forge_core.providers._base import AttemptTimeouts, ChatBackend
-from forge_core.providers._huggingface import LlamaCppBackend
+from forge_core.providers._anthropic import AnthropicClient
+from forge_core.providers._base import AttemptTimeouts, ChatBackend, ModelCatalog, ModelInfo
+from forge_core.providers._huggingface import HuggingFaceBackend, LlamaCppBackend
+from forge_core.providers._ollama import (
+    OllamaClient,
+    OllamaModel,
+    OllamaModelDetails,
+    OllamaModelInfo,
+    OllamaRunningModel,
+    PullProgress,
+)
 from forge_core.providers._openai_compat import OpenAICompatibleClient
 
 __all__ = [
+    "AnthropicClient",
     "AttemptTimeouts",
     "ChatBackend",
     "LlamaCppBackend",
+    "ModelCatalog",
+    "ModelInfo",
+    "OllamaClient",
+    "OllamaModel",
+    "OllamaModelDetails",
+    "OllamaModelInfo",
+    "OllamaRunningModel",
     "OpenAICompatibleClient",
+    "PullProgress",
     "build_backends",
     "read_timeout_for",
 ]
@@ -28,10 +45,6 @@ _OPENAI_HOST = "api.openai.com"
 _CLOUD_CAPABILITIES = Capabilities(
     tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
 )
-#: Ollama's /v1 surface: tools and JSON (format) for models that support them.
-_OLLAMA_CAPABILITIES = Capabilities(
-    tools=True, tool_choice=False, structured_output=True, json_mode=True
-)
 
 
 def build_backends(
@@ -42,6 +55,7 @@ def build_backends(
     cloud = config.providers.cloud
     ollama = local.ollama
     openai = cloud.openai
+    anthropic = cloud.anthropic
     openrouter = cloud.openrouter
     openrouter_headers = {
         name: value
@@ -49,17 +63,19 @@ def build_backends(
         if value
     }
     return {
-        Provider.OLLAMA: OpenAICompatibleClient(
-            Provider.OLLAMA,
+        Provider.OLLAMA: OllamaClient(
             ollama.base_url,
             default_model=(ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0],
-            chat_path="/v1/chat/completions",
-            unavailable_error=OllamaUnavailable,
-            capabilities=_OLLAMA_CAPABILITIES,
+            api=ollama.api,
+            dialect=ollama.dialect,
+            timeout_seconds=ollama.timeout_seconds,
+            health_check_timeout=ollama.health_check_timeout,
+            num_ctx=ollama.num_ctx,
+            keep_alive=ollama.keep_alive,
+            think=ollama.think,
             pool=pool,
-            env=env,
         ),
-        Provider.HUGGINGFACE: LlamaCppBackend(local.huggingface),
+        Provider.HUGGINGFACE: HuggingFaceBackend(local.huggingface),
         Provider.OPENAI: OpenAICompatibleClient(
             Provider.OPENAI,
             openai.base_url,
@@ -70,6 +86,16 @@ def build_backends(
                 "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
             ),
             capabilities=_CLOUD_CAPABILITIES,
+            dialect=openai.dialect,
+            timeout_seconds=openai.timeout_seconds,
+            pool=pool,
+            env=env,
+        ),
+        Provider.ANTHROPIC: AnthropicClient(
+            anthropic.base_url,
+            default_model=anthropic.default_model,
+            api_key_env=anthropic.api_key_env,
+            timeout_seconds=anthropic.timeout_seconds,
             pool=pool,
             env=env,
         ),
@@ -80,6 +106,7 @@ def build_backends(
             api_key_env=openrouter.api_key_env,
             extra_headers=openrouter_headers,
             capabilities=_CLOUD_CAPABILITIES,
+            timeout_seconds=openrouter.timeout_seconds,
             pool=pool,
             env=env,
         ),

@@ -5,12 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
 
 from forge_core._exceptions import ForgeTimeout
 from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
 
-__all__ = ["AttemptTimeouts", "ChatBackend"]
+__all__ = ["DEFAULT_HEALTH_TIMEOUT", "AttemptTimeouts", "ChatBackend", "ModelCatalog", "ModelInfo"]
+
+#: Seconds a health probe may take (ARCHITECTURE §4: a cheap probe with a short timeout).
+DEFAULT_HEALTH_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,4 +84,46 @@ class ChatBackend(Protocol):
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
+        ...
+
+
+class ModelInfo(BaseModel):
+    """One model a provider lists: its id, and what its listing says it can do.
+
+    ``capabilities`` is None when the listing says nothing about them (OpenAI's ``/models``);
+    ``raw`` keeps the provider's own entry for callers that need more.
+    """
+
+    id: str
+    provider: Provider
+    name: str | None = None
+    context_window: int | None = None
+    capabilities: Capabilities | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelCatalog(Protocol):
+    """A backend that can list its models and probe its health over the network.
+
+    Separate from `ChatBackend` so in-process backends need not pretend to have an endpoint;
+    every HTTP client implements both. ``health`` never raises: a probe that fails is False.
+    """
+
+    provider: Provider
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models this endpoint serves (raises a `ProviderError` when it cannot say)."""
+        ...
+
+    async def alist_models(self) -> list[ModelInfo]:
+        """Async `list_models`."""
+        ...
+
+    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """True when the endpoint answers a cheap, unbilled probe within ``timeout`` seconds."""
+        ...
+
+    async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """Async `health`."""
         ...

@@ -2,16 +2,21 @@
 
 Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface and llama-cpp-python's server. httpx errors
 and HTTP error statuses become forge errors here, in `_translate_transport` and
-`_error_for_status`, and nowhere else.
+`_error_for_status` (in-stream errors in `_stream_error`), and nowhere else.
+
+Documented fields forge does not carry yet (openai-api.md): request ``n``, ``seed``,
+``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
+``reasoning_effort``, ``user``, the ``developer`` role; response ``refusal``, ``annotations``,
+usage details (cached / reasoning tokens), ``x-ratelimit-*`` headers and ``x-should-retry``.
+OpenRouter: the ``models`` fallback list, ``provider`` routing preferences, ``usage.cost``,
+``native_finish_reason``, ``X-Generation-Id``. llama-cpp-python's server sends no usage when
+streaming (it ignores ``stream_options``).
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
-import re
-import time
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any
 
@@ -21,6 +26,7 @@ from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
 from forge_core._exceptions import (
     AuthenticationFailed,
     BadRequest,
+    CapabilityMismatch,
     ForgeTimeout,
     MalformedResponse,
     ModelNotFound,
@@ -30,14 +36,18 @@ from forge_core._exceptions import (
 )
 from forge_core._http import ClientPool, default_pool
 from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
-from forge_core.providers._base import AttemptTimeouts
+from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
+from forge_core.providers._common import (
+    MAX_MESSAGE,
+    ToolCallAssembler,
+    reason,
+    redact,
+    retry_after,
+    timeout_for,
+)
 from forge_core.providers._openai_wire import build_body, parse_chunk, parse_completion
 
-__all__ = ["OpenAICompatibleClient"]
-
-_KEY_LIKE = re.compile(r"\b(sk|key|rk)-[A-Za-z0-9_\-\.\*]{4,}")
-_MAX_MESSAGE = 300
-_RETRY_AFTER_CAP = 3600.0
+__all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter"]
 
 
 class OpenAICompatibleClient:
@@ -59,6 +69,9 @@ class OpenAICompatibleClient:
         extra_headers: Mapping[str, str] | None = None,
         unavailable_error: type[ProviderUnavailable] = ProviderUnavailable,
         capabilities: Capabilities | None = None,
+        dialect: str = "openai",
+        models_path: str = "/models",
+        timeout_seconds: float = 60.0,
         pool: ClientPool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -71,6 +84,10 @@ class OpenAICompatibleClient:
         self._extra_headers = dict(extra_headers or {})
         self._unavailable_error = unavailable_error
         self._capabilities = capabilities or Capabilities()
+        self.dialect = dialect
+        self._models_path = models_path
+        self._timeout_seconds = timeout_seconds
+        self._model_capabilities: dict[str, Capabilities] = {}
         self._pool = pool or default_pool
         self._env = env
 
@@ -90,8 +107,9 @@ class OpenAICompatibleClient:
         self._api_key()
 
     def capabilities(self, model: str) -> Capabilities:
-        """The capabilities configured for this endpoint (the same for every model for now)."""
-        return self._capabilities
+        """What ``model`` can do: from the last model listing when it said (OpenRouter), else
+        the capabilities configured for this endpoint. Never a network call."""
+        return self._model_capabilities.get(model, self._capabilities)
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""
@@ -99,7 +117,7 @@ class OpenAICompatibleClient:
         body = self._body(request, model, stream=False)
         try:
             response = client.post(
-                self._chat_path, json=body, headers=self._headers(), timeout=_timeout(timeouts)
+                self._chat_path, json=body, headers=self._headers(), timeout=timeout_for(timeouts)
             )
             response.read()
         except httpx.HTTPError as exc:
@@ -114,7 +132,7 @@ class OpenAICompatibleClient:
         body = self._body(request, model, stream=False)
         try:
             response = await client.post(
-                self._chat_path, json=body, headers=self._headers(), timeout=_timeout(timeouts)
+                self._chat_path, json=body, headers=self._headers(), timeout=timeout_for(timeouts)
             )
             await response.aread()
         except httpx.HTTPError as exc:
@@ -127,6 +145,7 @@ class OpenAICompatibleClient:
         """The answer as chunks, parsed from the SSE stream."""
         client = self._pool.sync_client(self.base_url)
         body = self._body(request, model, stream=True)
+        tools = ToolCallAssembler()
         try:
             with connect_sse(
                 client,
@@ -134,7 +153,7 @@ class OpenAICompatibleClient:
                 self._chat_path,
                 json=body,
                 headers=self._headers(),
-                timeout=_timeout(timeouts),
+                timeout=timeout_for(timeouts),
             ) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
@@ -142,7 +161,7 @@ class OpenAICompatibleClient:
                 for event in source.iter_sse():
                     if event.data.strip() == "[DONE]":
                         return
-                    yield self._chunk_from(event, model)
+                    yield self._chunk_from(event, model, tools)
                     timeouts.remaining()
         except SSEError as exc:
             raise MalformedResponse(
@@ -159,6 +178,7 @@ class OpenAICompatibleClient:
         """Async `stream`."""
         client = self._pool.async_client(self.base_url)
         body = self._body(request, model, stream=True)
+        tools = ToolCallAssembler()
         try:
             async with aconnect_sse(
                 client,
@@ -166,7 +186,7 @@ class OpenAICompatibleClient:
                 self._chat_path,
                 json=body,
                 headers=self._headers(),
-                timeout=_timeout(timeouts),
+                timeout=timeout_for(timeouts),
             ) as source:
                 if source.response.status_code >= 400:
                     await source.response.aread()
@@ -174,7 +194,7 @@ class OpenAICompatibleClient:
                 async for event in source.aiter_sse():
                     if event.data.strip() == "[DONE]":
                         return
-                    yield self._chunk_from(event, model)
+                    yield self._chunk_from(event, model, tools)
                     timeouts.remaining()
         except SSEError as exc:
             raise MalformedResponse(
@@ -184,6 +204,82 @@ class OpenAICompatibleClient:
             ) from exc
         except httpx.HTTPError as exc:
             raise self._translate_transport(exc, model, timeouts) from exc
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models ``GET {base_url}/models`` lists; OpenRouter's metadata is remembered and
+        feeds `capabilities`."""
+        client = self._pool.sync_client(self.base_url)
+        try:
+            response = client.get(
+                self._models_path, headers=self._headers(), timeout=self._timeout_seconds
+            )
+            response.read()
+        except httpx.HTTPError as exc:
+            raise self._translate_transport(exc, "", None) from exc
+        return self._models_from(response)
+
+    async def alist_models(self) -> list[ModelInfo]:
+        """Async `list_models`."""
+        client = self._pool.async_client(self.base_url)
+        try:
+            response = await client.get(
+                self._models_path, headers=self._headers(), timeout=self._timeout_seconds
+            )
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise self._translate_transport(exc, "", None) from exc
+        return self._models_from(response)
+
+    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """A key is set (when one is needed) and ``GET /models`` answers 200 within ``timeout``."""
+        try:
+            response = self._pool.sync_client(self.base_url).get(
+                self._models_path, headers=self._headers(), timeout=timeout
+            )
+        except (ProviderError, httpx.HTTPError):
+            return False
+        return response.status_code == 200
+
+    async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """Async `health`."""
+        try:
+            response = await self._pool.async_client(self.base_url).get(
+                self._models_path, headers=self._headers(), timeout=timeout
+            )
+        except (ProviderError, httpx.HTTPError):
+            return False
+        return response.status_code == 200
+
+    def _models_from(self, response: httpx.Response) -> list[ModelInfo]:
+        if response.status_code >= 400:
+            raise self._error_for_status(response, "")
+        try:
+            entries = response.json()["data"]
+            models = []
+            for entry in entries:
+                # Only OpenRouter's listing says what a model can do.
+                described = "supported_parameters" in entry or "context_length" in entry
+                capabilities = capabilities_from_openrouter(entry) if described else None
+                models.append(
+                    ModelInfo(
+                        id=entry["id"],
+                        provider=self.provider,
+                        name=entry.get("name"),
+                        context_window=capabilities.context_window if capabilities else None,
+                        capabilities=capabilities,
+                        raw=entry,
+                    )
+                )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedResponse(
+                f"{self.provider.value}: malformed model list", provider=self.provider.value
+            ) from exc
+        self._model_capabilities.update(
+            {model.id: model.capabilities for model in models if model.capabilities is not None}
+        )
+        return models
 
     # -- request ----------------------------------------------------------------------------
 
@@ -208,7 +304,18 @@ class OpenAICompatibleClient:
         return headers
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
-        return build_body(request, model, stream=stream, max_tokens_field=self._max_tokens_field)
+        try:
+            return build_body(
+                request,
+                model,
+                stream=stream,
+                max_tokens_field=self._max_tokens_field,
+                dialect=self.dialect,
+            )
+        except CapabilityMismatch as exc:
+            raise CapabilityMismatch(
+                f"{self.provider.value}: {exc}", provider=self.provider.value, model=model
+            ) from exc
 
     # -- response ---------------------------------------------------------------------------
 
@@ -216,15 +323,27 @@ class OpenAICompatibleClient:
         if response.status_code >= 400:
             raise self._error_for_status(response, model)
         try:
-            return parse_completion(response.json(), self.provider, model)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            data = response.json()
+        except ValueError as exc:
             raise MalformedResponse(
-                f"{self.provider.value}: malformed chat completion: {_redact(str(exc))}",
+                f"{self.provider.value}: chat completion is not JSON",
+                provider=self.provider.value,
+                model=model,
+            ) from exc
+        try:
+            return parse_completion(data, self.provider, model)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            if _finish_reason(data) == "length":
+                raise self._cut_off(model) from exc
+            raise MalformedResponse(
+                f"{self.provider.value}: malformed chat completion: {redact(str(exc))}",
                 provider=self.provider.value,
                 model=model,
             ) from exc
 
-    def _chunk_from(self, event: ServerSentEvent, model: str) -> ChatChunk:
+    def _chunk_from(
+        self, event: ServerSentEvent, model: str, tools: ToolCallAssembler
+    ) -> ChatChunk:
         try:
             data = json.loads(event.data)
         except ValueError as exc:
@@ -241,76 +360,131 @@ class OpenAICompatibleClient:
             )
         choices = data.get("choices") or []
         if "error" in data or (choices and choices[0].get("finish_reason") == "error"):
-            message = _error_message(data) or "error in stream"
-            raise ProviderUnavailable(
-                f"{self.provider.value}: {message}", provider=self.provider.value, model=model
-            )
+            raise self._stream_error(data, model)
         try:
-            return parse_chunk(data, self.provider, model)
+            chunk = parse_chunk(data, self.provider, model)
+            deltas = [
+                tools.add(delta.index, id=delta.id, name=delta.name, arguments=delta.arguments)
+                for delta in chunk.tool_call_deltas
+            ]
+            calls = tools.calls() if chunk.finish_reason is not None and tools else []
         except (ValueError, KeyError, TypeError) as exc:
+            if _finish_reason(data) == "length":
+                raise self._cut_off(model) from exc
             raise MalformedResponse(
-                f"{self.provider.value}: malformed stream chunk",
+                f"{self.provider.value}: malformed stream chunk: {redact(str(exc))[:200]}",
                 provider=self.provider.value,
                 model=model,
             ) from exc
+        if not deltas and not calls:
+            return chunk
+        return chunk.model_copy(update={"tool_call_deltas": deltas, "tool_calls": calls})
+
+    def _cut_off(self, model: str) -> BadRequest:
+        # Deterministic: asking again with the same max_tokens cuts it off again, so this is
+        # the caller's to fix, not a fault to retry.
+        return BadRequest(
+            f"{self.provider.value}: the tool call was cut off by max_tokens before its "
+            "arguments were complete; raise max_tokens",
+            provider=self.provider.value,
+            model=model,
+        )
+
+    def _stream_error(self, data: dict[str, Any], model: str) -> ProviderError:
+        """An error sent inside a 200 stream (OpenAI's ``error`` line, OpenRouter's chunk)."""
+        message = f"{self.provider.value}: {_error_message(data) or 'error in stream'}"
+        common: dict[str, Any] = {"provider": self.provider.value, "model": model}
+        error = data.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        status = (
+            int(code)
+            if isinstance(code, int) or (isinstance(code, str) and code.isdigit())
+            else None
+        )
+        if status is not None and status < 500:
+            return _error_class(status)(message, status_code=status, **common)
+        return ProviderUnavailable(message, status_code=status, **common)
 
     def _error_for_status(self, response: httpx.Response, model: str) -> ProviderError:
         status = response.status_code
         try:
-            detail = _error_message(response.json())
+            data = response.json()
         except ValueError:
-            detail = None
-        detail = detail or response.reason_phrase or "error"
+            data = None
+        detail = _error_message(data) or response.reason_phrase or "error"
         message = f"{self.provider.value}: HTTP {status}: {detail}"
         common: dict[str, Any] = {
             "provider": self.provider.value,
             "model": model,
             "status_code": status,
         }
-        if status in (401, 403):
+        error_class = _error_class(status)
+        if _error_code(data) == "insufficient_quota":
+            # Out of credit: waiting will not help, like OpenRouter's 402.
             return AuthenticationFailed(message, **common)
-        if status == 404:
-            return ModelNotFound(message, **common)
-        if status in (429, 529):
-            return RateLimited(message, retry_after=_retry_after(response), **common)
-        if status == 408:
-            return ForgeTimeout(message, **common)
-        if status >= 500:
-            return ProviderUnavailable(message, **common)
-        return BadRequest(message, **common)
+        if error_class is RateLimited:
+            return RateLimited(message, retry_after=retry_after(response), **common)
+        return error_class(message, **common)
 
     def _translate_transport(
-        self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts
+        self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
     ) -> ProviderError:
         where = f"{self.provider.value} at {self.base_url}"
         common: dict[str, Any] = {"provider": self.provider.value, "model": model}
         if isinstance(exc, httpx.ConnectTimeout):
+            seconds = self._timeout_seconds if timeouts is None else timeouts.connect
             return ForgeTimeout(
-                f"{where}: connect timeout after {timeouts.connect:g}s",
-                timeout_seconds=timeouts.connect,
+                f"{where}: connect timeout after {seconds:g}s",
+                timeout_seconds=seconds,
                 **common,
             )
         if isinstance(exc, httpx.TimeoutException):
+            seconds = self._timeout_seconds if timeouts is None else timeouts.read
             return ForgeTimeout(
-                f"{where}: no data within {timeouts.read:g}s",
-                timeout_seconds=timeouts.read,
+                f"{where}: no data within {seconds:g}s",
+                timeout_seconds=seconds,
                 **common,
             )
         if isinstance(exc, httpx.ConnectError):
-            return self._unavailable_error(f"{where}: cannot connect: {_reason(exc)}", **common)
-        return ProviderUnavailable(f"{where}: connection failed: {_reason(exc)}", **common)
+            return self._unavailable_error(f"{where}: cannot connect: {reason(exc)}", **common)
+        return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)
 
 
-def _timeout(timeouts: AttemptTimeouts) -> httpx.Timeout:
-    read = timeouts.read_timeout()
-    return httpx.Timeout(read, connect=min(timeouts.connect, read))
+def _error_class(status: int) -> type[ProviderError]:
+    """The forge error class of an HTTP error status (OpenAI, OpenRouter, Ollama's /v1)."""
+    if status in (401, 402, 403):
+        # 402 is OpenRouter's "out of credits": like a bad key, waiting will not help.
+        return AuthenticationFailed
+    if status == 404:
+        return ModelNotFound
+    if status in (429, 529):
+        return RateLimited
+    if status == 408:
+        return ForgeTimeout
+    if status >= 500:
+        return ProviderUnavailable
+    return BadRequest
 
 
-def _reason(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
-    if "Connection refused" in text or "Errno 111" in text:
-        return "connection refused"
-    return _redact(text)
+def capabilities_from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
+    """A model's capabilities from its OpenRouter ``/models`` entry."""
+    supported = set(entry.get("supported_parameters") or [])
+    modalities = (entry.get("architecture") or {}).get("input_modalities") or []
+    context = entry.get("context_length") or (entry.get("top_provider") or {}).get("context_length")
+    return Capabilities(
+        tools="tools" in supported,
+        tool_choice="tool_choice" in supported,
+        structured_output="structured_outputs" in supported,
+        json_mode="response_format" in supported,
+        vision="image" in modalities,
+        streaming=True,
+        context_window=int(context) if context else None,
+    )
+
+
+def _error_code(data: Any) -> Any:
+    error = data.get("error") if isinstance(data, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _error_message(data: Any) -> str | None:
@@ -319,33 +493,18 @@ def _error_message(data: Any) -> str | None:
         return None
     error = data.get("error")
     if isinstance(error, str):
-        return _redact(error)[:_MAX_MESSAGE]
+        return redact(error)[:MAX_MESSAGE]
     if isinstance(error, dict) and error.get("message"):
-        return _redact(str(error["message"]))[:_MAX_MESSAGE]
+        return redact(str(error["message"]))[:MAX_MESSAGE]
     return None
 
 
-def _redact(text: str) -> str:
-    return _KEY_LIKE.sub("[redacted]", text)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), capped."""
-    raw_ms = response.headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return min(float(raw_ms) / 1000.0, _RETRY_AFTER_CAP)
-        except ValueError:
-            pass
-    raw = response.headers.get("retry-after")
-    if not raw:
+def _finish_reason(data: Any) -> str | None:
+    """The first choice's ``finish_reason`` of a response or chunk body, if it has one."""
+    if not isinstance(data, dict):
         return None
-    try:
-        return min(max(float(raw), 0.0), _RETRY_AFTER_CAP)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
-    return min(max(when.timestamp() - time.time(), 0.0), _RETRY_AFTER_CAP)
+    reason = choices[0].get("finish_reason")
+    return reason if isinstance(reason, str) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from forge_core._exceptions import CapabilityMismatch
 from forge_core._types import (
     ChatChunk,
     ChatRequest,
@@ -21,6 +22,7 @@ from forge_core._types import (
     ToolCallDelta,
     Usage,
 )
+from forge_core.providers._common import new_tool_call_id, parse_arguments
 
 __all__ = ["build_body", "message_to_wire", "parse_chunk", "parse_completion", "parse_usage"]
 
@@ -28,6 +30,12 @@ __all__ = ["build_body", "message_to_wire", "parse_chunk", "parse_completion", "
 def message_to_wire(message: Message) -> dict[str, Any]:
     """One `Message` as an OpenAI chat message."""
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        parts: list[dict[str, Any]] = []
+        if message.content:
+            parts.append({"type": "text", "text": message.content})
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+        wire["content"] = parts
     if message.tool_calls:
         wire["tool_calls"] = [
             {
@@ -51,11 +59,13 @@ def build_body(
     stream: bool,
     max_tokens_field: str = "max_tokens",
     include_usage: bool = True,
+    dialect: str = "openai",
 ) -> dict[str, Any]:
     """The JSON body of a chat-completions request.
 
     ``max_tokens_field`` is ``max_completion_tokens`` for OpenAI itself; OpenAI-compatible
-    servers (llama-cpp-python, Ollama) only honour the legacy ``max_tokens``.
+    servers (llama-cpp-python, Ollama) only honour the legacy ``max_tokens``. ``dialect``
+    (``openai`` or ``llama-cpp``) says how the server spells structured output and tool choice.
     """
     body: dict[str, Any] = {
         "model": model,
@@ -72,11 +82,46 @@ def build_body(
         body["stop"] = list(request.stop)
     if request.tools:
         body["tools"] = request.tools
-    if request.tool_choice is not None:
-        body["tool_choice"] = request.tool_choice
+    tool_choice = request.tool_choice
+    if dialect == "llama-cpp" and request.tools:
+        tool_choice = _llama_cpp_tool_choice(request.tools, tool_choice)
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
     if request.response_format is not None:
-        body["response_format"] = request.response_format
+        body["response_format"] = _response_format(request.response_format, dialect)
     return body
+
+
+def _llama_cpp_tool_choice(
+    tools: list[dict[str, Any]], tool_choice: str | dict[str, Any] | None
+) -> str | dict[str, Any] | None:
+    """``tool_choice`` as llama-cpp-python's ``chatml-function-calling`` takes it.
+
+    It offers no tools at all without a ``tool_choice`` (OpenAI means ``auto``) and fails with a
+    500 on ``required``; forcing the only tool is what ``required`` means with one tool.
+    """
+    if tool_choice is None:
+        return "auto"
+    if tool_choice == "required":
+        if len(tools) == 1:
+            return {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+        raise CapabilityMismatch(
+            "llama-cpp-python's server cannot require a call to one of several tools; "
+            "name the tool in tool_choice or pass tool_choice='auto'"
+        )
+    return tool_choice
+
+
+def _response_format(response_format: dict[str, Any], dialect: str) -> dict[str, Any]:
+    """``response_format`` as ``dialect`` takes it.
+
+    llama-cpp-python's server answers ``json_schema`` with a 500 but constrains generation to a
+    schema given as ``{"type": "json_object", "schema": ...}``.
+    """
+    if dialect == "llama-cpp" and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    return response_format
 
 
 def parse_usage(data: Any) -> Usage | None:
@@ -89,28 +134,17 @@ def parse_usage(data: Any) -> Usage | None:
     )
 
 
-def _parse_arguments(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if not raw:
-        return {}
-    parsed = json.loads(raw)
-    if not isinstance(parsed, dict):
-        raise ValueError("tool call arguments are not a JSON object")
-    return parsed
-
-
 def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> ChatResponse:
     """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body."""
     choice = data["choices"][0]
     message = choice["message"]
     tool_calls = [
         ToolCall(
-            id=call.get("id") or f"call_{index}",
+            id=call.get("id") or new_tool_call_id(),
             name=call["function"]["name"],
-            arguments=_parse_arguments(call["function"].get("arguments")),
+            arguments=parse_arguments(call["function"].get("arguments")),
         )
-        for index, call in enumerate(message.get("tool_calls") or [])
+        for call in message.get("tool_calls") or []
     ]
     return ChatResponse(
         content=message.get("content"),

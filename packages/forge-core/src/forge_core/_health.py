@@ -1,0 +1,182 @@
+"""Cached endpoint health: probed cheaply (never a billed call), trusted for a TTL.
+
+A backend opts in by having ``health(timeout)`` (and ``ahealth``), as every HTTP client does
+(`ModelCatalog`). It may answer a bool, or ``"up"`` / ``"warming"`` / ``"down"`` — a local
+model still loading is *warming*, which is not *down*: the router keeps warming candidates and
+drops only cached-down ones. Backends without a probe are never dropped for health.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from cachetools import TTLCache
+
+from forge_core._exceptions import ProviderError
+from forge_core._retry import Clock, SystemClock
+from forge_core._types import ModelId, Provider
+
+logger = logging.getLogger("forge.health")
+
+__all__ = ["HealthCache", "HealthStatus", "ModelDiscovery", "endpoint_of"]
+
+_MAX_ENDPOINTS = 256
+
+
+def endpoint_of(backend: object) -> str:
+    """An endpoint's key for breakers and health: its base URL, or ``provider:in-process``."""
+    base_url = getattr(backend, "base_url", None)
+    if base_url:
+        return str(base_url)
+    provider = getattr(backend, "provider", None)
+    return f"{getattr(provider, 'value', provider)}:in-process"
+
+
+class HealthStatus(enum.StrEnum):
+    """What the last probe of an endpoint said."""
+
+    UP = "up"
+    WARMING = "warming"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def of(cls, answer: Any) -> HealthStatus:
+        """A probe's answer (bool, or a status name) as a status."""
+        if isinstance(answer, bool):
+            return cls.UP if answer else cls.DOWN
+        try:
+            return cls(str(getattr(answer, "value", answer)).lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class HealthCache:
+    """Endpoint -> status, each entry trusted for ``ttl`` seconds (a `cachetools.TTLCache`)."""
+
+    def __init__(self, ttl: float = 30.0, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._cache: TTLCache[str, HealthStatus] = TTLCache(
+            maxsize=_MAX_ENDPOINTS, ttl=ttl, timer=self._clock.monotonic
+        )
+
+    def cached(self, endpoint: str) -> HealthStatus | None:
+        """The cached status, or None when there is none or it expired (never probes)."""
+        with self._lock:
+            return self._cache.get(endpoint)
+
+    def mark(self, endpoint: str, status: HealthStatus) -> None:
+        """Record ``status`` for ``endpoint`` (a probe's result, or a call that just answered)."""
+        with self._lock:
+            self._cache[endpoint] = status
+
+    def check(self, endpoint: str, backend: object, timeout: float) -> HealthStatus:
+        """The cached status, probing ``backend`` only when the cache has none."""
+        cached = self.cached(endpoint)
+        if cached is not None:
+            return cached
+        probe = getattr(backend, "health", None)
+        if probe is None:
+            return HealthStatus.UNKNOWN
+        try:
+            status = HealthStatus.of(probe(timeout))
+        except Exception:
+            status = HealthStatus.DOWN
+        self.mark(endpoint, status)
+        return status
+
+    async def acheck(self, endpoint: str, backend: object, timeout: float) -> HealthStatus:
+        """Async `check`, using the backend's ``ahealth`` when it has one."""
+        cached = self.cached(endpoint)
+        if cached is not None:
+            return cached
+        probe = getattr(backend, "ahealth", None)
+        if probe is None:
+            return self.check(endpoint, backend, timeout)
+        try:
+            status = HealthStatus.of(await probe(timeout))
+        except Exception:
+            status = HealthStatus.DOWN
+        self.mark(endpoint, status)
+        return status
+
+    def snapshot(self) -> dict[str, str]:
+        """Every unexpired entry."""
+        with self._lock:
+            return {endpoint: status.value for endpoint, status in self._cache.items()}
+
+
+class ModelDiscovery:
+    """The seed's ``ModelDiscovery(cache_duration)``: models across providers, and health.
+
+    Model lists come from each backend's ``list_models`` (never a billed call) and are cached
+    for ``cache_duration`` seconds; endpoint health comes from the shared `HealthCache`.
+    Backends without a listing or a probe are skipped, not failed.
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[Provider, object],
+        cache_duration: float = 300.0,
+        *,
+        health: HealthCache | None = None,
+        health_check_timeout: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._backends = dict(backends)
+        self._clock = clock or SystemClock()
+        self._health = health or HealthCache(clock=self._clock)
+        self._timeout = health_check_timeout
+        self._lock = threading.Lock()
+        self._models: TTLCache[Provider, list[Any]] = TTLCache(
+            maxsize=_MAX_ENDPOINTS, ttl=cache_duration, timer=self._clock.monotonic
+        )
+
+    def discover_available_models(self) -> dict[Provider, list[Any]]:
+        """Each provider's listed models (`ModelInfo`), from cache while fresh.
+
+        A provider whose listing fails is left out (and logged); it is asked again next time.
+        """
+        found: dict[Provider, list[Any]] = {}
+        for provider, backend in self._backends.items():
+            models = self._listed(provider, backend)
+            if models is not None:
+                found[provider] = models
+        return found
+
+    def _listed(self, provider: Provider, backend: object) -> list[Any] | None:
+        with self._lock:
+            cached = self._models.get(provider)
+        if cached is not None:
+            return cached
+        lister = getattr(backend, "list_models", None)
+        if lister is None:
+            return None
+        try:
+            models = list(lister())
+        except ProviderError as exc:
+            logger.info("forge: cannot list %s models: %s", provider.value, exc)
+            return None
+        with self._lock:
+            self._models[provider] = models
+        return models
+
+    def check_model_health(self, model: str) -> HealthStatus:
+        """``provider:model``'s health: its endpoint's, and down when the endpoint answers
+        but does not list the model (not pulled / not served)."""
+        model_id = ModelId.parse(model)
+        if model_id.provider is None or model_id.provider not in self._backends:
+            return HealthStatus.UNKNOWN
+        backend = self._backends[model_id.provider]
+        status = self._health.check(endpoint_of(backend), backend, self._timeout)
+        if status is not HealthStatus.UP or not model_id.model:
+            return status
+        listed = self._listed(model_id.provider, backend)
+        if listed is not None and model_id.model not in {getattr(m, "id", None) for m in listed}:
+            return HealthStatus.DOWN
+        return status

@@ -1,0 +1,161 @@
+"""Pieces every HTTP provider client shares: timeouts, redaction, ``Retry-After``, tool calls.
+
+Kept apart from any one wire format so each client maps its own errors in one place while the
+arithmetic (how long to wait, what to redact, how to assemble streamed tool calls) is written
+once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from forge_core._types import ToolCall, ToolCallDelta
+from forge_core.providers._base import AttemptTimeouts
+
+__all__ = [
+    "MAX_MESSAGE",
+    "DataUrl",
+    "ToolCallAssembler",
+    "new_tool_call_id",
+    "parse_arguments",
+    "parse_data_url",
+    "reason",
+    "redact",
+    "retry_after",
+    "timeout_for",
+]
+
+MAX_MESSAGE = 300
+_RETRY_AFTER_CAP = 3600.0
+_KEY_LIKE = re.compile(r"\b(sk|key|rk)-[A-Za-z0-9_\-\.\*]{4,}")
+
+
+def timeout_for(timeouts: AttemptTimeouts) -> httpx.Timeout:
+    """The httpx timeout of one attempt: read capped by the total deadline, connect by read."""
+    read = timeouts.read_timeout()
+    return httpx.Timeout(read, connect=min(timeouts.connect, read))
+
+
+def redact(text: str) -> str:
+    """``text`` with anything shaped like an API key replaced by ``[redacted]``."""
+    return _KEY_LIKE.sub("[redacted]", text)
+
+
+def reason(exc: httpx.HTTPError) -> str:
+    """A short, secret-free reason for a transport error."""
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    return redact(text)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), capped."""
+    raw_ms = response.headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return min(max(float(raw_ms) / 1000.0, 0.0), _RETRY_AFTER_CAP)
+        except ValueError:
+            pass
+    raw = response.headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return min(max(float(raw), 0.0), _RETRY_AFTER_CAP)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), _RETRY_AFTER_CAP)
+
+
+def new_tool_call_id() -> str:
+    """A fresh tool-call id for providers that send none (never the tool's name)."""
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def parse_arguments(raw: Any) -> dict[str, Any]:
+    """Tool-call arguments as a dict, from a JSON string, a dict, or nothing."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    parsed = json.loads(raw)
+    if not isinstance(parsed, dict):
+        raise ValueError("tool call arguments are not a JSON object")
+    return parsed
+
+
+@dataclass
+class _Slot:
+    id: str
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ToolCallAssembler:
+    """Joins streamed tool-call fragments into complete calls with stable ids.
+
+    Providers key fragments differently (OpenAI by ``index``, Anthropic by content-block
+    index); each client passes its own key. Every fragment passed on carries the call's id and
+    name and the call's ordinal as ``index``, so a consumer never has to remember the first
+    fragment. Two calls with the same name and arguments stay two calls: each key (or a new id
+    under a reused key) opens a new slot.
+    """
+
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._by_key: dict[Any, int] = {}
+
+    def add(
+        self, key: Any, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> ToolCallDelta:
+        """Record one fragment and return it normalised (stable id, name, ordinal index)."""
+        ordinal = self._by_key.get(key)
+        if ordinal is None or (id and self._slots[ordinal].id != id):
+            ordinal = len(self._slots)
+            self._slots.append(_Slot(id=id or new_tool_call_id()))
+            self._by_key[key] = ordinal
+        slot = self._slots[ordinal]
+        if name:
+            slot.name = name
+        if arguments:
+            slot.arguments.append(arguments)
+        return ToolCallDelta(index=ordinal, id=slot.id, name=slot.name or None, arguments=arguments)
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def calls(self) -> list[ToolCall]:
+        """The complete calls so far; raises ``ValueError`` when arguments are not JSON."""
+        return [
+            ToolCall(id=slot.id, name=slot.name, arguments=parse_arguments("".join(slot.arguments)))
+            for slot in self._slots
+        ]
+
+
+@dataclass(frozen=True)
+class DataUrl:
+    """A ``data:<media type>;base64,<data>`` image, split."""
+
+    media_type: str
+    data: str
+
+
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
+
+
+def parse_data_url(url: str) -> DataUrl | None:
+    """The parts of a base64 data URL, or None when ``url`` is not one (an http URL)."""
+    match = _DATA_URL.match(url)
+    return DataUrl(match["type"], match["data"]) if match else None

@@ -1,0 +1,129 @@
+"""How `Embedder` picks, drops, pins and falls back between embedding providers."""
+
+from __future__ import annotations
+
+import pytest
+from forge_core import Embedder, FallbackFailed, ForgeConfig, Provider
+from forge_test_support import closed_port_url, config_for, embedded_in_process
+
+
+def refused_ollama() -> dict[str, object]:
+    return {"name": "ollama", "base_url": closed_port_url()}
+
+
+def test_providers_without_an_embeddings_api_are_dropped_with_the_reason() -> None:
+    config = ForgeConfig.model_validate(
+        {"providers": {"fallback": {"order": ["anthropic", "openrouter", "ollama"]}}}
+    )
+    candidates, drops = Embedder(config).plan()
+    assert [(c.provider, c.model) for c in candidates] == [(Provider.OLLAMA, "nomic-embed-text")]
+    reasons = {drop.provider: drop.reason for drop in drops}
+    assert reasons[Provider.ANTHROPIC] == "anthropic has no embeddings API"
+    assert "openrouter" in reasons[Provider.OPENROUTER]
+
+
+def test_local_first_orders_local_providers_first() -> None:
+    config = ForgeConfig.model_validate(
+        {
+            "providers": {
+                "fallback": {"order": ["openai", "huggingface", "ollama"]},
+                "cloud": {"openai": {"api_key_env": None}},
+            },
+            "model_preferences": {"local_first": True},
+        }
+    )
+    candidates, _ = Embedder(config).plan()
+    assert [c.provider for c in candidates] == [
+        Provider.HUGGINGFACE,
+        Provider.OLLAMA,
+        Provider.OPENAI,
+    ]
+
+
+def test_local_only_drops_cloud_providers() -> None:
+    config = config_for(
+        {"name": "openai", "base_url": closed_port_url(), "default_model": "m"},
+        embedded_in_process(),
+        model_preferences={"local_only": True},
+    )
+    candidates, drops = Embedder(config).plan()
+    assert [c.provider for c in candidates] == [Provider.HUGGINGFACE]
+    assert [(d.provider, d.reason) for d in drops] == [
+        (Provider.OPENAI, "local_only: cloud not allowed")
+    ]
+
+
+def test_model_pins_the_first_candidate_and_models_set_the_others() -> None:
+    config = config_for(refused_ollama(), embedded_in_process())
+    embedder = Embedder(
+        config, model="huggingface:gemma-3-270m", models={"ollama": "mxbai-embed-large"}
+    )
+    candidates, _ = embedder.plan()
+    assert [(c.provider, c.model) for c in candidates] == [
+        (Provider.HUGGINGFACE, "gemma-3-270m"),
+        (Provider.OLLAMA, "mxbai-embed-large"),
+    ]
+
+
+def test_a_bare_model_name_goes_to_the_first_provider() -> None:
+    candidates, _ = Embedder(config_for(refused_ollama()), model="all-minilm").plan()
+    assert [(c.provider, c.model) for c in candidates] == [(Provider.OLLAMA, "all-minilm")]
+
+
+def test_disabled_fallback_keeps_only_the_first_candidate() -> None:
+    config = config_for(
+        refused_ollama(), embedded_in_process(), providers={"fallback": {"enabled": False}}
+    )
+    candidates, _ = Embedder(config).plan()
+    assert [c.provider for c in candidates] == [Provider.OLLAMA]
+
+
+def test_a_missing_local_model_is_dropped_before_any_call() -> None:
+    config = config_for(embedded_in_process(models=[{"name": "no-such-model"}]))
+    with pytest.raises(FallbackFailed) as caught:
+        Embedder(config, model="huggingface:no-such-model").embed(["x"])
+    assert caught.value.route.attempts == []
+    [drop] = caught.value.route.drops
+    assert "no-such-model" in drop.reason
+
+
+def test_every_failure_is_listed_in_the_error() -> None:
+    config = config_for(
+        refused_ollama(), {"name": "openai", "base_url": closed_port_url(), "default_model": "m"}
+    )
+    with pytest.raises(FallbackFailed) as caught:
+        Embedder(config).embed(["x"])
+    message = str(caught.value)
+    assert "ollama:nomic-embed-text -> unavailable" in message
+    assert "openai:text-embedding-3-small -> unavailable" in message
+    assert "connection refused" in message
+    assert [a.provider for a in caught.value.route.attempts] == [
+        Provider.OLLAMA,
+        Provider.OPENAI,
+    ]
+
+
+@pytest.mark.local_model
+def test_refused_ollama_falls_back_to_the_embedded_model_and_stays_there() -> None:
+    config = config_for(refused_ollama(), embedded_in_process())
+    embedder = Embedder(config)
+    response = embedder.embed_with_route(["hello"])
+    first, second = response.route.attempts
+    assert (first.provider, first.ok, first.error_kind) == (Provider.OLLAMA, False, "unavailable")
+    assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
+    assert embedder.served == "huggingface:gemma-3-270m"
+
+    # From now on Ollama is not even tried: its vectors would live in another space.
+    candidates, drops = embedder.plan()
+    assert [c.provider for c in candidates] == [Provider.HUGGINGFACE]
+    assert drops[0].provider == Provider.OLLAMA
+    assert drops[0].reason == "this Embedder's vectors come from huggingface:gemma-3-270m"
+    assert embedder.embed_with_route(["again"]).route.attempts[0].provider == (Provider.HUGGINGFACE)
+
+
+@pytest.mark.local_model
+def test_without_pinning_every_call_starts_from_the_top() -> None:
+    embedder = Embedder(config_for(refused_ollama(), embedded_in_process()), pin_after_first=False)
+    embedder.embed(["hello"])
+    candidates, _ = embedder.plan()
+    assert [c.provider for c in candidates] == [Provider.OLLAMA, Provider.HUGGINGFACE]

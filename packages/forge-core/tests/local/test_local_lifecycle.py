@@ -1,0 +1,202 @@
+"""One loaded instance per model, warm-up, idle unload, concurrency and metrics, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forge_core import (
+    ChatRequest,
+    Forge,
+    ForgeTimeout,
+    HuggingFaceConfig,
+    Message,
+    ModelNotFound,
+)
+from forge_core.providers import _huggingface
+from forge_core.providers._base import AttemptTimeouts
+from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
+from forge_test_support import config_for, embedded_in_process
+
+pytestmark = pytest.mark.local_model
+MODEL = "gemma-3-270m"
+SUBJECTS = [
+    "cats",
+    "rain",
+    "bread",
+    "the moon",
+    "trains",
+    "music",
+    "winter",
+    "coffee",
+    "rivers",
+    "chess",
+    "bees",
+    "glass",
+    "forests",
+    "salt",
+    "clocks",
+    "snow",
+    "paper",
+    "horses",
+    "copper",
+    "tea",
+]
+
+
+def timeouts(seconds: float = 240.0) -> AttemptTimeouts:
+    return AttemptTimeouts(connect=1.0, read=seconds, total_deadline=time.monotonic() + seconds)
+
+
+def backend(**settings: Any) -> HuggingFaceBackend:
+    return HuggingFaceBackend(
+        HuggingFaceConfig.model_validate({"models": [{"name": MODEL}], **settings})
+    )
+
+
+def prompt(subject: str) -> ChatRequest:
+    return ChatRequest(
+        messages=[Message(role="user", content=f"Write one sentence about {subject}.")],
+        temperature=0.0,
+        max_tokens=5,
+    )
+
+
+def loaded_entries() -> list[Any]:
+    return list(_huggingface._loaded.values())
+
+
+def test_warm_preloads_once_and_stats_describe_the_model() -> None:
+    unload_models()
+    first = backend()
+    assert first.warm() == [MODEL]
+    backend().warm()
+    [entry] = loaded_entries()
+    stats = first.stats()
+    [model] = stats["models"]
+    assert model["model"] == MODEL and model["format"] == "gguf" and model["instances"] == 1
+    assert model["load_seconds"] > 0
+    assert model["resident_bytes"] >= 0 and stats["process_rss_bytes"] > model["resident_bytes"]
+    assert model["requests"] == 0 and model["tokens_per_second"] is None
+    assert entry.instances[0] is not None
+
+
+def test_stats_count_tokens_and_rate_after_generation() -> None:
+    local = backend()
+    answer = local.chat(prompt("cats"), MODEL, timeouts())
+    [model] = local.stats()["models"]
+    assert answer.usage is not None
+    assert model["requests"] >= 1 and model["output_tokens"] >= answer.usage.output_tokens
+    assert model["tokens_per_second"] > 0
+    assert model["queue_wait_seconds_mean"] >= 0 and model["queue_wait_seconds_max"] >= 0
+
+
+async def test_twenty_concurrent_requests_get_their_own_answers() -> None:
+    local = backend()
+    sequential = [(local.chat(prompt(subject), MODEL, timeouts())).content for subject in SUBJECTS]
+    assert len(set(sequential)) > 1
+    concurrent = await asyncio.gather(
+        *(local.achat(prompt(subject), MODEL, timeouts()) for subject in SUBJECTS)
+    )
+    assert [answer.content for answer in concurrent] == sequential
+    [model] = local.stats()["models"]
+    assert model["instances"] == 1 and model["in_use_or_waiting"] == 0
+    # With one instance, nineteen of the twenty had to wait for another's answer.
+    assert model["queue_wait_seconds_max"] > 0
+
+
+async def test_concurrent_streams_do_not_mix() -> None:
+    local = backend()
+    subjects = SUBJECTS[:6]
+    expected = [local.chat(prompt(subject), MODEL, timeouts()).content for subject in subjects]
+
+    async def streamed(subject: str) -> str:
+        pieces = [
+            chunk.content async for chunk in local.astream(prompt(subject), MODEL, timeouts())
+        ]
+        return "".join(pieces)
+
+    assert await asyncio.gather(*(streamed(subject) for subject in subjects)) == expected
+
+
+async def test_parallel_pool_serves_with_several_instances() -> None:
+    unload_models()
+    pooled = backend(parallel=2)
+    subjects = SUBJECTS[:6]
+    expected = [pooled.chat(prompt(subject), MODEL, timeouts()).content for subject in subjects]
+    answers = await asyncio.gather(
+        *(pooled.achat(prompt(subject), MODEL, timeouts()) for subject in subjects)
+    )
+    assert [answer.content for answer in answers] == expected
+    [model] = pooled.stats()["models"]
+    assert model["instances"] == 2
+    unload_models()
+
+
+def test_busy_model_times_out_at_the_deadline_instead_of_hanging() -> None:
+    local = backend()
+    with local._instance(MODEL, timeouts(), time.perf_counter()), pytest.raises(ForgeTimeout):
+        local.chat(prompt("rain"), MODEL, timeouts(0.3))
+    assert local.chat(prompt("rain"), MODEL, timeouts()).content
+
+
+async def test_abandoned_stream_gives_the_instance_back() -> None:
+    local = backend()
+    stream = local.astream(prompt("bread"), MODEL, timeouts())
+    async for _chunk in stream:
+        break
+    await stream.aclose()
+    answer = await local.achat(prompt("bread"), MODEL, timeouts(60))
+    assert answer.content
+    [model] = local.stats()["models"]
+    assert model["in_use_or_waiting"] == 0
+
+
+def test_model_in_use_is_not_unloaded_and_idle_one_is() -> None:
+    local = backend(keep_alive_seconds=None)
+    local.warm()
+    with local._instance(MODEL, timeouts(), time.perf_counter()):
+        assert unload_models() == []
+        assert len(loaded_entries()) == 1
+    assert unload_models(idle_for=3600) == []
+    assert unload_models(idle_for=0) == [MODEL]
+    assert loaded_entries() == []
+
+
+def test_keep_alive_unloads_an_idle_model() -> None:
+    unload_models()
+    local = backend(keep_alive_seconds=0.2)
+    local.chat(prompt("snow"), MODEL, timeouts())
+    [entry] = loaded_entries()
+    unloaded = threading.Event()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not unloaded.is_set():
+        if not loaded_entries():
+            unloaded.set()
+        else:
+            unloaded.wait(0.05)
+    assert unloaded.is_set()
+    assert entry.instances == []
+    # The next request loads it again.
+    assert local.chat(prompt("snow"), MODEL, timeouts()).content
+    unload_models()
+
+
+def test_forge_warm_loads_the_configured_model_once() -> None:
+    unload_models()
+    forge = Forge(config_for(embedded_in_process()))
+    assert forge.warm() == [MODEL]
+    [entry] = loaded_entries()
+    answer = forge.chat("Hi", max_tokens=2)
+    assert answer.content is not None
+    assert loaded_entries() == [entry] and entry.requests == 1
+
+
+def test_forge_warm_with_a_missing_model_names_it(tmp_path: Path) -> None:
+    forge = Forge(config_for({"name": "huggingface", "cache_dir": str(tmp_path)}))
+    with pytest.raises(ModelNotFound, match="acme/absent"):
+        forge.warm(["acme/absent"])

@@ -1,0 +1,153 @@
+"""`ForgeEmbedding`: a LlamaIndex embedding model routed by `forge_core.Embedder`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import forge_core
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+
+__all__ = ["ForgeEmbedding"]
+
+#: ``model_name`` until a provider has served (forge's configuration picks one).
+UNPINNED_MODEL_NAME = "forge"
+
+
+class ForgeEmbedding(BaseEmbedding):
+    """LlamaIndex embeddings from forge: in process by default, Ollama or OpenAI when configured.
+
+    Which provider embeds is decided by `forge_core.Embedder` with the same configuration,
+    selection and fallback as chat: the in-process GGUF (the embedded Gemma 3 270M unless a
+    model is named), Ollama's ``/api/embed``, OpenAI's ``/embeddings``. Once one has served,
+    every later call stays on it (``pin_after_first``), so an index never mixes vectors of two
+    models; ``model_name`` then names it (``provider:model``) and `route` shows the last route.
+
+    Example:
+        ```python
+        from llama_index.core import Settings, VectorStoreIndex
+        from llamaindex_forge import ForgeEmbedding, ForgeLLM
+
+        Settings.embed_model = ForgeEmbedding()  # fully local by default
+        Settings.llm = ForgeLLM(max_tokens=128)
+        index = VectorStoreIndex.from_documents(documents)
+        print(index.as_query_engine().query("What is in these files?"))
+        ```
+    """
+
+    model: str | None = Field(
+        default=None,
+        description=(
+            "Embedding model: 'provider:model' (e.g. 'huggingface:gemma-3-270m', "
+            "'ollama:nomic-embed-text', 'openai:text-embedding-3-small') pins the first "
+            "candidate; None lets the forge configuration decide."
+        ),
+    )
+    models: dict[str, str] | None = Field(
+        default=None,
+        description="Embedding model per provider name for the other candidates.",
+    )
+    config: forge_core.ForgeConfig | str | None = Field(
+        default=None,
+        description=(
+            "A forge_core.ForgeConfig, or the path of a forge.yaml; None uses $FORGE_CONFIG, "
+            "./forge.yaml, the user config dir, then forge's defaults."
+        ),
+    )
+    fallback_order: list[str] | None = Field(
+        default=None,
+        description="Providers to try, in order (providers.fallback.order); None keeps config.",
+    )
+    local_first: bool | None = Field(
+        default=None,
+        description="Try local providers before cloud ones; None keeps the configured value.",
+    )
+    local_only: bool | None = Field(
+        default=None,
+        description="Never send texts to a cloud provider; None keeps the configured value.",
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds bounding one embedding request, fallbacks included.",
+    )
+    pin_after_first: bool = Field(
+        default=True,
+        description=(
+            "Keep every call on the provider and model that served the first one, so vectors "
+            "always share one space (a failure then raises instead of switching models)."
+        ),
+    )
+
+    _embedder: forge_core.Embedder | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        data.setdefault("model_name", data.get("model") or UNPINNED_MODEL_NAME)
+        super().__init__(**data)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _path_to_str(cls, value: Any) -> Any:
+        """Accept any ``os.PathLike`` as a config path."""
+        if hasattr(value, "__fspath__"):
+            return str(value.__fspath__())
+        return value
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex uses for this class in serialization and callbacks."""
+        return "ForgeEmbedding"
+
+    @property
+    def embedder(self) -> forge_core.Embedder:
+        """The `forge_core.Embedder` doing the work, built on first use.
+
+        Building it loads the configuration, so a bad ``config`` raises
+        `forge_core.ConfigError` here (on the first embedding call).
+        """
+        if self._embedder is None:
+            overrides = forge_core.routing_overrides(
+                fallback_order=self.fallback_order,
+                local_first=self.local_first,
+                local_only=self.local_only,
+                timeout=self.timeout,
+            )
+            self._embedder = forge_core.Embedder(
+                self.config,
+                model=self.model,
+                models=self.models,
+                overrides=overrides or None,
+                pin_after_first=self.pin_after_first,
+            )
+        return self._embedder
+
+    @property
+    def route(self) -> forge_core.RouteTrail | None:
+        """The route of the last embedding call (attempts, drops, timings), if any."""
+        return self.embedder.last_route
+
+    def _served(self, vectors: list[list[float]]) -> list[list[float]]:
+        served = self.embedder.served
+        if served is not None:
+            self.model_name = served
+        return vectors
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        """One batch, one routed call."""
+        return self._served(self.embedder.embed(texts))
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        """Async `_get_text_embeddings`."""
+        return self._served(await self.embedder.aembed(texts))
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aget_text_embeddings([text]))[0]
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._get_text_embedding(query)
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await self._aget_text_embedding(query)

@@ -1,0 +1,131 @@
+"""A fully offline RAG pipeline: ForgeEmbedding (embedded GGUF, in process) builds a
+VectorStoreIndex over tests/data, queried with a ForgeLLM on the local server.
+
+The retrieved file is asserted, not the 270M model's prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import forge_core
+import pytest
+from forge_test_support import (
+    LocalServer,
+    closed_port_url,
+    config_for,
+    embedded_in_process,
+    ollama_on,
+)
+from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
+from llamaindex_forge import ForgeEmbedding, ForgeLLM
+
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
+QUESTIONS = {
+    "How do plants turn sunlight into food?": "photosynthesis.txt",
+    "Why does lava come out of a mountain?": "volcanoes.txt",
+    "How do you bake a loaf of bread with a starter?": "sourdough.txt",
+    "How do I define a function with def and return a value?": "python_functions.txt",
+}
+
+
+@pytest.fixture(scope="module")
+def index() -> VectorStoreIndex:
+    documents = SimpleDirectoryReader(str(DATA), required_exts=[".txt"]).load_data()
+    assert len(documents) == len(QUESTIONS)
+    embed_model = ForgeEmbedding(config=config_for(embedded_in_process()))
+    return VectorStoreIndex.from_documents(documents, embed_model=embed_model)
+
+
+@pytest.fixture
+def restore_settings() -> Iterator[None]:
+    previous_llm, previous_embed = Settings._llm, Settings._embed_model
+    try:
+        yield
+    finally:
+        Settings._llm, Settings._embed_model = previous_llm, previous_embed
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize(("question", "expected_file"), list(QUESTIONS.items()))
+def test_retriever_finds_the_file_the_question_is_about(
+    index: VectorStoreIndex, question: str, expected_file: str
+) -> None:
+    [best] = index.as_retriever(similarity_top_k=1).retrieve(question)
+    assert best.node.metadata["file_name"] == expected_file
+
+
+@pytest.mark.local_model
+@pytest.mark.local_server
+def test_query_engine_answers_from_the_right_file(
+    index: VectorStoreIndex, local_server: LocalServer
+) -> None:
+    llm = ForgeLLM(config=config_for(ollama_on(local_server)), max_tokens=16)
+    engine = index.as_query_engine(llm=llm, similarity_top_k=1)
+    response = engine.query("How do plants turn sunlight into food?")
+    [source] = response.source_nodes
+    assert source.node.metadata["file_name"] == "photosynthesis.txt"
+    assert isinstance(response.response, str)
+    assert response.response.strip()
+    assert index._embed_model.model_name == "huggingface:gemma-3-270m"
+
+
+@pytest.mark.local_model
+async def test_async_query_engine_with_an_in_process_llm(index: VectorStoreIndex) -> None:
+    llm = ForgeLLM(config=config_for(embedded_in_process()), max_tokens=8)
+    engine = index.as_query_engine(llm=llm, similarity_top_k=1)
+    response = await engine.aquery("Why does lava come out of a mountain?")
+    [source] = response.source_nodes
+    assert source.node.metadata["file_name"] == "volcanoes.txt"
+
+
+@pytest.mark.local_model
+@pytest.mark.usefixtures("restore_settings")
+def test_settings_drive_a_context_chat_engine(index: VectorStoreIndex) -> None:
+    Settings.llm = ForgeLLM(config=config_for(embedded_in_process()), max_tokens=8)
+    Settings.embed_model = index._embed_model
+    engine = index.as_chat_engine(chat_mode="context", similarity_top_k=1)
+    response = engine.chat("How do you bake a loaf of bread with a starter?")
+    [source] = response.source_nodes
+    assert source.node.metadata["file_name"] == "sourdough.txt"
+    assert isinstance(response.response, str)
+
+
+@pytest.mark.local_model
+def test_embedding_route_is_recorded(index: VectorStoreIndex) -> None:
+    embed_model = index._embed_model
+    assert isinstance(embed_model, ForgeEmbedding)
+    embed_model.get_query_embedding("anything")
+    route = embed_model.route
+    assert route is not None
+    assert route.provider == forge_core.Provider.HUGGINGFACE
+    assert route.attempts[-1].ok is True
+
+
+@pytest.mark.local_model
+def test_refused_ollama_falls_back_to_in_process_embeddings() -> None:
+    embed_model = ForgeEmbedding(
+        config=config_for({"name": "ollama", "base_url": closed_port_url()}, embedded_in_process())
+    )
+    assert embed_model.model_name == "forge"
+    vectors = embed_model.get_text_embedding_batch(["one", "two", "three"])
+    assert len(vectors) == 3
+    assert embed_model.model_name == "huggingface:gemma-3-270m"
+    route = embed_model.route
+    assert route is not None
+    assert [(a.provider.value, a.ok) for a in route.attempts] == [
+        ("ollama", False),
+        ("huggingface", True),
+    ]
+
+
+def test_local_only_never_sends_texts_to_the_cloud() -> None:
+    embed_model = ForgeEmbedding(
+        config=config_for({"name": "openai", "base_url": closed_port_url(), "default_model": "m"}),
+        local_only=True,
+    )
+    with pytest.raises(forge_core.FallbackFailed) as caught:
+        embed_model.get_query_embedding("private text")
+    assert caught.value.route.attempts == []
+    assert caught.value.route.drops[0].reason == "local_only: cloud not allowed"

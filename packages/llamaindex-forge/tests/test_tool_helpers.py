@@ -1,0 +1,237 @@
+"""Tool conversion and assembly for ForgeLLM's function calling (no model is called)."""
+
+from __future__ import annotations
+
+import forge_core
+import pytest
+from forge_test_support import closed_port_url, config_for
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.tools import FunctionTool
+from llamaindex_forge import ForgeLLM
+from llamaindex_forge._utils import (
+    ToolCallAssembler,
+    chat_response,
+    stream_response,
+    to_forge_message,
+    tool_choice_param,
+    tool_specs,
+)
+from llamaindex_forge.base import _parse_incomplete_json
+
+OLLAMA = forge_core.Provider.OLLAMA
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+ADD = FunctionTool.from_defaults(fn=add)
+
+
+def llm() -> ForgeLLM:
+    return ForgeLLM(
+        config=config_for({"name": "ollama", "base_url": closed_port_url()}), max_tokens=8
+    )
+
+
+def delta(index: int, **fields: str) -> forge_core.ToolCallDelta:
+    return forge_core.ToolCallDelta(index=index, **fields)
+
+
+def test_forge_llm_is_a_function_calling_llm() -> None:
+    assert FunctionCallingLLM in ForgeLLM.__mro__
+
+
+def test_tool_specs_are_openai_function_tools() -> None:
+    [spec] = tool_specs([ADD])
+    assert spec["type"] == "function"
+    assert spec["function"]["name"] == "add"
+    assert spec["function"]["description"].endswith("Add two integers.")
+    assert spec["function"]["parameters"]["required"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("choice", "required", "expected"),
+    [
+        (None, False, None),
+        (None, True, "required"),
+        ("auto", True, "auto"),
+        ("none", False, "none"),
+        ("required", False, "required"),
+        ("add", False, {"type": "function", "function": {"name": "add"}}),
+        (
+            {"type": "function", "function": {"name": "add"}},
+            False,
+            {"type": "function", "function": {"name": "add"}},
+        ),
+    ],
+)
+def test_tool_choice_param(choice: object, required: bool, expected: object) -> None:
+    assert tool_choice_param(choice, tool_required=required) == expected  # type: ignore[arg-type]
+
+
+def test_prepare_chat_with_tools_builds_chat_arguments() -> None:
+    history = [ChatMessage(role=MessageRole.SYSTEM, content="be brief")]
+    prepared = llm()._prepare_chat_with_tools(
+        [ADD], user_msg="1 + 2?", chat_history=history, tool_choice="add", max_tokens=4
+    )
+    assert [m.content for m in prepared["messages"]] == ["be brief", "1 + 2?"]
+    assert history == [ChatMessage(role=MessageRole.SYSTEM, content="be brief")]
+    assert prepared["tools"] == tool_specs([ADD])
+    assert prepared["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert prepared["max_tokens"] == 4
+
+
+def test_prepare_chat_with_tools_leaves_tool_choice_out_by_default() -> None:
+    prepared = llm()._prepare_chat_with_tools([ADD], user_msg="hi")
+    assert "tool_choice" not in prepared
+    assert llm()._prepare_chat_with_tools([ADD], user_msg="hi", tool_required=True)[
+        "tool_choice"
+    ] == ("required")
+
+
+def test_prepare_chat_with_no_tools_sends_no_tools() -> None:
+    prepared = llm()._prepare_chat_with_tools([], user_msg="hi", tool_choice="add")
+    assert "tools" not in prepared
+    assert "tool_choice" not in prepared
+
+
+def _answer(*calls: forge_core.ToolCall) -> ChatResponse:
+    return chat_response(
+        forge_core.ChatResponse(
+            content="",
+            tool_calls=list(calls),
+            finish_reason="tool_calls",
+            provider=OLLAMA,
+            model="m",
+            route=forge_core.RouteTrail(provider=OLLAMA, model="m"),
+        )
+    )
+
+
+def test_tool_calls_are_kept_with_their_ids_on_the_message() -> None:
+    response = _answer(
+        forge_core.ToolCall(id="call_a", name="add", arguments={"a": 1, "b": 2}),
+        forge_core.ToolCall(id="call_b", name="add", arguments={"a": 1, "b": 2}),
+    )
+    assert response.message.additional_kwargs["tool_calls"] == [
+        {
+            "id": "call_a",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        },
+        {
+            "id": "call_b",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        },
+    ]
+    assert llm().get_tool_calls_from_response(response) == [
+        ToolSelection(tool_id="call_a", tool_name="add", tool_kwargs={"a": 1, "b": 2}),
+        ToolSelection(tool_id="call_b", tool_name="add", tool_kwargs={"a": 1, "b": 2}),
+    ]
+
+
+def test_an_answer_with_tool_calls_round_trips_into_a_request() -> None:
+    calls = [forge_core.ToolCall(id="call_a", name="add", arguments={"a": 1, "b": 2})]
+    message = to_forge_message(_answer(*calls).message)
+    assert message.role == "assistant"
+    assert message.tool_calls == calls
+
+
+def test_no_tool_call_is_an_error_only_when_asked() -> None:
+    response = _answer()
+    assert "tool_calls" not in response.message.additional_kwargs
+    assert llm().get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
+    with pytest.raises(ValueError, match="expected at least one tool call"):
+        llm().get_tool_calls_from_response(response)
+
+
+def test_validation_keeps_one_call_unless_parallel_calls_are_allowed() -> None:
+    calls = [
+        forge_core.ToolCall(id="call_a", name="add", arguments={"a": 1, "b": 2}),
+        forge_core.ToolCall(id="call_b", name="add", arguments={"a": 3, "b": 4}),
+    ]
+    both = llm()._validate_chat_with_tools_response(
+        _answer(*calls), [ADD], allow_parallel_tool_calls=True
+    )
+    assert len(both.message.additional_kwargs["tool_calls"]) == 2
+    one = llm()._validate_chat_with_tools_response(_answer(*calls), [ADD])
+    assert [c["id"] for c in one.message.additional_kwargs["tool_calls"]] == ["call_a"]
+
+
+def test_two_identical_streamed_calls_stay_two() -> None:
+    assembler = ToolCallAssembler()
+    assembler.add([delta(0, id="call_a", name="add", arguments='{"a": 1, ')])
+    assembler.add([delta(1, id="call_b", name="add", arguments='{"a": 1, ')])
+    assembler.add([delta(0, arguments='"b": 2}'), delta(1, arguments='"b": 2}')])
+    assert assembler.wire() == [
+        {
+            "id": "call_a",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        },
+        {
+            "id": "call_b",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        },
+    ]
+
+
+def test_a_name_repeated_on_every_fragment_is_not_doubled() -> None:
+    # llama-cpp-python's server repeats id and name on each fragment of one call.
+    assembler = ToolCallAssembler()
+    for piece in ('{"a"', ": 1,", ' "b": 2}'):
+        assembler.add([delta(0, id="call_x", name="add", arguments=piece)])
+    [call] = assembler.wire()
+    assert call["id"] == "call_x"
+    assert call["function"] == {"name": "add", "arguments": '{"a": 1, "b": 2}'}
+
+
+def test_a_call_without_an_id_gets_one_from_its_index() -> None:
+    assembler = ToolCallAssembler()
+    assembler.add([delta(3, name="add", arguments="{}")])
+    assert assembler.wire()[0]["id"] == "call_3"
+
+
+def test_partial_arguments_read_as_empty_until_the_stream_ends() -> None:
+    assembler = ToolCallAssembler()
+    assembler.add([delta(0, id="call_a", name="add", arguments='{"a": 1')])
+    chunk = forge_core.ChatChunk(provider=OLLAMA, model="m")
+    in_flight = stream_response(chunk, "", assembler.wire())
+    assert llm().get_tool_calls_from_response(in_flight) == [
+        ToolSelection(tool_id="call_a", tool_name="add", tool_kwargs={})
+    ]
+    assembler.add([delta(0, arguments=', "b": 2}')])
+    last = forge_core.ChatChunk(
+        provider=OLLAMA,
+        model="m",
+        finish_reason="tool_calls",
+        route=forge_core.RouteTrail(provider=OLLAMA, model="m"),
+    )
+    done = stream_response(last, "", assembler.wire())
+    [selection] = llm().get_tool_calls_from_response(done)
+    assert selection.tool_kwargs == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", None),
+        ("{", {}),
+        ('{"name": "re', {"name": "re"}),
+        ('{"name": "red", ', {"name": "red"}),
+        ('{"name": "red", "warm":', {"name": "red"}),
+        ('{"name": "red", "wa', {"name": "red"}),
+        ('{"na', {}),
+        ('{"items": [1, 2', {"items": [1, 2]}),
+        ('{"q": "a \\"quoted', {"q": 'a "quoted'}),
+        ('{"name": "red"}', {"name": "red"}),
+    ],
+)
+def test_incomplete_json_is_closed_for_partial_objects(text: str, expected: object) -> None:
+    assert _parse_incomplete_json(text) == expected

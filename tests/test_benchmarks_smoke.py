@@ -1,0 +1,116 @@
+"""The benchmark harness runs end to end with tiny counts and yields well-formed rows.
+
+Checks shape only, never timings: each benchmark function against the real loopback server
+(a separate process) must produce its rows with finite, positive percentiles, the ratios its
+targets need, and a README section that round-trips. Skipped when the ``bench`` dependency
+group (the peers) is not installed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("langchain_openai", reason="the `bench` dependency group is not installed")
+pytest.importorskip("llama_index.llms.openai_like", reason="the `bench` group is not installed")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report, suites  # noqa: E402
+from benchmarks.server import Loopback, loopback_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Loopback]:
+    with loopback_server() as running:
+        yield running
+
+
+def _well_formed(rows: list[report.Row], benchmark: str) -> dict[str, report.Row]:
+    assert rows, f"{benchmark}: no rows"
+    for r in rows:
+        assert r.benchmark == benchmark
+        assert r.samples >= 1
+        assert math.isfinite(r.p50) and r.p50 > 0, r
+        assert math.isfinite(r.p95) and r.p95 >= r.p50, r
+        if r.peer is not None:
+            assert r.ratio is not None and math.isfinite(r.ratio) and r.ratio > 0, r
+    names = [r.subject for r in rows]
+    assert len(names) == len(set(names)), f"duplicate subjects: {names}"
+    return {r.subject: r for r in rows}
+
+
+def test_loopback_server_modes(server: Loopback) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(timeout=2.0) as http:
+        answer = http.post(server.live + "/chat/completions", json=body)
+        assert answer.json()["choices"][0]["message"]["content"] == suites.EXPECTED
+        streamed = http.post(server.live + "/chat/completions", json={**body, "stream": True})
+        assert streamed.headers["content-type"] == "text/event-stream"
+        assert streamed.text.rstrip().endswith("data: [DONE]")
+        limited = http.post(server.ratelimited + "/chat/completions", json=body)
+        assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "1"
+        with pytest.raises(httpx.ConnectError):
+            http.post(server.refused + "/chat/completions", json=body)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.stalled + "/chat/completions", json=body, timeout=0.2)
+
+
+def test_overhead_rows(server: Loopback) -> None:
+    rows = _well_formed(suites.overhead(server, suites.SMOKE), "overhead")
+    assert rows["forge Forge.chat"].peer == "raw httpx"
+    assert rows["forge ForgeChat.invoke"].target is not None
+
+
+def test_failover_rows(server: Loopback) -> None:
+    rows = _well_formed(suites.failover(server, suites.SMOKE), "failover")
+    assert rows["refused: forge, circuit open"].note.startswith("primary skipped")
+    assert rows["refused: forge, circuit closed"].note.startswith("primary tried")
+    assert rows["stalled: forge, first call"].note.startswith("primary tried")
+
+
+def test_streaming_rows(server: Loopback) -> None:
+    rows = _well_formed(suites.streaming(server, suites.SMOKE), "streaming")
+    assert rows["forge ForgeChat.stream TTFT"].target == "≤ +1 ms"
+
+
+def test_concurrency_rows(server: Loopback) -> None:
+    rows = _well_formed(suites.concurrency(server, suites.SMOKE), "concurrency")
+    n = suites.SMOKE.concurrency
+    assert f"forge ForgeChat.ainvoke x{n} throughput" in rows
+    assert rows[f"forge ForgeChat.ainvoke x{n} throughput"].extra["open_sockets"] >= 0
+
+
+@pytest.mark.local_model
+def test_local_rows() -> None:
+    rows = _well_formed(suites.local(suites.SMOKE), "local")
+    assert rows["forge ForgeChat.stream (local)"].peer == "llama-cpp-python direct"
+
+
+def test_import_rows() -> None:
+    _well_formed(suites.import_time(suites.SMOKE, modules=("forge_core",)), "import")
+
+
+def test_readme_section_round_trips(tmp_path: Path) -> None:
+    rows = [
+        report.row("overhead", "a", "ms/call", [1.0, 2.0]),
+        report.row("overhead", "b", "ms/call", [2.0]),
+    ]
+    report.compare(rows, "a", "b", limit=1.0)
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\ntext\n", encoding="utf-8")
+    table = report.markdown(rows, report.machine(), "make bench")
+    report.update_readme(readme, table)
+    report.update_readme(readme, table)
+    text = readme.read_text(encoding="utf-8")
+    assert text.count(report.START_MARKER) == 1 and text.count(report.END_MARKER) == 1
+    assert text.startswith("# title\n\ntext\n")
+    assert "| overhead | a | ms/call |" in text
