@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from forge_core import load_config
 from forge_test_support import LocalServer, closed_port_url
+from ollama_pull_server import OllamaPullServer
 
 
 def forge_cli(
@@ -164,3 +168,224 @@ def test_chat_json_output(local_server: LocalServer, tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["provider"] == "ollama"
     assert data["route"]["attempts"][0]["ok"] is True
+
+
+# -- health, models, pull, warm, stats -------------------------------------------------------
+
+LAYERS = [("sha256:aa11bb22cc33dd44", 2500), ("sha256:ee55ff6677", 1200)]
+NO_KEY_ENV = "FORGE_TEST_CLI_UNSET_KEY"
+
+
+def ollama_config(path: Path, base_url: str, *extra_order: str, **sections: Any) -> Path:
+    data: dict[str, Any] = {
+        "providers": {
+            "local": {"ollama": {"base_url": base_url, "preferred_models": ["tiny:1b"]}},
+            "cloud": {"openai": {"api_key_env": NO_KEY_ENV}},
+            "fallback": {"order": ["ollama", *extra_order]},
+        },
+        **sections,
+    }
+    return write_config(path, data)
+
+
+def invoke(*args: str) -> Any:
+    from forge_core.cli import app
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args), env={NO_KEY_ENV: ""})
+
+
+def test_health_gives_each_provider_a_status_latency_circuit_and_reason(tmp_path: Path) -> None:
+    with OllamaPullServer({}, pulled=["tiny:1b"]) as server:
+        config = ollama_config(tmp_path / "forge.yaml", server.base_url, "huggingface", "openai")
+        result = invoke("health", "--json", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    rows = {row["provider"]: row for row in json.loads(result.stdout)["providers"]}
+    assert list(rows) == ["ollama", "huggingface", "openai"]
+    assert rows["ollama"]["status"] == "up"
+    assert rows["ollama"]["latency_ms"] > 0
+    assert ("GET", "/api/version", {}) in server.requests
+    assert rows["huggingface"]["status"] == "up"
+    assert "in process" in rows["huggingface"]["reason"]
+    assert rows["openai"]["status"] == "no key"
+    assert NO_KEY_ENV in rows["openai"]["reason"]
+    assert {row["circuit"] for row in rows.values()} == {"closed"}
+
+
+def test_health_exits_1_when_no_provider_can_serve(tmp_path: Path) -> None:
+    config = ollama_config(
+        tmp_path / "forge.yaml",
+        closed_port_url(),
+        "huggingface",
+        "openai",
+    )
+    data = yaml.safe_load(config.read_text())
+    data["providers"]["local"]["huggingface"] = {"models": [{"name": "no-such-model"}]}
+    write_config(config, data)
+    result = forge_cli("health", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no provider can serve" in result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if "│" in line}
+    assert "down" in lines["ollama"] and "health probe" in lines["ollama"]
+    assert "not installed" in lines["huggingface"] and "no-such-model" in lines["huggingface"]
+    assert "no key" in lines["openai"] and NO_KEY_ENV in lines["openai"]
+
+
+def test_models_joins_pulled_shown_and_loaded_ollama_models_with_local_ones(
+    tmp_path: Path,
+) -> None:
+    with OllamaPullServer({"tiny:1b": LAYERS}, pulled=["tiny:1b"], context_length=4096) as server:
+        server.loaded.append("tiny:1b")
+        config = ollama_config(tmp_path / "forge.yaml", server.base_url, "huggingface", "openai")
+        # A fresh process, so the in-process model is certainly not loaded yet.
+        result = forge_cli("models", "--json", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {(row["provider"], row["model"]): row for row in json.loads(result.stdout)}
+    assert rows[("ollama", "tiny:1b")] == {
+        "provider": "ollama",
+        "model": "tiny:1b",
+        "size_bytes": 3700,
+        "context_window": 4096,
+        "tools": True,
+        "loaded": True,
+    }
+    local = rows[("huggingface", "gemma-3-270m")]
+    assert local["size_bytes"] > 0 and local["loaded"] is False
+    assert local["context_window"] == load_config(config).providers.local.huggingface.n_ctx
+    assert not any(provider == "openai" for provider, _ in rows)
+    assert "skipped openai" in result.stderr and NO_KEY_ENV in result.stderr
+
+
+def test_models_names_a_down_ollama_and_still_lists_the_rest(tmp_path: Path) -> None:
+    config = ollama_config(tmp_path / "forge.yaml", closed_port_url(), "huggingface")
+    result = forge_cli("models", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipped ollama" in result.stderr
+    assert "gemma-3-270m" in result.stdout
+
+
+def test_pull_streams_documented_progress_into_a_bar_per_layer(tmp_path: Path) -> None:
+    with OllamaPullServer({"tiny:1b": LAYERS}) as server:
+        config = ollama_config(tmp_path / "forge.yaml", server.base_url)
+        result = forge_cli("pull", "tiny:1b", "-c", str(config), cwd=tmp_path)
+        pulled = list(server.pulled)
+        sent = [body for method, path, body in server.requests if path == "/api/pull"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pulled tiny:1b"
+    assert sent == [{"model": "tiny:1b", "stream": True}]
+    assert pulled == ["tiny:1b"]
+    for status in ("pulling manifest", "verifying sha256 digest", "writing manifest", "success"):
+        assert status in result.stderr
+    bars = [line for line in result.stderr.splitlines() if "━" in line]
+    assert [bar.split()[0] for bar in bars] == ["aa11bb22cc33", "ee55ff6677"]
+    assert "2.5/2.5 kB" in bars[0] and "1.2/1.2 kB" in bars[1]
+
+
+def test_pull_of_an_unknown_model_exits_1_with_the_registry_reason(tmp_path: Path) -> None:
+    with OllamaPullServer({"tiny:1b": LAYERS}) as server:
+        config = ollama_config(tmp_path / "forge.yaml", server.base_url)
+        result = forge_cli("pull", "nope:7b", "-c", str(config), cwd=tmp_path)
+        pulled = list(server.pulled)
+    assert result.returncode == 1
+    assert "file does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pulled == []
+
+
+def test_pull_with_ollama_not_running_says_where_it_looked(tmp_path: Path) -> None:
+    url = closed_port_url()
+    config = ollama_config(tmp_path / "forge.yaml", url)
+    result = invoke("pull", "tiny:1b", "-c", str(config))
+    assert result.exit_code == 1
+    assert url in result.stderr and "connection refused" in result.stderr
+
+
+@pytest.mark.local_model
+def test_warm_loads_the_embedded_model_and_preloads_pulled_ollama_models(
+    tmp_path: Path,
+) -> None:
+    with OllamaPullServer({}, pulled=["tiny:1b"]) as server:
+        config = ollama_config(tmp_path / "forge.yaml", server.base_url, "huggingface")
+        data = yaml.safe_load(config.read_text())
+        data["providers"]["local"]["ollama"]["preferred_models"] = ["tiny:1b", "absent:2b"]
+        write_config(config, data)
+        result = forge_cli("warm", "--json", "-c", str(config), cwd=tmp_path)
+        loaded = list(server.loaded)
+    assert result.returncode == 0, result.stderr
+    warmed = {entry["model"]: entry["seconds"] for entry in json.loads(result.stdout)}
+    assert set(warmed) == {"huggingface:gemma-3-270m", "ollama:tiny:1b"}
+    assert all(seconds > 0 for seconds in warmed.values())
+    assert loaded == ["tiny:1b"]
+
+
+def test_bare_stats_says_they_are_per_process(tmp_path: Path) -> None:
+    config = ollama_config(tmp_path / "forge.yaml", closed_port_url())
+    result = invoke("stats", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert "per process" in result.stderr and "--after-chat" in result.stderr
+    assert "no requests routed" in result.stdout
+
+
+@pytest.mark.local_model
+def test_stats_after_chat_shows_the_fallback_it_recorded(tmp_path: Path) -> None:
+    config = ollama_config(tmp_path / "forge.yaml", closed_port_url(), "huggingface")
+    result = forge_cli(
+        "stats",
+        "--after-chat",
+        "Say hi.",
+        "--max-tokens",
+        "4",
+        "--json",
+        "-c",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    models = json.loads(result.stdout)["models"]
+    local = models["huggingface:gemma-3-270m"]
+    assert (local["requests"], local["successes"]) == (1, 1)
+    assert local["latency_ms"]["p50"] > 0
+    (ollama,) = [series for key, series in models.items() if key.startswith("ollama:")]
+    assert ollama["successes"] == 0 and sum(ollama["failures"].values()) >= 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["chat"], ["health"], ["models"], ["pull"], ["warm"], ["stats"], ["config", "check"]],
+)
+def test_every_command_has_help_with_examples(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.stdout
+    assert "forge " + command[0] in result.stdout
+
+
+@pytest.mark.local_server
+def test_models_lists_a_cloud_style_endpoint_only_when_it_can_be_called(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "forge.yaml",
+        {
+            "providers": {
+                "local": {"ollama": {"base_url": closed_port_url()}},
+                "cloud": {
+                    "openai": {"base_url": local_server.openai_base_url, "api_key_env": None},
+                    "openrouter": {"api_key_env": NO_KEY_ENV},
+                },
+                "fallback": {"order": ["ollama", "openai", "openrouter"]},
+            }
+        },
+    )
+    result = invoke("models", "--json", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(row["provider"], row["model"]) for row in rows] == [("openai", local_server.model)]
+    assert "skipped ollama" in result.stderr
+    assert "skipped openrouter" in result.stderr and NO_KEY_ENV in result.stderr
+
+
+def test_models_table_shows_unknown_as_a_dash_not_no() -> None:
+    from forge_core.cli import _yes_no
+
+    assert [_yes_no(True), _yes_no(False), _yes_no(None)] == ["yes", "no", "-"]

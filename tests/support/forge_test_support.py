@@ -58,11 +58,17 @@ def embedded_model_path() -> Path:
 
 
 @contextlib.contextmanager
-def run_local_server(model_path: Path, chat_format: str = "gemma") -> Iterator[LocalServer]:
+def run_local_server(
+    model_path: Path,
+    chat_format: str = "gemma",
+    *,
+    embedding: bool = False,
+    n_ctx: int = 2048,
+) -> Iterator[LocalServer]:
     """Start ``python -m llama_cpp.server`` on 127.0.0.1, wait until it serves, stop it after.
 
     ``chat_format="chatml-function-calling"`` gives grammar-constrained tool calls (the
-    ``gemma`` format has none).
+    ``gemma`` format has none); ``embedding=True`` serves ``POST /v1/embeddings``.
     """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -81,8 +87,10 @@ def run_local_server(model_path: Path, chat_format: str = "gemma") -> Iterator[L
         "--port",
         str(port),
         "--n_ctx",
-        "2048",
+        str(n_ctx),
     ]
+    if embedding:
+        command += ["--embedding", "true"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
 from forge_core._config import ForgeConfig, apply_overrides, load_config
+from forge_core._health import HealthMonitor
 from forge_core._http import ClientPool
 from forge_core._retry import Clock
 from forge_core._router import Router
@@ -87,19 +88,28 @@ class Forge:
         stats["backends"] = backends
         return stats
 
-    def check_health(self) -> dict[str, str]:
+    def check_health(self, *, refresh: bool = False) -> dict[str, str]:
         """Each provider in the fallback order: ``up``, ``warming``, ``down`` or ``unknown``.
 
-        Cached results are used while fresh (``routing.health_ttl_seconds``); otherwise the
-        backend's own cheap probe runs (never a billed call). Candidates cached as down are
-        skipped by the router until the entry expires.
+        Cached results are used while fresh (``routing.health_ttl_seconds``) unless
+        ``refresh``; otherwise the backend's own cheap probe runs (never a billed call).
+        Candidates cached as down are skipped by the router until the entry expires.
         """
         backends = self._router.backends
         return {
-            provider.value: self._router.check_health(backends[provider]).value
+            provider.value: self._router.check_health(backends[provider], refresh=refresh).value
             for provider in self.config.providers.fallback.order
             if provider in backends
         }
+
+    def start_health_monitor(self, interval_seconds: float = 10.0) -> HealthMonitor:
+        """Re-probe every provider's health now and every ``interval_seconds`` in the background.
+
+        The router then skips a provider that went down without a failed attempt, and tries
+        one that came back. Call ``stop()`` on the returned monitor (or use it as a context
+        manager) to end it.
+        """
+        return HealthMonitor(lambda: self.check_health(refresh=True), interval_seconds).start()
 
     def chat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
         """Route one chat request and return the first successful answer.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cachetools import TTLCache
@@ -22,7 +22,7 @@ from forge_core._types import ModelId, Provider
 
 logger = logging.getLogger("forge.health")
 
-__all__ = ["HealthCache", "HealthStatus", "ModelDiscovery", "endpoint_of"]
+__all__ = ["HealthCache", "HealthMonitor", "HealthStatus", "ModelDiscovery", "endpoint_of"]
 
 _MAX_ENDPOINTS = 256
 
@@ -75,9 +75,11 @@ class HealthCache:
         with self._lock:
             self._cache[endpoint] = status
 
-    def check(self, endpoint: str, backend: object, timeout: float) -> HealthStatus:
-        """The cached status, probing ``backend`` only when the cache has none."""
-        cached = self.cached(endpoint)
+    def check(
+        self, endpoint: str, backend: object, timeout: float, *, refresh: bool = False
+    ) -> HealthStatus:
+        """The cached status, probing ``backend`` when the cache has none (or ``refresh``)."""
+        cached = None if refresh else self.cached(endpoint)
         if cached is not None:
             return cached
         probe = getattr(backend, "health", None)
@@ -180,3 +182,66 @@ class ModelDiscovery:
         if listed is not None and model_id.model not in {getattr(m, "id", None) for m in listed}:
             return HealthStatus.DOWN
         return status
+
+
+class HealthMonitor:
+    """Runs ``probe`` now and then every ``interval`` seconds in a daemon thread.
+
+    Keeps the health cache fresh before requests arrive, so a provider that went down is
+    skipped without a failed attempt, and one that came back is tried again. `stop` ends it.
+    """
+
+    def __init__(self, probe: Callable[[], object], interval: float) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self._probe = probe
+        self._interval = interval
+        self._stop = threading.Event()
+        self._ran = threading.Condition()
+        self._rounds = 0
+        self._thread = threading.Thread(target=self._run, name="forge-health", daemon=True)
+
+    @property
+    def rounds(self) -> int:
+        """How many probe rounds have completed."""
+        with self._ran:
+            return self._rounds
+
+    @property
+    def running(self) -> bool:
+        """Whether the monitor thread is alive."""
+        return self._thread.is_alive()
+
+    def start(self) -> HealthMonitor:
+        """Start the thread (the first round runs at once); returns self. Idempotent."""
+        if self._thread.ident is None:
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to end and wait for it, at most ``timeout`` seconds."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def wait_for_rounds(self, rounds: int, timeout: float) -> bool:
+        """Block until ``rounds`` rounds have completed; False if ``timeout`` passed first."""
+        with self._ran:
+            return self._ran.wait_for(lambda: self._rounds >= rounds, timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._probe()
+            except Exception:
+                logger.exception("forge: health monitor probe failed")
+            with self._ran:
+                self._rounds += 1
+                self._ran.notify_all()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> HealthMonitor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

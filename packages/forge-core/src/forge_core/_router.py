@@ -10,8 +10,8 @@ with ``routing.midstream: continue`` the next candidate is asked to carry on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import queue
 import random
 import threading
 import time
@@ -120,9 +120,11 @@ class Router:
         """Per ``provider:model`` counters and percentiles, and every endpoint's circuit."""
         return {"models": self.metrics.snapshot(), "circuits": self.breakers.snapshot()}
 
-    def check_health(self, backend: ChatBackend) -> HealthStatus:
-        """``backend``'s endpoint health, from the cache or its own cheap probe."""
-        return self.health.check(endpoint_of(backend), backend, DEFAULT_HEALTH_TIMEOUT)
+    def check_health(self, backend: ChatBackend, *, refresh: bool = False) -> HealthStatus:
+        """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe."""
+        return self.health.check(
+            endpoint_of(backend), backend, DEFAULT_HEALTH_TIMEOUT, refresh=refresh
+        )
 
     # -- selection --------------------------------------------------------------------------
 
@@ -298,26 +300,40 @@ class Router:
         idle limits fire at their limit, and closing this generator closes the upstream
         connection at once.
         """
-        stream = self.astream(request)
-        loop = _background_loop()
-        finished = False
+        # One task on the background loop drains the stream into a queue: a single hand-off
+        # per chunk, instead of a round trip through the loop for each one.
+        handoff: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        drained = threading.Event()
+
+        async def drain() -> None:
+            try:
+                async for chunk in self.astream(request):
+                    handoff.put(("chunk", chunk))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                handoff.put(("error", exc))
+            else:
+                handoff.put(("end", None))
+            finally:
+                drained.set()
+
+        task = asyncio.run_coroutine_threadsafe(drain(), _background_loop())
         try:
             while True:
-                pending = asyncio.run_coroutine_threadsafe(_next_or_end(stream), loop)
-                try:
-                    chunk = pending.result()
-                except BaseException:
-                    pending.cancel()
-                    raise
-                if chunk is None:
-                    finished = True
+                kind, item = handoff.get()
+                if kind == "chunk":
+                    yield item
+                elif kind == "error":
+                    raise item
+                else:
                     return
-                yield chunk
         finally:
-            if not finished:
-                # Closing while a cancelled step still unwinds would say "already running".
-                with contextlib.suppress(RuntimeError):
-                    asyncio.run_coroutine_threadsafe(stream.aclose(), loop).result()
+            if not drained.is_set():
+                # The consumer stopped early: cancel the task (which closes the upstream
+                # connection) and wait for that cleanup, bounded.
+                task.cancel()
+                drained.wait(timeout=_CLOSE_WAIT_SECONDS)
 
     async def astream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`; first-token and idle limits fire at their limit."""
@@ -401,11 +417,8 @@ class Router:
         raise AssertionError("tenacity returns or raises")  # pragma: no cover
 
 
-async def _next_or_end(stream: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:
-    try:
-        return await anext(stream)
-    except StopAsyncIteration:
-        return None
+#: How long closing a sync stream early waits for the upstream connection to be closed.
+_CLOSE_WAIT_SECONDS = 10.0
 
 
 _loop_lock = threading.Lock()

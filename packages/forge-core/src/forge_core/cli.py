@@ -5,16 +5,37 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
 from forge_core._config import ForgeConfig, load_config
-from forge_core._exceptions import ForgeError
+from forge_core._exceptions import (
+    AuthenticationFailed,
+    ForgeError,
+    MissingDependency,
+    ModelNotFound,
+    ProviderError,
+)
 from forge_core._forge import Forge
-from forge_core._types import RouteTrail
+from forge_core._health import HealthStatus, endpoint_of
+from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
+from forge_core._types import Provider, RouteTrail
+from forge_core.providers import ChatBackend, OllamaClient, PullProgress
 
 app = typer.Typer(
     name="forge",
@@ -43,6 +64,12 @@ def _root() -> None:
       forge chat "Hello" --model huggingface:gemma-3-270m --stream
 
       forge config check ./forge.yaml
+
+      forge health
+
+      forge models --json
+
+      forge pull llama3.2
     """
 
 
@@ -129,6 +156,407 @@ def config_check(
     else:
         typer.echo(f"# {config.source or 'no file found: built-in defaults'} is valid")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False).rstrip())
+
+
+@app.command()
+def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """One row per configured provider: status, probe latency, circuit state, and why not up.
+
+    Status is up, warming, down, no key (its API key env var is unset) or not installed (a
+    missing extra or model file). Probes are cheap and never billed. Exit code 1 when no
+    provider can serve.
+
+    Examples:
+
+      forge health
+
+      forge health --json --config ./forge.yaml
+    """
+    forge = _forge_or_exit(config)
+    rows = [
+        _provider_health(forge, provider, backend) for provider, backend in _ordered_backends(forge)
+    ]
+    serving = any(row["status"] in ("up", "warming") for row in rows)
+    if as_json:
+        typer.echo(json.dumps({"providers": rows, "can_serve": serving}, indent=2))
+    else:
+        table = Table("provider", "status", "latency", "circuit", "reason")
+        for row in rows:
+            latency = f"{row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else "-"
+            table.add_row(
+                row["provider"], _styled(row["status"]), latency, row["circuit"], row["reason"]
+            )
+        _console().print(table)
+    if not serving:
+        typer.echo("forge: no provider can serve a request", err=True)
+        raise typer.Exit(1)
+
+
+def _ordered_backends(forge: Forge) -> list[tuple[Provider, ChatBackend]]:
+    backends = forge.router.backends
+    return [(p, backends[p]) for p in forge.config.providers.fallback.order if p in backends]
+
+
+def _provider_health(forge: Forge, provider: Provider, backend: ChatBackend) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "provider": provider.value,
+        "endpoint": endpoint_of(backend),
+        "status": "up",
+        "latency_ms": None,
+        "circuit": forge.router.breaker_for(backend).state.value,
+        "reason": "",
+    }
+    try:
+        backend.check_ready(backend.default_model())
+    except AuthenticationFailed as exc:
+        return {**row, "status": "no key", "reason": str(exc)}
+    except (MissingDependency, ModelNotFound) as exc:
+        return {**row, "status": "not installed", "reason": str(exc)}
+    except ProviderError as exc:
+        return {**row, "status": "down", "reason": str(exc)}
+    started = time.perf_counter()
+    status = forge.router.check_health(backend)
+    elapsed = (time.perf_counter() - started) * 1000
+    if status is HealthStatus.UNKNOWN:
+        # In-process backends have no endpoint to probe: ready on disk means it can serve.
+        loaded = _loaded_local_models(backend)
+        note = "in process, loaded" if loaded else "in process, loads on first request"
+        return {**row, "reason": note}
+    row.update(status=status.value, latency_ms=elapsed)
+    if status is HealthStatus.DOWN:
+        row["reason"] = f"health probe to {row['endpoint']} failed (not running or unreachable)"
+    return row
+
+
+def _loaded_local_models(backend: object) -> list[str]:
+    own = getattr(backend, "stats", None)
+    if not callable(own):
+        return []
+    return [str(model.get("model")) for model in own().get("models", [])]
+
+
+@app.command()
+def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Every model forge can see, across providers, in one table.
+
+    Ollama: pulled models (/api/tags), their context window and tools (/api/show) and which
+    are loaded (/api/ps). huggingface: the configured in-process models. Cloud providers are
+    listed only when their API key is set (their /models is unbilled). Providers that are down
+    or unconfigured are named on stderr and skipped.
+
+    Examples:
+
+      forge models
+
+      forge models --json | jq '.[].model'
+    """
+    forge = _forge_or_exit(config)
+    rows: list[dict[str, Any]] = []
+    for provider, backend in _ordered_backends(forge):
+        try:
+            rows.extend(_models_of(forge, provider, backend))
+        except ProviderError as exc:
+            typer.echo(f"forge: skipped {provider.value}: {exc}", err=True)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("provider", "model", "size", "context", "tools", "loaded")
+    for row in rows:
+        table.add_row(
+            row["provider"],
+            row["model"],
+            _human_bytes(row["size_bytes"]),
+            str(row["context_window"] or "-"),
+            _yes_no(row["tools"]),
+            _yes_no(row["loaded"]),
+        )
+    _console().print(table)
+
+
+def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[dict[str, Any]]:
+    if provider is Provider.HUGGINGFACE:
+        hf = forge.config.providers.local.huggingface
+        loaded = set(_loaded_local_models(backend))
+        rows = []
+        for name in [entry.name for entry in hf.models] or [EMBEDDED_MODEL]:
+            resolved = resolve_local_model(name, hf)
+            capabilities = backend.capabilities(name)
+            rows.append(
+                _model_row(
+                    provider,
+                    name,
+                    size=resolved.path.stat().st_size if resolved.path.is_file() else None,
+                    context=capabilities.context_window,
+                    tools=capabilities.tools,
+                    loaded=str(resolved.path) in loaded or name in loaded,
+                )
+            )
+        return rows
+    backend.check_ready(backend.default_model())
+    if forge.router.check_health(backend) is HealthStatus.DOWN:
+        raise ProviderError(f"{endpoint_of(backend)} does not answer", provider=provider.value)
+    if isinstance(backend, OllamaClient):
+        running = {model.name for model in backend.running_models()}
+        rows = []
+        for model in backend.pulled_models():
+            try:
+                shown = backend.show(model.name)
+            except ProviderError:
+                context, tools = None, None
+            else:
+                context, tools = shown.context_length, "tools" in shown.capabilities
+            rows.append(
+                _model_row(
+                    provider,
+                    model.name,
+                    size=model.size,
+                    context=context,
+                    tools=tools,
+                    loaded=model.name in running,
+                )
+            )
+        return rows
+    lister = getattr(backend, "list_models", None)
+    if lister is None:
+        return []
+    return [
+        _model_row(
+            provider,
+            info.id,
+            size=None,
+            context=info.context_window,
+            tools=info.capabilities.tools if info.capabilities else None,
+            loaded=None,
+        )
+        for info in lister()
+    ]
+
+
+def _model_row(
+    provider: Provider,
+    model: str,
+    *,
+    size: int | None,
+    context: int | None,
+    tools: bool | None,
+    loaded: bool | None,
+) -> dict[str, Any]:
+    return {
+        "provider": provider.value,
+        "model": model,
+        "size_bytes": size,
+        "context_window": context,
+        "tools": tools,
+        "loaded": loaded,
+    }
+
+
+@app.command()
+def pull(
+    model: Annotated[str, typer.Argument(help="Ollama model to pull, e.g. llama3.2:1b.")],
+    config: ConfigOption = None,
+) -> None:
+    """Pull a model into the configured Ollama, with a progress bar per layer.
+
+    Examples:
+
+      forge pull llama3.2:1b
+
+      forge pull nomic-embed-text --config ./forge.yaml
+    """
+    forge = _forge_or_exit(config)
+    ollama = forge.router.backends.get(Provider.OLLAMA)
+    if not isinstance(ollama, OllamaClient):
+        typer.echo("forge: no Ollama provider is configured", err=True)
+        raise typer.Exit(1)
+    console = _console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    layers: dict[str, TaskID] = {}
+    with Progress(*columns, console=console, transient=False) as progress:
+
+        def show(line: PullProgress) -> None:
+            if line.digest and line.total:
+                task = layers.get(line.digest)
+                if task is None:
+                    task = progress.add_task(line.digest.removeprefix("sha256:")[:12])
+                    layers[line.digest] = task
+                progress.update(task, total=line.total, completed=line.completed or 0)
+            elif not line.digest:
+                progress.console.print(line.status)
+
+        try:
+            ollama.pull(model, show)
+        except ProviderError as exc:
+            progress.stop()
+            typer.echo(f"forge: pull {model} from {ollama.base_url} failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"pulled {model}")
+
+
+@app.command()
+def warm(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load local models now, so the first request does not wait; print how long each took.
+
+    Loads the configured in-process (huggingface) models, and Ollama's preferred models that
+    are pulled (when Ollama answers). Exit code 1 when a model does not load.
+
+    Examples:
+
+      forge warm
+
+      forge warm --json
+    """
+    forge = _forge_or_exit(config)
+    loaded: list[dict[str, Any]] = []
+    failed = False
+    hf = forge.config.providers.local.huggingface
+    for name in [entry.name for entry in hf.models] or [EMBEDDED_MODEL]:
+        started = time.perf_counter()
+        try:
+            forge.warm([name])
+        except ProviderError as exc:
+            failed = True
+            typer.echo(f"forge: huggingface:{name} did not load: {exc}", err=True)
+            continue
+        seconds = time.perf_counter() - started
+        loaded.append({"model": f"huggingface:{name}", "seconds": seconds})
+    ollama = forge.router.backends.get(Provider.OLLAMA)
+    if isinstance(ollama, OllamaClient) and forge.router.check_health(ollama) is HealthStatus.UP:
+        pulled = {model.name for model in ollama.pulled_models()}
+        for name in forge.config.providers.local.ollama.preferred_models:
+            tag = name if ":" in name else f"{name}:latest"
+            if tag not in pulled and name not in pulled:
+                continue
+            started = time.perf_counter()
+            try:
+                ollama.preload(name)
+            except ProviderError as exc:
+                failed = True
+                typer.echo(f"forge: ollama:{name} did not load: {exc}", err=True)
+                continue
+            loaded.append({"model": f"ollama:{name}", "seconds": time.perf_counter() - started})
+    if as_json:
+        typer.echo(json.dumps(loaded, indent=2))
+    else:
+        for entry in loaded:
+            typer.echo(f"loaded {entry['model']} in {entry['seconds']:.1f}s")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(
+    after_chat: Annotated[
+        str | None,
+        typer.Option("--after-chat", help="Send this prompt first, then show the stats."),
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", help="Longest answer for --after-chat.")
+    ] = 16,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-provider metrics: requests, successes, failures by kind, latency, circuits.
+
+    forge keeps its metrics in the process that routes the calls, so a bare ``forge stats``
+    can only show an empty router (and says so). ``--after-chat PROMPT`` routes one request
+    first and shows what it recorded, fallbacks included. In your own program, read
+    ``Forge.stats()``.
+
+    Examples:
+
+      forge stats --after-chat "Say hi." --max-tokens 8
+
+      forge stats --after-chat "Hi" --json
+    """
+    forge = _forge_or_exit(config)
+    if after_chat is not None:
+        try:
+            forge.chat(after_chat, max_tokens=max_tokens)
+        except ForgeError as exc:
+            # A failed request is still recorded: the stats show why it failed.
+            typer.echo(f"forge: {exc}", err=True)
+    else:
+        typer.echo(
+            "forge: stats are per process and this one has routed nothing yet; "
+            "use --after-chat PROMPT, or Forge.stats() in your program",
+            err=True,
+        )
+    data = forge.stats()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    table = Table("provider:model", "requests", "ok", "failures", "p50 ms", "p50 ttft ms")
+    for key, series in data["models"].items():
+        failures = ", ".join(f"{kind}={n}" for kind, n in series["failures"].items()) or "-"
+        table.add_row(
+            key,
+            str(series["requests"]),
+            str(series["successes"]),
+            failures,
+            _ms(series["latency_ms"]["p50"]),
+            _ms(series["ttft_ms"]["p50"]),
+        )
+    console = _console()
+    if not data["models"]:
+        console.print("no requests routed in this process")
+        return
+    console.print(table)
+    circuits = Table("endpoint", "circuit", "consecutive failures", "times opened")
+    for endpoint, circuit in data["circuits"].items():
+        circuits.add_row(
+            endpoint,
+            circuit["state"],
+            str(circuit["consecutive_failures"]),
+            str(circuit["times_opened"]),
+        )
+    console.print(circuits)
+
+
+def _forge_or_exit(config: Path | None) -> Forge:
+    try:
+        return Forge(config)
+    except ForgeError as exc:
+        typer.echo(f"forge: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _console(*, stderr: bool = False) -> Console:
+    # Wide enough that reasons are not cut when output is piped or captured.
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 200)
+
+
+def _styled(status: str) -> str:
+    colour = {"up": "green", "warming": "yellow"}.get(status, "red")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def _human_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _resolved_view(config: ForgeConfig) -> dict[str, Any]:

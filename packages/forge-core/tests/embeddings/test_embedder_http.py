@@ -13,8 +13,7 @@ import forge_core
 import pytest
 import vcr
 from forge_core import Embedder, FallbackFailed, Provider
-from forge_embedding_server import run_embedding_server
-from forge_test_support import LocalServer, config_for, embedded_in_process
+from forge_test_support import LocalServer, config_for, embedded_in_process, run_local_server
 
 CASSETTES = Path(__file__).parent / "cassettes"
 TEXTS = ["the cat sat", "stocks fell"]
@@ -52,7 +51,7 @@ def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture(scope="module")
 def embedding_server(embedded_model: Path) -> Iterator[LocalServer]:
-    with run_embedding_server(embedded_model) as server:
+    with run_local_server(embedded_model, embedding=True, n_ctx=512) as server:
         yield server
 
 
