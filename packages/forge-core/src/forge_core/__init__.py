@@ -44,6 +44,7 @@ from forge_core._exceptions import (
 from forge_core._forge import Forge, MessagesInput
 from forge_core._local_models import EMBEDDED_MODEL
 from forge_core._types import (
+    CALL_PARAMETERS,
     Attempt,
     Capabilities,
     ChatChunk,
@@ -63,6 +64,7 @@ from forge_core._types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CALL_PARAMETERS",
     "EMBEDDED_MODEL",
     "AnthropicConfig",
     "Attempt",

@@ -47,6 +47,7 @@ from forge_core._exceptions import (
 from forge_core._http import ClientPool, default_pool
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
+from forge_core.providers._common import read_api_key
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODELS",
@@ -271,17 +272,7 @@ class _HTTPEmbeddings:
         self._api_key()
 
     def _api_key(self) -> str | None:
-        if self.api_key_env is None:
-            return None
-        env = os.environ if self._env is None else self._env
-        key = env.get(self.api_key_env, "").strip()
-        if not key:
-            raise AuthenticationFailed(
-                f"{self.provider.value}: no API key: set the {self.api_key_env} "
-                "environment variable",
-                provider=self.provider.value,
-            )
-        return key
+        return read_api_key(self.provider.value, self.api_key_env, self._env)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}

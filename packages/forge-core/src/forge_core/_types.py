@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CALL_PARAMETERS",
     "LOCAL_PROVIDERS",
     "Attempt",
     "Capabilities",
@@ -142,6 +143,11 @@ class ChatRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     local_only: bool | None = None
+
+
+#: The `ChatRequest` fields a caller may set per call (everything but the messages); the
+#: framework packages accept exactly these as keyword arguments.
+CALL_PARAMETERS: frozenset[str] = frozenset(ChatRequest.model_fields) - {"messages"}
 
 
 class Attempt(BaseModel):

@@ -18,7 +18,13 @@ from fault_server import (
     status,
     truncated_sse,
 )
-from forge_core import ChatChunk, FallbackFailed, Provider, StreamInterrupted
+from forge_core import (
+    ChatChunk,
+    FallbackFailed,
+    Provider,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
 from forge_core._router import CONTINUE_PROMPT
 
 PROMPT = "hi"
@@ -103,7 +109,7 @@ def test_connection_closed_mid_stream_raises_interrupted(mode: str) -> None:
     ):
         run(forge_on(primary, backup, clock=FakeClock()), mode)
     assert caught.value.partial == "The sky is "
-    assert isinstance(caught.value.cause, Exception)
+    assert isinstance(caught.value.cause, ProviderUnavailable)
     assert trail(caught.value.route) == [("openai", "unavailable")]
     assert backup.requests == []
 

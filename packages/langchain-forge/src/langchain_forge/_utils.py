@@ -34,13 +34,11 @@ __all__ = [
     "usage_to_metadata",
 ]
 
-#: `forge_core.ChatRequest` fields a caller may set per call, e.g. ``invoke(..., model=...)``.
-#: ``stop`` is LangChain's own argument and handled separately. ``tools``, ``tool_choice`` and
-#: ``response_format`` (OpenAI shapes) are what ``bind_tools`` / ``with_structured_output``
-#: bind.
-REQUEST_PARAMS = frozenset(
-    {"model", "temperature", "max_tokens", "local_only", "tools", "tool_choice", "response_format"}
-)
+#: `forge_core.ChatRequest` fields a caller may set per call, e.g. ``invoke(..., model=...)``
+#: (forge-core defines them once). ``tools``, ``tool_choice`` and ``response_format`` (OpenAI
+#: shapes) are what ``bind_tools`` / ``with_structured_output`` bind; LangChain's own ``stop``
+#: argument wins over a ``stop`` keyword.
+REQUEST_PARAMS = forge_core.CALL_PARAMETERS
 
 #: Keyword arguments LangChain itself may pass down to ``_generate``/``_stream``; ignored here.
 _LANGCHAIN_KWARGS = frozenset({"stream"})
@@ -185,7 +183,7 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(
             f"ForgeChat got unsupported keyword argument(s) {sorted(unknown)}; per-call options "
-            f"are {sorted(REQUEST_PARAMS)} and stop"
+            f"are {sorted(REQUEST_PARAMS)}"
         )
     return {key: value for key, value in kwargs.items() if key in REQUEST_PARAMS}
 

@@ -414,9 +414,11 @@ class ForgeChat(BaseChatModel):
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
-            "stop": self.stop if stop is None else stop,
+            "stop": self.stop,
         }
         fields.update(request_params(kwargs))
+        if stop is not None:
+            fields["stop"] = stop
         return forge_core.ChatRequest(
             messages=messages_to_forge(messages),
             **{key: value for key, value in fields.items() if value is not None},

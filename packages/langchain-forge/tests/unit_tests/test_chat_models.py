@@ -230,3 +230,11 @@ def test_identifying_params_distinguish_configs() -> None:
     assert a._identifying_params["config"] == first.model_dump(mode="json")
     assert a._get_llm_string() != b._get_llm_string()  # different ports: no shared cache entry
     assert ForgeChat(config="forge.yaml")._identifying_params["config"] == "forge.yaml"
+
+
+def test_langchains_stop_argument_wins_over_a_stop_keyword() -> None:
+    chat = ForgeChat(stop=["default"])
+    messages = [HumanMessage(content="u")]
+    assert chat._request(messages, None, {}).stop == ["default"]
+    assert chat._request(messages, None, {"stop": ["kw"]}).stop == ["kw"]
+    assert chat._request(messages, ["arg"], {"stop": ["kw"]}).stop == ["arg"]

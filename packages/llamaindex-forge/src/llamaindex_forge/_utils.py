@@ -45,18 +45,7 @@ _ROLES: dict[MessageRole, _Role] = {
 }
 
 #: `forge_core.ChatRequest` fields a caller may set per call (``llm.chat(msgs, stop=[...])``).
-REQUEST_PARAMS = frozenset(
-    {
-        "model",
-        "temperature",
-        "max_tokens",
-        "stop",
-        "local_only",
-        "response_format",
-        "tools",
-        "tool_choice",
-    }
-)
+REQUEST_PARAMS = forge_core.CALL_PARAMETERS
 
 #: ``tool_choice`` values with a meaning of their own; any other string names a tool.
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})

@@ -16,7 +16,6 @@ data URLs.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any
 
@@ -51,6 +50,7 @@ from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
     parse_data_url,
+    read_api_key,
     reason,
     redact,
     retry_after,
@@ -289,16 +289,7 @@ class AnthropicClient:
     # -- request ----------------------------------------------------------------------------
 
     def _api_key(self) -> str | None:
-        if self.api_key_env is None:
-            return None
-        env = os.environ if self._env is None else self._env
-        key = env.get(self.api_key_env, "").strip()
-        if not key:
-            raise AuthenticationFailed(
-                f"anthropic: no API key: set the {self.api_key_env} environment variable",
-                provider=self.provider.value,
-            )
-        return key
+        return read_api_key(self.provider.value, self.api_key_env, self._env)
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self._version, "accept": "application/json"}

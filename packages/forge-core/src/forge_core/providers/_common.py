@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from forge_core._exceptions import AuthenticationFailed
 from forge_core._types import ToolCall, ToolCallDelta
 from forge_core.providers._base import AttemptTimeouts
 
@@ -27,6 +30,7 @@ __all__ = [
     "new_tool_call_id",
     "parse_arguments",
     "parse_data_url",
+    "read_api_key",
     "reason",
     "redact",
     "retry_after",
@@ -36,6 +40,26 @@ __all__ = [
 MAX_MESSAGE = 300
 _RETRY_AFTER_CAP = 3600.0
 _KEY_LIKE = re.compile(r"\b(sk|key|rk)-[A-Za-z0-9_\-\.\*]{4,}")
+
+
+def read_api_key(
+    provider: str, api_key_env: str | None, env: Mapping[str, str] | None
+) -> str | None:
+    """The key in ``api_key_env`` (from ``env``, else ``os.environ``); None when none is used.
+
+    An unset or empty variable raises `AuthenticationFailed` naming the variable, never a value.
+    Keys are read at call time so no client object ever holds one.
+    """
+    if api_key_env is None:
+        return None
+    source = os.environ if env is None else env
+    key = source.get(api_key_env, "").strip()
+    if not key:
+        raise AuthenticationFailed(
+            f"{provider}: no API key: set the {api_key_env} environment variable",
+            provider=provider,
+        )
+    return key
 
 
 def timeout_for(timeouts: AttemptTimeouts) -> httpx.Timeout:
