@@ -19,8 +19,10 @@ install: $(UV)
 chat: install
 	$(UV) run --locked forge chat "$(PROMPT)" --max-tokens $(MAX_TOKENS)
 
-test: install
-	$(UV) run --locked pytest
+# The whole suite, the benchmark harness's smoke test included (it needs the peers).
+test: $(UV)
+	$(UV) sync --locked --all-packages --group bench --python $(PYTHON)
+	$(UV) run --locked --group bench pytest
 
 lint: install
 	$(UV) run --locked ruff check .

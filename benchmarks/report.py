@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,16 +59,36 @@ def row(benchmark: str, subject: str, unit: str, values: Sequence[float], **kw: 
     )
 
 
+def _ratio(mine: float, theirs: float, *, higher_is_better: bool) -> float:
+    """forge's cost relative to the peer's: above 1.0 forge is slower."""
+    if higher_is_better:
+        return theirs / mine if mine else float("inf")
+    return mine / theirs if theirs else float("inf")
+
+
 def compare(
-    rows: list[Row], subject: str, peer: str, *, limit: float | None = None, label: str = ""
+    rows: list[Row],
+    subject: str,
+    peer: str,
+    *,
+    limit: float | None = None,
+    label: str = "",
+    pairs: Sequence[tuple[float, float]] | None = None,
 ) -> None:
-    """Set ``subject``'s ratio (p50) to ``peer``'s, and whether it meets ``limit`` if given."""
+    """Set ``subject``'s ratio to ``peer``'s, and whether it meets ``limit`` if given.
+
+    The ratio is of the two p50s; with ``pairs`` (``(subject, peer)`` measured back to back)
+    it is the median of the per-pair ratios instead, which cancels drift in the machine's
+    speed between runs that are seconds apart.
+    """
     by_name = {r.subject: r for r in rows}
     mine, theirs = by_name[subject], by_name[peer]
-    if mine.higher_is_better:
-        ratio = theirs.p50 / mine.p50 if mine.p50 else float("inf")
+    if pairs:
+        ratio = statistics.median(
+            _ratio(a, b, higher_is_better=mine.higher_is_better) for a, b in pairs
+        )
     else:
-        ratio = mine.p50 / theirs.p50 if theirs.p50 else float("inf")
+        ratio = _ratio(mine.p50, theirs.p50, higher_is_better=mine.higher_is_better)
     mine.peer, mine.ratio = peer, ratio
     if limit is not None:
         mine.target = label or f"≤ {limit:g}x"

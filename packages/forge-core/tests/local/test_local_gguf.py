@@ -110,6 +110,19 @@ def test_embedded_base_model_runs_with_the_gemma_format(gemma: HuggingFaceBacken
     assert llama.chat_format == "gemma"
 
 
+def test_answer_is_the_one_llama_cpp_python_gives_for_the_same_settings(forge: Forge) -> None:
+    # Settings forge does not set keep llama-cpp-python's defaults for a chat call: the same
+    # instance, asked directly, gives the same greedy answer, token for token.
+    prompt = "Write a long story about a dragon."
+    answer = forge.chat(prompt, model="huggingface:gemma-3-270m", temperature=0, max_tokens=48)
+    direct = loaded_instance().create_chat_completion(
+        messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=48
+    )
+    assert answer.usage is not None
+    assert answer.usage.output_tokens == direct["usage"]["completion_tokens"]
+    assert answer.content == direct["choices"][0]["message"]["content"]
+
+
 def test_gemma_format_puts_the_system_text_in_the_first_user_turn() -> None:
     conversation = ChatRequest(
         messages=[

@@ -576,7 +576,7 @@ class _Captured(Exception):
 
 
 class _PromptCapture:
-    """Stands in for a ``Llama`` in a chat handler, recording the completion it asks for.
+    """Stands in for a ``Llama`` in a chat call, recording the completion it asks for.
 
     llama-cpp-python's chat handlers format the messages, tokenise the prompt and then call
     ``create_completion``; catching that call gives the exact prompt tokens, stop strings and
@@ -606,14 +606,7 @@ class _GgufGeneration:
         self.tools = _ToolPlan.of(request, model)
 
     def _completion_kwargs(self) -> dict[str, Any]:
-        from llama_cpp import llama_chat_format
-
         llama = self.llama
-        handler = (
-            llama.chat_handler
-            or llama._chat_handlers.get(llama.chat_format)
-            or llama_chat_format.get_chat_completion_handler(llama.chat_format)
-        )
         request = self.request
         arguments: dict[str, Any] = {
             "messages": _wire_messages(request, llama.chat_format, self.tools),
@@ -630,7 +623,10 @@ class _GgufGeneration:
         capture = _PromptCapture(llama)
         problem = "its handler generated without a single prompt"
         try:
-            handler(llama=capture, **arguments)  # type: ignore[arg-type]
+            # Through `create_chat_completion` itself, so every sampling setting forge does not
+            # set has llama-cpp-python's own default for a chat call (its handlers' defaults
+            # differ: repeat_penalty 1.1 instead of 1.0, which changes answers and costs time).
+            type(llama).create_chat_completion(capture, **arguments)
         except _Captured:
             pass
         except Exception as exc:  # a handler's own checks: assertions, missing tokenizers …
