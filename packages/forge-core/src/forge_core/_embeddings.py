@@ -13,7 +13,6 @@ error, never a silent switch that would mix vector spaces in one index.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import importlib.util
 import logging
@@ -45,7 +44,8 @@ from forge_core._exceptions import (
     RateLimited,
 )
 from forge_core._http import ClientPool, default_pool
-from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
+from forge_core._local_models import EMBEDDED_MODEL, gpu_layers, resolve_local_model
+from forge_core._threads import in_thread
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
 from forge_core.providers._common import read_api_key
 
@@ -163,22 +163,10 @@ class LlamaCppEmbeddings:
                 model=model,
             )
 
-    def _gpu_layers(self) -> int:
-        if self._config.device == "cpu":
-            return 0
-        if self._config.device == "cuda":
-            return -1
-        try:
-            import llama_cpp
-
-            return -1 if llama_cpp.llama_supports_gpu_offload() else 0
-        except (ImportError, AttributeError):
-            return 0
-
     def _load(self, model: str) -> _LoadedEmbedder:
         resolved = resolve_local_model(model, self._config)
         n_ctx = self._config.n_ctx
-        key = (str(resolved.path), n_ctx, self._gpu_layers())
+        key = (str(resolved.path), n_ctx, gpu_layers(self._config.device))
         with _loaded_lock:
             loaded = _loaded.get(key)
             if loaded is not None:
@@ -236,8 +224,8 @@ class LlamaCppEmbeddings:
     async def aembed(
         self, texts: list[str], model: str, timeout: httpx.Timeout
     ) -> EmbeddingResponse:
-        """`embed` in a worker thread, so the event loop is never blocked."""
-        return await asyncio.to_thread(self.embed, texts, model, timeout)
+        """`embed` on a thread of its own, so the event loop is never blocked."""
+        return await in_thread(self.embed, texts, model, timeout)
 
 
 # -- over HTTP ----------------------------------------------------------------------------------

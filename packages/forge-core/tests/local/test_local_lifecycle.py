@@ -21,6 +21,7 @@ from forge_core.providers import _huggingface
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
 from forge_test_support import config_for, embedded_in_process
+from forge_tiny_onnx import TinyOnnxModel
 
 pytestmark = pytest.mark.local_model
 MODEL = "gemma-3-270m"
@@ -121,6 +122,38 @@ async def test_concurrent_streams_do_not_mix() -> None:
         return "".join(pieces)
 
     assert await asyncio.gather(*(streamed(subject) for subject in subjects)) == expected
+
+
+async def test_requests_waiting_for_one_model_never_hold_up_another(
+    tiny_onnx: TinyOnnxModel,
+) -> None:
+    # Twelve requests queue for the one GGUF instance; a request for another model (the tiny
+    # ONNX one, milliseconds per answer) must not wait behind them for a thread.
+    gemma = backend()
+    tiny = HuggingFaceBackend(
+        HuggingFaceConfig.model_validate(
+            {"models": [{"name": "tiny", "local_path": str(tiny_onnx.directory)}]}
+        )
+    )
+    gemma.warm()
+    tiny.warm()
+    long_answer = ChatRequest(
+        messages=[Message(role="user", content="Write a long story about a dragon.")],
+        temperature=0.0,
+        max_tokens=48,
+    )
+    finished: list[str] = []
+
+    async def ask(local: HuggingFaceBackend, model: str, request: ChatRequest) -> None:
+        await local.achat(request, model, timeouts())
+        finished.append(model)
+
+    queued = [asyncio.create_task(ask(gemma, MODEL, long_answer)) for _ in range(12)]
+    await asyncio.sleep(0)  # every GGUF request is handed to the local threads first
+    await ask(tiny, "tiny", ChatRequest(messages=[Message(role="user", content="hi")]))
+    assert finished[0] == "tiny", f"the ONNX answer came after {finished.index('tiny')} GGUF ones"
+    await asyncio.gather(*queued)
+    assert finished.count(MODEL) == 12
 
 
 async def test_parallel_pool_serves_with_several_instances() -> None:

@@ -8,15 +8,15 @@ Lifecycle: one `_LoadedModel` per model file and settings per process, shared by
 instances (default one) in a queue: a request takes an instance, generates, and puts it back, so
 an instance is never used by two threads at once and requests beyond ``parallel`` wait their
 turn. A model idle for ``keep_alive_seconds`` is unloaded by a daemon timer. Async calls run on
-a small dedicated thread pool, never on the event loop nor the loop's default executor (which
-the loop also needs for DNS lookups).
+a thread of their own (`forge_core._threads.in_thread`), never on the event loop nor the loop's
+default executor (which the loop also needs for DNS lookups), so requests waiting for one busy
+model never keep another model's requests from starting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import importlib.util
 import json
@@ -39,7 +39,13 @@ from forge_core._exceptions import (
     ProviderError,
     ProviderUnavailable,
 )
-from forge_core._local_models import EMBEDDED_MODEL, ResolvedModel, resolve_local_model
+from forge_core._local_models import (
+    EMBEDDED_MODEL,
+    ResolvedModel,
+    gpu_layers,
+    resolve_local_model,
+)
+from forge_core._threads import in_thread
 from forge_core._types import (
     Capabilities,
     ChatChunk,
@@ -139,7 +145,6 @@ _loaded: dict[tuple[Any, ...], _LoadedModel] = {}
 _loaded_lock = threading.RLock()
 #: Loading takes seconds; it happens under this lock so two callers never load the same file.
 _loading_lock = threading.Lock()
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="forge-local")
 
 
 def unload_models(*, idle_for: float | None = None) -> list[str]:
@@ -268,7 +273,7 @@ class HuggingFaceBackend:
             str(resolved.path),
             resolved.format,
             self._config.n_ctx,
-            self._gpu_layers() if resolved.format == "gguf" else 0,
+            gpu_layers(self._config.device) if resolved.format == "gguf" else 0,
             resolved.chat_format,
             self._config.parallel,
             self._config.n_threads,
@@ -338,18 +343,6 @@ class HuggingFaceBackend:
         finally:
             self._checkin(key, loaded)
 
-    def _gpu_layers(self) -> int:
-        if self._config.device == "cpu":
-            return 0
-        if self._config.device == "cuda":
-            return -1
-        try:
-            import llama_cpp
-
-            return -1 if llama_cpp.llama_supports_gpu_offload() else 0
-        except (ImportError, AttributeError):
-            return 0
-
     def _load(self, resolved: ResolvedModel) -> _LoadedModel:
         import psutil
 
@@ -384,7 +377,7 @@ class HuggingFaceBackend:
                 chat_format=resolved.chat_format,
                 n_ctx=self._config.n_ctx,
                 n_threads=self._config.n_threads,
-                n_gpu_layers=self._gpu_layers(),
+                n_gpu_layers=gpu_layers(self._config.device),
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -479,11 +472,8 @@ class HuggingFaceBackend:
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
-        """`chat` on the local generation threads."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _executor, self._chat, request, model, timeouts, time.perf_counter()
-        )
+        """`chat` on a local generation thread."""
+        return await in_thread(self._chat, request, model, timeouts, time.perf_counter())
 
     async def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
@@ -507,7 +497,7 @@ class HuggingFaceBackend:
                 generator.close()
                 loop.call_soon_threadsafe(chunks.put_nowait, ("end", None))
 
-        worker = loop.run_in_executor(_executor, produce)
+        worker = in_thread(produce)
         try:
             while True:
                 kind, item = await chunks.get()
