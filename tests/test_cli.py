@@ -86,6 +86,8 @@ def test_chat_stream_on_the_embedded_model_with_the_shipped_config(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "served by huggingface:gemma-3-270m" in result.stderr
+    # Loading the model prints nothing of llama.cpp's (it goes to the forge.llama_cpp logger).
+    assert not [line for line in result.stderr.splitlines() if line.startswith("llama")]
 
 
 def test_bad_config_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:

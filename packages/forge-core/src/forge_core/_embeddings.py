@@ -44,7 +44,12 @@ from forge_core._exceptions import (
     RateLimited,
 )
 from forge_core._http import ClientPool, default_pool
-from forge_core._local_models import EMBEDDED_MODEL, gpu_layers, resolve_local_model
+from forge_core._local_models import (
+    EMBEDDED_MODEL,
+    gpu_layers,
+    llama_output_logged,
+    resolve_local_model,
+)
 from forge_core._threads import in_thread
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
 from forge_core.providers._common import read_api_key
@@ -180,19 +185,20 @@ class LlamaCppEmbeddings:
                     model=model,
                 ) from exc
             try:
-                llama = llama_cpp.Llama(
-                    model_path=str(resolved.path),
-                    embedding=True,
-                    # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
-                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                    n_ctx=n_ctx,
-                    # A text must fit one batch to be embedded whole (longer ones truncate).
-                    n_batch=n_ctx,
-                    n_ubatch=n_ctx,
-                    n_threads=self._config.n_threads,
-                    n_gpu_layers=key[2],
-                    verbose=False,
-                )
+                with llama_output_logged():
+                    llama = llama_cpp.Llama(
+                        model_path=str(resolved.path),
+                        embedding=True,
+                        # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
+                        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                        n_ctx=n_ctx,
+                        # A text must fit one batch to be embedded whole (longer ones truncate).
+                        n_batch=n_ctx,
+                        n_ubatch=n_ctx,
+                        n_threads=self._config.n_threads,
+                        n_gpu_layers=key[2],
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelNotFound(
                     f"huggingface: cannot load {resolved.path} for embeddings: {exc}",

@@ -6,11 +6,18 @@ place searched.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import importlib.util
+import io
+import logging
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from forge_core._config import HuggingFaceConfig, HuggingFaceModelConfig
 from forge_core._exceptions import MissingDependency, ModelNotFound
@@ -21,6 +28,7 @@ __all__ = [
     "ResolvedModel",
     "gpu_layers",
     "is_onnx_model_dir",
+    "llama_output_logged",
     "resolve_local_model",
 ]
 
@@ -49,6 +57,64 @@ def gpu_layers(device: Literal["auto", "cpu", "cuda"]) -> int:
         return -1 if llama_cpp.llama_supports_gpu_offload() else 0
     except (ImportError, AttributeError):
         return 0
+
+
+#: llama.cpp's own messages while forge loads a model (DEBUG; WARNING and up for errors).
+llama_logger = logging.getLogger("forge.llama_cpp")
+
+
+class _ThreadOutputToLog(io.TextIOBase):
+    """A stand-in for ``sys.stderr`` that sends the loading threads' writes to `llama_logger`.
+
+    Every other thread's writes go to the real stream untouched, so nothing the rest of the
+    program prints is lost while a model loads.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() not in _loading_threads:
+            return int(self.stream.write(text))
+        if text.strip():
+            llama_logger.debug("%s", text.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+#: Threads inside `llama_output_logged` (and how deeply: it may be nested).
+_loading_threads: collections.Counter[int] = collections.Counter()
+_loading_threads_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def llama_output_logged() -> Iterator[None]:
+    """Route what llama.cpp prints while this thread loads a model to the ``forge.llama_cpp``
+    logger (DEBUG) instead of stderr.
+
+    llama-cpp-python prints llama.cpp's warnings through ``sys.stderr`` even with
+    ``verbose=False`` (it maps ggml's warning level to ERROR), so loading the embedded model
+    used to print a ``llama_kv_cache_iswa`` line into every ``forge chat``.
+    """
+    ident = threading.get_ident()
+    with _loading_threads_lock:
+        if not isinstance(sys.stderr, _ThreadOutputToLog):
+            sys.stderr = _ThreadOutputToLog(sys.stderr)
+        _loading_threads[ident] += 1
+    try:
+        yield
+    finally:
+        with _loading_threads_lock:
+            _loading_threads[ident] -= 1
+            if not _loading_threads[ident]:
+                del _loading_threads[ident]
+            if not _loading_threads and isinstance(sys.stderr, _ThreadOutputToLog):
+                sys.stderr = sys.stderr.stream
 
 
 #: How a model on disk is run: a GGUF file by llama-cpp-python, an ONNX directory by onnxruntime.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from forge_core import (
     Message,
     ModelNotFound,
 )
+from forge_core._local_models import llama_output_logged
 from forge_core.providers import _huggingface
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
@@ -154,6 +157,37 @@ async def test_requests_waiting_for_one_model_never_hold_up_another(
     assert finished[0] == "tiny", f"the ONNX answer came after {finished.index('tiny')} GGUF ones"
     await asyncio.gather(*queued)
     assert finished.count(MODEL) == 12
+
+
+def test_llama_cpp_output_while_loading_goes_to_the_log_and_nothing_else_is_lost(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    unload_models()
+    other_thread_printed = threading.Event()
+
+    def print_elsewhere() -> None:
+        print("printed by another thread", file=sys.stderr)
+        other_thread_printed.set()
+
+    caplog.set_level(logging.DEBUG, logger="forge.llama_cpp")
+    stderr_before = sys.stderr
+    backend().warm()  # llama.cpp prints its llama_kv_cache_iswa warning while loading
+    assert sys.stderr is stderr_before
+    assert capsys.readouterr().err == ""
+    assert any(record.message.startswith("llama_") for record in caplog.records), (
+        "llama.cpp's load message was expected in the forge.llama_cpp log"
+    )
+    # While a thread loads, its own writes are logged; every other thread's still print.
+    with llama_output_logged(), llama_output_logged():
+        print("from the loading thread", file=sys.stderr)
+        printer = threading.Thread(target=print_elsewhere)
+        printer.start()
+        printer.join()
+        assert sys.stderr is not stderr_before
+    assert other_thread_printed.is_set()
+    assert sys.stderr is stderr_before
+    assert capsys.readouterr().err == "printed by another thread\n"
+    assert "from the loading thread" in [record.message for record in caplog.records]
 
 
 async def test_parallel_pool_serves_with_several_instances() -> None:

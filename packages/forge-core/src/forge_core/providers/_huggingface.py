@@ -43,6 +43,7 @@ from forge_core._local_models import (
     EMBEDDED_MODEL,
     ResolvedModel,
     gpu_layers,
+    llama_output_logged,
     resolve_local_model,
 )
 from forge_core._threads import in_thread
@@ -371,15 +372,16 @@ class HuggingFaceBackend:
                 model=resolved.name,
             ) from exc
         try:
-            llama = llama_cpp.Llama(
-                model_path=str(resolved.path),
-                # None lets llama-cpp-python use the GGUF's own template; see _chat_format.
-                chat_format=resolved.chat_format,
-                n_ctx=self._config.n_ctx,
-                n_threads=self._config.n_threads,
-                n_gpu_layers=gpu_layers(self._config.device),
-                verbose=False,
-            )
+            with llama_output_logged():
+                llama = llama_cpp.Llama(
+                    model_path=str(resolved.path),
+                    # None lets llama-cpp-python use the GGUF's own template; see _chat_format.
+                    chat_format=resolved.chat_format,
+                    n_ctx=self._config.n_ctx,
+                    n_threads=self._config.n_threads,
+                    n_gpu_layers=gpu_layers(self._config.device),
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelNotFound(
                 f"huggingface: cannot load {resolved.path}: {exc}",
