@@ -162,8 +162,14 @@ def resolve_local_model(name: str, config: HuggingFaceConfig) -> ResolvedModel:
         return ResolvedModel(name, _embedded_model_path(), entry.chat_format or "gemma")
     searched.append(f"packaged models ({', '.join(sorted(_EMBEDDED_ALIASES))})")
 
+    hint = ""
+    if "/" in name:
+        hint = (
+            f". forge downloads nothing by itself; `hf download {name} --cache-dir {cache_dir}`"
+            " puts the model where it looks"
+        )
     raise ModelNotFound(
-        f"huggingface: model {name!r} not found; searched: " + "; ".join(searched),
+        f"huggingface: model {name!r} not found; searched: " + "; ".join(searched) + hint,
         provider="huggingface",
         model=name,
     )

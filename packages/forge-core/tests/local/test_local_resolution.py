@@ -90,6 +90,7 @@ def test_missing_model_lists_every_place_searched(tmp_path: Path) -> None:
     assert str(tmp_path / "models--acme--missing") in message
     assert str(tmp_path / "hub" / "models--acme--missing") in message
     assert "packaged models" in message and "gemma-3-270m" in message
+    assert f"hf download acme/missing --cache-dir {tmp_path}" in message
     assert caught.value.model == "acme/missing" and caught.value.provider == "huggingface"
 
 
