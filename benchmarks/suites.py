@@ -41,7 +41,7 @@ class Sizes:
     slow_calls: int = 3  # for peers that take a second or more per call
     concurrency: int = 500
     concurrency_rounds: int = 2
-    local_runs: int = 20  # pairs of runs, forge and direct back to back, order alternating
+    local_runs: int = 30  # pairs of runs, forge and direct back to back, order alternating
     local_max_tokens: int = 64
     import_runs: int = 5
     #: Peers that cost seconds per run (LiteLLM's import, SDK default retries); the harness
