@@ -10,7 +10,6 @@ import collections
 import contextlib
 import functools
 import importlib.util
-import io
 import logging
 import sys
 import threading
@@ -59,15 +58,17 @@ def gpu_layers(device: Literal["auto", "cpu", "cuda"]) -> int:
         return 0
 
 
-#: llama.cpp's own messages while forge loads a model (DEBUG; WARNING and up for errors).
+#: llama.cpp's own messages while forge loads a model, at DEBUG (a load that fails still
+#: raises, with llama-cpp-python's message).
 llama_logger = logging.getLogger("forge.llama_cpp")
 
 
-class _ThreadOutputToLog(io.TextIOBase):
+class _ThreadOutputToLog:
     """A stand-in for ``sys.stderr`` that sends the loading threads' writes to `llama_logger`.
 
     Every other thread's writes go to the real stream untouched, so nothing the rest of the
-    program prints is lost while a model loads.
+    program prints is lost while a model loads; every other attribute (``encoding``,
+    ``fileno``, ``isatty`` …) is the real stream's.
     """
 
     def __init__(self, stream: Any) -> None:
