@@ -25,7 +25,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -35,6 +35,7 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel, ValidationError
 
+from llamaindex_forge._routing import RoutingOptions
 from llamaindex_forge._utils import (
     ToolCallAssembler,
     chat_response,
@@ -58,7 +59,7 @@ DEFAULT_CONTEXT_WINDOW = 2048
 UNPINNED_MODEL_NAME = "forge"
 
 
-class ForgeLLM(FunctionCallingLLM):
+class ForgeLLM(RoutingOptions, FunctionCallingLLM):
     """A LlamaIndex LLM routed by forge: local models first, cloud providers as fallback.
 
     Provider choice, fallback and retries all happen in `forge_core.Forge`; this class only
@@ -103,33 +104,6 @@ class ForgeLLM(FunctionCallingLLM):
         gt=0,
         description="Maximum tokens to generate; None uses the provider's default.",
     )
-    timeout: float | None = Field(
-        default=None,
-        gt=0,
-        description=(
-            "Seconds bounding a whole request, fallbacks included "
-            "(forge's routing.total_timeout_seconds); None keeps the configured value."
-        ),
-    )
-    config: forge_core.ForgeConfig | str | None = Field(
-        default=None,
-        description=(
-            "A forge_core.ForgeConfig, or the path of a forge.yaml; None uses $FORGE_CONFIG, "
-            "./forge.yaml, the user config dir, then forge's defaults."
-        ),
-    )
-    fallback_order: list[str] | None = Field(
-        default=None,
-        description="Providers to try, in order (providers.fallback.order); None keeps config.",
-    )
-    local_first: bool | None = Field(
-        default=None,
-        description="Try local providers before cloud ones; None keeps the configured value.",
-    )
-    local_only: bool | None = Field(
-        default=None,
-        description="Never send a request to a cloud provider; None keeps the configured value.",
-    )
     context_window: int = Field(
         default=DEFAULT_CONTEXT_WINDOW,
         gt=0,
@@ -141,14 +115,6 @@ class ForgeLLM(FunctionCallingLLM):
 
     _forge: forge_core.Forge | None = PrivateAttr(default=None)
     _forge_source: tuple[object, dict[str, Any]] | None = PrivateAttr(default=None)
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _path_to_str(cls, value: Any) -> Any:
-        """Accept any ``os.PathLike`` as a config path."""
-        if hasattr(value, "__fspath__"):
-            return str(value.__fspath__())
-        return value
 
     @classmethod
     def class_name(cls) -> str:
@@ -199,16 +165,6 @@ class ForgeLLM(FunctionCallingLLM):
         except forge_core.ForgeError:
             return False
         return bool(candidates)
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        """The ``Forge(overrides=...)`` mapping built from the options that are set."""
-        return forge_core.routing_overrides(
-            fallback_order=self.fallback_order,
-            local_first=self.local_first,
-            local_only=self.local_only,
-            timeout=self.timeout,
-        )
 
     @property
     def forge(self) -> forge_core.Forge:

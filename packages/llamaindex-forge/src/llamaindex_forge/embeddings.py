@@ -6,7 +6,9 @@ from typing import Any
 
 import forge_core
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from llamaindex_forge._routing import RoutingOptions
 
 __all__ = ["ForgeEmbedding"]
 
@@ -14,7 +16,7 @@ __all__ = ["ForgeEmbedding"]
 UNPINNED_MODEL_NAME = "forge"
 
 
-class ForgeEmbedding(BaseEmbedding):
+class ForgeEmbedding(RoutingOptions, BaseEmbedding):
     """LlamaIndex embeddings from forge: in process by default, Ollama or OpenAI when configured.
 
     Which provider embeds is decided by `forge_core.Embedder` with the same configuration,
@@ -47,30 +49,6 @@ class ForgeEmbedding(BaseEmbedding):
         default=None,
         description="Embedding model per provider name for the other candidates.",
     )
-    config: forge_core.ForgeConfig | str | None = Field(
-        default=None,
-        description=(
-            "A forge_core.ForgeConfig, or the path of a forge.yaml; None uses $FORGE_CONFIG, "
-            "./forge.yaml, the user config dir, then forge's defaults."
-        ),
-    )
-    fallback_order: list[str] | None = Field(
-        default=None,
-        description="Providers to try, in order (providers.fallback.order); None keeps config.",
-    )
-    local_first: bool | None = Field(
-        default=None,
-        description="Try local providers before cloud ones; None keeps the configured value.",
-    )
-    local_only: bool | None = Field(
-        default=None,
-        description="Never send texts to a cloud provider; None keeps the configured value.",
-    )
-    timeout: float | None = Field(
-        default=None,
-        gt=0,
-        description="Seconds bounding one embedding request, fallbacks included.",
-    )
     pin_after_first: bool = Field(
         default=True,
         description=(
@@ -85,14 +63,6 @@ class ForgeEmbedding(BaseEmbedding):
         data.setdefault("model_name", data.get("model") or UNPINNED_MODEL_NAME)
         super().__init__(**data)
 
-    @field_validator("config", mode="before")
-    @classmethod
-    def _path_to_str(cls, value: Any) -> Any:
-        """Accept any ``os.PathLike`` as a config path."""
-        if hasattr(value, "__fspath__"):
-            return str(value.__fspath__())
-        return value
-
     @classmethod
     def class_name(cls) -> str:
         """The name LlamaIndex uses for this class in serialization and callbacks."""
@@ -106,17 +76,11 @@ class ForgeEmbedding(BaseEmbedding):
         `forge_core.ConfigError` here (on the first embedding call).
         """
         if self._embedder is None:
-            overrides = forge_core.routing_overrides(
-                fallback_order=self.fallback_order,
-                local_first=self.local_first,
-                local_only=self.local_only,
-                timeout=self.timeout,
-            )
             self._embedder = forge_core.Embedder(
                 self.config,
                 model=self.model,
                 models=self.models,
-                overrides=overrides or None,
+                overrides=self.overrides or None,
                 pin_after_first=self.pin_after_first,
             )
         return self._embedder
