@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import httpx
 from forge_core import ForgeConfig
+from forge_core.providers._base import AttemptTimeouts
 
 EMBEDDED_MODEL = "gemma-3-270m"
 SERVER_START_TIMEOUT = 120.0
@@ -176,3 +177,12 @@ def openai_compatible_on(server: LocalServer, **extra: Any) -> dict[str, Any]:
 def embedded_in_process(**extra: Any) -> dict[str, Any]:
     """Provider spec: the embedded model run in process by the ``huggingface`` provider."""
     return {"name": "huggingface", "models": [{"name": EMBEDDED_MODEL}], **extra}
+
+
+def attempt_timeouts(seconds: float = 240.0) -> AttemptTimeouts:
+    """Deadlines for one provider call made directly in a test (no router).
+
+    Generous by default, so only the fault under test fails a call; ``seconds`` bounds both
+    each read and the whole call.
+    """
+    return AttemptTimeouts(connect=5.0, read=seconds, total_deadline=time.monotonic() + seconds)

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
@@ -118,11 +118,8 @@ class RetryPolicy:
     ) -> Retrying:
         """A tenacity `Retrying` for one candidate of one request (sync)."""
         return Retrying(
-            retry=retry_if_exception(lambda exc: self.should_retry(exc, has_fallback=has_fallback)),
-            wait=_Backoff(self, rng),
-            stop=_StopWhen(self.max_retries + 1, clock, deadline, circuit_allows),
             sleep=clock.sleep,
-            reraise=True,
+            **self._tenacity_args(clock, deadline, has_fallback, rng, circuit_allows),
         )
 
     def aretrying(
@@ -136,12 +133,27 @@ class RetryPolicy:
     ) -> AsyncRetrying:
         """A tenacity `AsyncRetrying` for one candidate of one request."""
         return AsyncRetrying(
-            retry=retry_if_exception(lambda exc: self.should_retry(exc, has_fallback=has_fallback)),
-            wait=_Backoff(self, rng),
-            stop=_StopWhen(self.max_retries + 1, clock, deadline, circuit_allows),
             sleep=clock.asleep,
-            reraise=True,
+            **self._tenacity_args(clock, deadline, has_fallback, rng, circuit_allows),
         )
+
+    def _tenacity_args(
+        self,
+        clock: Clock,
+        deadline: float,
+        has_fallback: bool,
+        rng: random.Random,
+        circuit_allows: Callable[[], bool],
+    ) -> dict[str, Any]:
+        """What the sync and async retry loops share: which errors, how long, when to stop."""
+        return {
+            "retry": retry_if_exception(
+                lambda exc: self.should_retry(exc, has_fallback=has_fallback)
+            ),
+            "wait": _Backoff(self, rng),
+            "stop": _StopWhen(self.max_retries + 1, clock, deadline, circuit_allows),
+            "reraise": True,
+        }
 
 
 def _refused(exc: ProviderError) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,19 @@ from forge_core import (
 )
 from forge_core._local_models import gpu_layers
 from forge_core.providers import _huggingface
-from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import (
     HuggingFaceBackend,
     _ToolPlan,
     _wire_messages,
     chat_format_for,
 )
-from forge_test_support import LocalServer, config_for, embedded_in_process, openai_compatible_on
+from forge_test_support import (
+    LocalServer,
+    attempt_timeouts,
+    config_for,
+    embedded_in_process,
+    openai_compatible_on,
+)
 
 pytestmark = pytest.mark.local_model
 
@@ -58,10 +62,6 @@ ADD = {
         },
     },
 }
-
-
-def timeouts(seconds: float = 120.0) -> AttemptTimeouts:
-    return AttemptTimeouts(connect=1.0, read=seconds, total_deadline=time.monotonic() + seconds)
 
 
 def backend(**settings: Any) -> HuggingFaceBackend:
@@ -183,7 +183,7 @@ def test_prompt_longer_than_the_context_is_refused_before_generation() -> None:
     small = backend(n_ctx=256)
     long_prompt = "one two three four five six seven eight nine ten " * 40
     with pytest.raises(CapabilityMismatch) as caught:
-        small.chat(request(long_prompt, max_tokens=4), "gemma-3-270m", timeouts())
+        small.chat(request(long_prompt, max_tokens=4), "gemma-3-270m", attempt_timeouts())
     assert "256" in str(caught.value) and "before generation" in str(caught.value)
     [entry] = [e for e in _huggingface._loaded.values() if e.instances[0].n_ctx() == 256]
     # Nothing was evaluated: the context is empty and no token was generated.
@@ -195,8 +195,8 @@ def test_prompt_that_fits_but_not_with_max_tokens_is_refused() -> None:
     small = backend(n_ctx=256)
     prompt = "one two three four five six seven eight nine ten " * 15
     with pytest.raises(CapabilityMismatch):
-        small.chat(request(prompt, max_tokens=200), "gemma-3-270m", timeouts())
-    answer = small.chat(request(prompt, max_tokens=4), "gemma-3-270m", timeouts())
+        small.chat(request(prompt, max_tokens=200), "gemma-3-270m", attempt_timeouts())
+    answer = small.chat(request(prompt, max_tokens=4), "gemma-3-270m", attempt_timeouts())
     assert answer.usage is not None
     assert answer.usage.input_tokens + 4 <= 256
     assert 0 < answer.usage.output_tokens <= 4
@@ -283,7 +283,7 @@ def test_tool_choice_naming_an_unknown_tool_is_a_bad_request(gemma: HuggingFaceB
         gemma.chat(
             request("hi", tools=[WEATHER], tool_choice=choice, max_tokens=4),
             "gemma-3-270m",
-            timeouts(),
+            attempt_timeouts(),
         )
 
 
@@ -330,7 +330,7 @@ def test_configured_chat_format_wins_and_keeps_the_system_turn(embedded_model: P
         ],
         max_tokens=2,
     )
-    answer = chatml.chat(conversation, "m", timeouts())
+    answer = chatml.chat(conversation, "m", attempt_timeouts())
     [entry] = [e for e in _huggingface._loaded.values() if e.name == "m"]
     assert entry.instances[0].chat_format == "chatml"
     prompt = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -356,7 +356,7 @@ def test_chat_format_that_cannot_run_in_process_is_a_capability_mismatch(
         )
     )
     with pytest.raises(CapabilityMismatch, match="functionary-v2"):
-        unusable.chat(request("Hi", max_tokens=2), "f", timeouts())
+        unusable.chat(request("Hi", max_tokens=2), "f", attempt_timeouts())
 
 
 def test_auto_tool_choice_gives_a_whole_call_or_text_and_streams_the_same(forge: Forge) -> None:

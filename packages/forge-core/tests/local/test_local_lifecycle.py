@@ -21,9 +21,8 @@ from forge_core import (
 )
 from forge_core._local_models import llama_output_logged
 from forge_core.providers import _huggingface
-from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
-from forge_test_support import config_for, embedded_in_process
+from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 from forge_tiny_onnx import TinyOnnxModel
 
 pytestmark = pytest.mark.local_model
@@ -50,10 +49,6 @@ SUBJECTS = [
     "copper",
     "tea",
 ]
-
-
-def timeouts(seconds: float = 240.0) -> AttemptTimeouts:
-    return AttemptTimeouts(connect=1.0, read=seconds, total_deadline=time.monotonic() + seconds)
 
 
 def backend(**settings: Any) -> HuggingFaceBackend:
@@ -91,7 +86,7 @@ def test_warm_preloads_once_and_stats_describe_the_model() -> None:
 
 def test_stats_count_tokens_and_rate_after_generation() -> None:
     local = backend()
-    answer = local.chat(prompt("cats"), MODEL, timeouts())
+    answer = local.chat(prompt("cats"), MODEL, attempt_timeouts())
     [model] = local.stats()["models"]
     assert answer.usage is not None
     assert model["requests"] >= 1 and model["output_tokens"] >= answer.usage.output_tokens
@@ -101,10 +96,12 @@ def test_stats_count_tokens_and_rate_after_generation() -> None:
 
 async def test_twenty_concurrent_requests_get_their_own_answers() -> None:
     local = backend()
-    sequential = [(local.chat(prompt(subject), MODEL, timeouts())).content for subject in SUBJECTS]
+    sequential = [
+        (local.chat(prompt(subject), MODEL, attempt_timeouts())).content for subject in SUBJECTS
+    ]
     assert len(set(sequential)) > 1
     concurrent = await asyncio.gather(
-        *(local.achat(prompt(subject), MODEL, timeouts()) for subject in SUBJECTS)
+        *(local.achat(prompt(subject), MODEL, attempt_timeouts()) for subject in SUBJECTS)
     )
     assert [answer.content for answer in concurrent] == sequential
     [model] = local.stats()["models"]
@@ -116,11 +113,14 @@ async def test_twenty_concurrent_requests_get_their_own_answers() -> None:
 async def test_concurrent_streams_do_not_mix() -> None:
     local = backend()
     subjects = SUBJECTS[:6]
-    expected = [local.chat(prompt(subject), MODEL, timeouts()).content for subject in subjects]
+    expected = [
+        local.chat(prompt(subject), MODEL, attempt_timeouts()).content for subject in subjects
+    ]
 
     async def streamed(subject: str) -> str:
         pieces = [
-            chunk.content async for chunk in local.astream(prompt(subject), MODEL, timeouts())
+            chunk.content
+            async for chunk in local.astream(prompt(subject), MODEL, attempt_timeouts())
         ]
         return "".join(pieces)
 
@@ -148,7 +148,7 @@ async def test_requests_waiting_for_one_model_never_hold_up_another(
     finished: list[str] = []
 
     async def ask(local: HuggingFaceBackend, model: str, request: ChatRequest) -> None:
-        await local.achat(request, model, timeouts())
+        await local.achat(request, model, attempt_timeouts())
         finished.append(model)
 
     queued = [asyncio.create_task(ask(gemma, MODEL, long_answer)) for _ in range(12)]
@@ -194,9 +194,11 @@ async def test_parallel_pool_serves_with_several_instances() -> None:
     unload_models()
     pooled = backend(parallel=2)
     subjects = SUBJECTS[:6]
-    expected = [pooled.chat(prompt(subject), MODEL, timeouts()).content for subject in subjects]
+    expected = [
+        pooled.chat(prompt(subject), MODEL, attempt_timeouts()).content for subject in subjects
+    ]
     answers = await asyncio.gather(
-        *(pooled.achat(prompt(subject), MODEL, timeouts()) for subject in subjects)
+        *(pooled.achat(prompt(subject), MODEL, attempt_timeouts()) for subject in subjects)
     )
     assert [answer.content for answer in answers] == expected
     [model] = pooled.stats()["models"]
@@ -206,18 +208,21 @@ async def test_parallel_pool_serves_with_several_instances() -> None:
 
 def test_busy_model_times_out_at_the_deadline_instead_of_hanging() -> None:
     local = backend()
-    with local._instance(MODEL, timeouts(), time.perf_counter()), pytest.raises(ForgeTimeout):
-        local.chat(prompt("rain"), MODEL, timeouts(0.3))
-    assert local.chat(prompt("rain"), MODEL, timeouts()).content
+    with (
+        local._instance(MODEL, attempt_timeouts(), time.perf_counter()),
+        pytest.raises(ForgeTimeout),
+    ):
+        local.chat(prompt("rain"), MODEL, attempt_timeouts(0.3))
+    assert local.chat(prompt("rain"), MODEL, attempt_timeouts()).content
 
 
 async def test_abandoned_stream_gives_the_instance_back() -> None:
     local = backend()
-    stream = local.astream(prompt("bread"), MODEL, timeouts())
+    stream = local.astream(prompt("bread"), MODEL, attempt_timeouts())
     async for _chunk in stream:
         break
     await stream.aclose()
-    answer = await local.achat(prompt("bread"), MODEL, timeouts(60))
+    answer = await local.achat(prompt("bread"), MODEL, attempt_timeouts(60))
     assert answer.content
     [model] = local.stats()["models"]
     assert model["in_use_or_waiting"] == 0
@@ -226,7 +231,7 @@ async def test_abandoned_stream_gives_the_instance_back() -> None:
 def test_model_in_use_is_not_unloaded_and_idle_one_is() -> None:
     local = backend(keep_alive_seconds=None)
     local.warm()
-    with local._instance(MODEL, timeouts(), time.perf_counter()):
+    with local._instance(MODEL, attempt_timeouts(), time.perf_counter()):
         assert unload_models() == []
         assert len(loaded_entries()) == 1
     assert unload_models(idle_for=3600) == []
@@ -237,7 +242,7 @@ def test_model_in_use_is_not_unloaded_and_idle_one_is() -> None:
 def test_keep_alive_unloads_an_idle_model() -> None:
     unload_models()
     local = backend(keep_alive_seconds=0.2)
-    local.chat(prompt("snow"), MODEL, timeouts())
+    local.chat(prompt("snow"), MODEL, attempt_timeouts())
     [entry] = loaded_entries()
     unloaded = threading.Event()
     deadline = time.monotonic() + 30
@@ -249,7 +254,7 @@ def test_keep_alive_unloads_an_idle_model() -> None:
     assert unloaded.is_set()
     assert entry.instances == []
     # The next request loads it again.
-    assert local.chat(prompt("snow"), MODEL, timeouts()).content
+    assert local.chat(prompt("snow"), MODEL, attempt_timeouts()).content
     unload_models()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,12 @@ from forge_core import (
     Provider,
 )
 from forge_core._local_models import resolve_local_model
-from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._huggingface import HuggingFaceBackend
 from forge_core.providers._onnx import OnnxCausalLM, render_chat
-from forge_test_support import config_for
+from forge_test_support import attempt_timeouts, config_for
 from forge_tiny_onnx import EOS_ID, TinyOnnxModel
 
 PROMPT = "name a colour"
-
-
-def timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=1, read=60, total_deadline=time.monotonic() + 60)
 
 
 def prompt_ids(engine: OnnxCausalLM) -> list[int]:
@@ -147,8 +141,8 @@ def test_chat_through_forge_equals_the_reference(tiny_onnx_kv: TinyOnnxModel) ->
 def test_stream_pieces_join_to_the_chat_answer(tiny_onnx: TinyOnnxModel) -> None:
     local = backend_for(tiny_onnx)
     request = ChatRequest(messages=[Message(role="user", content=PROMPT)], max_tokens=8)
-    whole = local.chat(request, "tiny", timeouts())
-    chunks = list(local.stream(request, "tiny", timeouts()))
+    whole = local.chat(request, "tiny", attempt_timeouts())
+    chunks = list(local.stream(request, "tiny", attempt_timeouts()))
     assert len([chunk for chunk in chunks if chunk.content]) > 1
     assert "".join(chunk.content for chunk in chunks) == whole.content
     assert chunks[-1].usage is not None and chunks[-1].finish_reason is not None
@@ -157,8 +151,8 @@ def test_stream_pieces_join_to_the_chat_answer(tiny_onnx: TinyOnnxModel) -> None
 async def test_async_stream_matches(tiny_onnx: TinyOnnxModel) -> None:
     local = backend_for(tiny_onnx)
     request = ChatRequest(messages=[Message(role="user", content=PROMPT)], max_tokens=6)
-    whole = await local.achat(request, "tiny", timeouts())
-    pieces = [chunk.content async for chunk in local.astream(request, "tiny", timeouts())]
+    whole = await local.achat(request, "tiny", attempt_timeouts())
+    pieces = [chunk.content async for chunk in local.astream(request, "tiny", attempt_timeouts())]
     assert "".join(pieces) == whole.content
 
 
@@ -169,14 +163,14 @@ def test_onnx_models_report_no_tools_and_refuse_them(tiny_onnx: TinyOnnxModel) -
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     request = ChatRequest(messages=[Message(role="user", content=PROMPT)], tools=[tool])
     with pytest.raises(CapabilityMismatch):
-        local.chat(request, "tiny", timeouts())
+        local.chat(request, "tiny", attempt_timeouts())
 
 
 def test_prompt_beyond_the_onnx_context_is_refused(tiny_onnx: TinyOnnxModel) -> None:
     local = backend_for(tiny_onnx)
     request = ChatRequest(messages=[Message(role="user", content="red " * 70)], max_tokens=4)
     with pytest.raises(CapabilityMismatch):
-        local.chat(request, "tiny", timeouts())
+        local.chat(request, "tiny", attempt_timeouts())
 
 
 def test_stats_describe_the_onnx_model(tiny_onnx: TinyOnnxModel) -> None:
@@ -185,7 +179,7 @@ def test_stats_describe_the_onnx_model(tiny_onnx: TinyOnnxModel) -> None:
     local.chat(
         ChatRequest(messages=[Message(role="user", content=PROMPT)], max_tokens=4),
         "tiny",
-        timeouts(),
+        attempt_timeouts(),
     )
     [model] = [
         entry for entry in local.stats()["models"] if entry["path"] == str(tiny_onnx.directory)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, Generator
 
 import pytest
@@ -26,8 +25,7 @@ from forge_core import (
     ToolCall,
 )
 from forge_core.providers import AnthropicClient, ModelCatalog, build_backends
-from forge_core.providers._base import AttemptTimeouts
-from forge_test_support import config_for
+from forge_test_support import attempt_timeouts, config_for
 
 MODEL = "claude-3-5-haiku-latest"
 SERVED = "claude-3-5-haiku-20241022"
@@ -43,17 +41,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=5.0, read=10.0, total_deadline=time.monotonic() + 30.0)
-
-
-@pytest.fixture
-def pool() -> Generator[RecordingPool, None, None]:
-    pool = RecordingPool()
-    yield pool
-    pool.close()
 
 
 @pytest.fixture
@@ -79,7 +66,7 @@ def test_text_answer_sends_system_top_level_and_defaults_max_tokens(
             Message(role="user", content="Say hello."),
         ]
     )
-    answer = client.chat(request, MODEL, _timeouts())
+    answer = client.chat(request, MODEL, attempt_timeouts())
     assert answer.content == "Hello."
     assert answer.finish_reason == "stop"
     assert answer.model == SERVED
@@ -99,7 +86,7 @@ async def test_async_answer_matches_sync(client: AnthropicClient) -> None:
             Message(role="user", content="Say hello."),
         ]
     )
-    answer = await client.achat(request, MODEL, _timeouts())
+    answer = await client.achat(request, MODEL, attempt_timeouts())
     assert answer.content == "Hello."
     assert answer.usage is not None and answer.usage.total_tokens == 18
 
@@ -112,7 +99,7 @@ def test_overrides_become_temperature_and_stop_sequences(client: AnthropicClient
         temperature=0.2,
         stop=["5"],
     )
-    answer = client.chat(request, MODEL, _timeouts())
+    answer = client.chat(request, MODEL, attempt_timeouts())
     assert answer.content == "1, 2, 3, 4, "
     assert answer.finish_reason == "stop"
 
@@ -126,7 +113,7 @@ def test_stream_yields_text_skips_ping_and_ends_with_usage(client: AnthropicClie
         ],
         max_tokens=24,
     )
-    chunks = _collect(client.stream(request, MODEL, _timeouts()))
+    chunks = _collect(client.stream(request, MODEL, attempt_timeouts()))
     assert [chunk.content for chunk in chunks if chunk.content] == ["Hel", "lo."]
     last = chunks[-1]
     assert last.finish_reason == "stop"
@@ -145,7 +132,7 @@ async def test_async_stream_matches_sync(client: AnthropicClient) -> None:
         ],
         max_tokens=24,
     )
-    chunks = await _acollect(client.astream(request, MODEL, _timeouts()))
+    chunks = await _acollect(client.astream(request, MODEL, attempt_timeouts()))
     assert "".join(chunk.content for chunk in chunks) == "Hello."
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 4
 
@@ -158,7 +145,7 @@ def test_tool_use_round_trip(client: AnthropicClient) -> None:
             messages=[question], tools=[WEATHER_TOOL], tool_choice="required", max_tokens=64
         ),
         MODEL,
-        _timeouts(),
+        attempt_timeouts(),
     )
     assert first.finish_reason == "tool_calls"
     assert first.content == "I'll check the weather."
@@ -178,7 +165,7 @@ def test_tool_use_round_trip(client: AnthropicClient) -> None:
         tool_choice="auto",
         max_tokens=64,
     )
-    second = client.chat(follow_up, MODEL, _timeouts())
+    second = client.chat(follow_up, MODEL, attempt_timeouts())
     assert second.content == "It is 15C and sunny in Paris."
     assert second.tool_calls == []
 
@@ -191,7 +178,7 @@ def test_streamed_tool_calls_arrive_complete_with_stable_ids(client: AnthropicCl
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=128,
     )
-    chunks = _collect(client.stream(request, MODEL, _timeouts()))
+    chunks = _collect(client.stream(request, MODEL, attempt_timeouts()))
     deltas = [delta for chunk in chunks for delta in chunk.tool_call_deltas]
     ids_by_index: dict[int, set[str | None]] = {}
     for delta in deltas:
@@ -232,7 +219,7 @@ def test_error_statuses_map_to_the_forge_hierarchy(
 ) -> None:
     request = ChatRequest(messages=[Message(role="user", content=f"status {status}")], max_tokens=8)
     with pytest.raises(error) as caught:
-        client.chat(request, MODEL, _timeouts())
+        client.chat(request, MODEL, attempt_timeouts())
     assert type(caught.value) is error
     assert caught.value.status_code == status
     assert caught.value.provider == "anthropic"
@@ -250,7 +237,7 @@ def test_in_stream_error_event_raises_after_the_text_it_sent(client: AnthropicCl
     )
     received: list[str] = []
     with pytest.raises(RateLimited, match="overloaded_error"):
-        for chunk in client.stream(request, MODEL, _timeouts()):
+        for chunk in client.stream(request, MODEL, attempt_timeouts()):
             received.append(chunk.content)
     assert "".join(received) == "Once upon"
 
@@ -261,7 +248,7 @@ def test_overloaded_529_before_the_stream_is_rate_limited(client: AnthropicClien
         messages=[Message(role="user", content="Tell me a short story.")], max_tokens=24
     )
     with pytest.raises(RateLimited) as caught:
-        _collect(client.stream(request, MODEL, _timeouts()))
+        _collect(client.stream(request, MODEL, attempt_timeouts()))
     assert caught.value.status_code == 529
     assert caught.value.retry_after == 1.5
 
@@ -274,7 +261,7 @@ async def test_stream_cut_before_message_stop_is_not_a_silent_success(
         messages=[Message(role="user", content="Tell me a long story.")], max_tokens=24
     )
     with pytest.raises(MalformedResponse, match="message_stop"):
-        await _acollect(client.astream(request, MODEL, _timeouts()))
+        await _acollect(client.astream(request, MODEL, attempt_timeouts()))
 
 
 @use_cassette("anthropic_models.yaml")
@@ -334,5 +321,5 @@ def test_json_schema_output_goes_through_output_config(client: AnthropicClient) 
         },
         max_tokens=64,
     )
-    answer = client.chat(request, "claude-sonnet-4-20250514", _timeouts())
+    answer = client.chat(request, "claude-sonnet-4-20250514", attempt_timeouts())
     assert json.loads(answer.content or "") == {"a": "blue"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +26,9 @@ from forge_core import (
     RateLimited,
 )
 from forge_core.providers import ChatBackend, build_backends
-from forge_core.providers._base import AttemptTimeouts
 from forge_test_support import (
     LocalServer,
+    attempt_timeouts,
     closed_port_url,
     config_for,
     ollama_on,
@@ -172,10 +171,6 @@ def _backend(spec: dict[str, Any], provider: Provider) -> tuple[ChatBackend, Rec
     return build_backends(config_for(spec), pool=pool, env=CANARY_KEYS)[provider], pool
 
 
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=5.0, read=60.0, total_deadline=time.monotonic() + 120.0)
-
-
 def _model(case: Case, backend: ChatBackend) -> str:
     return case.model or backend.default_model()
 
@@ -183,7 +178,7 @@ def _model(case: Case, backend: ChatBackend) -> str:
 def test_chat_answers_with_content_and_usage(case: Case, server: LocalServer | None) -> None:
     backend, pool = _backend(case.spec(server), case.provider)
     with _played(case, "chat"):
-        answer = backend.chat(case.chat, _model(case, backend), _timeouts())
+        answer = backend.chat(case.chat, _model(case, backend), attempt_timeouts())
     pool.close()
     assert answer.content
     assert answer.provider is case.provider
@@ -197,7 +192,7 @@ def test_stream_yields_text_then_one_finish_and_at_most_one_usage(
 ) -> None:
     backend, pool = _backend(case.spec(server), case.provider)
     with _played(case, "stream"):
-        chunks = list(backend.stream(case.stream, _model(case, backend), _timeouts()))
+        chunks = list(backend.stream(case.stream, _model(case, backend), attempt_timeouts()))
     pool.close()
     assert "".join(chunk.content for chunk in chunks)
     assert all(chunk.provider is case.provider for chunk in chunks)
@@ -216,7 +211,7 @@ def test_async_chat_works_in_two_event_loops_in_a_row(
     backend, pool = _backend(case.spec(server), case.provider)
 
     async def ask() -> str | None:
-        return (await backend.achat(case.chat, _model(case, backend), _timeouts())).content
+        return (await backend.achat(case.chat, _model(case, backend), attempt_timeouts())).content
 
     with _played(case, "chat"):
         first = asyncio.run(ask())
@@ -230,7 +225,7 @@ def test_failure_maps_to_the_forge_error_hierarchy(case: Case, server: LocalServ
     backend, pool = _backend(spec, case.provider)
     model = "llama9" if case.error is ModelNotFound else _model(case, backend) or "m"
     with _played(case, "failure"), pytest.raises(ProviderError) as caught:
-        backend.chat(case.failing, model, _timeouts())
+        backend.chat(case.failing, model, attempt_timeouts())
     pool.close()
     assert type(caught.value) is case.error
     assert caught.value.provider == case.provider.value
@@ -347,7 +342,7 @@ def test_streamed_tool_calls_arrive_complete_with_stable_real_ids(
     with played:
         chunks = list(
             backend.stream(
-                tool_case.request, tool_case.model or backend.default_model(), _timeouts()
+                tool_case.request, tool_case.model or backend.default_model(), attempt_timeouts()
             )
         )
     pool.close()

@@ -8,7 +8,6 @@ even the 270M base model answer with JSON that matches the schema.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -21,9 +20,14 @@ from forge_core import (
     ProviderUnavailable,
 )
 from forge_core.providers import build_backends
-from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._openai_wire import build_body
-from forge_test_support import LocalServer, config_for, ollama_on, openai_compatible_on
+from forge_test_support import (
+    LocalServer,
+    attempt_timeouts,
+    config_for,
+    ollama_on,
+    openai_compatible_on,
+)
 
 pytestmark = pytest.mark.local_server
 
@@ -50,10 +54,6 @@ WEATHER_TOOL = {
     },
 }
 FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
-
-
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=5.0, read=60.0, total_deadline=time.monotonic() + 120.0)
 
 
 def _matches_schema(text: str | None) -> bool:
@@ -86,7 +86,7 @@ def test_without_the_dialect_the_server_rejects_json_schema(local_server: LocalS
         max_tokens=8,
     )
     with pytest.raises(ProviderUnavailable) as caught:
-        backend.chat(request, local_server.model, _timeouts())
+        backend.chat(request, local_server.model, attempt_timeouts())
     assert caught.value.status_code == 500
 
 
@@ -112,7 +112,7 @@ def test_streamed_tool_call_from_the_real_server_arrives_complete_with_one_id(
         tool_choice=FORCE_WEATHER,
         max_tokens=24,
     )
-    chunks = list(backend.stream(request, tool_server.model, _timeouts()))
+    chunks = list(backend.stream(request, tool_server.model, attempt_timeouts()))
     deltas = [delta for chunk in chunks for delta in chunk.tool_call_deltas]
     assert len(deltas) > 1
     assert len({delta.id for delta in deltas}) == 1
@@ -135,7 +135,7 @@ def test_llama_cpp_dialect_turns_required_with_one_tool_into_forcing_it(
         tool_choice="required",
         max_tokens=24,
     )
-    answer = backend.chat(request, tool_server.model, _timeouts())
+    answer = backend.chat(request, tool_server.model, attempt_timeouts())
     (call,) = answer.tool_calls
     assert call.name == "get_weather" and call.arguments["city"] in CITIES
 
@@ -149,7 +149,7 @@ def test_without_the_dialect_required_is_a_server_error(tool_server: LocalServer
         max_tokens=8,
     )
     with pytest.raises(ProviderUnavailable) as caught:
-        backend.chat(request, tool_server.model, _timeouts())
+        backend.chat(request, tool_server.model, attempt_timeouts())
     assert caught.value.status_code == 500
 
 
@@ -164,7 +164,7 @@ def test_llama_cpp_dialect_cannot_require_one_of_several_tools_and_says_so() -> 
         tool_choice="required",
     )
     with pytest.raises(CapabilityMismatch, match="one of several tools") as caught:
-        backend.chat(request, "m", _timeouts())
+        backend.chat(request, "m", attempt_timeouts())
     assert caught.value.provider == "openai"
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Generator
-
 import pytest
 from forge_cassettes import CANARY_KEYS, RecordingPool, use_cassette
 from forge_core import CapabilityMismatch, ChatRequest, Forge, Message, ModelRequirements, Provider
 from forge_core.providers import AnthropicClient, OllamaClient, build_backends
-from forge_core.providers._base import AttemptTimeouts
-from forge_test_support import config_for, embedded_in_process
+from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 PIXEL = (
     "data:image/png;base64,"
@@ -23,34 +19,25 @@ URL_REQUEST = ChatRequest(
 )
 
 
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=2.0, read=5.0, total_deadline=time.monotonic() + 20.0)
-
-
-@pytest.fixture
-def pool() -> Generator[RecordingPool, None, None]:
-    pool = RecordingPool()
-    yield pool
-    pool.close()
-
-
 @use_cassette("images.yaml")
 def test_openai_gets_text_and_image_url_parts(pool: RecordingPool) -> None:
     config = config_for({"name": "openai", "api_key_env": "OPENAI_API_KEY"})
     backend = build_backends(config, pool=pool, env=CANARY_KEYS)[Provider.OPENAI]
-    assert backend.chat(IMAGE_REQUEST, "gpt-4o-mini", _timeouts()).content == "Red."
+    assert backend.chat(IMAGE_REQUEST, "gpt-4o-mini", attempt_timeouts()).content == "Red."
 
 
 @use_cassette("images.yaml")
 def test_anthropic_gets_a_base64_image_block(pool: RecordingPool) -> None:
     client = AnthropicClient(default_model="claude-3-5-haiku-latest", pool=pool, env=CANARY_KEYS)
-    assert client.chat(IMAGE_REQUEST, "claude-3-5-haiku-latest", _timeouts()).content == "Red."
+    assert (
+        client.chat(IMAGE_REQUEST, "claude-3-5-haiku-latest", attempt_timeouts()).content == "Red."
+    )
 
 
 @use_cassette("images.yaml")
 def test_ollama_native_gets_bare_base64(pool: RecordingPool) -> None:
     ollama = OllamaClient(default_model="llava:7b", api="native", pool=pool)
-    assert ollama.chat(IMAGE_REQUEST, "llava:7b", _timeouts()).content == "Red."
+    assert ollama.chat(IMAGE_REQUEST, "llava:7b", attempt_timeouts()).content == "Red."
 
 
 @pytest.mark.parametrize("api", ["openai", "native"])
@@ -59,13 +46,13 @@ def test_ollama_refuses_image_urls_before_sending(api: str) -> None:
         "http://127.0.0.1:9", default_model="llava:7b", api=api, pool=RecordingPool()
     )
     with pytest.raises(CapabilityMismatch, match="data URLs"):
-        ollama.chat(URL_REQUEST, "llava:7b", _timeouts())
+        ollama.chat(URL_REQUEST, "llava:7b", attempt_timeouts())
 
 
 def test_anthropic_refuses_image_urls_before_sending() -> None:
     client = AnthropicClient("http://127.0.0.1:9", default_model="m", env=CANARY_KEYS)
     with pytest.raises(CapabilityMismatch, match="data URLs"):
-        list(client.stream(URL_REQUEST, "m", _timeouts()))
+        list(client.stream(URL_REQUEST, "m", attempt_timeouts()))
 
 
 def test_an_image_request_needs_vision_and_skips_candidates_without_it() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from forge_cassettes import RecordingPool, body_of, use_cassette
@@ -23,8 +22,7 @@ from forge_core.providers import (
     PullProgress,
     build_backends,
 )
-from forge_core.providers._base import AttemptTimeouts
-from forge_test_support import LocalServer, closed_port_url, config_for
+from forge_test_support import LocalServer, attempt_timeouts, closed_port_url, config_for
 
 BASE_URL = "http://localhost:11434"
 WEATHER_TOOL = {
@@ -39,17 +37,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=2.0, read=5.0, total_deadline=time.monotonic() + 20.0)
-
-
-@pytest.fixture
-def pool() -> Generator[RecordingPool, None, None]:
-    pool = RecordingPool()
-    yield pool
-    pool.close()
 
 
 @pytest.fixture
@@ -107,7 +94,7 @@ def test_unknown_model_is_model_not_found(ollama: OllamaClient) -> None:
         ollama.chat(
             ChatRequest(messages=[Message(role="user", content="Say hello.")]),
             "llama9",
-            _timeouts(),
+            attempt_timeouts(),
         )
     assert caught.value.status_code == 404
 
@@ -140,7 +127,7 @@ def test_native_chat_sends_options_and_reads_usage(ollama: OllamaClient) -> None
         temperature=0,
         max_tokens=12,
     )
-    answer = ollama.chat(request, "llama3.2", _timeouts())
+    answer = ollama.chat(request, "llama3.2", attempt_timeouts())
     assert answer.content == "Hello!"
     assert answer.finish_reason == "stop"
     assert answer.usage is not None
@@ -150,7 +137,7 @@ def test_native_chat_sends_options_and_reads_usage(ollama: OllamaClient) -> None
 @use_cassette("ollama_native.yaml")
 async def test_native_ndjson_stream(ollama: OllamaClient) -> None:
     request = ChatRequest(messages=[Message(role="user", content="Say hello.")], max_tokens=12)
-    chunks = [chunk async for chunk in ollama.astream(request, "llama3.2", _timeouts())]
+    chunks = [chunk async for chunk in ollama.astream(request, "llama3.2", attempt_timeouts())]
     assert [chunk.content for chunk in chunks] == ["Hel", "lo!", ""]
     assert chunks[-1].finish_reason == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 3
@@ -161,7 +148,7 @@ def test_native_streamed_tool_calls_get_real_ids_and_stay_two(ollama: OllamaClie
     request = ChatRequest(
         messages=[Message(role="user", content="weather in Tokyo, twice?")], tools=[WEATHER_TOOL]
     )
-    chunks = list(ollama.stream(request, "llama3.2", _timeouts()))
+    chunks = list(ollama.stream(request, "llama3.2", attempt_timeouts()))
     deltas = [delta for chunk in chunks for delta in chunk.tool_call_deltas]
     assert [delta.index for delta in deltas] == [0, 1]
     final = chunks[-1]
@@ -180,7 +167,7 @@ def test_error_line_mid_stream_raises_after_the_text(ollama: OllamaClient) -> No
     request = ChatRequest(messages=[Message(role="user", content="Tell me a story.")])
     received: list[str] = []
     with pytest.raises(ProviderUnavailable, match="unexpected EOF"):
-        for chunk in ollama.stream(request, "llama3.2", _timeouts()):
+        for chunk in ollama.stream(request, "llama3.2", attempt_timeouts()):
             received.append(chunk.content)
     assert received == ["Once"]
 
@@ -213,7 +200,9 @@ def test_refused_connection_is_ollama_unavailable() -> None:
         ollama.list_models()
     with pytest.raises(OllamaUnavailable):
         ollama.chat(
-            ChatRequest(messages=[Message(role="user", content="hi")]), "llama3.2", _timeouts()
+            ChatRequest(messages=[Message(role="user", content="hi")]),
+            "llama3.2",
+            attempt_timeouts(),
         )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Generator
 
 import pytest
 from forge_cassettes import CANARY_KEYS, RecordingPool, body_of, use_cassette
@@ -22,8 +20,7 @@ from forge_core import (
     ToolCall,
 )
 from forge_core.providers import ModelCatalog, OpenAICompatibleClient, build_backends
-from forge_core.providers._base import AttemptTimeouts
-from forge_test_support import config_for
+from forge_test_support import attempt_timeouts, config_for
 
 MODEL = "gpt-4o-mini"
 ROUTER_MODEL = "meta-llama/llama-3.1-8b-instruct"
@@ -53,17 +50,6 @@ SCHEMA_FORMAT = {
         },
     },
 }
-
-
-def _timeouts() -> AttemptTimeouts:
-    return AttemptTimeouts(connect=5.0, read=10.0, total_deadline=time.monotonic() + 30.0)
-
-
-@pytest.fixture
-def pool() -> Generator[RecordingPool, None, None]:
-    pool = RecordingPool()
-    yield pool
-    pool.close()
 
 
 def _client(pool: RecordingPool, provider: Provider) -> OpenAICompatibleClient:
@@ -106,7 +92,7 @@ def test_text_answer_with_usage_and_bearer_key(
         ],
         max_tokens=12,
     )
-    answer = openai.chat(request, MODEL, _timeouts())
+    answer = openai.chat(request, MODEL, attempt_timeouts())
     assert answer.content == "Hello!"
     assert answer.model == "gpt-4o-mini-2024-07-18"
     assert answer.usage is not None and answer.usage.total_tokens == 29
@@ -119,7 +105,7 @@ def test_text_answer_with_usage_and_bearer_key(
 async def test_forced_tool_call_and_its_result_round_trip(openai: OpenAICompatibleClient) -> None:
     forced = {"type": "function", "function": {"name": "get_weather"}}
     first = await openai.achat(
-        _ask("weather?", tools=[WEATHER_TOOL], tool_choice=forced), MODEL, _timeouts()
+        _ask("weather?", tools=[WEATHER_TOOL], tool_choice=forced), MODEL, attempt_timeouts()
     )
     assert first.finish_reason == "tool_calls"
     assert first.content is None
@@ -135,7 +121,7 @@ async def test_forced_tool_call_and_its_result_round_trip(openai: OpenAICompatib
             ]
         ),
         MODEL,
-        _timeouts(),
+        attempt_timeouts(),
     )
     assert second.content == "It is 11C in Paris."
 
@@ -145,11 +131,13 @@ def test_json_schema_and_json_object_are_sent_as_documented(
     openai: OpenAICompatibleClient,
 ) -> None:
     structured = openai.chat(
-        _ask("Name a colour.", response_format=SCHEMA_FORMAT), MODEL, _timeouts()
+        _ask("Name a colour.", response_format=SCHEMA_FORMAT), MODEL, attempt_timeouts()
     )
     assert json.loads(structured.content or "") == {"a": "blue"}
     mode = openai.chat(
-        _ask("Name a colour as JSON.", response_format={"type": "json_object"}), MODEL, _timeouts()
+        _ask("Name a colour as JSON.", response_format={"type": "json_object"}),
+        MODEL,
+        attempt_timeouts(),
     )
     assert json.loads(mode.content or "") == {"colour": "green"}
 
@@ -158,7 +146,7 @@ def test_json_schema_and_json_object_are_sent_as_documented(
 def test_stream_with_include_usage_guards_the_empty_choices_chunk(
     openai: OpenAICompatibleClient,
 ) -> None:
-    chunks = list(openai.stream(_ask("Say hello.", max_tokens=12), MODEL, _timeouts()))
+    chunks = list(openai.stream(_ask("Say hello.", max_tokens=12), MODEL, attempt_timeouts()))
     assert "".join(chunk.content for chunk in chunks) == "Hello!"
     assert [chunk.finish_reason for chunk in chunks if chunk.finish_reason] == ["stop"]
     usage = [chunk.usage for chunk in chunks if chunk.usage is not None]
@@ -185,20 +173,20 @@ def test_streamed_tool_calls_arrive_complete_two_identical_calls_stay_two(
     openai: OpenAICompatibleClient,
 ) -> None:
     request = _ask("weather in Paris, twice?", tools=[WEATHER_TOOL], tool_choice="required")
-    _tool_stream(list(openai.stream(request, MODEL, _timeouts())))
+    _tool_stream(list(openai.stream(request, MODEL, attempt_timeouts())))
 
 
 @use_cassette("openai_stream.yaml")
 async def test_async_streamed_tool_calls_match_sync(openai: OpenAICompatibleClient) -> None:
     request = _ask("weather in Paris, twice?", tools=[WEATHER_TOOL], tool_choice="required")
-    _tool_stream([chunk async for chunk in openai.astream(request, MODEL, _timeouts())])
+    _tool_stream([chunk async for chunk in openai.astream(request, MODEL, attempt_timeouts())])
 
 
 @use_cassette("openai_stream.yaml")
 def test_error_line_in_stream_raises_after_the_text(openai: OpenAICompatibleClient) -> None:
     received: list[str] = []
     with pytest.raises(ProviderUnavailable, match="server had an error"):
-        for chunk in openai.stream(_ask("Tell me a story."), MODEL, _timeouts()):
+        for chunk in openai.stream(_ask("Tell me a story."), MODEL, attempt_timeouts()):
             received.append(chunk.content)
     assert received == ["Once"]
 
@@ -223,7 +211,7 @@ def test_openai_error_statuses_map(
     retry_after: float | None,
 ) -> None:
     with pytest.raises(error) as caught:
-        openai.chat(_ask(f"status {status}"), MODEL, _timeouts())
+        openai.chat(_ask(f"status {status}"), MODEL, attempt_timeouts())
     assert type(caught.value) is error
     assert caught.value.status_code == status
     assert "sk-abc" not in str(caught.value)
@@ -245,7 +233,9 @@ def test_openai_models_list_has_no_capability_metadata(openai: OpenAICompatibleC
 def test_openrouter_sends_attribution_headers_and_skips_keepalive_comments(
     openrouter: OpenAICompatibleClient, pool: RecordingPool
 ) -> None:
-    chunks = list(openrouter.stream(_ask("Say hello.", max_tokens=12), ROUTER_MODEL, _timeouts()))
+    chunks = list(
+        openrouter.stream(_ask("Say hello.", max_tokens=12), ROUTER_MODEL, attempt_timeouts())
+    )
     assert "".join(chunk.content for chunk in chunks) == "Hello!"
     assert [chunk.usage.output_tokens for chunk in chunks if chunk.usage] == [3]
     (sent,) = pool.sent
@@ -262,7 +252,7 @@ def test_openrouter_error_chunk_with_finish_reason_error_fails_the_stream(
 ) -> None:
     received: list[str] = []
     with pytest.raises(ProviderUnavailable, match="Provider disconnected unexpectedly"):
-        for chunk in openrouter.stream(_ask("Tell me a story."), ROUTER_MODEL, _timeouts()):
+        for chunk in openrouter.stream(_ask("Tell me a story."), ROUTER_MODEL, attempt_timeouts()):
             received.append(chunk.content)
     assert received == ["Once"]
 
@@ -281,7 +271,7 @@ def test_openrouter_numeric_error_codes_map(
     openrouter: OpenAICompatibleClient, status: int, error: type[ProviderError]
 ) -> None:
     with pytest.raises(error) as caught:
-        openrouter.chat(_ask(f"status {status}"), ROUTER_MODEL, _timeouts())
+        openrouter.chat(_ask(f"status {status}"), ROUTER_MODEL, attempt_timeouts())
     assert type(caught.value) is error
     assert caught.value.status_code == status
     assert str(caught.value).startswith(f"openrouter: HTTP {status}: ")
@@ -310,6 +300,6 @@ def test_insufficient_quota_429_fails_over_instead_of_retrying(
     openai: OpenAICompatibleClient,
 ) -> None:
     with pytest.raises(AuthenticationFailed, match="exceeded your current quota") as caught:
-        openai.chat(_ask("out of credit"), MODEL, _timeouts())
+        openai.chat(_ask("out of credit"), MODEL, attempt_timeouts())
     assert caught.value.status_code == 429
     assert caught.value.retryable is False
