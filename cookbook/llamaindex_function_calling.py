@@ -22,7 +22,7 @@ def get_weather(city: str) -> str:
 
 
 weather = FunctionTool.from_defaults(fn=get_weather)
-llm = ForgeLLM(model="huggingface:gemma-3-270m", max_tokens=48, temperature=0)
+llm = ForgeLLM(model="huggingface:smollm2-135m", max_tokens=48, temperature=0)
 print("function calling model:", llm.metadata.is_function_calling_model)
 
 # 1. One call: the model picks the tool and its arguments, LlamaIndex runs it.

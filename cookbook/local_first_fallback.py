@@ -16,7 +16,7 @@ config = ForgeConfig.model_validate(
         "providers": {
             "local": {
                 "ollama": {"base_url": os.environ.get("OLLAMA_URL", "http://127.0.0.1:9")},
-                "huggingface": {"models": [{"name": "gemma-3-270m"}]},
+                "huggingface": {"models": [{"name": "smollm2-135m"}]},
             },
             "fallback": {"order": ["ollama", "huggingface", "openai"]},
         },

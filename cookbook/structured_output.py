@@ -17,7 +17,7 @@ class City(BaseModel):
     country: str = Field(description="the country it is in")
 
 
-llm = ForgeChat(model="huggingface:gemma-3-270m", max_tokens=24, temperature=0)
+llm = ForgeChat(model="huggingface:smollm2-135m", max_tokens=24, temperature=0)
 extract = llm.with_structured_output(City, method="json_schema")
 
 city = extract.invoke("Paris is the capital of France. Extract the city.")

@@ -17,7 +17,7 @@ def get_weather(city: str) -> str:
     return f"It is 18 degrees and sunny in {city}."
 
 
-llm = ForgeChat(model="huggingface:gemma-3-270m", max_tokens=24, temperature=0)
+llm = ForgeChat(model="huggingface:smollm2-135m", max_tokens=24, temperature=0)
 with_tools = llm.bind_tools([get_weather], tool_choice="get_weather")
 
 messages = [HumanMessage("What is the weather in Paris?")]

@@ -92,7 +92,11 @@ def test_concurrency_rows(server: Loopback) -> None:
 @pytest.mark.local_model
 def test_local_rows() -> None:
     rows = _well_formed(suites.local(suites.SMOKE), "local")
-    assert rows["forge ForgeChat.stream (local)"].peer == "llama-cpp-python direct"
+    for where in ("worker process", "in process"):
+        assert rows[f"forge ForgeChat.stream (local, {where})"].peer == "llama-cpp-python direct"
+    worker_ttft = rows["forge ForgeChat.stream (local, worker process) TTFT"]
+    assert worker_ttft.peer == "forge ForgeChat.stream (local, in process) TTFT"
+    assert "worker resident memory" in worker_ttft.note
 
 
 def test_import_rows() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from forge_core import load_config
+from forge_core import EMBEDDED_MODEL, load_config
 from forge_test_support import LocalServer, closed_port_url
 from ollama_pull_server import OllamaPullServer
 
@@ -78,14 +78,14 @@ def test_chat_stream_on_the_embedded_model_with_the_shipped_config(tmp_path: Pat
         "--max-tokens",
         "8",
         "--model",
-        "huggingface:gemma-3-270m",
+        f"huggingface:{EMBEDDED_MODEL}",
         "--config",
         str(repo_config),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
-    assert "served by huggingface:gemma-3-270m" in result.stderr
+    assert f"served by huggingface:{EMBEDDED_MODEL}" in result.stderr
     # Loading the model prints nothing of llama.cpp's (it goes to the forge.llama_cpp logger).
     assert not [line for line in result.stderr.splitlines() if line.startswith("llama")]
 
@@ -208,7 +208,8 @@ def test_health_gives_each_provider_a_status_latency_circuit_and_reason(tmp_path
     assert rows["ollama"]["latency_ms"] > 0
     assert ("GET", "/api/version", {}) in server.requests
     assert rows["huggingface"]["status"] == "up"
-    assert "in process" in rows["huggingface"]["reason"]
+    assert "in a worker process" in rows["huggingface"]["reason"]
+    assert "generated a token in a child process" in rows["huggingface"]["reason"]
     assert rows["openai"]["status"] == "no key"
     assert NO_KEY_ENV in rows["openai"]["reason"]
     assert {row["circuit"] for row in rows.values()} == {"closed"}
@@ -251,7 +252,7 @@ def test_models_joins_pulled_shown_and_loaded_ollama_models_with_local_ones(
         "tools": True,
         "loaded": True,
     }
-    local = rows[("huggingface", "gemma-3-270m")]
+    local = rows[("huggingface", EMBEDDED_MODEL)]
     assert local["size_bytes"] > 0 and local["loaded"] is False
     assert local["context_window"] == load_config(config).providers.local.huggingface.n_ctx
     assert not any(provider == "openai" for provider, _ in rows)
@@ -263,7 +264,7 @@ def test_models_names_a_down_ollama_and_still_lists_the_rest(tmp_path: Path) -> 
     result = forge_cli("models", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "skipped ollama" in result.stderr
-    assert "gemma-3-270m" in result.stdout
+    assert EMBEDDED_MODEL in result.stdout
 
 
 def test_pull_streams_documented_progress_into_a_bar_per_layer(tmp_path: Path) -> None:
@@ -315,7 +316,7 @@ def test_warm_loads_the_embedded_model_and_preloads_pulled_ollama_models(
         loaded = list(server.loaded)
     assert result.returncode == 0, result.stderr
     warmed = {entry["model"]: entry["seconds"] for entry in json.loads(result.stdout)}
-    assert set(warmed) == {"huggingface:gemma-3-270m", "ollama:tiny:1b"}
+    assert set(warmed) == {f"huggingface:{EMBEDDED_MODEL}", "ollama:tiny:1b"}
     assert all(seconds > 0 for seconds in warmed.values())
     assert loaded == ["tiny:1b"]
 
@@ -344,7 +345,7 @@ def test_stats_after_chat_shows_the_fallback_it_recorded(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     models = json.loads(result.stdout)["models"]
-    local = models["huggingface:gemma-3-270m"]
+    local = models[f"huggingface:{EMBEDDED_MODEL}"]
     assert (local["requests"], local["successes"]) == (1, 1)
     assert local["latency_ms"]["p50"] > 0
     (ollama,) = [series for key, series in models.items() if key.startswith("ollama:")]

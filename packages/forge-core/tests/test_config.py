@@ -4,7 +4,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from forge_core import ConfigError, ForgeConfig, Provider, load_config
+from forge_core import EMBEDDED_MODEL, ConfigError, ForgeConfig, Provider, load_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -57,7 +57,7 @@ def test_seed_configuration_is_accepted_as_written(tmp_path: Path) -> None:
 
 def test_shipped_forge_yaml_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(REPO / "forge.yaml", env={})
-    assert config.providers.local.huggingface.models[0].name == "gemma-3-270m"
+    assert config.providers.local.huggingface.models[0].name == EMBEDDED_MODEL
     assert config.source == str(REPO / "forge.yaml")
 
 

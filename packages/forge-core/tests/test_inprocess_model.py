@@ -15,7 +15,7 @@ PROMPT = "Name a colour."
 
 @pytest.fixture(scope="module")
 def forge() -> Forge:
-    return Forge(config_for(embedded_in_process()))
+    return Forge(config_for(embedded_in_process(isolation="thread")))
 
 
 def test_chat_in_process(forge: Forge) -> None:
@@ -62,7 +62,7 @@ def test_json_schema_output_is_valid_json_matching_the_schema(forge: Forge) -> N
 
 def test_model_loads_once_per_process(forge: Forge) -> None:
     forge.chat(PROMPT, max_tokens=2)
-    other = Forge(config_for(embedded_in_process()))
+    other = Forge(config_for(embedded_in_process(isolation="thread")))
     other.chat(PROMPT, max_tokens=2)
     assert len(_huggingface._loaded) == 1
 

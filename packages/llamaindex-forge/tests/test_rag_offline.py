@@ -68,7 +68,7 @@ def test_query_engine_answers_from_the_right_file(
     assert source.node.metadata["file_name"] == "photosynthesis.txt"
     assert isinstance(response.response, str)
     assert response.response.strip()
-    assert index._embed_model.model_name == "huggingface:gemma-3-270m"
+    assert index._embed_model.model_name == f"huggingface:{forge_core.EMBEDDED_MODEL}"
 
 
 @pytest.mark.local_model
@@ -111,7 +111,7 @@ def test_refused_ollama_falls_back_to_in_process_embeddings() -> None:
     assert embed_model.model_name == "forge"
     vectors = embed_model.get_text_embedding_batch(["one", "two", "three"])
     assert len(vectors) == 3
-    assert embed_model.model_name == "huggingface:gemma-3-270m"
+    assert embed_model.model_name == f"huggingface:{forge_core.EMBEDDED_MODEL}"
     route = embed_model.route
     assert route is not None
     assert [(a.provider.value, a.ok) for a in route.attempts] == [

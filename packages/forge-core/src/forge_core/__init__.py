@@ -40,6 +40,7 @@ from forge_core._exceptions import (
     ProviderUnavailable,
     RateLimited,
     StreamInterrupted,
+    WorkerCrashed,
 )
 from forge_core._forge import Forge, MessagesInput
 from forge_core._local_models import EMBEDDED_MODEL
@@ -112,6 +113,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "WorkerCrashed",
     "__version__",
     "find_config_file",
     "load_config",

@@ -117,6 +117,12 @@ class HuggingFaceConfig(_Section):
         ge=1,
         description="Loaded instances per model; requests beyond this many wait their turn.",
     )
+    isolation: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where a loaded model runs: 'process', a worker process of forge's own, so "
+        "a crash in native code fails one attempt (the router falls back) instead of killing "
+        "the application; 'thread', inside the application's process.",
+    )
 
 
 class LocalProvidersConfig(_Section):

@@ -6,7 +6,8 @@ ForgeError
 ├── ProviderError               one provider call failed
 │   ├── ProviderUnavailable     refused, unreachable, 5xx, overloaded
 │   │   ├── OllamaUnavailable
-│   │   └── MalformedResponse   a body or stream that does not parse
+│   │   ├── MalformedResponse   a body or stream that does not parse
+│   │   └── WorkerCrashed       a local model's worker process died (carries the signal)
 │   ├── ModelNotFound           the model is not served / not pulled / not on disk
 │   ├── ForgeTimeout            connect, first-token or total timeout
 │   ├── RateLimited             429 (carries retry_after)
@@ -45,6 +46,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "StreamInterrupted",
+    "WorkerCrashed",
 ]
 
 
@@ -106,6 +108,29 @@ class MalformedResponse(ProviderUnavailable):
     """The provider answered with a body or stream that is not what its format says."""
 
     kind = "malformed_response"
+
+
+class WorkerCrashed(ProviderUnavailable):
+    """A local model's worker process died (``isolation: process``): a signal such as
+    ``SIGSEGV`` or ``SIGABRT`` from native code, or ``SIGKILL`` from the OOM killer.
+
+    ``signal`` names how it ended (``SIGSEGV``, or ``exit code 1``); ``returncode`` is the
+    process's. The application lives on, and the next request starts a fresh worker.
+    """
+
+    kind = "crashed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signal: str | None = None,
+        returncode: int | None = None,
+        **kwargs: object,
+    ):
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.signal = signal
+        self.returncode = returncode
 
 
 class ModelNotFound(ProviderError):

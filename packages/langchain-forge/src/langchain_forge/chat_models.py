@@ -89,7 +89,7 @@ class ForgeChat(BaseChatModel):
 
     Key init args — completion params:
         model: str | None
-            ``provider:model`` (``ollama:llama3.1:8b``, ``huggingface:gemma-3-270m``) pins
+            ``provider:model`` (``ollama:llama3.1:8b``, ``huggingface:smollm2-135m``) pins
             the first candidate; a bare name goes to the configured provider; None lets the
             config decide.
         temperature: float | None
@@ -148,7 +148,7 @@ class ForgeChat(BaseChatModel):
         answer.response_metadata["route"]["attempts"]  # every provider tried
         ```
 
-        Per-call options: ``llm.invoke(messages, model="huggingface:gemma-3-270m",
+        Per-call options: ``llm.invoke(messages, model="huggingface:smollm2-135m",
         temperature=0.2, max_tokens=64, local_only=True, stop=["\\n"])``.
 
     Stream:

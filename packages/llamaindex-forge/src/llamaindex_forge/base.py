@@ -74,7 +74,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         from llama_index.core import Settings
         from llamaindex_forge import ForgeLLM
 
-        Settings.llm = ForgeLLM(model="huggingface:gemma-3-270m", max_tokens=64)
+        Settings.llm = ForgeLLM(model="huggingface:smollm2-135m", max_tokens=64)
         response = Settings.llm.complete("The sky is blue because")
         print(response.text, response.raw["provider"], response.raw["route"]["attempts"])
         ```
@@ -89,7 +89,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
     model: str | None = Field(
         default=None,
         description=(
-            "Model to ask for: 'provider:model' (e.g. 'huggingface:gemma-3-270m', "
+            "Model to ask for: 'provider:model' (e.g. 'huggingface:smollm2-135m', "
             "'ollama:llama3.1:8b') pins the first candidate; a bare name is resolved by forge; "
             "None lets the forge configuration decide."
         ),

@@ -40,7 +40,7 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
     model: str | None = Field(
         default=None,
         description=(
-            "Embedding model: 'provider:model' (e.g. 'huggingface:gemma-3-270m', "
+            "Embedding model: 'provider:model' (e.g. 'huggingface:smollm2-135m', "
             "'ollama:nomic-embed-text', 'openai:text-embedding-3-small') pins the first "
             "candidate; None lets the forge configuration decide."
         ),

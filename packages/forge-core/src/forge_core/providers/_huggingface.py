@@ -1,16 +1,22 @@
-"""The ``huggingface`` provider: local models run in this process.
+"""The ``huggingface`` provider: local models that forge runs itself.
 
 GGUF files run in llama-cpp-python (the ``forge-core[llama]`` extra); ONNX model directories in
-onnxruntime (``forge-core[onnx]``); both are imported on first use only.
+onnxruntime (``forge-core[onnx]``); both are imported on first use only. The engines live in
+`forge_core.providers._local_engine`; this module is the pool of loaded models and the backend.
+
+Isolation: with ``isolation: process`` (the default) every loaded instance is a worker process
+of forge's own (`forge_core.providers._local_worker`): a segfault, abort or OOM kill in native
+code fails one attempt with `WorkerCrashed` and the router falls back, where in process it would
+end the application. ``isolation: thread`` runs the model inside this process.
 
 Lifecycle: one `_LoadedModel` per model file and settings per process, shared by every backend
-(so by ``ForgeChat``, ``ForgeLLM``, ``ForgeEmbedding`` and the CLI). It holds ``parallel``
-instances (default one) in a queue: a request takes an instance, generates, and puts it back, so
-an instance is never used by two threads at once and requests beyond ``parallel`` wait their
-turn. A model idle for ``keep_alive_seconds`` is unloaded by a daemon timer. Async calls run on
-a thread of their own (`forge_core._threads.in_thread`), never on the event loop nor the loop's
-default executor (which the loop also needs for DNS lookups), so requests waiting for one busy
-model never keep another model's requests from starting.
+(so by ``ForgeChat``, ``ForgeLLM`` and the CLI). It holds ``parallel`` instances (default one)
+in a queue: a request takes an instance, generates, and puts it back, so an instance is never
+used by two threads at once and requests beyond ``parallel`` wait their turn. A model idle for
+``keep_alive_seconds`` is unloaded by a daemon timer. Async calls run on a thread of their own
+(`forge_core._threads.in_thread`), never on the event loop nor the loop's default executor
+(which the loop also needs for DNS lookups), so requests waiting for one busy model never keep
+another model's requests from starting.
 """
 
 from __future__ import annotations
@@ -23,27 +29,17 @@ import json
 import queue
 import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forge_core._config import HuggingFaceConfig
-from forge_core._exceptions import (
-    BadRequest,
-    CapabilityMismatch,
-    ForgeTimeout,
-    MissingDependency,
-    ModelNotFound,
-    ProviderError,
-    ProviderUnavailable,
-)
+from forge_core._exceptions import ForgeTimeout, MissingDependency, ProviderError
 from forge_core._local_models import (
     EMBEDDED_MODEL,
     ResolvedModel,
     gpu_layers,
-    llama_output_logged,
     resolve_local_model,
 )
 from forge_core._threads import in_thread
@@ -52,27 +48,46 @@ from forge_core._types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    Message,
     Provider,
     RouteTrail,
     ToolCall,
     ToolCallDelta,
-    Usage,
 )
-from forge_core.providers._base import AttemptTimeouts
-from forge_core.providers._openai_wire import message_to_wire
+from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
+from forge_core.providers._local_engine import (
+    LLAMA_HINT,
+    ONNX_HINT,
+    REPEAT_PENALTY,
+    Generation,
+    chat_format_for,
+    generate,
+    generation_for,
+    make_instance,
+)
+from forge_core.providers._local_worker import (
+    CrashRecord,
+    RuntimeCheck,
+    WorkerInstance,
+    crash_record,
+    runtime_check,
+)
 
-__all__ = ["HuggingFaceBackend", "LlamaCppBackend", "unload_models"]
+__all__ = [
+    "REPEAT_PENALTY",
+    "HuggingFaceBackend",
+    "LlamaCppBackend",
+    "LocalRuntimeReport",
+    "chat_format_for",
+    "unload_models",
+]
 
-_LLAMA_HINT = "pip install 'forge-core[llama]'"
-_ONNX_HINT = "pip install 'forge-core[onnx]'"
-#: A base model given no limit rambles until its context is full; cap answers by default.
-DEFAULT_MAX_TOKENS = 512
-#: Chat formats whose template has no system turn: the system text opens the first user turn.
-_SYSTEMLESS_FORMATS = frozenset({"gemma"})
-#: Chat format for a GGUF with no template of its own and none configured.
-_FALLBACK_CHAT_FORMAT = "chatml"
 _PROVIDER = Provider.HUGGINGFACE.value
+#: Seconds a worker may take to load a model when no request deadline bounds it (`warm`).
+_LOAD_TIMEOUT = 600.0
+#: Seconds the runtime check (load in a child process, generate one token) may take.
+_RUNTIME_CHECK_TIMEOUT = 120.0
+#: Worker deaths in a row, without one finished answer, after which health reports down.
+CRASHES_UNTIL_DOWN = 3
 
 
 # -- loaded models, shared by the whole process -------------------------------------------------
@@ -85,6 +100,7 @@ class _LoadedModel:
     name: str
     path: Path
     format: str
+    isolation: str
     keep_alive: float | None
     instances: list[Any]
     load_seconds: float
@@ -117,7 +133,11 @@ class _LoadedModel:
             "model": self.name,
             "path": str(self.path),
             "format": self.format,
+            "isolation": self.isolation,
             "instances": len(self.instances),
+            "worker_pids": [
+                instance.pid for instance in self.instances if isinstance(instance, WorkerInstance)
+            ],
             "load_seconds": self.load_seconds,
             "resident_bytes": self.resident_bytes,
             "requests": self.requests,
@@ -186,6 +206,22 @@ def _close_loaded_models() -> None:
         _loaded.clear()
 
 
+#: Runtime checks done in this process, by model key: each model and settings is checked once.
+_runtime_checks: dict[tuple[Any, ...], RuntimeCheck] = {}
+_runtime_checks_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LocalRuntimeReport:
+    """What `HuggingFaceBackend.runtime_report` found for one model."""
+
+    model: str
+    #: ``up`` or ``down``.
+    status: str
+    reason: str
+    crashes: CrashRecord
+
+
 # -- the backend ----------------------------------------------------------------------------------
 
 
@@ -194,7 +230,7 @@ class HuggingFaceBackend:
 
     Example:
         ```python
-        backend = HuggingFaceBackend(HuggingFaceConfig(models=[{"name": "gemma-3-270m"}]))
+        backend = HuggingFaceBackend(HuggingFaceConfig(models=[{"name": "smollm2-135m"}]))
         backend.warm()
         print(backend.stats()["models"])
         ```
@@ -223,13 +259,13 @@ class HuggingFaceBackend:
             ]
             if missing:
                 raise MissingDependency(
-                    f"huggingface: running ONNX models needs {', '.join(missing)}: {_ONNX_HINT}",
+                    f"huggingface: running ONNX models needs {', '.join(missing)}: {ONNX_HINT}",
                     provider=_PROVIDER,
                     model=model,
                 )
         elif importlib.util.find_spec("llama_cpp") is None:
             raise MissingDependency(
-                f"huggingface: running GGUF models needs llama-cpp-python: {_LLAMA_HINT}",
+                f"huggingface: running GGUF models needs llama-cpp-python: {LLAMA_HINT}",
                 provider=_PROVIDER,
                 model=model,
             )
@@ -259,6 +295,58 @@ class HuggingFaceBackend:
             self._checkin(key, loaded)
         return names
 
+    def isolation_description(self) -> str:
+        """Where this backend's models run, in words (for ``forge health``)."""
+        if self._config.isolation == "process":
+            return "in a worker process"
+        return "in process"
+
+    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> str:
+        """``up`` when the default model's runtime works on this machine, else ``down``.
+
+        The first call per process checks it for real (`runtime_report`: a load and one token
+        in a child process), bounded by its own limit rather than ``timeout``, which is meant
+        for a network probe and is shorter than any model load.
+        """
+        try:
+            return self.runtime_report().status
+        except ProviderError:
+            return "down"
+
+    def runtime_report(self, model: str | None = None) -> LocalRuntimeReport:
+        """Whether ``model`` (default: the default model) can run here, and why not.
+
+        Down when its workers died `CRASHES_UNTIL_DOWN` times in a row without finishing an
+        answer, or when the runtime check failed: ``model`` loaded in a throwaway child process
+        that generates one token, once per process and settings, so a native build that
+        crashes on this CPU shows as down with its signal instead of "loads on first request".
+        Raises the `ProviderError` of `check_ready` when the model or its runtime is missing.
+        """
+        model = model or self.default_model()
+        self.check_ready(model)
+        resolved = resolve_local_model(model, self._config)
+        key = self._key(resolved)
+        record = crash_record(key)
+        if record.streak >= CRASHES_UNTIL_DOWN:
+            return LocalRuntimeReport(
+                model,
+                "down",
+                f"its worker died {record.streak} times in a row without finishing an answer, "
+                f"last with {record.last_signal}: {record.last_message}",
+                record,
+            )
+        with _runtime_checks_lock:
+            check = _runtime_checks.get(key)
+            if check is None:
+                check = runtime_check(
+                    resolved,
+                    self._config,
+                    crash_key=(*key, "runtime check"),
+                    timeout=_RUNTIME_CHECK_TIMEOUT,
+                )
+                _runtime_checks[key] = check
+        return LocalRuntimeReport(model, "up" if check.ok else "down", check.reason, record)
+
     def stats(self) -> dict[str, Any]:
         """Loaded models (load time, resident memory, tokens/s, queue wait) and process RSS."""
         import psutil
@@ -278,9 +366,12 @@ class HuggingFaceBackend:
             resolved.chat_format,
             self._config.parallel,
             self._config.n_threads,
+            self._config.isolation,
         )
 
-    def _checkout(self, model: str) -> tuple[tuple[Any, ...], _LoadedModel]:
+    def _checkout(
+        self, model: str, load_timeout: float = _LOAD_TIMEOUT
+    ) -> tuple[tuple[Any, ...], _LoadedModel]:
         """The loaded model, loading it if needed, counted as in use until `_checkin`."""
         resolved = resolve_local_model(model, self._config)
         key = self._key(resolved)
@@ -295,7 +386,7 @@ class HuggingFaceBackend:
                 if loaded is not None:
                     loaded.users += 1
                     return key, loaded
-            loaded = self._load(resolved)
+            loaded = self._load(resolved, key, load_timeout)
             with _loaded_lock:
                 loaded.users += 1
                 _loaded[key] = loaded
@@ -325,7 +416,7 @@ class HuggingFaceBackend:
         """
         before_checkout = time.perf_counter()
         queued_at = before_checkout if queued_at is None else queued_at
-        key, loaded = self._checkout(model)
+        key, loaded = self._checkout(model, timeouts.remaining())
         loading = min(time.perf_counter() - before_checkout, loaded.load_seconds)
         try:
             try:
@@ -344,75 +435,44 @@ class HuggingFaceBackend:
         finally:
             self._checkin(key, loaded)
 
-    def _load(self, resolved: ResolvedModel) -> _LoadedModel:
+    def _load(self, resolved: ResolvedModel, key: tuple[Any, ...], timeout: float) -> _LoadedModel:
         import psutil
 
         process = psutil.Process()
         rss_before = process.memory_info().rss
         started = time.perf_counter()
-        make = self._onnx_instance if resolved.format == "onnx" else self._gguf_instance
-        instances = [make(resolved) for _ in range(self._config.parallel)]
+        instances: list[Any] = []
+        try:
+            for _ in range(self._config.parallel):
+                if self._config.isolation == "process":
+                    instances.append(
+                        WorkerInstance(resolved, self._config, crash_key=key, load_timeout=timeout)
+                    )
+                else:
+                    instances.append(make_instance(resolved, self._config))
+        except BaseException:
+            for instance in instances:
+                instance.close()
+            raise
+        if self._config.isolation == "process":
+            resident = sum(instance.resident_bytes() for instance in instances)
+        else:
+            resident = max(process.memory_info().rss - rss_before, 0)
         return _LoadedModel(
             name=resolved.name,
             path=resolved.path,
             format=resolved.format,
+            isolation=self._config.isolation,
             keep_alive=self._config.keep_alive_seconds,
             instances=instances,
             load_seconds=time.perf_counter() - started,
-            resident_bytes=max(process.memory_info().rss - rss_before, 0),
+            resident_bytes=resident,
         )
-
-    def _gguf_instance(self, resolved: ResolvedModel) -> Any:
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise MissingDependency(
-                f"huggingface: running GGUF models needs llama-cpp-python: {_LLAMA_HINT}",
-                provider=_PROVIDER,
-                model=resolved.name,
-            ) from exc
-        try:
-            with llama_output_logged():
-                llama = llama_cpp.Llama(
-                    model_path=str(resolved.path),
-                    # None lets llama-cpp-python use the GGUF's own template; see _chat_format.
-                    chat_format=resolved.chat_format,
-                    n_ctx=self._config.n_ctx,
-                    n_threads=self._config.n_threads,
-                    n_gpu_layers=gpu_layers(self._config.device),
-                    verbose=False,
-                )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelNotFound(
-                f"huggingface: cannot load {resolved.path}: {exc}",
-                provider=_PROVIDER,
-                model=resolved.name,
-            ) from exc
-        llama.chat_format = chat_format_for(llama.metadata, resolved.chat_format)
-        return llama
-
-    def _onnx_instance(self, resolved: ResolvedModel) -> Any:
-        try:
-            from forge_core.providers._onnx import OnnxCausalLM
-        except ImportError as exc:
-            raise MissingDependency(
-                f"huggingface: running ONNX models needs onnxruntime: {_ONNX_HINT}",
-                provider=_PROVIDER,
-                model=resolved.name,
-            ) from exc
-        try:
-            return OnnxCausalLM(resolved.path, n_threads=self._config.n_threads)
-        except Exception as exc:
-            raise ModelNotFound(
-                f"huggingface: cannot load the ONNX model in {resolved.path}: {exc}",
-                provider=_PROVIDER,
-                model=resolved.name,
-            ) from exc
 
     # -- generation -------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
-        """One complete answer, generated in this thread."""
+        """One complete answer, generated in this thread (or, isolated, waited for here)."""
         return self._chat(request, model, timeouts, None)
 
     def _chat(
@@ -454,22 +514,19 @@ class HuggingFaceBackend:
         with self._instance(model, timeouts, queued_at) as (loaded, instance, waited):
             timeouts.remaining()
             started = time.perf_counter()
-            pieces: _OnnxGeneration | _GgufGeneration | None = None
+            generation: Generation
+            if isinstance(instance, WorkerInstance):
+                generation = instance.generation(request, model)
+            else:
+                generation = generation_for(instance, loaded.format, request, model)
             try:
-                if loaded.format == "onnx":
-                    pieces = _OnnxGeneration(instance, request, model)
-                else:
-                    pieces = _GgufGeneration(instance, request, model)
-                yield from pieces.chunks(timeouts)
-            except ValueError as exc:
-                raise _translate(exc, model) from exc
+                yield from generate(generation, timeouts, model)
             finally:
-                if pieces is not None:
-                    loaded.record(
-                        waited=waited,
-                        tokens=pieces.output_tokens,
-                        seconds=time.perf_counter() - started,
-                    )
+                loaded.record(
+                    waited=waited,
+                    tokens=generation.output_tokens,
+                    seconds=time.perf_counter() - started,
+                )
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
@@ -514,414 +571,5 @@ class HuggingFaceBackend:
             await asyncio.shield(worker)
 
 
-#: The repetition penalty of in-process GGUF generation: the default of llama-cpp-python's
-#: OpenAI-compatible server and of Ollama, so a model answers the same in process as behind
-#: those servers. (``Llama.create_chat_completion`` defaults to 1.0, with which small models
-#: repeat themselves in loops; its chat handlers default to 1.1.)
-REPEAT_PENALTY = 1.1
-
-
 #: The name this backend had when it ran GGUF files only.
 LlamaCppBackend = HuggingFaceBackend
-
-
-def chat_format_for(metadata: dict[str, str], configured: str | None) -> str:
-    """The llama-cpp-python chat format to use for a GGUF with ``metadata``.
-
-    A format named in config wins (the user asked for it); then the GGUF's own
-    ``tokenizer.chat_template`` (llama-cpp-python registers it as ``chat_template.default``);
-    then ChatML.
-    """
-    if configured:
-        return configured
-    if "tokenizer.chat_template" in metadata:
-        return "chat_template.default"
-    return _FALLBACK_CHAT_FORMAT
-
-
-def _translate(exc: ValueError, model: str) -> ProviderError:
-    text = str(exc)
-    if "context window" in text or "exceed" in text:
-        return CapabilityMismatch(
-            f"huggingface: prompt does not fit {model}'s context: {text}",
-            provider=_PROVIDER,
-            model=model,
-        )
-    return ProviderUnavailable(
-        f"huggingface: generation failed: {text}", provider=_PROVIDER, model=model
-    )
-
-
-def _context_check(prompt_tokens: int, request: ChatRequest, n_ctx: int, model: str) -> int:
-    """The ``max_tokens`` to generate with; `CapabilityMismatch` when the prompt does not fit."""
-    wanted = request.max_tokens
-    room = n_ctx - prompt_tokens
-    if (wanted is not None and wanted > room) or room < 1:
-        raise CapabilityMismatch(
-            f"huggingface: {model}: the prompt is {prompt_tokens} tokens and "
-            f"{wanted or 1} more were asked for, but the context holds {n_ctx} "
-            f"(n_ctx); refused before generation",
-            provider=_PROVIDER,
-            model=model,
-        )
-    return wanted if wanted is not None else min(DEFAULT_MAX_TOKENS, room)
-
-
-# -- GGUF generation ------------------------------------------------------------------------------
-
-
-class _Captured(Exception):
-    """Raised by `_PromptCapture` to stop a chat handler once it has built the prompt."""
-
-
-class _PromptCapture:
-    """Stands in for a ``Llama`` in a chat call, recording the completion it asks for.
-
-    llama-cpp-python's chat handlers format the messages, tokenise the prompt and then call
-    ``create_completion``; catching that call gives the exact prompt tokens, stop strings and
-    grammar, so the context can be checked before anything is generated.
-    """
-
-    def __init__(self, llama: Any) -> None:
-        self._llama = llama
-        self.kwargs: dict[str, Any] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._llama, name)
-
-    def create_completion(self, **kwargs: Any) -> Any:
-        self.kwargs = kwargs
-        raise _Captured
-
-
-class _GgufGeneration:
-    """One request on one ``Llama``: prompt, context check, grammar, and the chunks out."""
-
-    def __init__(self, llama: Any, request: ChatRequest, model: str) -> None:
-        self.llama = llama
-        self.request = request
-        self.model = model
-        self.output_tokens = 0
-        self.tools = _ToolPlan.of(request, model)
-
-    def _completion_kwargs(self) -> dict[str, Any]:
-        llama = self.llama
-        request = self.request
-        arguments: dict[str, Any] = {
-            "messages": _wire_messages(request, llama.chat_format, self.tools),
-            "stream": True,
-            "max_tokens": request.max_tokens,
-            "stop": list(request.stop or []),
-            "repeat_penalty": REPEAT_PENALTY,
-        }
-        if request.temperature is not None:
-            arguments["temperature"] = request.temperature
-        if self.tools.grammar is not None:
-            arguments["grammar"] = _llama_grammar(self.tools.grammar)
-        elif request.response_format:
-            arguments["response_format"] = _response_format(request.response_format)
-        capture = _PromptCapture(llama)
-        problem = "its handler generated without a single prompt"
-        try:
-            # Through `create_chat_completion` itself, so every sampling setting forge does not
-            # set has llama-cpp-python's default for a chat call, as a direct caller gets it.
-            type(llama).create_chat_completion(capture, **arguments)
-        except _Captured:
-            pass
-        except Exception as exc:  # a handler's own checks: assertions, missing tokenizers …
-            problem = f"{type(exc).__name__}: {exc}"
-        if capture.kwargs is None:
-            raise CapabilityMismatch(
-                f"huggingface: {self.model}: chat format {llama.chat_format!r} cannot be used "
-                f"in process ({problem})",
-                provider=_PROVIDER,
-                model=self.model,
-            )
-        return capture.kwargs
-
-    def chunks(self, timeouts: AttemptTimeouts) -> Iterator[ChatChunk]:
-        kwargs = self._completion_kwargs()
-        prompt_tokens = len(kwargs["prompt"])
-        kwargs["max_tokens"] = _context_check(
-            prompt_tokens, self.request, self.llama.n_ctx(), self.model
-        )
-        finish_reason: str | None = None
-        text: list[str] = []
-        # "text" streams as it comes; "call" holds a tool call until it is whole. With
-        # tool_choice auto the answer starts unconstrained (grammar sampling over a large
-        # vocabulary is slow) and is "undecided" until its first visible character: "{" stops
-        # it, and the call is generated anew under the tool-call grammar (the prompt is cached).
-        mode = "text" if self.tools.grammar is None else "call"
-        if self.tools.may_answer_in_text:
-            mode = "undecided"
-            pieces = self._pieces({**kwargs, "grammar": None}, timeouts)
-            try:
-                for piece, reason in pieces:
-                    finish_reason = reason or finish_reason
-                    if mode == "undecided":
-                        text.append(piece)
-                        opening = "".join(text).lstrip()
-                        if not opening:
-                            continue
-                        mode = "call" if opening.startswith("{") else "text"
-                        if mode == "call":
-                            break
-                        piece = "".join(text)
-                    if piece:
-                        yield _chunk(self.model, content=piece)
-            finally:
-                pieces.close()
-            mode = "text" if mode == "undecided" else mode
-            text = []
-        elif mode == "text":
-            for piece, reason in self._pieces(kwargs, timeouts):
-                finish_reason = reason or finish_reason
-                if piece:
-                    yield _chunk(self.model, content=piece)
-        if mode == "call":
-            for piece, reason in self._pieces(kwargs, timeouts):
-                finish_reason = reason or finish_reason
-                text.append(piece)
-        usage = Usage(input_tokens=prompt_tokens, output_tokens=self.output_tokens)
-        if mode == "call":
-            calls = self.tools.parse("".join(text), finish_reason, self.model)
-            yield _chunk(
-                self.model,
-                deltas=[
-                    ToolCallDelta(
-                        index=index,
-                        id=call.id,
-                        name=call.name,
-                        arguments=json.dumps(call.arguments),
-                    )
-                    for index, call in enumerate(calls)
-                ],
-                finish_reason="tool_calls",
-                usage=usage,
-            )
-        else:
-            yield _chunk(self.model, finish_reason=finish_reason or "stop", usage=usage)
-
-    def _pieces(
-        self, kwargs: dict[str, Any], timeouts: AttemptTimeouts
-    ) -> Generator[tuple[str, str | None], None, None]:
-        """``(text, finish_reason)`` per streamed completion chunk, counting tokens."""
-        for data in self.llama.create_completion(**kwargs):
-            choice = data["choices"][0]
-            piece = choice.get("text") or ""
-            if piece:
-                self.output_tokens += 1
-            yield piece, choice.get("finish_reason")
-            timeouts.remaining()
-
-
-@dataclass(frozen=True)
-class _ToolPlan:
-    """How a request's tools constrain the answer.
-
-    ``forced`` names the one tool whose arguments are the whole answer (``tool_choice`` naming a
-    function); otherwise the answer is ``{"name": ..., "arguments": {...}}`` for one of the
-    tools, or (``auto``) free text that does not start with ``{``.
-    """
-
-    grammar: str | None
-    forced: str | None
-    may_answer_in_text: bool
-    instructions: str | None
-
-    @classmethod
-    def none(cls) -> _ToolPlan:
-        return cls(None, None, False, None)
-
-    @classmethod
-    def of(cls, request: ChatRequest, model: str) -> _ToolPlan:
-        tools = [tool["function"] for tool in request.tools or [] if tool.get("function")]
-        choice = request.tool_choice
-        if not tools or choice == "none":
-            return cls.none()
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        if isinstance(choice, dict):
-            name = (choice.get("function") or {}).get("name")
-            tool = next((tool for tool in tools if tool.get("name") == name), None)
-            if tool is None:
-                raise BadRequest(
-                    f"huggingface: tool_choice names {name!r}, which is not among the tools",
-                    provider=_PROVIDER,
-                    model=model,
-                )
-            schema = tool.get("parameters") or {"type": "object"}
-            return cls(
-                json_schema_to_gbnf(json.dumps(schema)),
-                name,
-                False,
-                _describe_tools([tool])
-                + f"\nCall {name} now: answer with its arguments as one JSON object.",
-            )
-        call_schema = {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "name": {"const": tool["name"]},
-                        "arguments": tool.get("parameters") or {"type": "object"},
-                    },
-                    "required": ["name", "arguments"],
-                }
-                for tool in tools
-            ]
-        }
-        grammar = json_schema_to_gbnf(json.dumps(call_schema))
-        if choice == "required":
-            ask = 'Answer only with JSON: {"name": <tool name>, "arguments": {...}}.'
-            return cls(grammar, None, False, _describe_tools(tools) + "\n" + ask)
-        ask = (
-            'To call a tool, answer only with JSON: {"name": <tool name>, "arguments": {...}}. '
-            "Otherwise answer in plain text."
-        )
-        return cls(grammar, None, True, _describe_tools(tools) + "\n" + ask)
-
-    def parse(self, text: str, finish_reason: str | None, model: str) -> list[ToolCall]:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            reason = "it was cut off by max_tokens" if finish_reason == "length" else "bad JSON"
-            raise BadRequest(
-                f"huggingface: {model}: the tool call is incomplete ({reason}); "
-                "allow more max_tokens",
-                provider=_PROVIDER,
-                model=model,
-            ) from None
-        call_id = "call_" + uuid.uuid4().hex[:24]
-        if self.forced is not None:
-            return [ToolCall(id=call_id, name=self.forced, arguments=data)]
-        return [ToolCall(id=call_id, name=data["name"], arguments=data.get("arguments") or {})]
-
-
-def _describe_tools(tools: list[dict[str, Any]]) -> str:
-    lines = ["You can call these tools:"]
-    for tool in tools:
-        parameters = json.dumps(tool.get("parameters") or {})
-        lines.append(f"- {tool['name']}: {tool.get('description', '')} Arguments: {parameters}")
-    return "\n".join(lines)
-
-
-def _wire_messages(request: ChatRequest, chat_format: str | None, tools: _ToolPlan) -> list[Any]:
-    """The conversation as chat-handler messages, with tool turns spelt out as text.
-
-    Generic chat templates have no tool turns: a tool call becomes the assistant's JSON, a
-    tool result a user turn naming the tool. Templates with no system turn get the system text
-    (and the tool instructions) at the head of the first user turn.
-    """
-    names = {call.id: call.name for message in request.messages for call in message.tool_calls}
-    system: list[str] = []
-    out: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            system.append(message.content or "")
-        elif message.role == "tool":
-            name = names.get(message.tool_call_id or "", message.name or "the tool")
-            out.append({"role": "user", "content": f"Result of {name}: {message.content or ''}"})
-        elif message.role == "assistant" and message.tool_calls:
-            calls = [
-                {"name": call.name, "arguments": call.arguments} for call in message.tool_calls
-            ]
-            out.append(
-                {"role": "assistant", "content": json.dumps(calls[0] if len(calls) == 1 else calls)}
-            )
-        else:
-            wire = message_to_wire(Message(role=message.role, content=message.content or ""))
-            out.append(wire)
-    if tools.instructions:
-        system.append(tools.instructions)
-    if system:
-        text = "\n\n".join(part for part in system if part)
-        if chat_format in _SYSTEMLESS_FORMATS:
-            first_user = next((m for m in out if m["role"] == "user"), None)
-            if first_user is None:
-                out.insert(0, {"role": "user", "content": text})
-            else:
-                first_user["content"] = f"{text}\n\n{first_user['content']}"
-        else:
-            out.insert(0, {"role": "system", "content": text})
-    return out
-
-
-def _llama_grammar(gbnf: str) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    return LlamaGrammar.from_string(gbnf, verbose=False)
-
-
-def _response_format(response_format: dict[str, Any]) -> dict[str, Any]:
-    # llama-cpp-python constrains output with a grammar built from a schema given as
-    # {"type": "json_object", "schema": ...}; it has no "json_schema" type.
-    if response_format.get("type") == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        return {"type": "json_object", "schema": schema}
-    return response_format
-
-
-def _chunk(
-    model: str,
-    *,
-    content: str = "",
-    deltas: list[ToolCallDelta] | None = None,
-    finish_reason: str | None = None,
-    usage: Usage | None = None,
-) -> ChatChunk:
-    return ChatChunk(
-        content=content,
-        tool_call_deltas=deltas or [],
-        finish_reason=finish_reason,
-        usage=usage,
-        provider=Provider.HUGGINGFACE,
-        model=model,
-    )
-
-
-# -- ONNX generation ------------------------------------------------------------------------------
-
-
-class _OnnxGeneration:
-    """One request on one `OnnxCausalLM`: text in, text out (no tools, no grammar)."""
-
-    def __init__(self, engine: Any, request: ChatRequest, model: str) -> None:
-        if request.tools or request.response_format:
-            raise CapabilityMismatch(
-                f"huggingface: {model} is an ONNX model: no tool calls or constrained JSON",
-                provider=_PROVIDER,
-                model=model,
-            )
-        self.engine = engine
-        self.request = request
-        self.model = model
-        self.output_tokens = 0
-
-    def chunks(self, timeouts: AttemptTimeouts) -> Iterator[ChatChunk]:
-        from forge_core.providers._onnx import render_chat
-
-        messages = [message_to_wire(message) for message in self.request.messages]
-        prompt = self.engine.tokenize(render_chat(messages, self.engine.chat_template))
-        window = self.engine.context_window
-        max_tokens = (
-            _context_check(len(prompt), self.request, window, self.model)
-            if window
-            else self.request.max_tokens or DEFAULT_MAX_TOKENS
-        )
-        finish_reason = "stop"
-        pieces = self.engine.generate(
-            prompt,
-            max_tokens=max_tokens,
-            temperature=self.request.temperature,
-            stop=self.request.stop or (),
-        )
-        for piece, _token in pieces:
-            self.output_tokens += 1
-            if piece:
-                yield _chunk(self.model, content=piece)
-            timeouts.remaining()
-        if self.output_tokens >= max_tokens:
-            finish_reason = "length"
-        usage = Usage(input_tokens=len(prompt), output_tokens=self.output_tokens)
-        yield _chunk(self.model, finish_reason=finish_reason, usage=usage)
