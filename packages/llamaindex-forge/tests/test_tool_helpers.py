@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import forge_core
 import pytest
 from forge_test_support import closed_port_url, config_for
@@ -53,24 +55,31 @@ def test_tool_specs_are_openai_function_tools() -> None:
     assert spec["function"]["parameters"]["required"] == ["a", "b"]
 
 
+ONE_TOOL = [{"type": "function", "function": {"name": "add"}}]
+TWO_TOOLS = [*ONE_TOOL, {"type": "function", "function": {"name": "mul"}}]
+FORCE_ADD = {"type": "function", "function": {"name": "add"}}
+
+
 @pytest.mark.parametrize(
-    ("choice", "required", "expected"),
+    ("choice", "required", "tools", "expected"),
     [
-        (None, False, None),
-        (None, True, "required"),
-        ("auto", True, "auto"),
-        ("none", False, "none"),
-        ("required", False, "required"),
-        ("add", False, {"type": "function", "function": {"name": "add"}}),
-        (
-            {"type": "function", "function": {"name": "add"}},
-            False,
-            {"type": "function", "function": {"name": "add"}},
-        ),
+        (None, False, TWO_TOOLS, None),
+        (None, True, TWO_TOOLS, "required"),
+        (None, True, ONE_TOOL, FORCE_ADD),
+        ("auto", True, TWO_TOOLS, "auto"),
+        ("none", False, TWO_TOOLS, "none"),
+        ("required", False, TWO_TOOLS, "required"),
+        ("add", False, TWO_TOOLS, FORCE_ADD),
+        (FORCE_ADD, False, TWO_TOOLS, FORCE_ADD),
     ],
 )
-def test_tool_choice_param(choice: object, required: bool, expected: object) -> None:
-    assert tool_choice_param(choice, tool_required=required) == expected  # type: ignore[arg-type]
+def test_tool_choice_param(choice: object, required: bool, tools: Any, expected: object) -> None:
+    assert tool_choice_param(choice, tools, tool_required=required) == expected  # type: ignore[arg-type]
+
+
+def test_tool_choice_naming_no_given_tool_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"ForgeLLM: tool_choice 'div'.*add, mul"):
+        tool_choice_param("div", TWO_TOOLS, tool_required=False)
 
 
 def test_prepare_chat_with_tools_builds_chat_arguments() -> None:
@@ -88,9 +97,9 @@ def test_prepare_chat_with_tools_builds_chat_arguments() -> None:
 def test_prepare_chat_with_tools_leaves_tool_choice_out_by_default() -> None:
     prepared = llm()._prepare_chat_with_tools([ADD], user_msg="hi")
     assert "tool_choice" not in prepared
-    assert llm()._prepare_chat_with_tools([ADD], user_msg="hi", tool_required=True)[
-        "tool_choice"
-    ] == ("required")
+    # One tool, required: that tool by name, as ForgeChat sends it (forge_core.resolve_tool_choice).
+    required = llm()._prepare_chat_with_tools([ADD], user_msg="hi", tool_required=True)
+    assert required["tool_choice"] == {"type": "function", "function": {"name": "add"}}
 
 
 def test_prepare_chat_with_no_tools_sends_no_tools() -> None:

@@ -60,6 +60,7 @@ from forge_core._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    resolve_tool_choice,
 )
 
 __version__ = "0.1.0"
@@ -117,5 +118,6 @@ __all__ = [
     "__version__",
     "find_config_file",
     "load_config",
+    "resolve_tool_choice",
     "routing_overrides",
 ]

@@ -30,8 +30,6 @@ from pydantic import BaseModel, Field
 
 from forge_core._config import ForgeConfig, HuggingFaceConfig, apply_overrides, load_config
 from forge_core._exceptions import (
-    AuthenticationFailed,
-    BadRequest,
     CapabilityMismatch,
     FallbackFailed,
     ForgeTimeout,
@@ -41,7 +39,6 @@ from forge_core._exceptions import (
     OllamaUnavailable,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
 )
 from forge_core._http import ClientPool, default_pool
 from forge_core._local_models import (
@@ -52,7 +49,7 @@ from forge_core._local_models import (
 )
 from forge_core._threads import in_thread
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
-from forge_core.providers._common import read_api_key
+from forge_core.providers._common import read_api_key, status_error
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODELS",
@@ -331,22 +328,7 @@ class _HTTPEmbeddings:
         except ValueError:
             detail = None
         message = f"{self.provider.value}: HTTP {status}: {detail or response.reason_phrase}"
-        common: dict[str, Any] = {
-            "provider": self.provider.value,
-            "model": model,
-            "status_code": status,
-        }
-        if status in (401, 403):
-            return AuthenticationFailed(message, **common)
-        if status == 404:
-            return ModelNotFound(message, **common)
-        if status in (429, 529):
-            return RateLimited(message, **common)
-        if status == 408:
-            return ForgeTimeout(message, **common)
-        if status >= 500:
-            return ProviderUnavailable(message, **common)
-        return BadRequest(message, **common)
+        return status_error(response, message, provider=self.provider.value, model=model)
 
     def _transport_error(
         self, exc: httpx.HTTPError, model: str, timeout: httpx.Timeout

@@ -191,30 +191,15 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def tool_choice_to_openai(
     tool_choice: str | bool | dict[str, Any] | None, tools: Sequence[Mapping[str, Any]]
 ) -> str | dict[str, Any] | None:
-    """LangChain's ``tool_choice`` vocabulary as the OpenAI shape `forge_core.ChatRequest` takes.
+    """LangChain's ``tool_choice`` as the OpenAI shape `forge_core.ChatRequest` takes.
 
-    ``"auto"`` and ``"none"`` pass through; ``"any"``, ``"required"`` and ``True`` force some
-    tool call (``"required"``), and with a single tool force that tool by name, which means the
-    same and is understood by more OpenAI-compatible servers; a tool's name forces that tool; a
-    dict is taken as an OpenAI ``tool_choice`` object. ``None`` and ``False`` leave it unset.
+    forge-core decides what each value means (`forge_core.resolve_tool_choice`, shared with
+    llamaindex-forge); this only names ForgeChat in the error.
     """
-    if tool_choice is None or tool_choice is False:
-        return None
-    if isinstance(tool_choice, dict):
-        return tool_choice
-    names = [tool["function"]["name"] for tool in tools]
-    if tool_choice is True or tool_choice in ("any", "required"):
-        if len(names) == 1:
-            return {"type": "function", "function": {"name": names[0]}}
-        return "required"
-    if tool_choice in ("auto", "none"):
-        return tool_choice
-    if isinstance(tool_choice, str) and tool_choice in names:
-        return {"type": "function", "function": {"name": tool_choice}}
-    raise ValueError(
-        f"ForgeChat: tool_choice {tool_choice!r} is neither 'auto', 'none', 'any', 'required' "
-        f"nor the name of a bound tool ({', '.join(names) or 'no tools bound'})"
-    )
+    try:
+        return forge_core.resolve_tool_choice(tool_choice, tools)
+    except ValueError as exc:
+        raise ValueError(f"ForgeChat: {exc}") from None
 
 
 def config_identity(config: forge_core.ForgeConfig | str | Path | None) -> Any:

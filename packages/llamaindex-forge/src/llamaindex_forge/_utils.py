@@ -47,10 +47,6 @@ _ROLES: dict[MessageRole, _Role] = {
 #: `forge_core.ChatRequest` fields a caller may set per call (``llm.chat(msgs, stop=[...])``).
 REQUEST_PARAMS = forge_core.CALL_PARAMETERS
 
-#: ``tool_choice`` values with a meaning of their own; any other string names a tool.
-_TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
-
-
 # -- requests ---------------------------------------------------------------------------------
 
 
@@ -165,21 +161,23 @@ def tool_specs(tools: Iterable[BaseTool]) -> list[dict[str, Any]]:
 
 
 def tool_choice_param(
-    tool_choice: str | Mapping[str, Any] | None, *, tool_required: bool
+    tool_choice: str | Mapping[str, Any] | None,
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    tool_required: bool,
 ) -> str | dict[str, Any] | None:
     """LlamaIndex's ``tool_choice`` / ``tool_required`` as an OpenAI ``tool_choice``.
 
-    A tool's name forces that tool; ``auto``, ``none`` and ``required`` pass through. With no
-    choice, ``tool_required`` asks for ``required``; otherwise None leaves the field out, which
-    every OpenAI-style API reads as "auto".
+    With no choice, ``tool_required`` means "some tool must be called"; forge-core decides
+    what each value means (`forge_core.resolve_tool_choice`, shared with langchain-forge).
     """
-    if isinstance(tool_choice, Mapping):
-        return dict(tool_choice)
-    if tool_choice is None:
-        return "required" if tool_required else None
-    if tool_choice in _TOOL_CHOICE_MODES:
-        return tool_choice
-    return {"type": "function", "function": {"name": tool_choice}}
+    choice: str | bool | Mapping[str, Any] | None = tool_choice
+    if choice is None:
+        choice = tool_required
+    try:
+        return forge_core.resolve_tool_choice(choice, tools)
+    except ValueError as exc:
+        raise ValueError(f"ForgeLLM: {exc}") from None
 
 
 def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

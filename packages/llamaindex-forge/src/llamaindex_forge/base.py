@@ -316,7 +316,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         prepared: dict[str, Any] = {"messages": messages, **kwargs}
         if specs:
             prepared["tools"] = specs
-            choice = tool_choice_param(tool_choice, tool_required=tool_required)
+            choice = tool_choice_param(tool_choice, specs, tool_required=tool_required)
             if choice is not None:
                 prepared["tool_choice"] = choice
         return prepared

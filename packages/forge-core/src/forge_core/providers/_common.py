@@ -19,7 +19,15 @@ from typing import Any
 
 import httpx
 
-from forge_core._exceptions import AuthenticationFailed
+from forge_core._exceptions import (
+    AuthenticationFailed,
+    BadRequest,
+    ForgeTimeout,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
 from forge_core._types import ToolCall, ToolCallDelta
 from forge_core.providers._base import AttemptTimeouts
 
@@ -183,3 +191,38 @@ def parse_data_url(url: str) -> DataUrl | None:
     """The parts of a base64 data URL, or None when ``url`` is not one (an http URL)."""
     match = _DATA_URL.match(url)
     return DataUrl(match["type"], match["data"]) if match else None
+
+
+def error_class_for_status(status: int) -> type[ProviderError]:
+    """The forge error class of an HTTP error status: one table for chat and embeddings alike.
+
+    401, 402 and 403 are `AuthenticationFailed` (402 is "out of credits": like a bad key,
+    waiting will not help); 404 `ModelNotFound`; 429 and 529 (overloaded) `RateLimited`;
+    408 `ForgeTimeout`; other 5xx `ProviderUnavailable`; any other status `BadRequest`.
+    Providers refine it from their error bodies (Anthropic's error types, OpenAI's
+    ``insufficient_quota``) but never contradict it.
+    """
+    if status in (401, 402, 403):
+        return AuthenticationFailed
+    if status == 404:
+        return ModelNotFound
+    if status in (429, 529):
+        return RateLimited
+    if status == 408:
+        return ForgeTimeout
+    if status >= 500:
+        return ProviderUnavailable
+    return BadRequest
+
+
+def status_error(
+    response: httpx.Response, message: str, *, provider: str, model: str
+) -> ProviderError:
+    """The error for an HTTP error ``response`` by `error_class_for_status`; a
+    `RateLimited` carries the response's ``Retry-After`` in seconds."""
+    status = response.status_code
+    error_class = error_class_for_status(status)
+    common: dict[str, Any] = {"provider": provider, "model": model, "status_code": status}
+    if error_class is RateLimited:
+        return RateLimited(message, retry_after=retry_after(response), **common)
+    return error_class(message, **common)

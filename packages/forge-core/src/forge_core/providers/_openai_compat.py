@@ -28,10 +28,8 @@ from forge_core._exceptions import (
     CapabilityMismatch,
     ForgeTimeout,
     MalformedResponse,
-    ModelNotFound,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
 )
 from forge_core._http import ClientPool, default_pool
 from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
@@ -39,10 +37,11 @@ from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, 
 from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
+    error_class_for_status,
     read_api_key,
     reason,
     redact,
-    retry_after,
+    status_error,
     timeout_for,
 )
 from forge_core.providers._openai_wire import build_body, parse_chunk, parse_completion
@@ -392,7 +391,7 @@ class OpenAICompatibleClient:
             else None
         )
         if status is not None and status < 500:
-            return _error_class(status)(message, status_code=status, **common)
+            return error_class_for_status(status)(message, status_code=status, **common)
         return ProviderUnavailable(message, status_code=status, **common)
 
     def _error_for_status(self, response: httpx.Response, model: str) -> ProviderError:
@@ -408,13 +407,10 @@ class OpenAICompatibleClient:
             "model": model,
             "status_code": status,
         }
-        error_class = _error_class(status)
         if _error_code(data) == "insufficient_quota":
-            # Out of credit: waiting will not help, like OpenRouter's 402.
+            # Out of credit (OpenAI sends it as a 429): waiting will not help, like a 402.
             return AuthenticationFailed(message, **common)
-        if error_class is RateLimited:
-            return RateLimited(message, retry_after=retry_after(response), **common)
-        return error_class(message, **common)
+        return status_error(response, message, provider=self.provider.value, model=model)
 
     def _translate_transport(
         self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
@@ -438,22 +434,6 @@ class OpenAICompatibleClient:
         if isinstance(exc, httpx.ConnectError):
             return self._unavailable_error(f"{where}: cannot connect: {reason(exc)}", **common)
         return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)
-
-
-def _error_class(status: int) -> type[ProviderError]:
-    """The forge error class of an HTTP error status (OpenAI, OpenRouter, Ollama's /v1)."""
-    if status in (401, 402, 403):
-        # 402 is OpenRouter's "out of credits": like a bad key, waiting will not help.
-        return AuthenticationFailed
-    if status == 404:
-        return ModelNotFound
-    if status in (429, 529):
-        return RateLimited
-    if status == 408:
-        return ForgeTimeout
-    if status >= 500:
-        return ProviderUnavailable
-    return BadRequest
 
 
 def capabilities_from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
