@@ -32,7 +32,6 @@ from forge_core._config import ForgeConfig, HuggingFaceConfig, apply_overrides, 
 from forge_core._exceptions import (
     CapabilityMismatch,
     FallbackFailed,
-    ForgeTimeout,
     MalformedResponse,
     MissingDependency,
     ModelNotFound,
@@ -49,7 +48,7 @@ from forge_core._local_models import (
 )
 from forge_core._threads import in_thread
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
-from forge_core.providers._common import read_api_key, status_error
+from forge_core.providers._common import read_api_key, status_error, transport_error
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODELS",
@@ -333,18 +332,15 @@ class _HTTPEmbeddings:
     def _transport_error(
         self, exc: httpx.HTTPError, model: str, timeout: httpx.Timeout
     ) -> ProviderError:
-        where = f"{self.provider.value} at {self.base_url}"
-        common: dict[str, Any] = {"provider": self.provider.value, "model": model}
-        if isinstance(exc, httpx.TimeoutException):
-            limit = timeout.connect if isinstance(exc, httpx.ConnectTimeout) else timeout.read
-            return ForgeTimeout(
-                f"{where}: no answer within {limit:g}s", timeout_seconds=limit, **common
-            )
-        text = str(exc) or type(exc).__name__
-        reason = "connection refused" if "refused" in text or "Errno 111" in text else text
-        if isinstance(exc, httpx.ConnectError):
-            return self._unavailable_error(f"{where}: cannot connect: {_redact(reason)}", **common)
-        return ProviderUnavailable(f"{where}: connection failed: {_redact(reason)}", **common)
+        return transport_error(
+            exc,
+            where=f"{self.provider.value} at {self.base_url}",
+            provider=self.provider.value,
+            model=model,
+            connect_seconds=timeout.connect or 0.0,
+            read_seconds=timeout.read or 0.0,
+            unavailable=self._unavailable_error,
+        )
 
 
 class OllamaEmbeddings(_HTTPEmbeddings):

@@ -94,10 +94,18 @@ class ProviderError(ForgeError):
 
 
 class ProviderUnavailable(ProviderError):
-    """The provider could not be reached or answered with a server error."""
+    """The provider could not be reached or answered with a server error.
+
+    ``refused`` is True when no connection could be made at all (nothing listens there): the
+    circuit breaker, not a backoff, waits for such an endpoint to come back.
+    """
 
     kind = "unavailable"
     retryable = True
+
+    def __init__(self, message: str, *, refused: bool = False, **kwargs: object):
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.refused = refused
 
 
 class OllamaUnavailable(ProviderUnavailable):

@@ -15,13 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from forge_core._config import RoutingConfig
-from forge_core._exceptions import ForgeTimeout, MalformedResponse, ProviderError, RateLimited
+from forge_core._exceptions import (
+    ForgeTimeout,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 __all__ = ["Clock", "RetryPolicy", "SystemClock"]
 
@@ -157,8 +162,7 @@ class RetryPolicy:
 
 
 def _refused(exc: ProviderError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ConnectionRefusedError | httpx.ConnectError)
+    return isinstance(exc, ProviderUnavailable) and exc.refused
 
 
 class _Backoff(wait_base):

@@ -712,12 +712,7 @@ class _Route:
         """A provider's read timeout, named after the limit it stood for."""
         if not isinstance(exc, ForgeTimeout) or exc.phase is not None:
             return exc
-        if "connect timeout" in str(exc):
-            phase = "connect"
-        elif self.remaining() <= 0:
-            phase = "total"
-        else:
-            phase = "idle" if streamed else "first_token"
+        phase = "total" if self.remaining() <= 0 else ("idle" if streamed else "first_token")
         labelled = ForgeTimeout(
             f"{phase.replace('_', '-')} timeout: {exc}",
             timeout_seconds=exc.timeout_seconds,

@@ -51,10 +51,10 @@ from forge_core.providers._common import (
     ToolCallAssembler,
     parse_data_url,
     read_api_key,
-    reason,
     redact,
     retry_after,
     timeout_for,
+    transport_error,
 )
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicClient"]
@@ -380,21 +380,14 @@ class AnthropicClient:
     def _translate_transport(
         self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
     ) -> ProviderError:
-        where = f"anthropic at {self.base_url}"
-        common: dict[str, Any] = {"provider": self.provider.value, "model": model}
-        if isinstance(exc, httpx.TimeoutException):
-            seconds = (
-                self._timeout_seconds
-                if timeouts is None
-                else (timeouts.connect if isinstance(exc, httpx.ConnectTimeout) else timeouts.read)
-            )
-            what = "connect timeout" if isinstance(exc, httpx.ConnectTimeout) else "no data"
-            return ForgeTimeout(
-                f"{where}: {what} within {seconds:g}s", timeout_seconds=seconds, **common
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return ProviderUnavailable(f"{where}: cannot connect: {reason(exc)}", **common)
-        return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)
+        return transport_error(
+            exc,
+            where=f"anthropic at {self.base_url}",
+            provider=self.provider.value,
+            model=model,
+            connect_seconds=self._timeout_seconds if timeouts is None else timeouts.connect,
+            read_seconds=self._timeout_seconds if timeouts is None else timeouts.read,
+        )
 
 
 def error_from(

@@ -226,3 +226,38 @@ def status_error(
     if error_class is RateLimited:
         return RateLimited(message, retry_after=retry_after(response), **common)
     return error_class(message, **common)
+
+
+def transport_error(
+    exc: httpx.HTTPError,
+    *,
+    where: str,
+    provider: str,
+    model: str,
+    connect_seconds: float,
+    read_seconds: float,
+    unavailable: type[ProviderUnavailable] = ProviderUnavailable,
+) -> ProviderError:
+    """The forge error for an httpx transport failure: one table for every HTTP client.
+
+    A connect timeout is a `ForgeTimeout` with ``phase="connect"``; a read timeout has no phase
+    yet (the router names it first-token, idle or total, which only it knows). A connection
+    that could not be made is ``unavailable`` (`ProviderUnavailable` or a subclass) with
+    ``refused=True``: nothing listens there, so retrying at once is pointless. ``where`` names
+    the endpoint (``"openai at https://..."``).
+    """
+    common: dict[str, Any] = {"provider": provider, "model": model}
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ForgeTimeout(
+            f"{where}: connect timeout after {connect_seconds:g}s",
+            timeout_seconds=connect_seconds,
+            phase="connect",
+            **common,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ForgeTimeout(
+            f"{where}: no data within {read_seconds:g}s", timeout_seconds=read_seconds, **common
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return unavailable(f"{where}: cannot connect: {reason(exc)}", refused=True, **common)
+    return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)

@@ -26,7 +26,6 @@ from forge_core._exceptions import (
     AuthenticationFailed,
     BadRequest,
     CapabilityMismatch,
-    ForgeTimeout,
     MalformedResponse,
     ProviderError,
     ProviderUnavailable,
@@ -39,10 +38,10 @@ from forge_core.providers._common import (
     ToolCallAssembler,
     error_class_for_status,
     read_api_key,
-    reason,
     redact,
     status_error,
     timeout_for,
+    transport_error,
 )
 from forge_core.providers._openai_wire import build_body, parse_chunk, parse_completion
 
@@ -415,25 +414,15 @@ class OpenAICompatibleClient:
     def _translate_transport(
         self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
     ) -> ProviderError:
-        where = f"{self.provider.value} at {self.base_url}"
-        common: dict[str, Any] = {"provider": self.provider.value, "model": model}
-        if isinstance(exc, httpx.ConnectTimeout):
-            seconds = self._timeout_seconds if timeouts is None else timeouts.connect
-            return ForgeTimeout(
-                f"{where}: connect timeout after {seconds:g}s",
-                timeout_seconds=seconds,
-                **common,
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            seconds = self._timeout_seconds if timeouts is None else timeouts.read
-            return ForgeTimeout(
-                f"{where}: no data within {seconds:g}s",
-                timeout_seconds=seconds,
-                **common,
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return self._unavailable_error(f"{where}: cannot connect: {reason(exc)}", **common)
-        return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)
+        return transport_error(
+            exc,
+            where=f"{self.provider.value} at {self.base_url}",
+            provider=self.provider.value,
+            model=model,
+            connect_seconds=self._timeout_seconds if timeouts is None else timeouts.connect,
+            read_seconds=self._timeout_seconds if timeouts is None else timeouts.read,
+            unavailable=self._unavailable_error,
+        )
 
 
 def capabilities_from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
