@@ -13,7 +13,6 @@ error, never a silent switch that would mix vector spaces in one index.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import logging
 import math
@@ -34,7 +33,6 @@ from forge_core._exceptions import (
     FallbackFailed,
     MalformedResponse,
     MissingDependency,
-    ModelNotFound,
     OllamaUnavailable,
     ProviderError,
     ProviderUnavailable,
@@ -42,13 +40,12 @@ from forge_core._exceptions import (
 from forge_core._http import ClientPool, default_pool
 from forge_core._local_models import (
     EMBEDDED_MODEL,
-    gpu_layers,
-    llama_output_logged,
     resolve_local_model,
 )
 from forge_core._threads import in_thread
 from forge_core._types import Attempt, Drop, ModelId, Provider, RouteTrail
 from forge_core.providers._common import read_api_key, status_error, transport_error
+from forge_core.providers._huggingface import HuggingFaceBackend
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODELS",
@@ -112,32 +109,18 @@ class EmbeddingBackend(Protocol):
 # -- in process ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _LoadedEmbedder:
-    llama: Any
-    lock: threading.Lock
-
-
-_loaded: dict[tuple[str, int, int], _LoadedEmbedder] = {}
-_loaded_lock = threading.Lock()
-
-
-@atexit.register
-def _close_loaded() -> None:
-    # Llama.__del__ at interpreter teardown calls into half-destroyed modules; close first.
-    with _loaded_lock:
-        for loaded in _loaded.values():
-            loaded.llama.close()
-        _loaded.clear()
+#: Seconds a local embedding call may take when the caller gives no read limit.
+_LOCAL_EMBED_TIMEOUT = 600.0
 
 
 class LlamaCppEmbeddings:
-    """Embeddings from a local GGUF run by llama-cpp-python in this process.
+    """Embeddings from a local GGUF run by llama-cpp-python (the ``huggingface`` provider).
 
-    One embedding-mode ``Llama`` per model file per process (separate from the chat instance:
-    llama.cpp fixes embedding mode and pooling when the context is created), shared by every
-    caller and guarded by a lock. Token vectors are mean-pooled and L2-normalised, so cosine
-    similarity is a dot product.
+    The model is an entry of the one local-model pool (`HuggingFaceBackend.embed`), loaded in
+    embedding mode apart from its chat instance (llama.cpp fixes embedding mode and pooling
+    when the context is created), with the configured isolation: in a worker process by
+    default. Token vectors are mean-pooled and L2-normalised, so cosine similarity is a dot
+    product.
     """
 
     provider = Provider.HUGGINGFACE
@@ -164,64 +147,12 @@ class LlamaCppEmbeddings:
                 model=model,
             )
 
-    def _load(self, model: str) -> _LoadedEmbedder:
-        resolved = resolve_local_model(model, self._config)
-        n_ctx = self._config.n_ctx
-        key = (str(resolved.path), n_ctx, gpu_layers(self._config.device))
-        with _loaded_lock:
-            loaded = _loaded.get(key)
-            if loaded is not None:
-                return loaded
-            try:
-                import llama_cpp
-            except ImportError as exc:
-                raise MissingDependency(
-                    f"huggingface: embeddings need llama-cpp-python: {_EXTRA_HINT}",
-                    provider=self.provider.value,
-                    model=model,
-                ) from exc
-            try:
-                with llama_output_logged():
-                    llama = llama_cpp.Llama(
-                        model_path=str(resolved.path),
-                        embedding=True,
-                        # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
-                        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                        n_ctx=n_ctx,
-                        # A text must fit one batch to be embedded whole (longer ones truncate).
-                        n_batch=n_ctx,
-                        n_ubatch=n_ctx,
-                        n_threads=self._config.n_threads,
-                        n_gpu_layers=key[2],
-                        verbose=False,
-                    )
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelNotFound(
-                    f"huggingface: cannot load {resolved.path} for embeddings: {exc}",
-                    provider=self.provider.value,
-                    model=model,
-                ) from exc
-            loaded = _LoadedEmbedder(llama, threading.Lock())
-            _loaded[key] = loaded
-            return loaded
-
     def embed(self, texts: list[str], model: str, timeout: httpx.Timeout) -> EmbeddingResponse:
-        """Vectors computed in this thread."""
-        loaded = self._load(model)
-        with loaded.lock:
-            try:
-                vectors = loaded.llama.embed(texts, normalize=True, truncate=True)
-            except (ValueError, RuntimeError) as exc:
-                raise ProviderUnavailable(
-                    f"huggingface: embedding failed: {exc}",
-                    provider=self.provider.value,
-                    model=model,
-                ) from exc
-        return EmbeddingResponse(
-            vectors=[[float(x) for x in vector] for vector in vectors],
-            provider=self.provider,
-            model=model,
-        )
+        """Vectors from the local-model pool (the one `Forge` chats through: same isolation,
+        keep-alive, `stats()` and `unload_models()`)."""
+        seconds = timeout.read or _LOCAL_EMBED_TIMEOUT
+        vectors = HuggingFaceBackend(self._config).embed(texts, model, seconds)
+        return EmbeddingResponse(vectors=vectors, provider=self.provider, model=model)
 
     async def aembed(
         self, texts: list[str], model: str, timeout: httpx.Timeout

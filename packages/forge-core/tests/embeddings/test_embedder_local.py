@@ -1,12 +1,12 @@
-"""Embeddings from the embedded Gemma 3 270M GGUF, in process (llama-cpp-python)."""
+"""Embeddings from the embedded GGUF, run by forge (llama-cpp-python, in a worker process)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from forge_core import EMBEDDED_MODEL, Embedder, Provider
-from forge_core import _embeddings as embeddings_module
+from forge_core import EMBEDDED_MODEL, Embedder, HuggingFaceConfig, Provider
+from forge_core.providers import _huggingface
 from forge_test_support import config_for, embedded_in_process
 
 DOCUMENTS = [
@@ -66,13 +66,21 @@ async def test_aembed_matches_embed(embedder: Embedder) -> None:
 
 
 @pytest.mark.local_model
-def test_one_embedding_model_instance_per_process(embedder: Embedder) -> None:
+def test_one_embedding_instance_per_process_in_the_pool_chat_uses(embedder: Embedder) -> None:
     embedder.embed(["warm up"])
-    before = dict(embeddings_module._loaded)
+    before = [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
     Embedder(config_for(embedded_in_process())).embed(["another embedder"])
-    assert embeddings_module._loaded.keys() == before.keys()
-    for key, loaded in before.items():
-        assert embeddings_module._loaded[key] is loaded
+    after = [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
+    assert len(before) == 1 and after == before and after[0] is before[0]
+    # The pool's stats and unload see it; by default it runs in a worker process.
+    [stats] = [
+        m
+        for m in _huggingface.HuggingFaceBackend(HuggingFaceConfig()).stats()["models"]
+        if m["purpose"] == "embed"
+    ]
+    assert stats["isolation"] == "process" and stats["worker_pids"] and stats["requests"] >= 2
+    assert EMBEDDED_MODEL in _huggingface.unload_models()
+    assert not [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
 
 
 def test_empty_batch_makes_no_call() -> None:

@@ -59,7 +59,9 @@ from forge_core.providers._local_engine import (
     ONNX_HINT,
     REPEAT_PENALTY,
     Generation,
+    Purpose,
     chat_format_for,
+    embed_texts,
     generate,
     generation_for,
     make_instance,
@@ -100,6 +102,7 @@ class _LoadedModel:
     name: str
     path: Path
     format: str
+    purpose: Purpose
     isolation: str
     keep_alive: float | None
     instances: list[Any]
@@ -133,6 +136,7 @@ class _LoadedModel:
             "model": self.name,
             "path": str(self.path),
             "format": self.format,
+            "purpose": self.purpose,
             "isolation": self.isolation,
             "instances": len(self.instances),
             "worker_pids": [
@@ -357,8 +361,9 @@ class HuggingFaceBackend:
 
     # -- loading ----------------------------------------------------------------------------
 
-    def _key(self, resolved: ResolvedModel) -> tuple[Any, ...]:
+    def _key(self, resolved: ResolvedModel, purpose: Purpose = "chat") -> tuple[Any, ...]:
         return (
+            purpose,
             str(resolved.path),
             resolved.format,
             self._config.n_ctx,
@@ -370,11 +375,11 @@ class HuggingFaceBackend:
         )
 
     def _checkout(
-        self, model: str, load_timeout: float = _LOAD_TIMEOUT
+        self, model: str, load_timeout: float = _LOAD_TIMEOUT, purpose: Purpose = "chat"
     ) -> tuple[tuple[Any, ...], _LoadedModel]:
         """The loaded model, loading it if needed, counted as in use until `_checkin`."""
         resolved = resolve_local_model(model, self._config)
-        key = self._key(resolved)
+        key = self._key(resolved, purpose)
         with _loaded_lock:
             loaded = _loaded.get(key)
             if loaded is not None:
@@ -386,7 +391,7 @@ class HuggingFaceBackend:
                 if loaded is not None:
                     loaded.users += 1
                     return key, loaded
-            loaded = self._load(resolved, key, load_timeout)
+            loaded = self._load(resolved, key, load_timeout, purpose)
             with _loaded_lock:
                 loaded.users += 1
                 _loaded[key] = loaded
@@ -407,7 +412,11 @@ class HuggingFaceBackend:
 
     @contextlib.contextmanager
     def _instance(
-        self, model: str, timeouts: AttemptTimeouts, queued_at: float | None
+        self,
+        model: str,
+        timeouts: AttemptTimeouts,
+        queued_at: float | None,
+        purpose: Purpose = "chat",
     ) -> Iterator[tuple[_LoadedModel, Any, float]]:
         """An instance of ``model`` for this thread alone, and the seconds waited for it.
 
@@ -416,7 +425,7 @@ class HuggingFaceBackend:
         """
         before_checkout = time.perf_counter()
         queued_at = before_checkout if queued_at is None else queued_at
-        key, loaded = self._checkout(model, timeouts.remaining())
+        key, loaded = self._checkout(model, timeouts.remaining(), purpose)
         loading = min(time.perf_counter() - before_checkout, loaded.load_seconds)
         try:
             try:
@@ -435,7 +444,9 @@ class HuggingFaceBackend:
         finally:
             self._checkin(key, loaded)
 
-    def _load(self, resolved: ResolvedModel, key: tuple[Any, ...], timeout: float) -> _LoadedModel:
+    def _load(
+        self, resolved: ResolvedModel, key: tuple[Any, ...], timeout: float, purpose: Purpose
+    ) -> _LoadedModel:
         import psutil
 
         process = psutil.Process()
@@ -446,10 +457,16 @@ class HuggingFaceBackend:
             for _ in range(self._config.parallel):
                 if self._config.isolation == "process":
                     instances.append(
-                        WorkerInstance(resolved, self._config, crash_key=key, load_timeout=timeout)
+                        WorkerInstance(
+                            resolved,
+                            self._config,
+                            crash_key=key,
+                            load_timeout=timeout,
+                            purpose=purpose,
+                        )
                     )
                 else:
-                    instances.append(make_instance(resolved, self._config))
+                    instances.append(make_instance(resolved, self._config, purpose))
         except BaseException:
             for instance in instances:
                 instance.close()
@@ -462,6 +479,7 @@ class HuggingFaceBackend:
             name=resolved.name,
             path=resolved.path,
             format=resolved.format,
+            purpose=purpose,
             isolation=self._config.isolation,
             keep_alive=self._config.keep_alive_seconds,
             instances=instances,
@@ -527,6 +545,21 @@ class HuggingFaceBackend:
                     tokens=generation.output_tokens,
                     seconds=time.perf_counter() - started,
                 )
+
+    def embed(self, texts: list[str], model: str, timeout: float) -> list[list[float]]:
+        """Unit-length vectors of ``texts`` from ``model`` loaded in embedding mode (a pool entry
+        of its own, with the same isolation, keep-alive and stats as chat)."""
+        deadline = AttemptTimeouts(
+            connect=timeout, read=timeout, total_deadline=time.monotonic() + timeout
+        )
+        with self._instance(model, deadline, None, "embed") as (loaded, instance, waited):
+            started = time.perf_counter()
+            try:
+                if isinstance(instance, WorkerInstance):
+                    return instance.embed(texts, model, deadline.remaining())
+                return embed_texts(instance, texts, model)
+            finally:
+                loaded.record(waited=waited, tokens=0, seconds=time.perf_counter() - started)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from forge_core._config import HuggingFaceConfig
 from forge_core._exceptions import (
@@ -40,7 +40,9 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "REPEAT_PENALTY",
     "Generation",
+    "Purpose",
     "chat_format_for",
+    "embed_texts",
     "generation_for",
     "make_instance",
 ]
@@ -56,11 +58,70 @@ _FALLBACK_CHAT_FORMAT = "chatml"
 _PROVIDER = Provider.HUGGINGFACE.value
 
 
-def make_instance(resolved: ResolvedModel, config: HuggingFaceConfig) -> Any:
+#: What a loaded instance is for: answering chats, or computing embeddings (llama.cpp loads a
+#: model differently for each, so they are separate instances).
+Purpose = Literal["chat", "embed"]
+
+
+def make_instance(
+    resolved: ResolvedModel, config: HuggingFaceConfig, purpose: Purpose = "chat"
+) -> Any:
     """One loaded instance of ``resolved``: a ``Llama`` (GGUF) or an `OnnxCausalLM`."""
+    if purpose == "embed":
+        return embedding_instance(resolved, config)
     if resolved.format == "onnx":
         return onnx_instance(resolved, config)
     return gguf_instance(resolved, config)
+
+
+def embedding_instance(resolved: ResolvedModel, config: HuggingFaceConfig) -> Any:
+    """A ``llama_cpp.Llama`` in embedding mode (mean pooling) for the GGUF ``resolved``."""
+    if resolved.format != "gguf":
+        raise CapabilityMismatch(
+            f"huggingface: {resolved.name} is a {resolved.format} model; embeddings need a GGUF",
+            provider=_PROVIDER,
+            model=resolved.name,
+        )
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependency(
+            f"huggingface: embeddings need llama-cpp-python: {LLAMA_HINT}",
+            provider=_PROVIDER,
+            model=resolved.name,
+        ) from exc
+    try:
+        with llama_output_logged():
+            return llama_cpp.Llama(
+                model_path=str(resolved.path),
+                embedding=True,
+                # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                n_ctx=config.n_ctx,
+                # A text must fit one batch to be embedded whole (longer ones truncate).
+                n_batch=config.n_ctx,
+                n_ubatch=config.n_ctx,
+                n_threads=config.n_threads,
+                n_gpu_layers=gpu_layers(config.device),
+                verbose=False,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelNotFound(
+            f"huggingface: cannot load {resolved.path} for embeddings: {exc}",
+            provider=_PROVIDER,
+            model=resolved.name,
+        ) from exc
+
+
+def embed_texts(instance: Any, texts: list[str], model: str) -> list[list[float]]:
+    """Unit-length vectors of ``texts`` from an `embedding_instance`."""
+    try:
+        vectors = instance.embed(texts, normalize=True, truncate=True)
+    except (ValueError, RuntimeError) as exc:
+        raise ProviderUnavailable(
+            f"huggingface: embedding failed: {exc}", provider=_PROVIDER, model=model
+        ) from exc
+    return [[float(x) for x in vector] for vector in vectors]
 
 
 class Generation(Protocol):

@@ -11,12 +11,14 @@ The parent starts ``python -m forge_core.providers._local_worker FD`` with one e
 (length-prefixed pickles: both ends are the same forge, and the socket belongs to these two
 processes alone)::
 
-    parent -> worker   ("load", resolved, config)             once, first
-                       ("generate", request, model, timeouts)  one at a time
+    parent -> worker   ("load", resolved, config, purpose)    once, first
+                       ("generate", request, model, timeouts)  one at a time (purpose "chat")
+                       ("embed", texts, model)                 one at a time (purpose "embed")
                        ("cancel",)                             while generating
     worker -> parent   ("loaded", info) | ("failed", error)
                        ("chunk", chunk, tokens)* then ("done", tokens) | ("failed", error)
                        | ("cancelled", tokens)
+                       per embed: ("vectors", vectors) | ("failed", error)
 
 Closing the socket ends the worker. What the worker prints (llama.cpp writes to stderr) goes to
 the ``forge.llama_cpp`` logger at DEBUG; its last lines are kept for the crash message.
@@ -46,6 +48,13 @@ from forge_core._exceptions import ForgeTimeout, ProviderError, WorkerCrashed
 from forge_core._local_models import ResolvedModel
 from forge_core._types import ChatChunk, ChatRequest, Message
 from forge_core.providers._base import AttemptTimeouts
+from forge_core.providers._local_engine import (
+    Purpose,
+    embed_texts,
+    generate,
+    generation_for,
+    make_instance,
+)
 
 __all__ = ["CrashRecord", "WorkerInstance", "crash_record", "runtime_check"]
 
@@ -121,8 +130,10 @@ class WorkerInstance:
         *,
         crash_key: tuple[Any, ...],
         load_timeout: float,
+        purpose: Purpose = "chat",
     ) -> None:
         self.resolved = resolved
+        self.purpose: Purpose = purpose
         self._config = config
         self._crash_key = crash_key
         self._process: subprocess.Popen[bytes] | None = None
@@ -160,6 +171,17 @@ class WorkerInstance:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
         self.close()
+
+    def embed(self, texts: list[str], model: str, timeout: float) -> list[list[float]]:
+        """Vectors of ``texts`` computed by the worker (an ``embed`` instance)."""
+        self._ensure_started(timeout)
+        self._send(("embed", texts, model), phase="embedding")
+        message = self._receive(timeout, phase="embedding", model=model)
+        if message[0] == "failed":
+            raise _rebuilt(message[1])
+        _record_success(self._crash_key)
+        vectors: list[list[float]] = message[1]
+        return vectors
 
     def close(self) -> None:
         """Stop the worker: close its socket, and kill it if it does not exit by itself."""
@@ -205,7 +227,7 @@ class WorkerInstance:
             daemon=True,
         ).start()
         logger.debug("forge: worker %d started for %s", self._process.pid, self.resolved.name)
-        self._send(("load", self.resolved, self._config), phase="loading")
+        self._send(("load", self.resolved, self._config, self.purpose), phase="loading")
         try:
             message = self._receive(timeout, phase="loading", model=self.resolved.name)
         except ForgeTimeout:
@@ -351,12 +373,10 @@ def _rebuilt(error: tuple[str, str]) -> ProviderError:
 
 
 def _serve(conn: Connection) -> None:
-    from forge_core.providers._local_engine import generation_for, make_instance
-
-    kind, resolved, config = conn.recv()
+    kind, resolved, config, purpose = conn.recv()
     assert kind == "load"
     try:
-        instance = make_instance(resolved, config)
+        instance = make_instance(resolved, config, purpose)
     except BaseException as exc:
         conn.send(("failed", _describe(exc)))
         return
@@ -366,6 +386,13 @@ def _serve(conn: Connection) -> None:
             message = conn.recv()
         except EOFError:
             return
+        if message[0] == "embed":
+            _, texts, model = message
+            try:
+                conn.send(("vectors", embed_texts(instance, texts, model)))
+            except Exception as exc:
+                conn.send(("failed", _describe(exc)))
+            continue
         if message[0] != "generate":
             continue  # a cancel that arrived after its generation ended
         _, request, model, timeouts = message
@@ -379,8 +406,6 @@ def _serve(conn: Connection) -> None:
 
 def _answer(conn: Connection, generation: Any, model: str, timeouts: AttemptTimeouts) -> None:
     """Send ``generation``'s chunks until it ends or the parent cancels it."""
-    from forge_core.providers._local_engine import generate
-
     chunks = generate(generation, timeouts, model)
     try:
         for chunk in chunks:
