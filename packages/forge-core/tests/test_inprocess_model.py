@@ -64,7 +64,8 @@ def test_model_loads_once_per_process(forge: Forge) -> None:
     forge.chat(PROMPT, max_tokens=2)
     other = Forge(config_for(embedded_in_process(isolation="thread")))
     other.chat(PROMPT, max_tokens=2)
-    assert len(_huggingface._loaded) == 1
+    chat_entries = [entry for entry in _huggingface._loaded.values() if entry.purpose == "chat"]
+    assert len(chat_entries) == 1
 
 
 def test_unknown_local_model_lists_every_place_searched(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -82,11 +82,34 @@ def embedding_instance(resolved: ResolvedModel, config: HuggingFaceConfig) -> An
             provider=_PROVIDER,
             model=resolved.name,
         )
+    return _llama(
+        resolved,
+        config,
+        "for embeddings",
+        lambda llama_cpp: {
+            "embedding": True,
+            # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
+            "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            # A text must fit one batch to be embedded whole (longer ones truncate).
+            "n_batch": config.n_ctx,
+            "n_ubatch": config.n_ctx,
+        },
+    )
+
+
+def _llama(
+    resolved: ResolvedModel,
+    config: HuggingFaceConfig,
+    purpose: str,
+    settings: Callable[[Any], dict[str, Any]],
+) -> Any:
+    """A ``llama_cpp.Llama`` for ``resolved`` with ``config``'s context, threads and offload,
+    and ``settings(llama_cpp)``; what llama.cpp prints meanwhile goes to the log."""
     try:
         import llama_cpp
     except ImportError as exc:
         raise MissingDependency(
-            f"huggingface: embeddings need llama-cpp-python: {LLAMA_HINT}",
+            f"huggingface: running GGUF models {purpose} needs llama-cpp-python: {LLAMA_HINT}",
             provider=_PROVIDER,
             model=resolved.name,
         ) from exc
@@ -94,20 +117,15 @@ def embedding_instance(resolved: ResolvedModel, config: HuggingFaceConfig) -> An
         with llama_output_logged():
             return llama_cpp.Llama(
                 model_path=str(resolved.path),
-                embedding=True,
-                # Chat GGUFs declare no pooling; mean pooling gives one vector per text.
-                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
                 n_ctx=config.n_ctx,
-                # A text must fit one batch to be embedded whole (longer ones truncate).
-                n_batch=config.n_ctx,
-                n_ubatch=config.n_ctx,
                 n_threads=config.n_threads,
                 n_gpu_layers=gpu_layers(config.device),
                 verbose=False,
+                **settings(llama_cpp),
             )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelNotFound(
-            f"huggingface: cannot load {resolved.path} for embeddings: {exc}",
+            f"huggingface: cannot load {resolved.path} {purpose}: {exc}",
             provider=_PROVIDER,
             model=resolved.name,
         ) from exc
@@ -152,32 +170,9 @@ def generate(
 
 
 def gguf_instance(resolved: ResolvedModel, config: HuggingFaceConfig) -> Any:
-    """A ``llama_cpp.Llama`` for ``resolved`` with ``config``'s settings."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise MissingDependency(
-            f"huggingface: running GGUF models needs llama-cpp-python: {LLAMA_HINT}",
-            provider=_PROVIDER,
-            model=resolved.name,
-        ) from exc
-    try:
-        with llama_output_logged():
-            llama = llama_cpp.Llama(
-                model_path=str(resolved.path),
-                # None lets llama-cpp-python use the GGUF's own template; see _chat_format.
-                chat_format=resolved.chat_format,
-                n_ctx=config.n_ctx,
-                n_threads=config.n_threads,
-                n_gpu_layers=gpu_layers(config.device),
-                verbose=False,
-            )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelNotFound(
-            f"huggingface: cannot load {resolved.path}: {exc}",
-            provider=_PROVIDER,
-            model=resolved.name,
-        ) from exc
+    """A ``llama_cpp.Llama`` for chat with ``resolved`` and ``config``'s settings."""
+    # chat_format None lets llama-cpp-python use the GGUF's own template; see chat_format_for.
+    llama = _llama(resolved, config, "for chat", lambda _: {"chat_format": resolved.chat_format})
     llama.chat_format = chat_format_for(llama.metadata, resolved.chat_format)
     return llama
 
