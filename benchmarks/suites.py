@@ -216,6 +216,8 @@ def overhead_subjects(
         )
         return str(response.choices[0].message.content)
 
+    minimal = _minimal_chat_model(http)
+
     subjects: dict[str, Callable[[], Any]] = {
         "forge Forge.chat": lambda: forge.chat(PROMPT, max_tokens=MAX_TOKENS).content,
         "forge ForgeChat.invoke": lambda: forge_chat.invoke(PROMPT).content,
@@ -223,6 +225,7 @@ def overhead_subjects(
         "raw httpx": raw_httpx,
         "openai SDK": openai_sdk,
         "ChatOpenAI.invoke": lambda: chat_openai.invoke(PROMPT).content,
+        "minimal BaseChatModel.invoke": lambda: minimal.invoke(PROMPT).content,
         "OpenAILike.chat": lambda: openai_like.chat(li_messages).message.content,
     }
     if with_litellm:
@@ -241,7 +244,37 @@ def overhead(server: Loopback, sizes: Sizes) -> list[Row]:
     compare(rows, "forge Forge.chat", "raw httpx", limit=1.5)
     compare(rows, "forge ForgeChat.invoke", "ChatOpenAI.invoke", limit=1.0)
     compare(rows, "forge ForgeLLM.chat", "OpenAILike.chat")
+    # The floor for any LangChain chat model: LangChain's own invoke machinery plus one POST.
+    floor = next(r for r in rows if r.subject == "forge ForgeChat.invoke")
+    minimal = next(r for r in rows if r.subject == "minimal BaseChatModel.invoke")
+    floor.note = f"{floor.p50 / minimal.p50:.2f}x a minimal BaseChatModel (target 1.2x)"
     return rows
+
+
+def _minimal_chat_model(http: Any) -> Any:
+    """The least a LangChain chat model can do: ``_generate`` POSTs once with httpx."""
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class MinimalChatModel(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "minimal"
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **_: Any
+        ) -> ChatResult:
+            wire = [{"role": "user", "content": str(message.content)} for message in messages]
+            response = http.post(
+                "/chat/completions",
+                json={"model": MODEL, "messages": wire, "max_tokens": MAX_TOKENS},
+            )
+            response.raise_for_status()
+            text = str(response.json()["choices"][0]["message"]["content"])
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    return MinimalChatModel()
 
 
 # -- 2. failover --------------------------------------------------------------------------------
