@@ -1,6 +1,6 @@
 """`forge.yaml` -> validated `ForgeConfig`.
 
-The seed's schema is honoured as written (``providers.local.ollama``,
+The schema of the shipped `forge.yaml` is honoured as written (``providers.local.ollama``,
 ``providers.local.huggingface``, ``providers.fallback``, ``model_preferences``) and extended
 with ``providers.cloud.*`` and ``routing``. Precedence, in one function (`load_config`):
 constructor kwargs > ``FORGE_*`` env vars > the file > built-in defaults.
@@ -60,7 +60,7 @@ class OllamaConfig(_Section):
     auto_discovery: bool = True
     api: Literal["openai", "native"] = Field(
         default="openai",
-        description="'openai' uses /v1/chat/completions (the seed's choice); 'native' /api/chat.",
+        description="'openai' uses /v1/chat/completions (the default); 'native' /api/chat.",
     )
     dialect: Literal["openai", "llama-cpp"] = Field(
         default="openai",

@@ -71,8 +71,10 @@ class ConfigError(ForgeError):
 class ProviderError(ForgeError):
     """A call to one provider failed.
 
-    ``kind`` is a short stable name for the failure (``refused``, ``timeout``, ``http_500`` …)
-    used in route trails and metrics.
+    ``kind`` is a short stable name for the failure, used in route trails and metrics: one of
+    ``unavailable``, ``malformed_response``, ``crashed``, ``model_not_found``, ``timeout``,
+    ``rate_limited``, ``auth``, ``bad_request``, ``capability``, ``missing_dependency`` (the
+    subclasses' own), or ``provider_error`` for this base class.
     """
 
     kind = "provider_error"

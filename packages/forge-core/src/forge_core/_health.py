@@ -114,7 +114,7 @@ class HealthCache:
 
 
 class ModelDiscovery:
-    """The seed's ``ModelDiscovery(cache_duration)``: models across providers, and health.
+    """``ModelDiscovery(cache_duration)``: models across providers, and health.
 
     Model lists come from each backend's ``list_models`` (never a billed call) and are cached
     for ``cache_duration`` seconds; endpoint health comes from the shared `HealthCache`.

@@ -462,7 +462,7 @@ def _continuation(request: ChatRequest, partial: str) -> ChatRequest:
 
 
 class ProviderSelector:
-    """The seed's ``ProviderSelector``: which candidate serves given model requirements.
+    """``ProviderSelector``: which candidate serves given model requirements.
 
     A view over a `Router`'s selection (capabilities, ``local_only``, open circuits and cached
     health, all without a network call), with its own ``preference_order`` and

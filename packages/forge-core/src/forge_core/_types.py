@@ -279,7 +279,7 @@ class Capabilities(BaseModel):
 
 
 class ModelRequirements(BaseModel):
-    """What a request needs from the model that serves it (the seed's ``ModelRequirements``)."""
+    """What a request needs from the model that serves it."""
 
     tools: bool = False
     structured_output: bool = False

@@ -5,7 +5,7 @@ forge speaks the OpenAI role vocabulary; this module translates it to Anthropic'
 HTTP statuses, in-stream ``error`` events and transport errors become forge errors here, in
 `error_from` and `_translate_transport`, and nowhere else.
 
-Documented fields forge does not carry yet (anthropic-api.md): ``thinking`` (request and the
+Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking`` (request and the
 signed blocks that must be sent back), ``top_p``/``top_k``, ``metadata``, ``service_tier``,
 ``anthropic-beta``, ``document`` blocks and ``citations_delta``, ``tool_result.is_error``,
 ``disable_parallel_tool_use``, ``stop_sequence`` (the matched string), the rate-limit headers and

@@ -14,7 +14,7 @@ from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse
 
 __all__ = ["DEFAULT_HEALTH_TIMEOUT", "AttemptTimeouts", "ChatBackend", "ModelCatalog", "ModelInfo"]
 
-#: Seconds a health probe may take (ARCHITECTURE §4: a cheap probe with a short timeout).
+#: Seconds a health probe may take (docs/behaviour.md, Health: a cheap probe with a short timeout).
 DEFAULT_HEALTH_TIMEOUT = 1.0
 
 

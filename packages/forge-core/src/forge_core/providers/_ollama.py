@@ -1,13 +1,13 @@
-"""The ``ollama`` provider: the seed's `OllamaClient`.
+"""The ``ollama`` provider: `OllamaClient`.
 
-Chat goes through Ollama's OpenAI-compatible ``/v1/chat/completions`` (the seed's choice,
+Chat goes through Ollama's OpenAI-compatible ``/v1/chat/completions`` (the default,
 inherited from `OpenAICompatibleClient`) or, with ``api: native``, through ``/api/chat`` with
 NDJSON streaming and the options only the native API has (``num_ctx``, ``keep_alive``,
 ``think``). Discovery, health, preloading and pulls always use the native API. Error bodies are
 ``{"error": "<message>"}``; statuses map through the inherited `_error_for_status`, stream
 error lines through `_stream_failure`.
 
-Documented fields forge does not carry yet (ollama-api.md): streamed ``thinking`` text (``think``
+Fields of Ollama's documented API that forge does not carry yet: streamed ``thinking`` text (``think``
 is sent, the thoughts are dropped), ``logprobs``, ``seed``/``top_k``/``top_p`` options,
 ``/api/generate`` as a chat path, ``/api/embed``, ``/api/create``/``copy``/``delete``/``push``,
 and the timing stats of the final chunk. ``tool_choice`` does not exist in Ollama: it is ignored,
@@ -81,7 +81,7 @@ class OllamaModelDetails(BaseModel):
 
 
 class OllamaModel(ModelInfo):
-    """A pulled model, as ``/api/tags`` lists it (the seed's ``OllamaModel``).
+    """A pulled model, as ``/api/tags`` lists it.
 
     ``name`` is the model's full tag (``llama3.2:latest``), also its ``id``.
     """
@@ -184,7 +184,7 @@ class OllamaClient(OpenAICompatibleClient):
         return list(self._tags_from(response))
 
     def pulled_models(self) -> list[OllamaModel]:
-        """The pulled models (``GET /api/tags``), typed as the seed's `OllamaModel`."""
+        """The pulled models (``GET /api/tags``), typed as `OllamaModel`."""
         return self._tags_from(self._request("GET", "/api/tags", model=""))
 
     def version(self, timeout: float | None = None) -> str:

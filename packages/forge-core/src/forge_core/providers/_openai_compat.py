@@ -4,7 +4,7 @@ Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface and llama-cpp-python's serve
 and HTTP error statuses become forge errors here, in `_translate_transport` and
 `_error_for_status` (in-stream errors in `_stream_error`), and nowhere else.
 
-Documented fields forge does not carry yet (openai-api.md): request ``n``, ``seed``,
+Fields of OpenAI's documented chat-completions API that forge does not carry yet: request ``n``, ``seed``,
 ``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
 ``reasoning_effort``, ``user``, the ``developer`` role; response ``refusal``, ``annotations``,
 usage details (cached / reasoning tokens), ``x-ratelimit-*`` headers and ``x-should-retry``.
