@@ -7,6 +7,7 @@ answer, mid-stream, or during the load.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -153,6 +154,13 @@ def test_the_runtime_check_loads_and_generates_in_a_child(
         kill_on("started for", signal.SIGABRT)
         report = backend.runtime_report()
         assert report.status == "down" and "SIGABRT" in report.reason
+        assert backend.runtime_report().status == "down", "a failed check is trusted a while"
+
+        # Once FAILED_CHECK_RETRY_SECONDS have passed, the check runs again (and now passes).
+        [(key, failed)] = _huggingface._runtime_checks.items()
+        earlier = failed.checked_at - _huggingface.FAILED_CHECK_RETRY_SECONDS
+        _huggingface._runtime_checks[key] = dataclasses.replace(failed, checked_at=earlier)
+        assert backend.runtime_report().status == "up"
 
 
 def test_thread_isolation_runs_the_model_in_this_process() -> None:

@@ -88,6 +88,9 @@ _PROVIDER = Provider.HUGGINGFACE.value
 _LOAD_TIMEOUT = 600.0
 #: Seconds the runtime check (load in a child process, generate one token) may take.
 _RUNTIME_CHECK_TIMEOUT = 120.0
+#: Seconds a failed runtime check is trusted before it runs again (a passed one is kept for
+#: the process: the build and the model file do not change under it).
+FAILED_CHECK_RETRY_SECONDS = 60.0
 #: Worker deaths in a row, without one finished answer, after which health reports down.
 CRASHES_UNTIL_DOWN = 3
 
@@ -322,7 +325,8 @@ class HuggingFaceBackend:
 
         Down when its workers died `CRASHES_UNTIL_DOWN` times in a row without finishing an
         answer, or when the runtime check failed: ``model`` loaded in a throwaway child process
-        that generates one token, once per process and settings, so a native build that
+        that generates one token, once per process and settings (a failed check again after
+        `FAILED_CHECK_RETRY_SECONDS`), so a native build that
         crashes on this CPU shows as down with its signal instead of "loads on first request".
         Raises the `ProviderError` of `check_ready` when the model or its runtime is missing.
         """
@@ -341,7 +345,12 @@ class HuggingFaceBackend:
             )
         with _runtime_checks_lock:
             check = _runtime_checks.get(key)
-            if check is None:
+            stale = (
+                check is not None
+                and not check.ok
+                and time.monotonic() - check.checked_at >= FAILED_CHECK_RETRY_SECONDS
+            )
+            if check is None or stale:
                 check = runtime_check(
                     resolved,
                     self._config,

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -438,6 +438,8 @@ class RuntimeCheck:
     ok: bool
     seconds: float
     reason: str
+    #: When it finished (``time.monotonic()``).
+    checked_at: float = field(default_factory=time.monotonic)
 
 
 def runtime_check(
