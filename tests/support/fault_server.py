@@ -1,4 +1,5 @@
-"""A fault-injecting HTTP server on 127.0.0.1 that speaks OpenAI chat completions.
+"""A fault-injecting HTTP server on 127.0.0.1 that speaks OpenAI chat completions (and
+``/embeddings``: an answer there is one vector per input).
 
 Each request takes the next `Fault` of the server's script (the ``default`` once the script is
 used up), so a test says exactly what the endpoint does on its 1st, 2nd, ... call and then
@@ -300,6 +301,9 @@ class FaultServer:
         if fault.action == "malformed" and not streaming:
             await _send(writer, 200, '{"choices": [ {"message": ', "application/json")
             return True
+        if seen.path.endswith("/embeddings"):
+            await _send(writer, 200, json.dumps(_embeddings(seen.body)), "application/json")
+            return True
         if not streaming:
             await _send(writer, 200, json.dumps(_completion(fault.text)), "application/json")
             return True
@@ -353,6 +357,20 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str,
         **_envelope(),
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         "usage": None,
+    }
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's ``/embeddings`` answer: one unit vector per input, ``[0.6, 0.8]`` for each."""
+    texts = body.get("input") or []
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": [0.6, 0.8]}
+            for index in range(len(texts))
+        ],
+        "model": body.get("model", MODEL),
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
 
 

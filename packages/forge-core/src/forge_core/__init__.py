@@ -23,7 +23,7 @@ from forge_core._config import (
     load_config,
     routing_overrides,
 )
-from forge_core._embeddings import Embedder, EmbeddingResponse
+from forge_core._embeddings import Embedder
 from forge_core._exceptions import (
     AuthenticationFailed,
     BadRequest,
@@ -52,6 +52,8 @@ from forge_core._types import (
     ChatRequest,
     ChatResponse,
     Drop,
+    EmbeddingRequest,
+    EmbeddingResponse,
     Message,
     ModelId,
     ModelRequirements,
@@ -81,6 +83,7 @@ __all__ = [
     "ConfigError",
     "Drop",
     "Embedder",
+    "EmbeddingRequest",
     "EmbeddingResponse",
     "FallbackConfig",
     "FallbackFailed",

@@ -11,7 +11,15 @@ from forge_core._health import HealthMonitor
 from forge_core._http import ClientPool
 from forge_core._retry import Clock
 from forge_core._router import Router
-from forge_core._types import ChatChunk, ChatRequest, ChatResponse, Message, Provider
+from forge_core._types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    Provider,
+)
 from forge_core.providers import build_backends
 
 __all__ = ["Forge", "MessagesInput"]
@@ -134,6 +142,33 @@ class Forge:
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
         return self._router.astream(_request(messages, params))
+
+    def embed(self, texts: Sequence[str] | EmbeddingRequest, **params: Any) -> EmbeddingResponse:
+        """Route one batch of texts to the first provider that embeds them; one vector per
+        text, in order, with the route.
+
+        ``params`` are `EmbeddingRequest` fields: ``model``, ``models``, ``local_only``,
+        ``fallback``. Breakers, health, retries and metrics are the ones chat uses, per
+        endpoint. Each call routes afresh: to keep one index in one vector space, use
+        `Embedder`, which stays on the model that served first.
+        """
+        return self._router.embed(_embedding_request(texts, params))
+
+    async def aembed(
+        self, texts: Sequence[str] | EmbeddingRequest, **params: Any
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        return await self._router.aembed(_embedding_request(texts, params))
+
+
+def _embedding_request(
+    texts: Sequence[str] | EmbeddingRequest, params: Mapping[str, Any]
+) -> EmbeddingRequest:
+    if isinstance(texts, EmbeddingRequest):
+        return texts.model_copy(update=dict(params)) if params else texts
+    if isinstance(texts, str):
+        raise TypeError("embed takes a list of texts, not one string")
+    return EmbeddingRequest(input=list(texts), **params)
 
 
 def _request(messages: MessagesInput | ChatRequest, params: Mapping[str, Any]) -> ChatRequest:

@@ -15,7 +15,15 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -38,6 +46,8 @@ from forge_core._types import (
     ChatRequest,
     ChatResponse,
     Drop,
+    EmbeddingRequest,
+    EmbeddingResponse,
     Message,
     ModelId,
     ModelRequirements,
@@ -47,7 +57,11 @@ from forge_core._types import (
     Usage,
 )
 from forge_core.providers import ChatBackend, read_timeout_for
-from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
+from forge_core.providers._base import (
+    DEFAULT_HEALTH_TIMEOUT,
+    AttemptTimeouts,
+    EmbeddingBackend,
+)
 
 __all__ = ["CONTINUE_PROMPT", "Candidate", "ProviderSelector", "Router", "endpoint_of"]
 
@@ -130,7 +144,7 @@ class Router:
 
     def plan(
         self,
-        request: ChatRequest,
+        request: ChatRequest | EmbeddingRequest,
         *,
         needs: ModelRequirements | None = None,
         preference_order: Sequence[Provider] | None = None,
@@ -138,12 +152,19 @@ class Router:
     ) -> tuple[list[Candidate], list[Drop]]:
         """The candidates to try, in order, and the ones dropped before any network call.
 
-        ``needs`` defaults to what ``request`` needs; ``preference_order`` and
-        ``fallback_enabled`` default to the config's (`ProviderSelector` passes its own).
+        Chat and embedding requests are planned alike (order, pinning, ``local_only``,
+        capabilities, open circuits, cached health); an embedding request needs a backend
+        that embeds and defaults each candidate to its embedding model. ``needs`` defaults to
+        what ``request`` needs; ``preference_order`` and ``fallback_enabled`` default to the
+        config's (`ProviderSelector` passes its own).
         """
         prefs = self._config.model_preferences
         fallback = self._config.providers.fallback
-        pinned = self._pinned(request.model or prefs.default_model)
+        if isinstance(request, EmbeddingRequest):
+            pinned = self._pinned(request.model)
+            fallback_enabled = request.fallback if fallback_enabled is None else fallback_enabled
+        else:
+            pinned = self._pinned(request.model or prefs.default_model)
 
         if preference_order is not None:
             order = list(preference_order)
@@ -160,7 +181,12 @@ class Router:
             wanted = wanted[:1]
 
         local_only = prefs.local_only if request.local_only is None else request.local_only
-        needs = needs or ModelRequirements.of(request)
+        if needs is None:
+            needs = (
+                _EMBEDDING_NEEDS
+                if isinstance(request, EmbeddingRequest)
+                else ModelRequirements.of(request)
+            )
         candidates: list[Candidate] = []
         drops: list[Drop] = []
         for provider, model in wanted:
@@ -174,6 +200,13 @@ class Router:
                     )
                 )
                 continue
+            if needs.embeddings and not isinstance(backend, EmbeddingBackend):
+                drops.append(
+                    Drop(provider=provider, model=model, reason=f"{provider} has no embeddings API")
+                )
+                continue
+            if isinstance(request, EmbeddingRequest) and isinstance(backend, EmbeddingBackend):
+                model = model or request.models.get(provider) or backend.default_embedding_model()
             model = model or backend.default_model()
             reason = self._unusable(backend, provider, model, needs, local_only)
             if reason is not None:
@@ -239,7 +272,41 @@ class Router:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """The first successful answer among the candidates."""
-        route = _Route(self, request)
+        return self._call(
+            _Route(self, request),
+            lambda candidate, timeouts: candidate.backend.chat(request, candidate.model, timeouts),
+        )
+
+    async def achat(self, request: ChatRequest) -> ChatResponse:
+        """Async `chat`; the first-token limit is enforced here, at its limit."""
+        return await self._acall(
+            _Route(self, request),
+            lambda candidate, timeouts: candidate.backend.achat(request, candidate.model, timeouts),
+        )
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Vectors from the first candidate that embeds, with the same retries, breakers,
+        health and metrics per endpoint as chat."""
+        texts = request.input
+        return self._call(
+            _Route(self, request),
+            lambda candidate, timeouts: _embedder(candidate).embed(
+                texts, candidate.model, timeouts
+            ),
+        )
+
+    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Async `embed`."""
+        texts = request.input
+        return await self._acall(
+            _Route(self, request),
+            lambda candidate, timeouts: _embedder(candidate).aembed(
+                texts, candidate.model, timeouts
+            ),
+        )
+
+    def _call(self, route: _Route, call: Callable[[Candidate, AttemptTimeouts], _R]) -> _R:
+        """``call`` on each candidate in turn (retried, through its breaker) until one answers."""
         for index, candidate in enumerate(route.candidates):
             try:
                 for attempt in route.retrying(index):
@@ -247,9 +314,7 @@ class Router:
                         ticket = route.admit(candidate)
                         started = self._clock.monotonic()
                         try:
-                            response = candidate.backend.chat(
-                                request, candidate.model, route.timeouts(candidate, stream=False)
-                            )
+                            response = call(candidate, route.timeouts(candidate, stream=False))
                         except ProviderError as exc:
                             route.fail(candidate, ticket, exc, started)
                         except BaseException:
@@ -260,9 +325,10 @@ class Router:
                 continue
         raise route.exhausted()
 
-    async def achat(self, request: ChatRequest) -> ChatResponse:
-        """Async `chat`; the first-token limit is enforced here, at its limit."""
-        route = _Route(self, request)
+    async def _acall(
+        self, route: _Route, call: Callable[[Candidate, AttemptTimeouts], Awaitable[_R]]
+    ) -> _R:
+        """Async `_call`; the first-token limit is enforced here, at its limit."""
         for index, candidate in enumerate(route.candidates):
             try:
                 async for attempt in route.aretrying(index):
@@ -270,14 +336,11 @@ class Router:
                         ticket = route.admit(candidate)
                         started = self._clock.monotonic()
                         limit, phase = route.first_token_limit(candidate, started)
+                        timeouts = route.timeouts(candidate, stream=False, backstop=True)
                         try:
                             try:
                                 async with asyncio.timeout(limit):
-                                    response = await candidate.backend.achat(
-                                        request,
-                                        candidate.model,
-                                        route.timeouts(candidate, stream=False, backstop=True),
-                                    )
+                                    response = await call(candidate, timeouts)
                             except TimeoutError:
                                 raise route.timeout(candidate, phase, limit) from None
                         except ProviderError as exc:
@@ -390,11 +453,14 @@ class Router:
             with attempt:
                 ticket = route.admit(candidate)
                 started = self._clock.monotonic()
-                chunks = candidate.backend.astream(
-                    request, candidate.model, route.timeouts(candidate, stream=True, backstop=True)
-                )
-                opened = _Opened(chunks, ticket, started)
+                chunks: AsyncGenerator[ChatChunk, None] | None = None
                 try:
+                    chunks = candidate.backend.astream(
+                        request,
+                        candidate.model,
+                        route.timeouts(candidate, stream=True, backstop=True),
+                    )
+                    opened = _Opened(chunks, ticket, started)
                     limit, phase = route.first_token_limit(candidate, started)
                     try:
                         async with asyncio.timeout(limit):
@@ -408,10 +474,12 @@ class Router:
                     opened.done = True
                     return opened
                 except ProviderError as exc:
-                    await chunks.aclose()
+                    if chunks is not None:
+                        await chunks.aclose()
                     route.fail(candidate, ticket, exc, started)
                 except BaseException:
-                    await chunks.aclose()
+                    if chunks is not None:
+                        await chunks.aclose()
                     route.abandoned(candidate, ticket)
                     raise
         raise AssertionError("tenacity returns or raises")  # pragma: no cover
@@ -440,6 +508,15 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 #: How much later than the router's own limits an async provider call gives up by itself.
 _BACKSTOP_GRACE = 0.25
+_EMBEDDING_NEEDS = ModelRequirements(embeddings=True)
+_R = TypeVar("_R", ChatResponse, EmbeddingResponse)
+
+
+def _embedder(candidate: Candidate) -> EmbeddingBackend:
+    """``candidate``'s backend as an `EmbeddingBackend` (the planner kept only those)."""
+    backend = candidate.backend
+    assert isinstance(backend, EmbeddingBackend)
+    return backend
 
 
 def _has_token(chunk: ChatChunk) -> bool:
@@ -614,7 +691,7 @@ class _StreamState:
 class _Route:
     """The bookkeeping of one routed request: attempts, drops, timings, the final errors."""
 
-    def __init__(self, router: Router, request: ChatRequest) -> None:
+    def __init__(self, router: Router, request: ChatRequest | EmbeddingRequest) -> None:
         self.router = router
         self.clock = router._clock
         self.candidates, drops = router.plan(request)
@@ -805,9 +882,7 @@ class _Route:
         self.trail.total_ms = self._elapsed_ms(self._started)
         return self.trail
 
-    def answered(
-        self, candidate: Candidate, ticket: Ticket, response: ChatResponse, started: float
-    ) -> ChatResponse:
+    def answered(self, candidate: Candidate, ticket: Ticket, response: _R, started: float) -> _R:
         """The response, stamped with who served it and the route."""
         trail = self._succeeded(candidate, ticket, response.model, started, None)
         if trail.ttft_ms is None:

@@ -17,6 +17,8 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "Drop",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "Message",
     "ModelId",
     "ModelRequirements",
@@ -188,6 +190,23 @@ def resolve_tool_choice(
     )
 
 
+class EmbeddingRequest(BaseModel):
+    """A provider-neutral request for one vector per text.
+
+    ``model`` pins the first candidate as for chat (``provider:model`` or a bare name); the
+    other candidates embed with ``models[provider]``, else their backend's default embedding
+    model. ``fallback`` False keeps only the first candidate (None: the configured setting).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[str]
+    model: str | None = None
+    models: dict[Provider, str] = Field(default_factory=dict)
+    local_only: bool | None = None
+    fallback: bool | None = None
+
+
 class Attempt(BaseModel):
     """One call to one candidate, successful or not."""
 
@@ -275,6 +294,7 @@ class Capabilities(BaseModel):
     json_mode: bool = False
     vision: bool = False
     streaming: bool = True
+    embeddings: bool = False
     context_window: int | None = None
 
 
@@ -285,6 +305,7 @@ class ModelRequirements(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    embeddings: bool = False
     min_context_tokens: int = 0
 
     @classmethod
@@ -311,7 +332,24 @@ class ModelRequirements(BaseModel):
             missing.append("JSON mode")
         if self.vision and not capabilities.vision:
             missing.append("images")
+        if self.embeddings and not capabilities.embeddings:
+            missing.append("embeddings")
         window = capabilities.context_window
         if window is not None and self.min_context_tokens > window:
             missing.append(f"a {self.min_context_tokens}-token context (has {window})")
         return missing
+
+
+class EmbeddingResponse(BaseModel):
+    """Vectors for a batch of texts (same order), who made them and the route taken."""
+
+    vectors: list[list[float]]
+    provider: Provider
+    model: str
+    input_tokens: int | None = None
+    route: RouteTrail = Field(default_factory=RouteTrail)
+
+    @property
+    def dimensions(self) -> int:
+        """Length of each vector (0 for an empty batch)."""
+        return len(self.vectors[0]) if self.vectors else 0

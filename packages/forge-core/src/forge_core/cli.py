@@ -35,7 +35,7 @@ from forge_core._forge import Forge
 from forge_core._health import HealthStatus, endpoint_of
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core._types import Provider, RouteTrail
-from forge_core.providers import ChatBackend, OllamaClient, PullProgress
+from forge_core.providers import ChatBackend, PullProgress, ollama_admin
 from forge_core.providers._huggingface import HuggingFaceBackend
 
 app = typer.Typer(
@@ -304,12 +304,13 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
     backend.check_ready(backend.default_model())
     if forge.router.check_health(backend) is HealthStatus.DOWN:
         raise ProviderError(f"{endpoint_of(backend)} does not answer", provider=provider.value)
-    if isinstance(backend, OllamaClient):
-        running = {model.name for model in backend.running_models()}
+    admin = ollama_admin(backend)
+    if admin is not None:
+        running = {model.name for model in admin.running_models()}
         rows = []
-        for model in backend.pulled_models():
+        for model in admin.pulled_models():
             try:
-                shown = backend.show(model.name)
+                shown = admin.show(model.name)
             except ProviderError:
                 context, tools = None, None
             else:
@@ -374,8 +375,8 @@ def pull(
       forge pull nomic-embed-text --config ./forge.yaml
     """
     forge = _forge_or_exit(config)
-    ollama = forge.router.backends.get(Provider.OLLAMA)
-    if not isinstance(ollama, OllamaClient):
+    ollama = ollama_admin(forge.router.backends.get(Provider.OLLAMA))
+    if ollama is None:
         typer.echo("forge: no Ollama provider is configured", err=True)
         raise typer.Exit(1)
     console = _console(stderr=True)
@@ -438,8 +439,13 @@ def warm(
             continue
         seconds = time.perf_counter() - started
         loaded.append({"model": f"huggingface:{name}", "seconds": seconds})
-    ollama = forge.router.backends.get(Provider.OLLAMA)
-    if isinstance(ollama, OllamaClient) and forge.router.check_health(ollama) is HealthStatus.UP:
+    backend = forge.router.backends.get(Provider.OLLAMA)
+    ollama = ollama_admin(backend)
+    if (
+        backend is not None
+        and ollama is not None
+        and forge.router.check_health(backend) is HealthStatus.UP
+    ):
         pulled = {model.name for model in ollama.pulled_models()}
         for name in forge.config.providers.local.ollama.preferred_models:
             tag = name if ":" in name else f"{name}:latest"

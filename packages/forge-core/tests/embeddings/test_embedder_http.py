@@ -1,19 +1,21 @@
-"""The HTTP embedding paths: a real llama-cpp-python server for ``/v1/embeddings``, and
-hand-written cassettes (documented formats) for Ollama's ``/api/embed`` and OpenAI itself."""
+"""The HTTP embedding paths on hand-written cassettes (documented formats): Ollama's
+``/api/embed`` and OpenAI's ``/v1/embeddings``.
+
+A real llama-cpp-python server for ``/v1/embeddings`` is in test_embedder_http_local_server.py;
+Ollama falling back to the embedded model is in test_embedder_local.py.
+"""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import forge_core
 import pytest
 import vcr
-from forge_core import EMBEDDED_MODEL, Embedder, FallbackFailed, Provider
-from forge_test_support import LocalServer, config_for, embedded_in_process, run_local_server
+from forge_core import Embedder, FallbackFailed, Provider
+from forge_test_support import config_for
 
 CASSETTES = Path(__file__).parent / "cassettes"
 TEXTS = ["the cat sat", "stocks fell"]
@@ -33,13 +35,22 @@ cassettes = vcr.VCR(
 cassettes.register_matcher("json_body", _json_body)
 
 
+#: Each cassette answers once; retrying is the router's, tested with chat (the same code).
+NO_RETRIES = {"max_retries": 0}
+
+
 def ollama_config(**extra: Any) -> forge_core.ForgeConfig:
-    return config_for({"name": "ollama", "base_url": "http://127.0.0.1:11434", **extra})
+    """Ollama with ``api: native``: embeddings through ``/api/embed``."""
+    return config_for(
+        {"name": "ollama", "base_url": "http://127.0.0.1:11434", "api": "native", **extra},
+        routing=NO_RETRIES,
+    )
 
 
 def openai_config() -> forge_core.ForgeConfig:
     return config_for(
-        {"name": "openai", "api_key_env": "OPENAI_API_KEY", "default_model": "gpt-4o-mini"}
+        {"name": "openai", "api_key_env": "OPENAI_API_KEY", "default_model": "gpt-4o-mini"},
+        routing=NO_RETRIES,
     )
 
 
@@ -47,16 +58,6 @@ def openai_config() -> forge_core.ForgeConfig:
 def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("OPENAI_API_KEY", CANARY_KEY)
     return CANARY_KEY
-
-
-@pytest.fixture(scope="module")
-def embedding_server(embedded_model: Path) -> Iterator[LocalServer]:
-    with run_local_server(embedded_model, embedding=True, n_ctx=512) as server:
-        yield server
-
-
-def norm(vector: list[float]) -> float:
-    return math.sqrt(sum(x * x for x in vector))
 
 
 # -- Ollama /api/embed ---------------------------------------------------------------------------
@@ -78,27 +79,6 @@ def test_ollama_embed_returns_one_vector_per_text() -> None:
 async def test_ollama_aembed() -> None:
     vectors = await Embedder(ollama_config()).aembed(TEXTS)
     assert vectors == [[0.6, 0.8, 0.0], [0.0, 0.6, 0.8]]
-
-
-@pytest.mark.local_model
-@cassettes.use_cassette("ollama_embed.yaml")
-def test_ollama_model_not_pulled_falls_back_to_the_embedded_model() -> None:
-    config = config_for(
-        {"name": "ollama", "base_url": "http://127.0.0.1:11434"}, embedded_in_process()
-    )
-    embedder = Embedder(config, model="ollama:all-minilm")
-    response = embedder.embed_with_route(TEXTS)
-    first, second = response.route.attempts
-    assert (first.provider, first.ok, first.error_kind) == (
-        Provider.OLLAMA,
-        False,
-        "model_not_found",
-    )
-    assert "not found, try pulling it first" in (first.message or "")
-    assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
-    assert response.provider == Provider.HUGGINGFACE
-    assert embedder.served == f"huggingface:{EMBEDDED_MODEL}"
-    assert len(response.vectors) == 2
 
 
 @cassettes.use_cassette("ollama_embed.yaml")
@@ -150,44 +130,3 @@ def test_missing_openai_key_drops_the_candidate_without_a_call(
     assert caught.value.route.attempts == []
     [drop] = caught.value.route.drops
     assert "OPENAI_API_KEY" in drop.reason
-
-
-# -- a real OpenAI-compatible server -------------------------------------------------------------
-
-
-@pytest.mark.local_server
-def test_llama_cpp_server_embeddings_are_pooled_per_text(embedding_server: LocalServer) -> None:
-    # The server returns one vector per token for Gemma (its GGUF declares no pooling).
-    config = config_for(
-        {
-            "name": "openai",
-            "base_url": embedding_server.openai_base_url,
-            "default_model": embedding_server.model,
-        }
-    )
-    embedder = Embedder(config, model=f"openai:{embedding_server.model}")
-    response = embedder.embed_with_route(["the cat sat on the mat", "stocks fell sharply today"])
-    assert response.provider == Provider.OPENAI
-    assert response.input_tokens is not None and response.input_tokens > 0
-    first, second = response.vectors
-    assert len(first) == len(second) == 640
-    assert norm(first) == pytest.approx(1.0)
-    assert first != second
-    # Same text alone: the same direction (batching changes the last digits only).
-    again = embedder.embed(["the cat sat on the mat"])[0]
-    assert sum(a * b for a, b in zip(again, first, strict=True)) > 0.99
-    assert sum(a * b for a, b in zip(again, second, strict=True)) < 0.99
-
-
-@pytest.mark.local_server
-async def test_llama_cpp_server_aembed(embedding_server: LocalServer) -> None:
-    config = config_for(
-        {
-            "name": "openai",
-            "base_url": embedding_server.openai_base_url,
-            "default_model": embedding_server.model,
-        }
-    )
-    vectors = await Embedder(config, model=f"openai:{embedding_server.model}").aembed(["hello"])
-    assert len(vectors) == 1
-    assert len(vectors[0]) == 640

@@ -1,13 +1,23 @@
-"""Embeddings from the embedded GGUF, run by forge (llama-cpp-python, in a worker process)."""
+"""Embeddings from the embedded GGUF, run by forge (llama-cpp-python, in a worker process), and
+the embedding routes that fall back to it."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
+import vcr
 from forge_core import EMBEDDED_MODEL, Embedder, HuggingFaceConfig, Provider
 from forge_core.providers import _huggingface
-from forge_test_support import config_for, embedded_in_process
+from forge_test_support import closed_port_url, config_for, embedded_in_process
+
+pytestmark = pytest.mark.local_model
+
+CASSETTES = Path(__file__).parent / "cassettes"
+TEXTS = ["the cat sat", "stocks fell"]
 
 DOCUMENTS = [
     "Photosynthesis lets green plants turn sunlight, water and carbon dioxide into sugar "
@@ -34,7 +44,6 @@ def embedder() -> Embedder:
     return Embedder(config_for(embedded_in_process()))
 
 
-@pytest.mark.local_model
 def test_vectors_are_unit_length_and_one_per_text(embedder: Embedder) -> None:
     response = embedder.embed_with_route(DOCUMENTS)
     assert len(response.vectors) == len(DOCUMENTS)
@@ -48,7 +57,6 @@ def test_vectors_are_unit_length_and_one_per_text(embedder: Embedder) -> None:
     assert embedder.last_route == response.route
 
 
-@pytest.mark.local_model
 def test_each_question_is_closest_to_its_own_topic(embedder: Embedder) -> None:
     documents = embedder.embed(DOCUMENTS)
     questions = embedder.embed(list(QUESTIONS))
@@ -57,7 +65,6 @@ def test_each_question_is_closest_to_its_own_topic(embedder: Embedder) -> None:
         assert scores.index(max(scores)) == expected, (question, scores)
 
 
-@pytest.mark.local_model
 async def test_aembed_matches_embed(embedder: Embedder) -> None:
     sync = embedder.embed(DOCUMENTS[:2])
     asynchronous = await embedder.aembed(DOCUMENTS[:2])
@@ -65,7 +72,6 @@ async def test_aembed_matches_embed(embedder: Embedder) -> None:
         assert a == pytest.approx(b, abs=1e-6)
 
 
-@pytest.mark.local_model
 def test_one_embedding_instance_per_process_in_the_pool_chat_uses(embedder: Embedder) -> None:
     embedder.embed(["warm up"])
     before = [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
@@ -83,13 +89,66 @@ def test_one_embedding_instance_per_process_in_the_pool_chat_uses(embedder: Embe
     assert not [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
 
 
-def test_empty_batch_makes_no_call() -> None:
-    embedder = Embedder(config_for(embedded_in_process()))
-    assert embedder.embed([]) == []
-    assert embedder.last_route is None
-    assert embedder.served is None
+# -- falling back to the embedded model ----------------------------------------------------------
 
 
-def test_a_single_string_is_rejected() -> None:
-    with pytest.raises(TypeError, match="list of texts"):
-        Embedder(config_for(embedded_in_process())).embed("not a list")
+def _json_body(r1: Any, r2: Any) -> None:
+    assert json.loads(r1.body or b"null") == json.loads(r2.body or b"null")
+
+
+cassettes = vcr.VCR(
+    cassette_library_dir=str(CASSETTES),
+    record_mode="none",
+    match_on=["method", "scheme", "host", "port", "path", "json_body"],
+    filter_headers=["authorization"],
+)
+cassettes.register_matcher("json_body", _json_body)
+
+
+def refused_ollama() -> dict[str, object]:
+    return {"name": "ollama", "base_url": closed_port_url()}
+
+
+@cassettes.use_cassette("ollama_embed.yaml")
+def test_ollama_model_not_pulled_falls_back_to_the_embedded_model() -> None:
+    config = config_for(
+        {"name": "ollama", "base_url": "http://127.0.0.1:11434", "api": "native"},
+        embedded_in_process(),
+    )
+    embedder = Embedder(config, model="ollama:all-minilm")
+    response = embedder.embed_with_route(TEXTS)
+    first, second = response.route.attempts
+    assert (first.provider, first.ok, first.error_kind) == (
+        Provider.OLLAMA,
+        False,
+        "model_not_found",
+    )
+    assert "not found, try pulling it first" in (first.message or "")
+    assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
+    assert response.provider == Provider.HUGGINGFACE
+    assert embedder.served == f"huggingface:{EMBEDDED_MODEL}"
+    assert len(response.vectors) == 2
+
+
+def test_refused_ollama_falls_back_to_the_embedded_model_and_stays_there() -> None:
+    config = config_for(refused_ollama(), embedded_in_process())
+    embedder = Embedder(config)
+    response = embedder.embed_with_route(["hello"])
+    first, second = response.route.attempts
+    assert (first.provider, first.ok, first.error_kind) == (Provider.OLLAMA, False, "unavailable")
+    assert (second.provider, second.ok) == (Provider.HUGGINGFACE, True)
+    assert embedder.served == f"huggingface:{EMBEDDED_MODEL}"
+
+    # From now on Ollama is not even tried: its vectors would live in another space.
+    candidates, drops = embedder.plan()
+    assert [c.provider for c in candidates] == [Provider.HUGGINGFACE]
+    assert drops[0].provider == Provider.OLLAMA
+    assert drops[0].reason == f"this Embedder's vectors come from huggingface:{EMBEDDED_MODEL}"
+    assert embedder.embed_with_route(["again"]).route.attempts[0].provider == (Provider.HUGGINGFACE)
+
+
+def test_without_pinning_every_call_starts_from_the_top() -> None:
+    embedder = Embedder(config_for(refused_ollama(), embedded_in_process()), pin_after_first=False)
+    embedder.embed(["hello"])
+    candidates, _ = embedder.plan()
+    assert [c.provider for c in candidates] == [Provider.OLLAMA, Provider.HUGGINGFACE]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from forge_cassettes import CANARY_KEYS, RecordingPool, use_cassette
 from forge_core import CapabilityMismatch, ChatRequest, Forge, Message, ModelRequirements, Provider
-from forge_core.providers import AnthropicClient, OllamaClient, build_backends
+from forge_core.providers import AnthropicClient, OllamaClient, OllamaOpenAIClient, build_backends
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 PIXEL = (
@@ -36,15 +36,15 @@ def test_anthropic_gets_a_base64_image_block(pool: RecordingPool) -> None:
 
 @use_cassette("images.yaml")
 def test_ollama_native_gets_bare_base64(pool: RecordingPool) -> None:
-    ollama = OllamaClient(default_model="llava:7b", api="native", pool=pool)
+    ollama = OllamaClient(default_model="llava:7b", pool=pool)
     assert ollama.chat(IMAGE_REQUEST, "llava:7b", attempt_timeouts()).content == "Red."
 
 
-@pytest.mark.parametrize("api", ["openai", "native"])
-def test_ollama_refuses_image_urls_before_sending(api: str) -> None:
-    ollama = OllamaClient(
-        "http://127.0.0.1:9", default_model="llava:7b", api=api, pool=RecordingPool()
-    )
+@pytest.mark.parametrize("client", [OllamaOpenAIClient, OllamaClient])
+def test_ollama_refuses_image_urls_before_sending(
+    client: type[OllamaClient] | type[OllamaOpenAIClient],
+) -> None:
+    ollama = client("http://127.0.0.1:9", default_model="llava:7b", pool=RecordingPool())
     with pytest.raises(CapabilityMismatch, match="data URLs"):
         ollama.chat(URL_REQUEST, "llava:7b", attempt_timeouts())
 

@@ -1,4 +1,5 @@
-"""Ollama's native API through `OllamaClient`: cassettes per ollama-api.md, real sockets for faults."""
+"""Ollama's native API through `OllamaClient` and its `OllamaAdmin`: cassettes of the documented
+formats (docs/providers.md), real sockets for faults."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from forge_core.providers import (
     PullProgress,
     build_backends,
 )
-from forge_test_support import LocalServer, attempt_timeouts, closed_port_url, config_for
+from forge_test_support import attempt_timeouts, closed_port_url, config_for
 
 BASE_URL = "http://localhost:11434"
 WEATHER_TOOL = {
@@ -42,7 +43,7 @@ WEATHER_TOOL = {
 @pytest.fixture
 def ollama(pool: RecordingPool) -> OllamaClient:
     return OllamaClient(
-        BASE_URL, default_model="llama3.2", api="native", num_ctx=8192, keep_alive="10m", pool=pool
+        BASE_URL, default_model="llama3.2", num_ctx=8192, keep_alive="10m", pool=pool
     )
 
 
@@ -64,13 +65,13 @@ def test_list_models_returns_the_seeds_ollama_model(ollama: OllamaClient) -> Non
 async def test_async_list_models_and_health(ollama: OllamaClient) -> None:
     models = await ollama.alist_models()
     assert [model.id for model in models] == ["llama3.2:latest", "llava:7b"]
-    assert await ollama.ahealth_check() is True
+    assert await ollama.admin.ahealth_check() is True
 
 
 @use_cassette("ollama_native.yaml")
 def test_health_check_reads_the_version(ollama: OllamaClient) -> None:
-    assert ollama.version() == "0.5.1"
-    assert ollama.health_check() is True
+    assert ollama.admin.version() == "0.5.1"
+    assert ollama.admin.health_check() is True
 
 
 @use_cassette("ollama_native.yaml")
@@ -78,7 +79,7 @@ def test_show_gives_context_length_and_capabilities_that_feed_capabilities(
     ollama: OllamaClient,
 ) -> None:
     assert ollama.capabilities("llama3.2").context_window is None
-    info = ollama.show("llama3.2")
+    info = ollama.admin.show("llama3.2")
     assert info.context_length == 131072
     assert info.capabilities == ["completion", "tools"]
     capabilities = ollama.capabilities("llama3.2")
@@ -89,7 +90,7 @@ def test_show_gives_context_length_and_capabilities_that_feed_capabilities(
 @use_cassette("ollama_native.yaml")
 def test_unknown_model_is_model_not_found(ollama: OllamaClient) -> None:
     with pytest.raises(ModelNotFound, match="llama9"):
-        ollama.show("llama9")
+        ollama.admin.show("llama9")
     with pytest.raises(ModelNotFound, match="try pulling it first") as caught:
         ollama.chat(
             ChatRequest(messages=[Message(role="user", content="Say hello.")]),
@@ -101,7 +102,7 @@ def test_unknown_model_is_model_not_found(ollama: OllamaClient) -> None:
 
 @use_cassette("ollama_native.yaml")
 def test_running_models_from_ps(ollama: OllamaClient) -> None:
-    (running,) = ollama.running_models()
+    (running,) = ollama.admin.running_models()
     assert (running.name, running.size_vram, running.context_length) == (
         "llama3.2:latest",
         5137025024,
@@ -113,7 +114,7 @@ def test_running_models_from_ps(ollama: OllamaClient) -> None:
 def test_preload_is_an_empty_generate_with_keep_alive(
     ollama: OllamaClient, pool: RecordingPool
 ) -> None:
-    ollama.preload("llama3.2")
+    ollama.admin.preload("llama3.2")
     assert body_of(pool.sent[-1]) == {"model": "llama3.2", "keep_alive": "10m"}
 
 
@@ -175,7 +176,7 @@ def test_error_line_mid_stream_raises_after_the_text(ollama: OllamaClient) -> No
 @use_cassette("ollama_native.yaml")
 def test_pull_streams_progress_to_the_callback(ollama: OllamaClient) -> None:
     lines: list[PullProgress] = []
-    ollama.pull("llama3.2", lines.append)
+    ollama.admin.pull("llama3.2", lines.append)
     assert lines[0].status == "pulling manifest"
     assert lines[-1].status == "success"
     layer = [line for line in lines if line.total]
@@ -189,13 +190,13 @@ def test_pull_streams_progress_to_the_callback(ollama: OllamaClient) -> None:
 def test_pull_of_an_unknown_model_fails_with_model_not_found(ollama: OllamaClient) -> None:
     lines: list[PullProgress] = []
     with pytest.raises(ModelNotFound, match="file does not exist"):
-        ollama.pull("llama9", lines.append)
+        ollama.admin.pull("llama9", lines.append)
     assert [line.status for line in lines] == ["pulling manifest"]
 
 
 def test_refused_connection_is_ollama_unavailable() -> None:
-    ollama = OllamaClient(closed_port_url(), default_model="llama3.2", api="native")
-    assert ollama.health_check() is False
+    ollama = OllamaClient(closed_port_url(), default_model="llama3.2")
+    assert ollama.admin.health_check() is False
     with pytest.raises(OllamaUnavailable, match="connection refused"):
         ollama.list_models()
     with pytest.raises(OllamaUnavailable):
@@ -219,7 +220,7 @@ def test_health_check_has_its_own_short_timeout(silent_server: str) -> None:
     ollama = OllamaClient(
         silent_server, default_model="llama3.2", timeout_seconds=60, health_check_timeout=0.2
     )
-    assert ollama.health_check() is False
+    assert ollama.admin.health_check() is False
 
 
 def test_build_backends_gives_ollama_the_native_options() -> None:
@@ -227,22 +228,9 @@ def test_build_backends_gives_ollama_the_native_options() -> None:
         {"name": "ollama", "api": "native", "num_ctx": 4096, "keep_alive": -1, "think": True}
     )
     ollama = build_backends(config)[Provider.OLLAMA]
-    assert isinstance(ollama, OllamaClient) and ollama.api == "native"
+    assert isinstance(ollama, OllamaClient)
     body = ollama.native_body(
         ChatRequest(messages=[Message(role="user", content="hi")]), "qwen3", stream=True
     )
     assert body["options"] == {"num_ctx": 4096}
     assert (body["keep_alive"], body["think"], body["stream"]) == (-1, True, True)
-
-
-@pytest.mark.local_server
-async def test_a_v1_only_server_is_healthy_for_the_v1_api_but_not_for_native(
-    local_server: LocalServer,
-) -> None:
-    v1 = OllamaClient(local_server.base_url, default_model=local_server.model, timeout_seconds=5)
-    native = OllamaClient(
-        local_server.base_url, default_model=local_server.model, api="native", timeout_seconds=5
-    )
-    assert v1.health_check(timeout=5) is True
-    assert await v1.ahealth_check(timeout=5) is True
-    assert native.health_check(timeout=5) is False

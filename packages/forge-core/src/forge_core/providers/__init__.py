@@ -1,4 +1,5 @@
-"""Provider backends, one per provider, all implementing `ChatBackend`."""
+"""Provider backends, one per provider, all implementing `ChatBackend`; those whose endpoint
+embeds also implement `EmbeddingBackend`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ from forge_core._config import ForgeConfig
 from forge_core._http import ClientPool
 from forge_core._types import Capabilities, Provider
 from forge_core.providers._anthropic import AnthropicClient
-from forge_core.providers._base import AttemptTimeouts, ChatBackend, ModelCatalog, ModelInfo
+from forge_core.providers._base import (
+    AttemptTimeouts,
+    ChatBackend,
+    EmbeddingBackend,
+    ModelCatalog,
+    ModelInfo,
+)
 from forge_core.providers._huggingface import HuggingFaceBackend, LlamaCppBackend
 from forge_core.providers._ollama import (
+    OllamaAdmin,
     OllamaClient,
     OllamaModel,
     OllamaModelDetails,
     OllamaModelInfo,
+    OllamaOpenAIClient,
     OllamaRunningModel,
     PullProgress,
+    ollama_admin,
 )
 from forge_core.providers._openai_compat import OpenAICompatibleClient
 
@@ -24,17 +34,21 @@ __all__ = [
     "AnthropicClient",
     "AttemptTimeouts",
     "ChatBackend",
+    "EmbeddingBackend",
     "LlamaCppBackend",
     "ModelCatalog",
     "ModelInfo",
+    "OllamaAdmin",
     "OllamaClient",
     "OllamaModel",
     "OllamaModelDetails",
     "OllamaModelInfo",
+    "OllamaOpenAIClient",
     "OllamaRunningModel",
     "OpenAICompatibleClient",
     "PullProgress",
     "build_backends",
+    "ollama_admin",
     "read_timeout_for",
 ]
 
@@ -45,6 +59,8 @@ _OPENAI_HOST = "api.openai.com"
 _CLOUD_CAPABILITIES = Capabilities(
     tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
 )
+#: OpenAI (and servers configured in its place) also serve ``/embeddings``.
+_OPENAI_CAPABILITIES = _CLOUD_CAPABILITIES.model_copy(update={"embeddings": True})
 
 
 def build_backends(
@@ -62,19 +78,31 @@ def build_backends(
         for name, value in (("HTTP-Referer", openrouter.app_url), ("X-Title", openrouter.app_title))
         if value
     }
-    return {
-        Provider.OLLAMA: OllamaClient(
+    ollama_default = (ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0]
+    ollama_client: ChatBackend
+    if ollama.api == "native":
+        ollama_client = OllamaClient(
             ollama.base_url,
-            default_model=(ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0],
-            api=ollama.api,
-            dialect=ollama.dialect,
+            default_model=ollama_default,
             timeout_seconds=ollama.timeout_seconds,
             health_check_timeout=ollama.health_check_timeout,
             num_ctx=ollama.num_ctx,
             keep_alive=ollama.keep_alive,
             think=ollama.think,
             pool=pool,
-        ),
+        )
+    else:
+        ollama_client = OllamaOpenAIClient(
+            ollama.base_url,
+            default_model=ollama_default,
+            dialect=ollama.dialect,
+            timeout_seconds=ollama.timeout_seconds,
+            health_check_timeout=ollama.health_check_timeout,
+            keep_alive=ollama.keep_alive,
+            pool=pool,
+        )
+    return {
+        Provider.OLLAMA: ollama_client,
         Provider.HUGGINGFACE: HuggingFaceBackend(local.huggingface),
         Provider.OPENAI: OpenAICompatibleClient(
             Provider.OPENAI,
@@ -85,7 +113,7 @@ def build_backends(
             max_tokens_field=(
                 "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
             ),
-            capabilities=_CLOUD_CAPABILITIES,
+            capabilities=_OPENAI_CAPABILITIES,
             dialect=openai.dialect,
             timeout_seconds=openai.timeout_seconds,
             pool=pool,

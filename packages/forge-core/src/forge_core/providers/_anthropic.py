@@ -2,8 +2,9 @@
 
 forge speaks the OpenAI role vocabulary; this module translates it to Anthropic's (a top-level
 ``system``, ``tool_use`` / ``tool_result`` content blocks, ``input_schema`` tools) and back.
-HTTP statuses, in-stream ``error`` events and transport errors become forge errors here, in
-`error_from` and `_translate_transport`, and nowhere else.
+The I/O is the shared `Transport`'s; HTTP statuses and in-stream ``error`` events become forge
+errors in `error_from` (the one status table, refined by Anthropic's error types). Wire notes:
+docs/providers.md.
 
 Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking`` (request and the
 signed blocks that must be sent back), ``top_p``/``top_k``, ``metadata``, ``service_tier``,
@@ -16,11 +17,11 @@ data URLs.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
+from httpx_sse import ServerSentEvent
 
 from forge_core._exceptions import (
     AuthenticationFailed,
@@ -33,7 +34,7 @@ from forge_core._exceptions import (
     ProviderUnavailable,
     RateLimited,
 )
-from forge_core._http import ClientPool, default_pool
+from forge_core._http import ClientPool
 from forge_core._types import (
     Capabilities,
     ChatChunk,
@@ -49,13 +50,13 @@ from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, 
 from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
+    error_class_for_status,
     parse_data_url,
     read_api_key,
     redact,
     retry_after,
-    timeout_for,
-    transport_error,
 )
+from forge_core.providers._transport import Call, Transport
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicClient"]
 
@@ -83,6 +84,14 @@ _FINISH_REASONS = {
 }
 _MESSAGES_PATH = "/v1/messages"
 _MODELS_PATH = "/v1/models"
+_HEALTH_CALL = Call("GET", _MODELS_PATH, params={"limit": 1})
+
+
+def _models_call(after: str | None) -> Call:
+    params: dict[str, str | int] = {"limit": 1000}
+    if after is not None:
+        params["after_id"] = after
+    return Call("GET", _MODELS_PATH, params=params)
 
 
 class AnthropicClient:
@@ -111,9 +120,15 @@ class AnthropicClient:
         self.api_key_env = api_key_env
         self._default_max_tokens = default_max_tokens
         self._version = version
-        self._timeout_seconds = timeout_seconds
-        self._pool = pool or default_pool
         self._env = env
+        self._transport = Transport(
+            self.provider,
+            self.base_url,
+            headers=self._headers,
+            status_error=self._error_for,
+            timeout_seconds=timeout_seconds,
+            pool=pool,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -134,157 +149,55 @@ class AnthropicClient:
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""
-        client = self._pool.sync_client(self.base_url)
-        try:
-            response = client.post(
-                _MESSAGES_PATH,
-                json=self.body(request, model, stream=False),
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            )
-            response.read()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
+        response = self._transport.send(self._messages_call(request, model, False), timeouts)
         return self._message_from(response, model)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
         """Async `chat`."""
-        client = self._pool.async_client(self.base_url)
-        try:
-            response = await client.post(
-                _MESSAGES_PATH,
-                json=self.body(request, model, stream=False),
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            )
-            await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        return self._message_from(response, model)
+        call = self._messages_call(request, model, False)
+        return self._message_from(await self._transport.asend(call, timeouts), model)
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
         """The answer as chunks, from the named SSE events."""
-        client = self._pool.sync_client(self.base_url)
-        state = _StreamState(self, model)
-        try:
-            with connect_sse(
-                client,
-                "POST",
-                _MESSAGES_PATH,
-                json=self.body(request, model, stream=True),
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            ) as source:
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    raise self._error_for(source.response, model)
-                for event in source.iter_sse():
-                    chunk = state.feed(event)
-                    if chunk is not None:
-                        yield chunk
-                    if state.done:
-                        return
-                    timeouts.remaining()
-        except SSEError as exc:
-            raise self._malformed(f"expected an event stream: {exc}", model) from exc
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        raise self._malformed("the stream ended before message_stop", model)
+        call = self._messages_call(request, model, True)
+        return self._transport.stream(call, timeouts, _StreamState(self, model))
 
-    async def astream(
+    def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
-        client = self._pool.async_client(self.base_url)
-        state = _StreamState(self, model)
-        try:
-            async with aconnect_sse(
-                client,
-                "POST",
-                _MESSAGES_PATH,
-                json=self.body(request, model, stream=True),
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            ) as source:
-                if source.response.status_code >= 400:
-                    await source.response.aread()
-                    raise self._error_for(source.response, model)
-                async for event in source.aiter_sse():
-                    chunk = state.feed(event)
-                    if chunk is not None:
-                        yield chunk
-                    if state.done:
-                        return
-                    timeouts.remaining()
-        except SSEError as exc:
-            raise self._malformed(f"expected an event stream: {exc}", model) from exc
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        raise self._malformed("the stream ended before message_stop", model)
+        call = self._messages_call(request, model, True)
+        return self._transport.astream(call, timeouts, _StreamState(self, model))
 
     # -- discovery --------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
         """Every model ``GET /v1/models`` lists, following ``has_more`` pages."""
-        client = self._pool.sync_client(self.base_url)
         models: list[ModelInfo] = []
-        params: dict[str, str | int] = {"limit": 1000}
-        while True:
-            try:
-                response = client.get(
-                    _MODELS_PATH, params=params, headers=self._headers(), timeout=self._timeout()
-                )
-                response.read()
-            except httpx.HTTPError as exc:
-                raise self._translate_transport(exc, "", None) from exc
-            page, next_after = self._models_page(response)
-            models.extend(page)
-            if next_after is None:
-                return models
-            params = {"limit": 1000, "after_id": next_after}
+        after = self._models_page(self._transport.send(_models_call(None)), models)
+        while after is not None:
+            after = self._models_page(self._transport.send(_models_call(after)), models)
+        return models
 
     async def alist_models(self) -> list[ModelInfo]:
         """Async `list_models`."""
-        client = self._pool.async_client(self.base_url)
         models: list[ModelInfo] = []
-        params: dict[str, str | int] = {"limit": 1000}
-        while True:
-            try:
-                response = await client.get(
-                    _MODELS_PATH, params=params, headers=self._headers(), timeout=self._timeout()
-                )
-                await response.aread()
-            except httpx.HTTPError as exc:
-                raise self._translate_transport(exc, "", None) from exc
-            page, next_after = self._models_page(response)
-            models.extend(page)
-            if next_after is None:
-                return models
-            params = {"limit": 1000, "after_id": next_after}
+        after = self._models_page(await self._transport.asend(_models_call(None)), models)
+        while after is not None:
+            after = self._models_page(await self._transport.asend(_models_call(after)), models)
+        return models
 
     def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """A key is set and ``GET /v1/models?limit=1`` answers 200 (never a billed call)."""
-        try:
-            response = self._pool.sync_client(self.base_url).get(
-                _MODELS_PATH, params={"limit": 1}, headers=self._headers(), timeout=timeout
-            )
-        except (ProviderError, httpx.HTTPError):
-            return False
-        return response.status_code == 200
+        return self._transport.probe(_HEALTH_CALL, timeout) == 200
 
     async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """Async `health`."""
-        try:
-            response = await self._pool.async_client(self.base_url).get(
-                _MODELS_PATH, params={"limit": 1}, headers=self._headers(), timeout=timeout
-            )
-        except (ProviderError, httpx.HTTPError):
-            return False
-        return response.status_code == 200
+        return await self._transport.aprobe(_HEALTH_CALL, timeout) == 200
 
     # -- request ----------------------------------------------------------------------------
 
@@ -298,8 +211,8 @@ class AnthropicClient:
             headers["x-api-key"] = key
         return headers
 
-    def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self._timeout_seconds)
+    def _messages_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
+        return Call("POST", _MESSAGES_PATH, model, self.body(request, model, stream=stream))
 
     def body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         """The JSON body of a Messages API request for ``request``."""
@@ -331,16 +244,13 @@ class AnthropicClient:
     # -- response ---------------------------------------------------------------------------
 
     def _message_from(self, response: httpx.Response, model: str) -> ChatResponse:
-        if response.status_code >= 400:
-            raise self._error_for(response, model)
         try:
             return _parse_message(response.json(), model)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise self._malformed(f"malformed message: {redact(str(exc))}", model) from exc
 
-    def _models_page(self, response: httpx.Response) -> tuple[list[ModelInfo], str | None]:
-        if response.status_code >= 400:
-            raise self._error_for(response, "")
+    def _models_page(self, response: httpx.Response, models: list[ModelInfo]) -> str | None:
+        """Add one page of the listing to ``models``; the id to continue after, if any."""
         try:
             data = response.json()
             page = [
@@ -356,7 +266,8 @@ class AnthropicClient:
             ]
         except (ValueError, KeyError, TypeError) as exc:
             raise self._malformed("malformed model list", "") from exc
-        return page, (data.get("last_id") if data.get("has_more") else None)
+        models.extend(page)
+        return str(data["last_id"]) if data.get("has_more") and data.get("last_id") else None
 
     def _malformed(self, message: str, model: str) -> MalformedResponse:
         return MalformedResponse(f"anthropic: {message}", provider=self.provider.value, model=model)
@@ -377,17 +288,20 @@ class AnthropicClient:
             fallback_message=response.reason_phrase or "error",
         )
 
-    def _translate_transport(
-        self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
-    ) -> ProviderError:
-        return transport_error(
-            exc,
-            where=f"anthropic at {self.base_url}",
-            provider=self.provider.value,
-            model=model,
-            connect_seconds=self._timeout_seconds if timeouts is None else timeouts.connect,
-            read_seconds=self._timeout_seconds if timeouts is None else timeouts.read,
-        )
+
+#: Anthropic's error ``type`` refines the one status table (and names in-stream errors).
+_ERROR_TYPES: dict[str, type[ProviderError]] = {
+    "authentication_error": AuthenticationFailed,
+    "permission_error": AuthenticationFailed,
+    "billing_error": AuthenticationFailed,
+    "not_found_error": ModelNotFound,
+    "rate_limit_error": RateLimited,
+    "overloaded_error": RateLimited,
+    "timeout_error": ForgeTimeout,
+    "api_error": ProviderUnavailable,
+    "invalid_request_error": BadRequest,
+    "request_too_large": BadRequest,
+}
 
 
 def error_from(
@@ -405,27 +319,15 @@ def error_from(
     message = f"anthropic: {where}: {kind + ': ' if kind else ''}{detail}"
     common: dict[str, Any] = {"provider": "anthropic", "model": model, "status_code": status}
     details = error.get("details")
-    spend_limit = isinstance(details, Mapping) and details.get("error_code") == (
-        "enforced_spend_limit_reached"
-    )
-    if status in (401, 402, 403) or kind in (
-        "authentication_error",
-        "permission_error",
-        "billing_error",
-    ):
-        return AuthenticationFailed(message, **common)
-    if spend_limit:
+    if isinstance(details, Mapping) and details.get("error_code") == "enforced_spend_limit_reached":
         # A monthly spend limit does not lift with waiting: fail over, do not retry.
         return AuthenticationFailed(message, **common)
-    if status == 404 or kind == "not_found_error":
-        return ModelNotFound(message, **common)
-    if status in (429, 529) or kind in ("rate_limit_error", "overloaded_error"):
+    error_class = _ERROR_TYPES.get(kind)
+    if error_class is None:
+        error_class = ProviderUnavailable if status is None else error_class_for_status(status)
+    if error_class is RateLimited:
         return RateLimited(message, retry_after=retry_after_seconds, **common)
-    if status in (408, 504) or kind == "timeout_error":
-        return ForgeTimeout(message, **common)
-    if (status is not None and status >= 500) or kind == "api_error" or status is None:
-        return ProviderUnavailable(message, **common)
-    return BadRequest(message, **common)
+    return error_class(message, **common)
 
 
 # -- wire translation ---------------------------------------------------------------------
@@ -557,7 +459,7 @@ def _parse_message(data: dict[str, Any], model: str) -> ChatResponse:
 
 
 class _StreamState:
-    """Turns the Messages SSE events of one stream into chunks (shared by sync and async)."""
+    """Turns the Messages SSE events of one stream into chunks."""
 
     def __init__(self, client: AnthropicClient, model: str) -> None:
         self._client = client
@@ -571,8 +473,15 @@ class _StreamState:
     def _chunk(self, **fields: Any) -> ChatChunk:
         return ChatChunk(provider=Provider.ANTHROPIC, model=self.model, **fields)
 
-    def feed(self, event: ServerSentEvent) -> ChatChunk | None:
-        """The chunk ``event`` yields, if any; raises on an in-stream ``error``."""
+    def feed(self, event: ServerSentEvent) -> Iterable[ChatChunk]:
+        """The chunks ``event`` yields; raises on an in-stream ``error``."""
+        chunk = self._event(event)
+        return (chunk,) if chunk is not None else ()
+
+    def end(self) -> None:
+        raise self._client._malformed("the stream ended before message_stop", self.model)
+
+    def _event(self, event: ServerSentEvent) -> ChatChunk | None:
         name = event.event
         if name == "ping":
             return None

@@ -10,9 +10,23 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from forge_core._exceptions import ForgeTimeout
-from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
+from forge_core._types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+)
 
-__all__ = ["DEFAULT_HEALTH_TIMEOUT", "AttemptTimeouts", "ChatBackend", "ModelCatalog", "ModelInfo"]
+__all__ = [
+    "DEFAULT_HEALTH_TIMEOUT",
+    "AttemptTimeouts",
+    "ChatBackend",
+    "EmbeddingBackend",
+    "ModelCatalog",
+    "ModelInfo",
+]
 
 #: Seconds a health probe may take (docs/behaviour.md, Health: a cheap probe with a short timeout).
 DEFAULT_HEALTH_TIMEOUT = 1.0
@@ -84,6 +98,32 @@ class ChatBackend(Protocol):
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """A `ChatBackend` whose endpoint also turns texts into vectors.
+
+    The router sends embedding requests only to backends that implement this and whose
+    `ChatBackend.capabilities` say ``embeddings`` for the model; breakers, health, retries and
+    metrics are the endpoint's, shared with chat.
+    """
+
+    provider: Provider
+
+    def default_embedding_model(self) -> str:
+        """The model that embeds when the request names none for this provider."""
+        ...
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """One vector per text, in order (the router fills in ``route``)."""
+        ...
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
         ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import re
 import time
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_MESSAGE",
     "DataUrl",
     "ToolCallAssembler",
+    "embedding_vector",
     "new_tool_call_id",
     "parse_arguments",
     "parse_data_url",
@@ -261,3 +263,36 @@ def transport_error(
     if isinstance(exc, httpx.ConnectError):
         return unavailable(f"{where}: cannot connect: {reason(exc)}", refused=True, **common)
     return ProviderUnavailable(f"{where}: connection failed: {reason(exc)}", **common)
+
+
+def embedding_vector(raw: Any) -> list[float]:
+    """One embedding from a response body, as finite floats; ``ValueError`` when it is not one.
+
+    llama-cpp-python's server, running a model whose GGUF declares no pooling (chat models such
+    as Gemma or SmolLM2), answers with one vector per token instead of one per text; those are
+    mean-pooled and L2-normalised here, as the in-process backend does.
+    """
+    if isinstance(raw, list) and raw and all(isinstance(row, list) for row in raw):
+        return _normalised(_mean([_numbers(row) for row in raw]))
+    return _numbers(raw)
+
+
+def _numbers(raw: Any) -> list[float]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("an embedding is not a non-empty list of numbers")
+    vector = [float(x) for x in raw]
+    if not all(math.isfinite(x) for x in vector):
+        raise ValueError("an embedding holds a non-finite number")
+    return vector
+
+
+def _mean(rows: list[list[float]]) -> list[float]:
+    width = len(rows[0])
+    if any(len(row) != width for row in rows):
+        raise ValueError("token embeddings of different lengths")
+    return [sum(column) / len(rows) for column in zip(*rows, strict=True)]
+
+
+def _normalised(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else vector

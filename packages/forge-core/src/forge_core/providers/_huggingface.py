@@ -48,6 +48,7 @@ from forge_core._types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    EmbeddingResponse,
     Provider,
     RouteTrail,
     ToolCall,
@@ -252,7 +253,7 @@ class HuggingFaceBackend:
         return f"{type(self).__name__}(models={[m.name for m in self._config.models]!r})"
 
     def default_model(self) -> str:
-        """The first configured model, else the embedded Gemma 3 270M."""
+        """The first configured model, else the embedded model (`EMBEDDED_MODEL`)."""
         return self._config.models[0].name if self._config.models else EMBEDDED_MODEL
 
     def check_ready(self, model: str) -> None:
@@ -291,6 +292,7 @@ class HuggingFaceBackend:
             structured_output=True,
             json_mode=True,
             streaming=True,
+            embeddings=True,
             context_window=self._config.n_ctx,
         )
 
@@ -555,20 +557,30 @@ class HuggingFaceBackend:
                     seconds=time.perf_counter() - started,
                 )
 
-    def embed(self, texts: list[str], model: str, timeout: float) -> list[list[float]]:
+    def default_embedding_model(self) -> str:
+        """The model that embeds when the request names none: the embedded model, so vectors
+        do not change space when a chat model is configured."""
+        return EMBEDDED_MODEL
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
         """Unit-length vectors of ``texts`` from ``model`` loaded in embedding mode (a pool entry
         of its own, with the same isolation, keep-alive and stats as chat)."""
-        deadline = AttemptTimeouts(
-            connect=timeout, read=timeout, total_deadline=time.monotonic() + timeout
-        )
-        with self._instance(model, deadline, None, "embed") as (loaded, instance, waited):
+        with self._instance(model, timeouts, None, "embed") as (loaded, instance, waited):
             started = time.perf_counter()
             try:
                 if isinstance(instance, WorkerInstance):
-                    return instance.embed(texts, model, deadline.remaining())
-                return embed_texts(instance, texts, model)
+                    vectors = instance.embed(texts, model, timeouts.remaining())
+                else:
+                    vectors = embed_texts(instance, texts, model)
             finally:
                 loaded.record(waited=waited, tokens=0, seconds=time.perf_counter() - started)
+        return EmbeddingResponse(vectors=vectors, provider=self.provider, model=model)
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """`embed` on a thread of its own, so the event loop is never blocked."""
+        return await in_thread(self.embed, texts, model, timeouts)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts

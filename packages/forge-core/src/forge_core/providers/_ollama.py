@@ -1,24 +1,27 @@
-"""The ``ollama`` provider: `OllamaClient`.
+"""The ``ollama`` provider: two chat clients over one `OllamaAdmin`.
 
-Chat goes through Ollama's OpenAI-compatible ``/v1/chat/completions`` (the default,
-inherited from `OpenAICompatibleClient`) or, with ``api: native``, through ``/api/chat`` with
-NDJSON streaming and the options only the native API has (``num_ctx``, ``keep_alive``,
-``think``). Discovery, health, preloading and pulls always use the native API. Error bodies are
-``{"error": "<message>"}``; statuses map through the inherited `_error_for_status`, stream
-error lines through `_stream_failure`.
+`OllamaClient` chats through Ollama's native ``/api/chat`` (NDJSON streaming, and the options
+only the native API has: ``num_ctx``, ``keep_alive``, ``think``) and embeds through
+``/api/embed``; `OllamaOpenAIClient` chats through the OpenAI-compatible ``/v1`` surface
+(``api: openai``, the default, which other servers with that surface also answer) and embeds
+through ``/v1/embeddings``. Both list, probe, show, preload and pull through the same
+`OllamaAdmin` (``/api/tags``, ``/api/version``, ``/api/show``, ``/api/ps``, ``/api/generate``,
+``/api/pull``), whose ``/api/show`` answers feed both clients' capabilities. Error bodies are
+``{"error": "<message>"}``; statuses map through the one table, NDJSON error lines through
+`_stream_failure`. Wire notes: docs/providers.md.
 
 Fields of Ollama's documented API that forge does not carry yet: streamed ``thinking`` text (``think``
 is sent, the thoughts are dropped), ``logprobs``, ``seed``/``top_k``/``top_p`` options,
-``/api/generate`` as a chat path, ``/api/embed``, ``/api/create``/``copy``/``delete``/``push``,
-and the timing stats of the final chunk. ``tool_choice`` does not exist in Ollama: it is ignored,
-except ``"none"``, which leaves the tools out of a native request.
+``/api/generate`` as a chat path, ``/api/create``/``copy``/``delete``/``push``, embedding
+``truncate``/``dimensions``, and the timing stats of the final chunk. ``tool_choice`` does not
+exist in Ollama: it is ignored, except ``"none"``, which leaves the tools out of a native request.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field
@@ -37,6 +40,7 @@ from forge_core._types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    EmbeddingResponse,
     Message,
     Provider,
     RouteTrail,
@@ -47,26 +51,37 @@ from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, 
 from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
+    embedding_vector,
     new_tool_call_id,
     parse_data_url,
     redact,
-    timeout_for,
+    status_error,
 )
-from forge_core.providers._openai_compat import OpenAICompatibleClient
+from forge_core.providers._openai_compat import OpenAICompatibleClient, checked_count
+from forge_core.providers._transport import Call, Transport
 
 __all__ = [
+    "DEFAULT_OLLAMA_EMBEDDING_MODEL",
+    "OllamaAdmin",
     "OllamaClient",
     "OllamaModel",
     "OllamaModelDetails",
     "OllamaModelInfo",
+    "OllamaOpenAIClient",
     "OllamaRunningModel",
     "PullProgress",
+    "ollama_admin",
 ]
 
 #: Ollama's /v1 surface: tools and JSON output for models that support them; no tool_choice.
 OLLAMA_CAPABILITIES = Capabilities(
-    tools=True, tool_choice=False, structured_output=True, json_mode=True
+    tools=True, tool_choice=False, structured_output=True, json_mode=True, embeddings=True
 )
+#: The model Ollama embeds with when the request names none.
+DEFAULT_OLLAMA_EMBEDDING_MODEL = "nomic-embed-text"
+_VERSION = Call("GET", "/api/version")
+_V1_MODELS = Call("GET", "/v1/models")
+_TAGS = Call("GET", "/api/tags")
 
 
 class OllamaModelDetails(BaseModel):
@@ -123,14 +138,19 @@ class PullProgress(BaseModel):
     completed: int | None = None
 
 
-class OllamaClient(OpenAICompatibleClient):
-    """An Ollama server: chat (``/v1`` or native ``/api/chat``), discovery, health, pulls.
+class OllamaAdmin:
+    """What an Ollama server says about its models, and what it does with them: the pulled
+    models, version and health, ``show``, the loaded models, preloading and pulling.
+
+    Shared by `OllamaClient` and `OllamaOpenAIClient` (their ``admin``); ``v1_health`` makes a
+    server without the native API healthy when its ``/v1/models`` answers (forge is often
+    pointed at other servers with that surface).
 
     Example:
         ```python
-        ollama = OllamaClient("http://localhost:11434", default_model="llama3.2")
-        if ollama.health_check():
-            print([model.name for model in ollama.list_models()])
+        admin = OllamaAdmin("http://localhost:11434")
+        if admin.health_check():
+            print([model.name for model in admin.pulled_models()])
         ```
     """
 
@@ -138,115 +158,66 @@ class OllamaClient(OpenAICompatibleClient):
         self,
         base_url: str = "http://localhost:11434",
         *,
-        default_model: str,
-        api: Literal["openai", "native"] = "openai",
-        dialect: str = "openai",
         timeout_seconds: float = 30.0,
         health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
-        num_ctx: int | None = None,
         keep_alive: str | int | None = None,
-        think: bool | str | None = None,
+        v1_health: bool = False,
         pool: ClientPool | None = None,
     ) -> None:
-        super().__init__(
+        self.base_url = base_url.rstrip("/")
+        self._health_check_timeout = health_check_timeout
+        self._keep_alive = keep_alive
+        self._v1_health = v1_health
+        #: What the last ``/api/show`` of each model said it can do.
+        self.model_capabilities: dict[str, Capabilities] = {}
+        self.transport = Transport(
             Provider.OLLAMA,
-            base_url,
-            default_model=default_model,
-            chat_path="/v1/chat/completions",
-            unavailable_error=OllamaUnavailable,
-            capabilities=OLLAMA_CAPABILITIES,
-            dialect=dialect,
-            models_path="/api/tags",
+            self.base_url,
+            headers=_headers,
+            status_error=_status_error,
+            unavailable=OllamaUnavailable,
             timeout_seconds=timeout_seconds,
             pool=pool,
         )
-        self.api = api
-        self._health_check_timeout = health_check_timeout
-        self._num_ctx = num_ctx
-        self._keep_alive = keep_alive
-        self._think = think
 
-    # -- capabilities -----------------------------------------------------------------------
-
-    def capabilities(self, model: str) -> Capabilities:
-        """From the last ``/api/show`` of ``model`` when there was one, else the /v1 defaults."""
-        return self._model_capabilities.get(model, self._capabilities)
-
-    # -- discovery and health ---------------------------------------------------------------
-
-    def list_models(self) -> list[ModelInfo]:
-        """The pulled models (``GET /api/tags``), as `OllamaModel`."""
-        return list(self.pulled_models())
-
-    async def alist_models(self) -> list[ModelInfo]:
-        """Async `list_models`."""
-        response = await self._arequest("GET", "/api/tags", model="")
-        return list(self._tags_from(response))
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def pulled_models(self) -> list[OllamaModel]:
-        """The pulled models (``GET /api/tags``), typed as `OllamaModel`."""
-        return self._tags_from(self._request("GET", "/api/tags", model=""))
+        """The pulled models (``GET /api/tags``)."""
+        return _tags_from(self.transport.send(_TAGS))
+
+    async def apulled_models(self) -> list[OllamaModel]:
+        """Async `pulled_models`."""
+        return _tags_from(await self.transport.asend(_TAGS))
 
     def version(self, timeout: float | None = None) -> str:
         """The server's version (``GET /api/version``)."""
-        response = self._request(
-            "GET", "/api/version", model="", timeout=timeout or self._health_check_timeout
-        )
-        return str(self._json(response, "")["version"])
+        response = self.transport.send(_VERSION, timeout or self._health_check_timeout)
+        return str(_json(response, "").get("version"))
 
     def health_check(self, timeout: float | None = None) -> bool:
-        """True when ``/api/version`` answers within the health-check timeout (never raises).
-
-        A server without the native API (404) is still healthy when chat goes through ``/v1``
-        and ``/v1/models`` answers: forge is often pointed at other servers with that surface.
-        """
+        """True when ``/api/version`` (or, with ``v1_health``, ``/v1/models`` on a server
+        without the native API) answers 200 within the health-check timeout. Never raises."""
         seconds = timeout or self._health_check_timeout
-        try:
-            self.version(seconds)
-        except ModelNotFound:
-            return self.api == "openai" and self._v1_answers(seconds)
-        except (ProviderError, KeyError, TypeError):
-            return False
-        return True
+        status = self.transport.probe(_VERSION, seconds)
+        if status == 404 and self._v1_health:
+            status = self.transport.probe(_V1_MODELS, seconds)
+        return status == 200
 
     async def ahealth_check(self, timeout: float | None = None) -> bool:
         """Async `health_check`."""
         seconds = timeout or self._health_check_timeout
-        try:
-            response = await self._arequest("GET", "/api/version", model="", timeout=seconds)
-            self._json(response, "")["version"]
-        except ModelNotFound:
-            if self.api != "openai":
-                return False
-            try:
-                await self._arequest("GET", "/v1/models", model="", timeout=seconds)
-            except ProviderError:
-                return False
-            return True
-        except (ProviderError, KeyError, TypeError):
-            return False
-        return True
-
-    def _v1_answers(self, timeout: float) -> bool:
-        try:
-            self._request("GET", "/v1/models", model="", timeout=timeout)
-        except ProviderError:
-            return False
-        return True
-
-    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
-        """`health_check` (the `ModelCatalog` name)."""
-        return self.health_check(timeout)
-
-    async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
-        """Async `health`."""
-        return await self.ahealth_check(timeout)
+        status = await self.transport.aprobe(_VERSION, seconds)
+        if status == 404 and self._v1_health:
+            status = await self.transport.aprobe(_V1_MODELS, seconds)
+        return status == 200
 
     def show(self, model: str) -> OllamaModelInfo:
         """Context length and capabilities of ``model`` (``POST /api/show``); 404 ->
-        `ModelNotFound`. The answer feeds `capabilities`."""
-        response = self._request("POST", "/api/show", model=model, json={"model": model})
-        data = self._json(response, model)
+        `ModelNotFound`. The answer feeds the clients' `capabilities`."""
+        response = self.transport.send(Call("POST", "/api/show", model, {"model": model}))
+        data = _json(response, model)
         try:
             model_info = data.get("model_info") or {}
             architecture = model_info.get("general.architecture")
@@ -258,17 +229,17 @@ class OllamaClient(OpenAICompatibleClient):
                 details=OllamaModelDetails.model_validate(data.get("details") or {}),
             )
         except (ValueError, TypeError) as exc:
-            raise self._malformed("malformed /api/show answer", model) from exc
-        self._model_capabilities[model] = _capabilities_from_show(info)
+            raise _malformed("malformed /api/show answer", model) from exc
+        self.model_capabilities[model] = _capabilities_from_show(info)
         return info
 
     def running_models(self) -> list[OllamaRunningModel]:
         """The models loaded in memory now (``GET /api/ps``)."""
-        data = self._json(self._request("GET", "/api/ps", model=""), "")
+        data = _json(self.transport.send(Call("GET", "/api/ps")), "")
         try:
             return [OllamaRunningModel.model_validate(entry) for entry in data.get("models") or []]
         except ValueError as exc:
-            raise self._malformed("malformed /api/ps answer", "") from exc
+            raise _malformed("malformed /api/ps answer", "") from exc
 
     def preload(self, model: str, keep_alive: str | int | None = None) -> None:
         """Load ``model`` into memory without generating (an empty ``/api/generate``) and keep
@@ -277,9 +248,9 @@ class OllamaClient(OpenAICompatibleClient):
         keep = keep_alive if keep_alive is not None else self._keep_alive
         if keep is not None:
             body["keep_alive"] = keep
-        data = self._json(self._request("POST", "/api/generate", model=model, json=body), model)
+        data = _json(self.transport.send(Call("POST", "/api/generate", model, body)), model)
         if not data.get("done"):
-            raise self._malformed("preload did not finish", model)
+            raise _malformed("preload did not finish", model)
 
     def pull(self, model: str, progress: Callable[[PullProgress], None] | None = None) -> None:
         """Pull ``model``, passing every ``/api/pull`` progress line to ``progress``.
@@ -287,127 +258,141 @@ class OllamaClient(OpenAICompatibleClient):
         An error line in the stream (the status stays 200) raises: `ModelNotFound` when the
         registry has no such model, else `ProviderUnavailable`.
         """
-        client = self._pool.sync_client(self.base_url)
-        try:
-            with client.stream(
-                "POST",
-                "/api/pull",
-                json={"model": model, "stream": True},
-                timeout=httpx.Timeout(self._timeout_seconds),
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._error_for_status(response, model)
-                for data in self._ndjson(response.iter_lines(), model):
-                    try:
-                        line = PullProgress.model_validate(data)
-                    except ValueError as exc:
-                        raise self._malformed("malformed /api/pull line", model) from exc
-                    if progress is not None:
-                        progress(line)
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, None) from exc
+        call = Call("POST", "/api/pull", model, {"model": model, "stream": True}, events="ndjson")
+        for data in self.transport.items(call):
+            if "error" in data:
+                raise _stream_failure(str(data["error"]), model)
+            try:
+                line = PullProgress.model_validate(data)
+            except ValueError as exc:
+                raise _malformed("malformed /api/pull line", model) from exc
+            if progress is not None:
+                progress(line)
 
-    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
-        # Ollama's /v1 takes images only as base64 data URLs; say so before sending.
-        for message in request.messages:
-            for url in message.images:
-                _base64_image(url)
-        return super()._body(request, model, stream=stream)
 
-    # -- native chat ------------------------------------------------------------------------
+class _AdminBacked:
+    """Capabilities, listing and health of an Ollama chat client, from its `OllamaAdmin`."""
+
+    admin: OllamaAdmin
+
+    def capabilities(self, model: str) -> Capabilities:
+        """From the last ``/api/show`` of ``model`` when there was one, else the defaults."""
+        return self.admin.model_capabilities.get(model, OLLAMA_CAPABILITIES)
+
+    def list_models(self) -> list[ModelInfo]:
+        """The pulled models (``GET /api/tags``), as `OllamaModel`."""
+        return list(self.admin.pulled_models())
+
+    async def alist_models(self) -> list[ModelInfo]:
+        """Async `list_models`."""
+        return list(await self.admin.apulled_models())
+
+    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """`OllamaAdmin.health_check`."""
+        return self.admin.health_check(timeout)
+
+    async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """Async `health`."""
+        return await self.admin.ahealth_check(timeout)
+
+
+class OllamaClient(_AdminBacked):
+    """Chat through Ollama's native ``/api/chat`` and embeddings through ``/api/embed``.
+
+    Example:
+        ```python
+        ollama = OllamaClient("http://localhost:11434", default_model="llama3.2")
+        if ollama.health():
+            print([model.id for model in ollama.list_models()])
+        ```
+    """
+
+    provider = Provider.OLLAMA
+
+    def __init__(
+        self,
+        base_url: str = "http://localhost:11434",
+        *,
+        default_model: str,
+        default_embedding_model: str = DEFAULT_OLLAMA_EMBEDDING_MODEL,
+        timeout_seconds: float = 30.0,
+        health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+        num_ctx: int | None = None,
+        keep_alive: str | int | None = None,
+        think: bool | str | None = None,
+        pool: ClientPool | None = None,
+    ) -> None:
+        self.admin = OllamaAdmin(
+            base_url,
+            timeout_seconds=timeout_seconds,
+            health_check_timeout=health_check_timeout,
+            keep_alive=keep_alive,
+            pool=pool,
+        )
+        self.base_url = self.admin.base_url
+        self._default_model = default_model
+        self._default_embedding_model = default_embedding_model
+        self._num_ctx = num_ctx
+        self._keep_alive = keep_alive
+        self._think = think
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def default_model(self) -> str:
+        """The configured default model."""
+        return self._default_model
+
+    def default_embedding_model(self) -> str:
+        """The model that embeds when the request names none."""
+        return self._default_embedding_model
+
+    def check_ready(self, model: str) -> None:
+        """Nothing to check without the network: Ollama needs no key."""
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
-        """One complete answer, through ``/v1`` or (``api: native``) ``/api/chat``."""
-        if self.api != "native":
-            return super().chat(request, model, timeouts)
-        response = self._request(
-            "POST",
-            "/api/chat",
-            model=model,
-            json=self.native_body(request, model, stream=False),
-            timeout=timeout_for(timeouts),
-            timeouts=timeouts,
-        )
-        return self._native_response(self._json(response, model), model)
+        """One complete answer from ``/api/chat``."""
+        response = self.admin.transport.send(self._chat_call(request, model, False), timeouts)
+        return _native_response(_json(response, model), model)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
         """Async `chat`."""
-        if self.api != "native":
-            return await super().achat(request, model, timeouts)
-        response = await self._arequest(
-            "POST",
-            "/api/chat",
-            model=model,
-            json=self.native_body(request, model, stream=False),
-            timeout=timeout_for(timeouts),
-            timeouts=timeouts,
+        call = self._chat_call(request, model, False)
+        return _native_response(
+            _json(await self.admin.transport.asend(call, timeouts), model), model
         )
-        return self._native_response(self._json(response, model), model)
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
-        """The answer as chunks: SSE from ``/v1``, or NDJSON from native ``/api/chat``."""
-        if self.api != "native":
-            yield from super().stream(request, model, timeouts)
-            return
-        client = self._pool.sync_client(self.base_url)
-        state = _NativeStream(self, model)
-        try:
-            with client.stream(
-                "POST",
-                "/api/chat",
-                json=self.native_body(request, model, stream=True),
-                timeout=timeout_for(timeouts),
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._error_for_status(response, model)
-                for data in self._ndjson(response.iter_lines(), model):
-                    chunk = state.feed(data)
-                    if chunk is not None:
-                        yield chunk
-                    if state.done:
-                        return
-                    timeouts.remaining()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        raise self._malformed("the stream ended before done", model)
+        """The answer as chunks, from the NDJSON lines of ``/api/chat``."""
+        call = self._chat_call(request, model, True)
+        return self.admin.transport.stream(call, timeouts, _NativeStream(model))
 
-    async def astream(
+    def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
-        if self.api != "native":
-            async for compat_chunk in super().astream(request, model, timeouts):
-                yield compat_chunk
-            return
-        client = self._pool.async_client(self.base_url)
-        state = _NativeStream(self, model)
-        try:
-            async with client.stream(
-                "POST",
-                "/api/chat",
-                json=self.native_body(request, model, stream=True),
-                timeout=timeout_for(timeouts),
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._error_for_status(response, model)
-                async for line in response.aiter_lines():
-                    for data in self._ndjson(iter([line]), model):
-                        chunk = state.feed(data)
-                        if chunk is not None:
-                            yield chunk
-                        if state.done:
-                            return
-                    timeouts.remaining()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        raise self._malformed("the stream ended before done", model)
+        call = self._chat_call(request, model, True)
+        return self.admin.transport.astream(call, timeouts, _NativeStream(model))
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """One vector per text from ``POST /api/embed``."""
+        response = self.admin.transport.send(_embed_call(texts, model), timeouts)
+        return _embeddings_from(response, model, len(texts))
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        response = await self.admin.transport.asend(_embed_call(texts, model), timeouts)
+        return _embeddings_from(response, model, len(texts))
+
+    # -- request ------------------------------------------------------------------------------
 
     def native_body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         """The JSON body of a native ``/api/chat`` request."""
@@ -440,121 +425,163 @@ class OllamaClient(OpenAICompatibleClient):
             body["think"] = self._think
         return body
 
-    # -- plumbing ---------------------------------------------------------------------------
+    def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
+        body = self.native_body(request, model, stream=stream)
+        return Call("POST", "/api/chat", model, body, events="ndjson")
 
-    def _request(
+
+class OllamaOpenAIClient(_AdminBacked, OpenAICompatibleClient):
+    """Chat through Ollama's OpenAI-compatible ``/v1/chat/completions`` and embeddings through
+    ``/v1/embeddings``; listing and health through the native API (`OllamaAdmin`), falling back
+    to ``/v1/models`` for health on servers without it."""
+
+    def __init__(
         self,
-        method: str,
-        path: str,
+        base_url: str = "http://localhost:11434",
         *,
-        model: str,
-        json: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        timeouts: AttemptTimeouts | None = None,
-    ) -> httpx.Response:
-        client = self._pool.sync_client(self.base_url)
-        try:
-            response = client.request(
-                method, path, json=json, timeout=timeout or self._timeout_seconds
-            )
-            response.read()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        if response.status_code >= 400:
-            raise self._error_for_status(response, model)
-        return response
+        default_model: str,
+        default_embedding_model: str = DEFAULT_OLLAMA_EMBEDDING_MODEL,
+        dialect: str = "openai",
+        timeout_seconds: float = 30.0,
+        health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+        keep_alive: str | int | None = None,
+        pool: ClientPool | None = None,
+    ) -> None:
+        super().__init__(
+            Provider.OLLAMA,
+            base_url,
+            default_model=default_model,
+            default_embedding_model=default_embedding_model,
+            chat_path="/v1/chat/completions",
+            embeddings_path="/v1/embeddings",
+            unavailable_error=OllamaUnavailable,
+            capabilities=OLLAMA_CAPABILITIES,
+            dialect=dialect,
+            timeout_seconds=timeout_seconds,
+            pool=pool,
+        )
+        self.admin = OllamaAdmin(
+            base_url,
+            timeout_seconds=timeout_seconds,
+            health_check_timeout=health_check_timeout,
+            keep_alive=keep_alive,
+            v1_health=True,
+            pool=pool,
+        )
 
-    async def _arequest(
-        self,
-        method: str,
-        path: str,
-        *,
-        model: str,
-        json: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        timeouts: AttemptTimeouts | None = None,
-    ) -> httpx.Response:
-        client = self._pool.async_client(self.base_url)
-        try:
-            response = await client.request(
-                method, path, json=json, timeout=timeout or self._timeout_seconds
-            )
-            await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        if response.status_code >= 400:
-            raise self._error_for_status(response, model)
-        return response
+    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        # Ollama's /v1 takes images only as base64 data URLs; say so before sending.
+        for message in request.messages:
+            for url in message.images:
+                _base64_image(url)
+        return super()._body(request, model, stream=stream)
 
-    def _json(self, response: httpx.Response, model: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise self._malformed("answer is not JSON", model) from exc
-        if not isinstance(data, dict):
-            raise self._malformed("answer is not a JSON object", model)
-        return data
 
-    def _malformed(self, message: str, model: str) -> MalformedResponse:
-        return MalformedResponse(f"ollama: {message}", provider=self.provider.value, model=model)
+def ollama_admin(backend: object) -> OllamaAdmin | None:
+    """The `OllamaAdmin` of an Ollama chat client (either API), else None."""
+    admin = getattr(backend, "admin", None)
+    return admin if isinstance(admin, OllamaAdmin) else None
 
-    def _ndjson(self, lines: Iterator[str], model: str) -> Iterator[dict[str, Any]]:
-        """Objects of an NDJSON stream; an ``{"error": ...}`` line raises."""
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except ValueError as exc:
-                raise self._malformed("malformed NDJSON line", model) from exc
-            if not isinstance(data, dict):
-                raise self._malformed("NDJSON line is not an object", model)
-            if "error" in data:
-                raise self._stream_failure(str(data["error"]), model)
-            yield data
 
-    def _stream_failure(self, message: str, model: str) -> ProviderError:
-        text = f"ollama: {redact(message)[:MAX_MESSAGE]}"
-        common: dict[str, Any] = {"provider": self.provider.value, "model": model}
-        if "not found" in message or "file does not exist" in message:
-            return ModelNotFound(text, **common)
-        return ProviderUnavailable(text, **common)
+# -- wire ---------------------------------------------------------------------------------------
 
-    def _tags_from(self, response: httpx.Response) -> list[OllamaModel]:
-        data = self._json(response, "")
-        try:
-            models = [
-                OllamaModel(
-                    id=entry["name"],
-                    provider=Provider.OLLAMA,
-                    name=entry["name"],
-                    size=int(entry.get("size") or 0),
-                    modified_at=str(entry.get("modified_at") or ""),
-                    digest=str(entry.get("digest") or ""),
-                    details=OllamaModelDetails.model_validate(entry.get("details") or {}),
-                    raw=entry,
-                )
-                for entry in data.get("models") or []
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self._malformed("malformed /api/tags answer", "") from exc
-        return models
 
-    def _native_response(self, data: Mapping[str, Any], model: str) -> ChatResponse:
-        try:
-            message = data["message"]
-            calls = [_native_call(call) for call in message.get("tool_calls") or []]
-            return ChatResponse(
-                content=message.get("content") or None,
-                tool_calls=calls,
-                finish_reason=_finish_reason(data.get("done_reason"), bool(calls)),
-                usage=_native_usage(data),
+def _headers() -> dict[str, str]:
+    return {"Accept": "application/json"}
+
+
+def _status_error(response: httpx.Response, model: str) -> ProviderError:
+    """The one status table; the message from Ollama's ``{"error": "..."}`` body."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    detail = redact(str(error))[:MAX_MESSAGE] if error else response.reason_phrase or "error"
+    message = f"ollama: HTTP {response.status_code}: {detail}"
+    return status_error(response, message, provider="ollama", model=model)
+
+
+def _json(response: httpx.Response, model: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise _malformed("answer is not JSON", model) from exc
+    if not isinstance(data, dict):
+        raise _malformed("answer is not a JSON object", model)
+    return data
+
+
+def _malformed(message: str, model: str) -> MalformedResponse:
+    return MalformedResponse(f"ollama: {message}", provider="ollama", model=model)
+
+
+def _stream_failure(message: str, model: str) -> ProviderError:
+    text = f"ollama: {redact(message)[:MAX_MESSAGE]}"
+    common: dict[str, Any] = {"provider": "ollama", "model": model}
+    if "not found" in message or "file does not exist" in message:
+        return ModelNotFound(text, **common)
+    return ProviderUnavailable(text, **common)
+
+
+def _tags_from(response: httpx.Response) -> list[OllamaModel]:
+    data = _json(response, "")
+    try:
+        models = [
+            OllamaModel(
+                id=entry["name"],
                 provider=Provider.OLLAMA,
-                model=str(data.get("model") or model),
-                route=RouteTrail(),
+                name=entry["name"],
+                size=int(entry.get("size") or 0),
+                modified_at=str(entry.get("modified_at") or ""),
+                digest=str(entry.get("digest") or ""),
+                details=OllamaModelDetails.model_validate(entry.get("details") or {}),
+                raw=entry,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self._malformed("malformed /api/chat answer", model) from exc
+            for entry in data.get("models") or []
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _malformed("malformed /api/tags answer", "") from exc
+    return models
+
+
+def _native_response(data: Mapping[str, Any], model: str) -> ChatResponse:
+    try:
+        message = data["message"]
+        calls = [_native_call(call) for call in message.get("tool_calls") or []]
+        return ChatResponse(
+            content=message.get("content") or None,
+            tool_calls=calls,
+            finish_reason=_finish_reason(data.get("done_reason"), bool(calls)),
+            usage=_native_usage(data),
+            provider=Provider.OLLAMA,
+            model=str(data.get("model") or model),
+            route=RouteTrail(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _malformed("malformed /api/chat answer", model) from exc
+
+
+def _embed_call(texts: list[str], model: str) -> Call:
+    return Call("POST", "/api/embed", model, {"model": model, "input": texts})
+
+
+def _embeddings_from(response: httpx.Response, model: str, count: int) -> EmbeddingResponse:
+    """An ``/api/embed`` answer: ``embeddings`` (always a list), ``prompt_eval_count``."""
+    data = _json(response, model)
+    try:
+        tokens = data.get("prompt_eval_count")
+        result = EmbeddingResponse(
+            vectors=[embedding_vector(item) for item in data["embeddings"]],
+            provider=Provider.OLLAMA,
+            model=str(data.get("model") or model),
+            input_tokens=int(tokens) if tokens is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _malformed(f"malformed embeddings response: {redact(str(exc))}", model) from exc
+    return checked_count(result, count)
 
 
 def _capabilities_from_show(info: OllamaModelInfo) -> Capabilities:
@@ -562,6 +589,7 @@ def _capabilities_from_show(info: OllamaModelInfo) -> Capabilities:
     return Capabilities(
         tools=tools,
         tool_choice=False,
+        embeddings=True,
         structured_output="completion" in info.capabilities,
         json_mode="completion" in info.capabilities,
         vision="vision" in info.capabilities,
@@ -625,17 +653,25 @@ def _native_usage(data: Mapping[str, Any]) -> Usage | None:
 
 
 class _NativeStream:
-    """Turns ``/api/chat`` NDJSON objects into chunks (shared by sync and async)."""
+    """Turns ``/api/chat`` NDJSON objects into chunks."""
 
-    def __init__(self, client: OllamaClient, model: str) -> None:
-        self._client = client
+    def __init__(self, model: str) -> None:
         self.model = model
         self.done = False
         self._tools = ToolCallAssembler()
         self._calls = 0
 
-    def feed(self, data: dict[str, Any]) -> ChatChunk | None:
-        """The chunk one NDJSON object yields, if any."""
+    def feed(self, data: dict[str, Any]) -> Iterable[ChatChunk]:
+        """The chunks one NDJSON object yields; an ``{"error": ...}`` line raises."""
+        if "error" in data:
+            raise _stream_failure(str(data["error"]), self.model)
+        chunk = self._chunk(data)
+        return (chunk,) if chunk is not None else ()
+
+    def end(self) -> None:
+        raise _malformed("the stream ended before done", self.model)
+
+    def _chunk(self, data: dict[str, Any]) -> ChatChunk | None:
         try:
             self.model = str(data.get("model") or self.model)
             message = data.get("message") or {}
@@ -665,7 +701,7 @@ class _NativeStream:
                     model=self.model,
                 )
         except (KeyError, TypeError, ValueError) as exc:
-            raise self._client._malformed("malformed /api/chat line", self.model) from exc
+            raise _malformed("malformed /api/chat line", self.model) from exc
         content = message.get("content") or ""
         if not content and not deltas:
             return None

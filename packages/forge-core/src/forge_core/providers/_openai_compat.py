@@ -1,8 +1,9 @@
-"""A chat client for any OpenAI-compatible HTTP endpoint, on pooled httpx clients.
+"""A chat and embeddings client for any OpenAI-compatible HTTP endpoint.
 
-Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface and llama-cpp-python's server. httpx errors
-and HTTP error statuses become forge errors here, in `_translate_transport` and
-`_error_for_status` (in-stream errors in `_stream_error`), and nowhere else.
+Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface and llama-cpp-python's server. Requests are
+built and answers parsed here; the I/O is the shared `Transport`'s, and HTTP error statuses
+become forge errors in `OpenAICompatibleClient._error_for_status` (in-stream errors in
+`_stream_error`) on top of the one status table. Wire notes: docs/providers.md.
 
 Fields of OpenAI's documented chat-completions API that forge does not carry yet: request ``n``, ``seed``,
 ``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
@@ -16,11 +17,11 @@ streaming (it ignores ``stream_options``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
+from httpx_sse import ServerSentEvent
 
 from forge_core._exceptions import (
     AuthenticationFailed,
@@ -30,8 +31,15 @@ from forge_core._exceptions import (
     ProviderError,
     ProviderUnavailable,
 )
-from forge_core._http import ClientPool, default_pool
-from forge_core._types import Capabilities, ChatChunk, ChatRequest, ChatResponse, Provider
+from forge_core._http import ClientPool
+from forge_core._types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+)
 from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.providers._common import (
     MAX_MESSAGE,
@@ -40,16 +48,25 @@ from forge_core.providers._common import (
     read_api_key,
     redact,
     status_error,
-    timeout_for,
-    transport_error,
 )
-from forge_core.providers._openai_wire import build_body, parse_chunk, parse_completion
+from forge_core.providers._openai_wire import (
+    build_body,
+    embeddings_body,
+    parse_chunk,
+    parse_completion,
+    parse_embeddings,
+)
+from forge_core.providers._transport import Call, Transport
 
-__all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter"]
+__all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings_from"]
+
+#: The model an OpenAI-compatible endpoint embeds with when the request names none.
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 
 
 class OpenAICompatibleClient:
-    """Chat over ``POST {base_url}{chat_path}`` in the OpenAI chat-completions format.
+    """Chat over ``POST {base_url}{chat_path}`` and embeddings over ``POST {base_url}{embeddings_path}``
+    in the OpenAI formats.
 
     The API key is read from ``api_key_env`` at call time and never stored on the object, so it
     cannot leak through a ``repr`` or a traceback's locals of this object.
@@ -63,6 +80,8 @@ class OpenAICompatibleClient:
         default_model: str,
         api_key_env: str | None = None,
         chat_path: str = "/chat/completions",
+        embeddings_path: str = "/embeddings",
+        default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
         max_tokens_field: str = "max_tokens",
         extra_headers: Mapping[str, str] | None = None,
         unavailable_error: type[ProviderUnavailable] = ProviderUnavailable,
@@ -76,18 +95,26 @@ class OpenAICompatibleClient:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._default_model = default_model
+        self._default_embedding_model = default_embedding_model
         self.api_key_env = api_key_env
         self._chat_path = chat_path
+        self._embeddings_path = embeddings_path
         self._max_tokens_field = max_tokens_field
         self._extra_headers = dict(extra_headers or {})
-        self._unavailable_error = unavailable_error
-        self._capabilities = capabilities or Capabilities()
+        self._capabilities = capabilities or Capabilities(embeddings=True)
         self.dialect = dialect
         self._models_path = models_path
-        self._timeout_seconds = timeout_seconds
         self._model_capabilities: dict[str, Capabilities] = {}
-        self._pool = pool or default_pool
         self._env = env
+        self._transport = Transport(
+            provider,
+            self.base_url,
+            headers=self._headers,
+            status_error=self._error_for_status,
+            unavailable=unavailable_error,
+            timeout_seconds=timeout_seconds,
+            pool=pool,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -100,6 +127,10 @@ class OpenAICompatibleClient:
         """The configured default model of this endpoint."""
         return self._default_model
 
+    def default_embedding_model(self) -> str:
+        """The model this endpoint embeds with when the request names none."""
+        return self._default_embedding_model
+
     def check_ready(self, model: str) -> None:
         """Fail without network when the API key this endpoint needs is not set."""
         self._api_key()
@@ -111,148 +142,62 @@ class OpenAICompatibleClient:
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""
-        client = self._pool.sync_client(self.base_url)
-        body = self._body(request, model, stream=False)
-        try:
-            response = client.post(
-                self._chat_path, json=body, headers=self._headers(), timeout=timeout_for(timeouts)
-            )
-            response.read()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
+        response = self._transport.send(self._chat_call(request, model, stream=False), timeouts)
         return self._completion_from(response, model)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
         """Async `chat`."""
-        client = self._pool.async_client(self.base_url)
-        body = self._body(request, model, stream=False)
-        try:
-            response = await client.post(
-                self._chat_path, json=body, headers=self._headers(), timeout=timeout_for(timeouts)
-            )
-            await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
-        return self._completion_from(response, model)
+        call = self._chat_call(request, model, stream=False)
+        return self._completion_from(await self._transport.asend(call, timeouts), model)
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
         """The answer as chunks, parsed from the SSE stream."""
-        client = self._pool.sync_client(self.base_url)
-        body = self._body(request, model, stream=True)
-        tools = ToolCallAssembler()
-        try:
-            with connect_sse(
-                client,
-                "POST",
-                self._chat_path,
-                json=body,
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            ) as source:
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    raise self._error_for_status(source.response, model)
-                for event in source.iter_sse():
-                    if event.data.strip() == "[DONE]":
-                        return
-                    yield self._chunk_from(event, model, tools)
-                    timeouts.remaining()
-        except SSEError as exc:
-            raise MalformedResponse(
-                f"{self.provider.value}: expected an event stream: {exc}",
-                provider=self.provider.value,
-                model=model,
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
+        call = self._chat_call(request, model, stream=True)
+        return self._transport.stream(call, timeouts, _CompletionStream(self, model))
 
-    async def astream(
+    def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
-        client = self._pool.async_client(self.base_url)
-        body = self._body(request, model, stream=True)
-        tools = ToolCallAssembler()
-        try:
-            async with aconnect_sse(
-                client,
-                "POST",
-                self._chat_path,
-                json=body,
-                headers=self._headers(),
-                timeout=timeout_for(timeouts),
-            ) as source:
-                if source.response.status_code >= 400:
-                    await source.response.aread()
-                    raise self._error_for_status(source.response, model)
-                async for event in source.aiter_sse():
-                    if event.data.strip() == "[DONE]":
-                        return
-                    yield self._chunk_from(event, model, tools)
-                    timeouts.remaining()
-        except SSEError as exc:
-            raise MalformedResponse(
-                f"{self.provider.value}: expected an event stream: {exc}",
-                provider=self.provider.value,
-                model=model,
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, model, timeouts) from exc
+        call = self._chat_call(request, model, stream=True)
+        return self._transport.astream(call, timeouts, _CompletionStream(self, model))
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """One vector per text, one POST for the whole batch."""
+        response = self._transport.send(self._embeddings_call(texts, model), timeouts)
+        return embeddings_from(response, self.provider, model, len(texts))
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        response = await self._transport.asend(self._embeddings_call(texts, model), timeouts)
+        return embeddings_from(response, self.provider, model, len(texts))
 
     # -- discovery --------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
         """The models ``GET {base_url}/models`` lists; OpenRouter's metadata is remembered and
         feeds `capabilities`."""
-        client = self._pool.sync_client(self.base_url)
-        try:
-            response = client.get(
-                self._models_path, headers=self._headers(), timeout=self._timeout_seconds
-            )
-            response.read()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, "", None) from exc
-        return self._models_from(response)
+        return self._models_from(self._transport.send(Call("GET", self._models_path)))
 
     async def alist_models(self) -> list[ModelInfo]:
         """Async `list_models`."""
-        client = self._pool.async_client(self.base_url)
-        try:
-            response = await client.get(
-                self._models_path, headers=self._headers(), timeout=self._timeout_seconds
-            )
-            await response.aread()
-        except httpx.HTTPError as exc:
-            raise self._translate_transport(exc, "", None) from exc
-        return self._models_from(response)
+        return self._models_from(await self._transport.asend(Call("GET", self._models_path)))
 
     def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """A key is set (when one is needed) and ``GET /models`` answers 200 within ``timeout``."""
-        try:
-            response = self._pool.sync_client(self.base_url).get(
-                self._models_path, headers=self._headers(), timeout=timeout
-            )
-        except (ProviderError, httpx.HTTPError):
-            return False
-        return response.status_code == 200
+        return self._transport.probe(Call("GET", self._models_path), timeout) == 200
 
     async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """Async `health`."""
-        try:
-            response = await self._pool.async_client(self.base_url).get(
-                self._models_path, headers=self._headers(), timeout=timeout
-            )
-        except (ProviderError, httpx.HTTPError):
-            return False
-        return response.status_code == 200
+        return await self._transport.aprobe(Call("GET", self._models_path), timeout) == 200
 
     def _models_from(self, response: httpx.Response) -> list[ModelInfo]:
-        if response.status_code >= 400:
-            raise self._error_for_status(response, "")
         try:
             entries = response.json()["data"]
             models = []
@@ -291,6 +236,12 @@ class OpenAICompatibleClient:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def _chat_call(self, request: ChatRequest, model: str, *, stream: bool) -> Call:
+        return Call("POST", self._chat_path, model, self._body(request, model, stream=stream))
+
+    def _embeddings_call(self, texts: list[str], model: str) -> Call:
+        return Call("POST", self._embeddings_path, model, embeddings_body(texts, model))
+
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         try:
             return build_body(
@@ -308,8 +259,6 @@ class OpenAICompatibleClient:
     # -- response ---------------------------------------------------------------------------
 
     def _completion_from(self, response: httpx.Response, model: str) -> ChatResponse:
-        if response.status_code >= 400:
-            raise self._error_for_status(response, model)
         try:
             data = response.json()
         except ValueError as exc:
@@ -394,6 +343,8 @@ class OpenAICompatibleClient:
         return ProviderUnavailable(message, status_code=status, **common)
 
     def _error_for_status(self, response: httpx.Response, model: str) -> ProviderError:
+        """The forge error of an HTTP error answer: the one status table, refined by the
+        body's ``error.code`` (``insufficient_quota``)."""
         status = response.status_code
         try:
             data = response.json()
@@ -401,28 +352,58 @@ class OpenAICompatibleClient:
             data = None
         detail = _error_message(data) or response.reason_phrase or "error"
         message = f"{self.provider.value}: HTTP {status}: {detail}"
-        common: dict[str, Any] = {
-            "provider": self.provider.value,
-            "model": model,
-            "status_code": status,
-        }
         if _error_code(data) == "insufficient_quota":
             # Out of credit (OpenAI sends it as a 429): waiting will not help, like a 402.
-            return AuthenticationFailed(message, **common)
+            return AuthenticationFailed(
+                message, provider=self.provider.value, model=model, status_code=status
+            )
         return status_error(response, message, provider=self.provider.value, model=model)
 
-    def _translate_transport(
-        self, exc: httpx.HTTPError, model: str, timeouts: AttemptTimeouts | None
-    ) -> ProviderError:
-        return transport_error(
-            exc,
-            where=f"{self.provider.value} at {self.base_url}",
-            provider=self.provider.value,
+
+class _CompletionStream:
+    """Chat-completions SSE events -> chunks, with streamed tool calls assembled."""
+
+    def __init__(self, client: OpenAICompatibleClient, model: str) -> None:
+        self._client = client
+        self._model = model
+        self._tools = ToolCallAssembler()
+        self.done = False
+
+    def feed(self, item: ServerSentEvent) -> Iterable[ChatChunk]:
+        if item.data.strip() == "[DONE]":
+            self.done = True
+            return ()
+        return (self._client._chunk_from(item, self._model, self._tools),)
+
+    def end(self) -> None:
+        # A stream may end without [DONE]; the router checks that it said how it finished.
+        return None
+
+
+def embeddings_from(
+    response: httpx.Response, provider: Provider, model: str, count: int
+) -> EmbeddingResponse:
+    """The vectors of an OpenAI ``/embeddings`` answer, one per text asked for."""
+    try:
+        result = parse_embeddings(response.json(), provider, model)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"{provider.value}: malformed embeddings response: {redact(str(exc))}",
+            provider=provider.value,
             model=model,
-            connect_seconds=self._timeout_seconds if timeouts is None else timeouts.connect,
-            read_seconds=self._timeout_seconds if timeouts is None else timeouts.read,
-            unavailable=self._unavailable_error,
+        ) from exc
+    return checked_count(result, count)
+
+
+def checked_count(result: EmbeddingResponse, count: int) -> EmbeddingResponse:
+    """``result`` when it holds ``count`` vectors; else `MalformedResponse`."""
+    if len(result.vectors) != count:
+        raise MalformedResponse(
+            f"{result.provider.value}: asked for {count} embeddings, got {len(result.vectors)}",
+            provider=result.provider.value,
+            model=result.model,
         )
+    return result
 
 
 def capabilities_from_openrouter(entry: Mapping[str, Any]) -> Capabilities:

@@ -15,6 +15,7 @@ from forge_core._types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    EmbeddingResponse,
     Message,
     Provider,
     RouteTrail,
@@ -22,9 +23,17 @@ from forge_core._types import (
     ToolCallDelta,
     Usage,
 )
-from forge_core.providers._common import new_tool_call_id, parse_arguments
+from forge_core.providers._common import embedding_vector, new_tool_call_id, parse_arguments
 
-__all__ = ["build_body", "message_to_wire", "parse_chunk", "parse_completion", "parse_usage"]
+__all__ = [
+    "build_body",
+    "embeddings_body",
+    "message_to_wire",
+    "parse_chunk",
+    "parse_completion",
+    "parse_embeddings",
+    "parse_usage",
+]
 
 
 def message_to_wire(message: Message) -> dict[str, Any]:
@@ -185,4 +194,21 @@ def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChu
         usage=parse_usage(data.get("usage")),
         provider=provider,
         model=str(data.get("model") or model),
+    )
+
+
+def embeddings_body(texts: list[str], model: str) -> dict[str, Any]:
+    """The JSON body of ``POST /embeddings`` (float vectors, never base64)."""
+    return {"model": model, "input": texts, "encoding_format": "float"}
+
+
+def parse_embeddings(data: Any, provider: Provider, model: str) -> EmbeddingResponse:
+    """An ``/embeddings`` answer: ``data[i].embedding`` ordered by ``index``, ``usage``."""
+    items = sorted(data["data"], key=lambda item: int(item.get("index", 0)))
+    tokens = (data.get("usage") or {}).get("prompt_tokens")
+    return EmbeddingResponse(
+        vectors=[embedding_vector(item["embedding"]) for item in items],
+        provider=provider,
+        model=str(data.get("model") or model),
+        input_tokens=int(tokens) if tokens is not None else None,
     )
