@@ -1,4 +1,11 @@
-"""Session fixtures for every test under the workspace (see tests/support)."""
+"""Session fixtures for every test under the workspace, and the rule for marking integration tests.
+
+tests/support/README.md describes the helper modules, these fixtures and the two markers: a
+module whose tests reach the real llama-cpp-python server carries ``pytestmark =
+pytest.mark.local_server``, one that runs the embedded GGUF carries ``pytestmark =
+pytest.mark.local_model``. `pytest_collection_modifyitems` below refuses to run a test that uses
+the server fixtures without the ``local_server`` marker.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,15 @@ from pathlib import Path
 import pytest
 from forge_test_support import LocalServer, embedded_model_path, run_local_server
 
+#: Fixtures that start llama-cpp-python's real server: a test using one (directly or through
+#: another fixture) must be marked ``local_server``.
+SERVER_FIXTURES = ("local_server", "tool_server")
+
 
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
-    """Path of the embedded Gemma 3 270M GGUF."""
+    """Path of the GGUF the test servers run: ``forge_test_support.EMBEDDED_MODEL``
+    (``gemma-3-270m``, Gemma 3 270M Q4_K_M), not ``forge_core.EMBEDDED_MODEL``."""
     return embedded_model_path()
 
 
@@ -27,3 +39,23 @@ def tool_server(embedded_model: Path) -> Iterator[LocalServer]:
     """The same server with ``chatml-function-calling``: grammar-constrained tool calls."""
     with run_local_server(embedded_model, chat_format="chatml-function-calling") as server:
         yield server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a test that uses a server fixture but lacks the ``local_server`` marker."""
+    unmarked = []
+    for item in items:
+        used = [name for name in SERVER_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if used and item.get_closest_marker("local_server") is None:
+            unmarked.append(
+                f"  {item.nodeid} uses the {' and '.join(used)} fixture"
+                f"{'s' if len(used) > 1 else ''} but is not marked local_server"
+            )
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that need llama-cpp-python's real server must be marked local_server:\n"
+            + "\n".join(unmarked)
+            + "\nput `pytestmark = pytest.mark.local_server` at the top of their module (a list"
+            " with pytest.mark.local_model if it also runs the embedded model); see"
+            " tests/support/README.md"
+        )

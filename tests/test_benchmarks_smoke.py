@@ -3,7 +3,8 @@
 Checks shape only, never timings: each benchmark function against the real loopback server
 (a separate process) must produce its rows with finite, positive percentiles, the ratios its
 targets need, and a README section that round-trips. Skipped when the ``bench`` dependency
-group (the peers) is not installed.
+group (the peers) is not installed. The local suite, which runs the embedded model, is in
+test_benchmarks_smoke_local_model.py.
 """
 
 from __future__ import annotations
@@ -87,16 +88,6 @@ def test_concurrency_rows(server: Loopback) -> None:
     n = suites.SMOKE.concurrency
     assert f"forge ForgeChat.ainvoke x{n} throughput" in rows
     assert rows[f"forge ForgeChat.ainvoke x{n} throughput"].extra["open_sockets"] >= 0
-
-
-@pytest.mark.local_model
-def test_local_rows() -> None:
-    rows = _well_formed(suites.local(suites.SMOKE), "local")
-    for where in ("worker process", "in process"):
-        assert rows[f"forge ForgeChat.stream (local, {where})"].peer == "llama-cpp-python direct"
-    worker_ttft = rows["forge ForgeChat.stream (local, worker process) TTFT"]
-    assert worker_ttft.peer == "forge ForgeChat.stream (local, in process) TTFT"
-    assert "worker resident memory" in worker_ttft.note
 
 
 def test_import_rows() -> None:

@@ -1,4 +1,8 @@
-"""`forge chat` end to end, as a user runs it."""
+"""The `forge` commands end to end, as a user runs them: the paths that need no model.
+
+Those that reach llama-cpp-python's server are in test_cli_local_server.py; those that run the
+embedded model are in test_cli_local_model.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from forge_core import EMBEDDED_MODEL, load_config
-from forge_test_support import LocalServer, closed_port_url
+from forge_test_support import closed_port_url
 from ollama_pull_server import OllamaPullServer
 
 
@@ -35,59 +39,6 @@ def forge_cli(
 def write_config(path: Path, data: dict) -> Path:  # type: ignore[type-arg]
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-@pytest.mark.local_server
-def test_chat_prints_answer_and_names_the_provider_on_stderr(
-    local_server: LocalServer, tmp_path: Path
-) -> None:
-    config = write_config(
-        tmp_path / "forge.yaml",
-        {
-            "providers": {
-                "local": {
-                    "ollama": {"base_url": closed_port_url()},
-                },
-                "cloud": {
-                    "openai": {
-                        "base_url": local_server.openai_base_url,
-                        "api_key_env": None,
-                        "default_model": local_server.model,
-                    }
-                },
-                "fallback": {"order": ["ollama", "openai"]},
-            }
-        },
-    )
-    result = forge_cli(
-        "chat", "Say hi.", "--max-tokens", "8", "--config", str(config), cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip()
-    assert "served by openai:" in result.stderr
-    assert "ollama" in result.stderr and "connection refused" in result.stderr
-
-
-@pytest.mark.local_model
-def test_chat_stream_on_the_embedded_model_with_the_shipped_config(tmp_path: Path) -> None:
-    repo_config = Path(__file__).resolve().parents[1] / "forge.yaml"
-    result = forge_cli(
-        "chat",
-        "Say hi.",
-        "--stream",
-        "--max-tokens",
-        "8",
-        "--model",
-        f"huggingface:{EMBEDDED_MODEL}",
-        "--config",
-        str(repo_config),
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip()
-    assert f"served by huggingface:{EMBEDDED_MODEL}" in result.stderr
-    # Loading the model prints nothing of llama.cpp's (it goes to the forge.llama_cpp logger).
-    assert not [line for line in result.stderr.splitlines() if line.startswith("llama")]
 
 
 def test_bad_config_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
@@ -147,31 +98,6 @@ def test_config_check_points_at_the_bad_key(tmp_path: Path) -> None:
     assert "'gemini'" in result.stderr
 
 
-@pytest.mark.local_server
-def test_chat_json_output(local_server: LocalServer, tmp_path: Path) -> None:
-    import json
-
-    config = write_config(
-        tmp_path / "forge.yaml",
-        {
-            "providers": {
-                "local": {
-                    "ollama": {
-                        "base_url": local_server.base_url,
-                        "preferred_models": [local_server.model],
-                    }
-                },
-                "fallback": {"order": ["ollama"]},
-            }
-        },
-    )
-    result = forge_cli("chat", "Hi", "--json", "--max-tokens", "4", "-c", str(config), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["provider"] == "ollama"
-    assert data["route"]["attempts"][0]["ok"] is True
-
-
 # -- health, models, pull, warm, stats -------------------------------------------------------
 
 LAYERS = [("sha256:aa11bb22cc33dd44", 2500), ("sha256:ee55ff6677", 1200)]
@@ -195,24 +121,6 @@ def invoke(*args: str) -> Any:
     from typer.testing import CliRunner
 
     return CliRunner().invoke(app, list(args), env={NO_KEY_ENV: ""})
-
-
-def test_health_gives_each_provider_a_status_latency_circuit_and_reason(tmp_path: Path) -> None:
-    with OllamaPullServer({}, pulled=["tiny:1b"]) as server:
-        config = ollama_config(tmp_path / "forge.yaml", server.base_url, "huggingface", "openai")
-        result = invoke("health", "--json", "-c", str(config))
-    assert result.exit_code == 0, result.output
-    rows = {row["provider"]: row for row in json.loads(result.stdout)["providers"]}
-    assert list(rows) == ["ollama", "huggingface", "openai"]
-    assert rows["ollama"]["status"] == "up"
-    assert rows["ollama"]["latency_ms"] > 0
-    assert ("GET", "/api/version", {}) in server.requests
-    assert rows["huggingface"]["status"] == "up"
-    assert "in a worker process" in rows["huggingface"]["reason"]
-    assert "generated a token in a child process" in rows["huggingface"]["reason"]
-    assert rows["openai"]["status"] == "no key"
-    assert NO_KEY_ENV in rows["openai"]["reason"]
-    assert {row["circuit"] for row in rows.values()} == {"closed"}
 
 
 def test_health_exits_1_when_no_provider_can_serve(tmp_path: Path) -> None:
@@ -303,53 +211,12 @@ def test_pull_with_ollama_not_running_says_where_it_looked(tmp_path: Path) -> No
     assert url in result.stderr and "connection refused" in result.stderr
 
 
-@pytest.mark.local_model
-def test_warm_loads_the_embedded_model_and_preloads_pulled_ollama_models(
-    tmp_path: Path,
-) -> None:
-    with OllamaPullServer({}, pulled=["tiny:1b"]) as server:
-        config = ollama_config(tmp_path / "forge.yaml", server.base_url, "huggingface")
-        data = yaml.safe_load(config.read_text())
-        data["providers"]["local"]["ollama"]["preferred_models"] = ["tiny:1b", "absent:2b"]
-        write_config(config, data)
-        result = forge_cli("warm", "--json", "-c", str(config), cwd=tmp_path)
-        loaded = list(server.loaded)
-    assert result.returncode == 0, result.stderr
-    warmed = {entry["model"]: entry["seconds"] for entry in json.loads(result.stdout)}
-    assert set(warmed) == {f"huggingface:{EMBEDDED_MODEL}", "ollama:tiny:1b"}
-    assert all(seconds > 0 for seconds in warmed.values())
-    assert loaded == ["tiny:1b"]
-
-
 def test_bare_stats_says_they_are_per_process(tmp_path: Path) -> None:
     config = ollama_config(tmp_path / "forge.yaml", closed_port_url())
     result = invoke("stats", "-c", str(config))
     assert result.exit_code == 0, result.output
     assert "per process" in result.stderr and "--after-chat" in result.stderr
     assert "no requests routed" in result.stdout
-
-
-@pytest.mark.local_model
-def test_stats_after_chat_shows_the_fallback_it_recorded(tmp_path: Path) -> None:
-    config = ollama_config(tmp_path / "forge.yaml", closed_port_url(), "huggingface")
-    result = forge_cli(
-        "stats",
-        "--after-chat",
-        "Say hi.",
-        "--max-tokens",
-        "4",
-        "--json",
-        "-c",
-        str(config),
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    models = json.loads(result.stdout)["models"]
-    local = models[f"huggingface:{EMBEDDED_MODEL}"]
-    assert (local["requests"], local["successes"]) == (1, 1)
-    assert local["latency_ms"]["p50"] > 0
-    (ollama,) = [series for key, series in models.items() if key.startswith("ollama:")]
-    assert ollama["successes"] == 0 and sum(ollama["failures"].values()) >= 1
 
 
 @pytest.mark.parametrize(
@@ -361,31 +228,6 @@ def test_every_command_has_help_with_examples(command: list[str]) -> None:
     assert result.exit_code == 0, result.output
     assert "Examples:" in result.stdout
     assert "forge " + command[0] in result.stdout
-
-
-@pytest.mark.local_server
-def test_models_lists_a_cloud_style_endpoint_only_when_it_can_be_called(
-    local_server: LocalServer, tmp_path: Path
-) -> None:
-    config = write_config(
-        tmp_path / "forge.yaml",
-        {
-            "providers": {
-                "local": {"ollama": {"base_url": closed_port_url()}},
-                "cloud": {
-                    "openai": {"base_url": local_server.openai_base_url, "api_key_env": None},
-                    "openrouter": {"api_key_env": NO_KEY_ENV},
-                },
-                "fallback": {"order": ["ollama", "openai", "openrouter"]},
-            }
-        },
-    )
-    result = invoke("models", "--json", "-c", str(config))
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
-    assert [(row["provider"], row["model"]) for row in rows] == [("openai", local_server.model)]
-    assert "skipped ollama" in result.stderr
-    assert "skipped openrouter" in result.stderr and NO_KEY_ENV in result.stderr
 
 
 def test_models_table_shows_unknown_as_a_dash_not_no() -> None:

@@ -1,4 +1,7 @@
-"""Routing against llama-cpp-python's real OpenAI-compatible server on 127.0.0.1."""
+"""Routing against llama-cpp-python's real OpenAI-compatible server on 127.0.0.1.
+
+Routing that also runs the embedded model is in test_routing_local_server_and_model.py.
+"""
 
 from __future__ import annotations
 
@@ -190,13 +193,6 @@ def test_api_key_never_appears_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatc
     assert secret not in repr(caught.value)
     assert secret not in caught.value.route.model_dump_json()
     assert secret not in repr(forge.router._backends)
-
-
-def test_explicit_provider_model_pins_the_first_candidate(local_server: LocalServer) -> None:
-    forge = Forge(config_for(ollama_on(local_server), embedded_in_process()))
-    answer = forge.chat(PROMPT, model="huggingface:gemma-3-270m", max_tokens=4)
-    assert answer.provider is Provider.HUGGINGFACE
-    assert [a.provider for a in answer.route.attempts] == [Provider.HUGGINGFACE]
 
 
 def test_ollama_refusal_is_ollama_unavailable() -> None:

@@ -12,12 +12,14 @@ from forge_core._http import ClientPool
 from forge_core._retry import Clock
 from forge_core._router import Router
 from forge_core._types import (
+    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
     Message,
+    ModelRequirements,
     Provider,
 )
 from forge_core.providers import build_backends
@@ -65,6 +67,24 @@ class Forge:
     def router(self) -> Router:
         """The router (candidate planning and fallback)."""
         return self._router
+
+    def capabilities(
+        self, model: str | None = None, needs: ModelRequirements | None = None
+    ) -> Capabilities | None:
+        """What the route for ``model`` with ``needs`` can do, decided without a network call.
+
+        The `Capabilities` of the first candidate the router would try for a request naming
+        ``model`` (None: the configured preferences) that needs ``needs``; None when every
+        candidate is dropped (none can meet the needs, or none is usable now). Framework
+        packages answer "can this model call tools / honour a JSON schema / how large is its
+        context" with it.
+        """
+        request = ChatRequest(messages=[], model=model)
+        candidates, _ = self._router.plan(request, needs=needs or ModelRequirements())
+        if not candidates:
+            return None
+        first = candidates[0]
+        return first.backend.capabilities(first.model)
 
     def warm(self, models: Sequence[str] | None = None) -> list[str]:
         """Load the in-process (``huggingface``) models now rather than on first request.

@@ -1,4 +1,7 @@
-"""The GGUF path of the ``huggingface`` provider, on the real embedded Gemma 3 270M in process."""
+"""The GGUF path of the ``huggingface`` provider, on the real embedded Gemma 3 270M in process.
+
+Its comparison with llama-cpp-python's server is in test_local_gguf_local_server.py.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +27,7 @@ from forge_core._local_models import gpu_layers
 from forge_core.providers import _huggingface
 from forge_core.providers._huggingface import HuggingFaceBackend
 from forge_core.providers._local_engine import _ToolPlan, _wire_messages, chat_format_for
-from forge_test_support import (
-    LocalServer,
-    attempt_timeouts,
-    config_for,
-    embedded_in_process,
-    openai_compatible_on,
-)
+from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model
 
@@ -124,17 +121,6 @@ def test_answer_is_the_one_llama_cpp_python_gives_for_the_same_settings(forge: F
     assert answer.usage is not None
     assert answer.usage.output_tokens == direct["usage"]["completion_tokens"]
     assert answer.content == direct["choices"][0]["message"]["content"]
-
-
-def test_answer_in_process_is_the_answer_behind_llama_cpp_pythons_server(
-    forge: Forge, local_server: LocalServer
-) -> None:
-    prompt = "Why is the sky blue? Answer in one sentence."
-    served = Forge(config_for(openai_compatible_on(local_server)))
-    remote = served.chat(prompt, temperature=0, max_tokens=48)
-    local = forge.chat(prompt, model="huggingface:gemma-3-270m", temperature=0, max_tokens=48)
-    assert (remote.provider, local.provider) == (Provider.OPENAI, Provider.HUGGINGFACE)
-    assert local.content == remote.content
 
 
 def test_gemma_format_puts_the_system_text_in_the_first_user_turn() -> None:

@@ -1,7 +1,8 @@
-"""ForgeChat against llama-cpp-python's real OpenAI-compatible server and the real in-process model.
+"""ForgeChat against llama-cpp-python's real OpenAI-compatible server.
 
 The model is Gemma 3 270M (a base model): tests check types, providers, routes and usage, never
-the wording of an answer.
+the wording of an answer. ForgeChat on the real in-process model is in
+test_chat_models_local_model.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from forge_test_support import (
     LocalServer,
     closed_port_url,
     config_for,
-    embedded_in_process,
     ollama_on,
     openai_compatible_on,
 )
@@ -244,44 +244,3 @@ def test_every_provider_refused_raises_fallback_failed_unchanged() -> None:
     assert [(a.provider, a.ok) for a in caught.value.route.attempts] == [(Provider.OLLAMA, False)]
     with pytest.raises(FallbackFailed):
         list(chat.stream(PROMPT))
-
-
-@pytest.mark.local_model
-def test_per_call_model_pins_the_in_process_provider(local_server: LocalServer) -> None:
-    config = config_for(ollama_on(local_server), embedded_in_process())
-    chat = ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE)
-    answer = chat.invoke(PROMPT, model="huggingface:gemma-3-270m")
-    assert isinstance(answer.content, str) and answer.content
-    _assert_served_by(answer, Provider.HUGGINGFACE, "gemma-3-270m")
-    assert _attempts(answer) == [("huggingface", True)]
-    # Without the per-call model, the config's first provider (ollama) serves.
-    assert chat.invoke(PROMPT).response_metadata["model_provider"] == "ollama"
-
-
-@pytest.mark.local_model
-def test_in_process_stream_reports_usage_on_the_final_chunk_only() -> None:
-    chat = ForgeChat(
-        config=config_for(embedded_in_process()), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
-    )
-    chunks = list(chat.stream(PROMPT))
-    last = _assert_one_final_chunk(chunks)
-    _assert_served_by(last, Provider.HUGGINGFACE, "gemma-3-270m")
-    usage = last.usage_metadata
-    assert usage is not None
-    assert usage["input_tokens"] > 0
-    assert 0 < usage["output_tokens"] <= MAX_TOKENS
-    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
-    assert _collect(chunks).usage_metadata == usage
-
-
-@pytest.mark.local_model
-async def test_in_process_async_stream_and_invoke() -> None:
-    chat = ForgeChat(
-        config=config_for(embedded_in_process()), max_tokens=8, temperature=TEMPERATURE
-    )
-    chunks = [chunk async for chunk in chat.astream(PROMPT)]
-    last = _assert_one_final_chunk(chunks)
-    assert last.usage_metadata is not None and last.usage_metadata["output_tokens"] > 0
-    answer = await chat.ainvoke(PROMPT)
-    _assert_served_by(answer, Provider.HUGGINGFACE, "gemma-3-270m")
-    assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0

@@ -2,9 +2,10 @@
 
 The dead candidate is ``ollama`` on a refused port of 127.0.0.1 (it claims tool calling and
 JSON output, so the router tries it); the next one is real: llama-cpp-python's server with
-``--chat_format chatml-function-calling`` (the ``tool_server`` fixture, reached as ``openai``)
-or the embedded model in process (``huggingface``). Tool calls from that server are
-grammar-constrained, so their shape (not their values) is what the tests check.
+``--chat_format chatml-function-calling`` (the ``tool_server`` fixture, reached as ``openai``).
+Tool calls from that server are grammar-constrained, so their shape (not their values) is what
+the tests check. Falling back to the embedded model in process is in
+test_fallback_features_local_model.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from forge_test_support import (
     LocalServer,
     closed_port_url,
     config_for,
-    embedded_in_process,
     openai_compatible_on,
 )
 from langchain_core.callbacks import BaseCallbackHandler
@@ -122,33 +122,6 @@ def test_function_calling_structured_output_survives_a_dead_first_candidate(
     assert result["parsing_error"] is None
     assert isinstance(result["parsed"], Joke)
     assert _attempts(result["raw"]) == [("ollama", False), ("openai", True)]
-
-
-def test_json_schema_structured_output_falls_back_to_the_in_process_model() -> None:
-    chat = _chat(_dead_first(embedded_in_process()), JSON_MAX_TOKENS)
-    result = chat.with_structured_output(Joke, include_raw=True).invoke("Tell me a joke.")
-    assert isinstance(result, dict)
-    raw = result["raw"]
-    assert _attempts(raw) == [("ollama", False), ("huggingface", True)]
-    # Grammar-constrained, but 64 tokens may cut a long string short: either it parsed into a
-    # Joke, or the cut-off answer is reported as a parsing error (never a silent None).
-    if result["parsing_error"] is None:
-        assert isinstance(result["parsed"], Joke)
-    else:
-        assert raw.response_metadata["finish_reason"] == "length"
-
-
-def test_json_mode_structured_output_falls_back_to_the_in_process_model() -> None:
-    chat = _chat(_dead_first(embedded_in_process()), JSON_MAX_TOKENS)
-    schema = {"title": "Joke", "type": "object", "properties": {"setup": {"type": "string"}}}
-    result = chat.with_structured_output(schema, method="json_mode", include_raw=True).invoke(
-        "Answer in JSON with a key 'setup'."
-    )
-    assert _attempts(result["raw"]) == [("ollama", False), ("huggingface", True)]
-    if result["parsing_error"] is None:
-        assert isinstance(result["parsed"], dict)
-    else:
-        assert result["raw"].response_metadata["finish_reason"] == "length"
 
 
 def test_json_schema_structured_output_through_the_server_after_a_dead_candidate(

@@ -125,8 +125,8 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         """Context window, output budget and model name, as LlamaIndex's prompt helpers need.
 
-        ``is_function_calling_model`` is true when forge's plan for a request with tools keeps
-        at least one candidate (decided from the configuration, without a network call); a
+        ``is_function_calling_model`` is true when `forge_core.Forge.capabilities` finds a
+        candidate that calls tools (from the configuration, without a network call); a
         configuration that does not load reads as false here and raises on the first call.
         ``context_window`` is the option when set, else the context window the first candidate
         reports (the in-process model's ``n_ctx``), else the option's default.
@@ -135,36 +135,24 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
             context_window=self._context_window(),
             num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
             is_chat_model=True,
-            is_function_calling_model=self._route_can(tools=[_PROBE_TOOL]),
+            is_function_calling_model=self._capabilities(_NEEDS_TOOLS) is not None,
             model_name=self.model or UNPINNED_MODEL_NAME,
         )
 
     def _context_window(self) -> int:
         if "context_window" in self.model_fields_set:
             return self.context_window
-        probe = forge_core.ChatRequest(
-            messages=[forge_core.Message(role="user", content="")], model=self.model
-        )
-        try:
-            candidates, _ = self.forge.router.plan(probe)
-        except forge_core.ForgeError:
-            return self.context_window
-        if not candidates:
-            return self.context_window
-        first = candidates[0]
-        window = first.backend.capabilities(first.model).context_window
+        capabilities = self._capabilities(forge_core.ModelRequirements())
+        window = capabilities.context_window if capabilities is not None else None
         return window or self.context_window
 
-    def _route_can(self, **needs: Any) -> bool:
-        """Whether forge's plan for a request with ``needs`` keeps any candidate (no network)."""
-        probe = forge_core.ChatRequest(
-            messages=[forge_core.Message(role="user", content="")], model=self.model, **needs
-        )
+    def _capabilities(self, needs: forge_core.ModelRequirements) -> forge_core.Capabilities | None:
+        """`forge_core.Forge.capabilities` of this LLM's route; None when the configuration
+        does not load (the first call then raises the error)."""
         try:
-            candidates, _ = self.forge.router.plan(probe)
+            return self.forge.capabilities(self.model, needs)
         except forge_core.ForgeError:
-            return False
-        return bool(candidates)
+            return None
 
     @property
     def forge(self) -> forge_core.Forge:
@@ -362,7 +350,8 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         if self.pydantic_program_mode != PydanticProgramMode.DEFAULT:
             return None
         response_format = _json_schema_format(output_cls)
-        return response_format if self._route_can(response_format=response_format) else None
+        needs = forge_core.ModelRequirements(structured_output=True)
+        return response_format if self._capabilities(needs) is not None else None
 
     def structured_predict(
         self,
@@ -469,11 +458,7 @@ def _same_config(built_with: object, current: object) -> bool:
     return built_with == current
 
 
-#: A tool used only to ask forge's planner whether the route can call tools.
-_PROBE_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {"name": "probe", "parameters": {"type": "object", "properties": {}}},
-}
+_NEEDS_TOOLS = forge_core.ModelRequirements(tools=True)
 
 
 def _json_schema_format(output_cls: type[BaseModel]) -> dict[str, Any]:

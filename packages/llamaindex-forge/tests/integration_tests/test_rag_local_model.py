@@ -1,7 +1,8 @@
 """A fully offline RAG pipeline: ForgeEmbedding (embedded GGUF, in process) builds a
-VectorStoreIndex over tests/data, queried with a ForgeLLM on the local server.
+VectorStoreIndex over tests/data, queried with a ForgeLLM on the same model in process.
 
-The retrieved file is asserted, not the 270M model's prose.
+The retrieved file is asserted, not the 270M model's prose. The same index queried through
+llama-cpp-python's server is in test_rag_local_server.py.
 """
 
 from __future__ import annotations
@@ -11,17 +12,13 @@ from pathlib import Path
 
 import forge_core
 import pytest
-from forge_test_support import (
-    LocalServer,
-    closed_port_url,
-    config_for,
-    embedded_in_process,
-    ollama_on,
-)
+from forge_test_support import closed_port_url, config_for, embedded_in_process
 from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
 from llamaindex_forge import ForgeEmbedding, ForgeLLM
 
-DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
+pytestmark = pytest.mark.local_model
+
+DATA = Path(__file__).resolve().parents[4] / "tests" / "data"
 QUESTIONS = {
     "How do plants turn sunlight into food?": "photosynthesis.txt",
     "Why does lava come out of a mountain?": "volcanoes.txt",
@@ -47,7 +44,6 @@ def restore_settings() -> Iterator[None]:
         Settings._llm, Settings._embed_model = previous_llm, previous_embed
 
 
-@pytest.mark.local_model
 @pytest.mark.parametrize(("question", "expected_file"), list(QUESTIONS.items()))
 def test_retriever_finds_the_file_the_question_is_about(
     index: VectorStoreIndex, question: str, expected_file: str
@@ -56,22 +52,6 @@ def test_retriever_finds_the_file_the_question_is_about(
     assert best.node.metadata["file_name"] == expected_file
 
 
-@pytest.mark.local_model
-@pytest.mark.local_server
-def test_query_engine_answers_from_the_right_file(
-    index: VectorStoreIndex, local_server: LocalServer
-) -> None:
-    llm = ForgeLLM(config=config_for(ollama_on(local_server)), max_tokens=16)
-    engine = index.as_query_engine(llm=llm, similarity_top_k=1)
-    response = engine.query("How do plants turn sunlight into food?")
-    [source] = response.source_nodes
-    assert source.node.metadata["file_name"] == "photosynthesis.txt"
-    assert isinstance(response.response, str)
-    assert response.response.strip()
-    assert index._embed_model.model_name == f"huggingface:{forge_core.EMBEDDED_MODEL}"
-
-
-@pytest.mark.local_model
 async def test_async_query_engine_with_an_in_process_llm(index: VectorStoreIndex) -> None:
     llm = ForgeLLM(config=config_for(embedded_in_process()), max_tokens=8)
     engine = index.as_query_engine(llm=llm, similarity_top_k=1)
@@ -80,7 +60,6 @@ async def test_async_query_engine_with_an_in_process_llm(index: VectorStoreIndex
     assert source.node.metadata["file_name"] == "volcanoes.txt"
 
 
-@pytest.mark.local_model
 @pytest.mark.usefixtures("restore_settings")
 def test_settings_drive_a_context_chat_engine(index: VectorStoreIndex) -> None:
     Settings.llm = ForgeLLM(config=config_for(embedded_in_process()), max_tokens=8)
@@ -92,7 +71,6 @@ def test_settings_drive_a_context_chat_engine(index: VectorStoreIndex) -> None:
     assert isinstance(response.response, str)
 
 
-@pytest.mark.local_model
 def test_embedding_route_is_recorded(index: VectorStoreIndex) -> None:
     embed_model = index._embed_model
     assert isinstance(embed_model, ForgeEmbedding)
@@ -103,7 +81,6 @@ def test_embedding_route_is_recorded(index: VectorStoreIndex) -> None:
     assert route.attempts[-1].ok is True
 
 
-@pytest.mark.local_model
 def test_refused_ollama_falls_back_to_in_process_embeddings() -> None:
     embed_model = ForgeEmbedding(
         config=config_for({"name": "ollama", "base_url": closed_port_url()}, embedded_in_process())
@@ -118,14 +95,3 @@ def test_refused_ollama_falls_back_to_in_process_embeddings() -> None:
         ("ollama", False),
         ("huggingface", True),
     ]
-
-
-def test_local_only_never_sends_texts_to_the_cloud() -> None:
-    embed_model = ForgeEmbedding(
-        config=config_for({"name": "openai", "base_url": closed_port_url(), "default_model": "m"}),
-        local_only=True,
-    )
-    with pytest.raises(forge_core.FallbackFailed) as caught:
-        embed_model.get_query_embedding("private text")
-    assert caught.value.route.attempts == []
-    assert caught.value.route.drops[0].reason == "local_only: cloud not allowed"

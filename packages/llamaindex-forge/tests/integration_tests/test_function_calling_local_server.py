@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from forge_test_support import LocalServer, closed_port_url, config_for, ollama_on
+from forge_test_support import LocalServer, config_for, ollama_on
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.tools import FunctionTool
 from llamaindex_forge import ForgeLLM
+
+pytestmark = pytest.mark.local_server
 
 MAX_TOKENS = 24
 
@@ -33,19 +35,10 @@ def tool_llm(tool_server: LocalServer) -> ForgeLLM:
     return ForgeLLM(config=config_for(ollama_on(tool_server)), max_tokens=MAX_TOKENS)
 
 
-@pytest.mark.local_server
 def test_route_with_a_tool_capable_provider_is_function_calling(tool_llm: ForgeLLM) -> None:
     assert tool_llm.metadata.is_function_calling_model is True
 
 
-def test_route_without_a_usable_provider_is_not_function_calling() -> None:
-    # Only a cloud provider, and local_only forbids it: no candidate can call tools.
-    config = config_for({"name": "openai", "base_url": closed_port_url(), "default_model": "m"})
-    assert ForgeLLM(config=config).metadata.is_function_calling_model is True
-    assert ForgeLLM(config=config, local_only=True).metadata.is_function_calling_model is False
-
-
-@pytest.mark.local_server
 def test_forced_tool_call_has_a_real_id_and_parsed_arguments(tool_llm: ForgeLLM) -> None:
     response = tool_llm.chat_with_tools([WEATHER], user_msg=QUESTION, tool_choice="get_weather")
     [selection] = tool_llm.get_tool_calls_from_response(response)
@@ -60,7 +53,6 @@ def test_forced_tool_call_has_a_real_id_and_parsed_arguments(tool_llm: ForgeLLM)
     assert response.raw["route"]["provider"] == "ollama"
 
 
-@pytest.mark.local_server
 async def test_async_forced_tool_call(tool_llm: ForgeLLM) -> None:
     response = await tool_llm.achat_with_tools(
         [WEATHER], user_msg=QUESTION, tool_choice="get_weather"
@@ -69,7 +61,6 @@ async def test_async_forced_tool_call(tool_llm: ForgeLLM) -> None:
     assert selection.tool_name == "get_weather"
 
 
-@pytest.mark.local_server
 def test_streamed_tool_call_is_assembled_on_the_last_response(tool_llm: ForgeLLM) -> None:
     responses = list(
         tool_llm.stream_chat_with_tools([WEATHER], user_msg=QUESTION, tool_choice="get_weather")
@@ -90,7 +81,6 @@ def test_streamed_tool_call_is_assembled_on_the_last_response(tool_llm: ForgeLLM
     assert last.raw["route"]["provider"] == "ollama"
 
 
-@pytest.mark.local_server
 async def test_astreamed_tool_call(tool_llm: ForgeLLM) -> None:
     stream = await tool_llm.astream_chat_with_tools(
         [WEATHER], user_msg=QUESTION, tool_choice="get_weather"
@@ -100,7 +90,6 @@ async def test_astreamed_tool_call(tool_llm: ForgeLLM) -> None:
     assert selection.tool_name == "get_weather"
 
 
-@pytest.mark.local_server
 def test_tool_call_and_result_round_trip_into_the_next_request(tool_llm: ForgeLLM) -> None:
     first = tool_llm.chat_with_tools([WEATHER], user_msg=QUESTION, tool_choice="get_weather")
     [selection] = tool_llm.get_tool_calls_from_response(first)
@@ -120,14 +109,12 @@ def test_tool_call_and_result_round_trip_into_the_next_request(tool_llm: ForgeLL
     assert tool_llm.get_tool_calls_from_response(answer, error_on_no_tool_call=False) == []
 
 
-@pytest.mark.local_server
 def test_predict_and_call_runs_the_forced_tool(tool_llm: ForgeLLM) -> None:
     result = tool_llm.predict_and_call([WEATHER], user_msg=QUESTION, tool_choice="get_weather")
     assert result.sources[0].tool_name == "get_weather"
     assert result.response.startswith("It is sunny in ")
 
 
-@pytest.mark.local_server
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_function_agent_calls_the_tool_once(
     tool_server: LocalServer, streaming: bool

@@ -1,7 +1,8 @@
-"""ForgeLLM against real models: the local llama-cpp-python server and the in-process GGUF.
+"""ForgeLLM against llama-cpp-python's real server, alone and inside LlamaIndex's engines.
 
 The model is Gemma 3 270M, a small base model: these tests assert on types, providers, routes
-and usage, never on what the answer says.
+and usage, never on what the answer says. ForgeLLM on the in-process GGUF is in
+test_llm_local_model.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from forge_test_support import (
     LocalServer,
     closed_port_url,
     config_for,
-    embedded_in_process,
     ollama_on,
     openai_compatible_on,
 )
@@ -26,8 +26,11 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.prompts import PromptTemplate
 from llamaindex_forge import ForgeLLM
+
+pytestmark = pytest.mark.local_server
 
 MAX_TOKENS = 12
 
@@ -81,7 +84,6 @@ def assert_usage(raw: dict[str, Any]) -> None:
 # -- the four chat paths -----------------------------------------------------------------------
 
 
-@pytest.mark.local_server
 def test_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     response = ollama_llm.chat(CONVERSATION)
     assert isinstance(response, ChatResponse)
@@ -94,7 +96,6 @@ def test_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     assert response.raw["finish_reason"] in {"stop", "length"}
 
 
-@pytest.mark.local_server
 async def test_achat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     response = await ollama_llm.achat(CONVERSATION)
     assert isinstance(response, ChatResponse)
@@ -102,7 +103,6 @@ async def test_achat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     assert_served(response, "ollama", local_server.model)
 
 
-@pytest.mark.local_server
 def test_stream_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     responses = list(ollama_llm.stream_chat(CONVERSATION))
     *pieces, last = responses
@@ -124,7 +124,6 @@ def test_stream_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     assert_served(last, "ollama", local_server.model)
 
 
-@pytest.mark.local_server
 async def test_astream_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     responses = [response async for response in await ollama_llm.astream_chat(CONVERSATION)]
     *pieces, last = responses
@@ -138,7 +137,6 @@ async def test_astream_chat(ollama_llm: ForgeLLM, local_server: LocalServer) -> 
 # -- completion paths (derived from chat) ------------------------------------------------------
 
 
-@pytest.mark.local_server
 def test_complete(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     response = ollama_llm.complete("The sky is")
     assert isinstance(response, CompletionResponse)
@@ -147,7 +145,6 @@ def test_complete(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     assert response.additional_kwargs == {"provider": "ollama", "model": local_server.model}
 
 
-@pytest.mark.local_server
 async def test_acomplete(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     response = await ollama_llm.acomplete("The sky is")
     assert isinstance(response, CompletionResponse)
@@ -155,7 +152,6 @@ async def test_acomplete(ollama_llm: ForgeLLM, local_server: LocalServer) -> Non
     assert_served(response, "ollama", local_server.model)
 
 
-@pytest.mark.local_server
 def test_stream_complete(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     *pieces, last = list(ollama_llm.stream_complete("The sky is"))
     assert pieces, "no content was streamed"
@@ -165,7 +161,6 @@ def test_stream_complete(ollama_llm: ForgeLLM, local_server: LocalServer) -> Non
     assert_served(last, "ollama", local_server.model)
 
 
-@pytest.mark.local_server
 async def test_astream_complete(ollama_llm: ForgeLLM, local_server: LocalServer) -> None:
     pieces = [piece async for piece in await ollama_llm.astream_complete("The sky is")]
     assert len(pieces) > 1
@@ -177,7 +172,6 @@ async def test_astream_complete(ollama_llm: ForgeLLM, local_server: LocalServer)
 # -- routing ----------------------------------------------------------------------------------
 
 
-@pytest.mark.local_server
 def test_fallback_from_refused_ollama_to_openai_compatible(local_server: LocalServer) -> None:
     config = config_for(
         {"name": "ollama", "base_url": closed_port_url()}, openai_compatible_on(local_server)
@@ -194,7 +188,6 @@ def test_fallback_from_refused_ollama_to_openai_compatible(local_server: LocalSe
     assert second["ok"] is True
 
 
-@pytest.mark.local_server
 def test_stream_falls_back_before_the_first_token(local_server: LocalServer) -> None:
     config = config_for(
         {"name": "ollama", "base_url": closed_port_url()}, openai_compatible_on(local_server)
@@ -206,7 +199,6 @@ def test_stream_falls_back_before_the_first_token(local_server: LocalServer) -> 
     assert last.raw["route"]["attempts"][0]["ok"] is False
 
 
-@pytest.mark.local_server
 def test_fallback_order_option_reorders_providers(local_server: LocalServer) -> None:
     config = config_for(ollama_on(local_server), openai_compatible_on(local_server))
     response = ForgeLLM(
@@ -217,7 +209,6 @@ def test_fallback_order_option_reorders_providers(local_server: LocalServer) -> 
     assert len(response.raw["route"]["attempts"]) == 1
 
 
-@pytest.mark.local_server
 def test_model_option_pins_the_provider(local_server: LocalServer) -> None:
     config = config_for(ollama_on(local_server), openai_compatible_on(local_server))
     llm = ForgeLLM(config=config, model=f"openai:{local_server.model}", max_tokens=MAX_TOKENS)
@@ -227,38 +218,9 @@ def test_model_option_pins_the_provider(local_server: LocalServer) -> None:
     assert_served(pinned, "ollama", local_server.model)
 
 
-# -- the embedded model, in process ------------------------------------------------------------
-
-
-@pytest.mark.local_model
-def test_in_process_chat_is_served_by_huggingface() -> None:
-    llm = ForgeLLM(config=config_for(embedded_in_process()), max_tokens=MAX_TOKENS)
-    response = llm.chat(CONVERSATION)
-    assert response.message.content
-    assert_served(response, "huggingface", "gemma-3-270m")
-    assert response.raw is not None
-    assert_usage(response.raw)
-
-
-@pytest.mark.local_model
-def test_in_process_stream_reports_usage_on_the_last_response() -> None:
-    llm = ForgeLLM(
-        config=config_for(embedded_in_process()),
-        model="huggingface:gemma-3-270m",
-        max_tokens=MAX_TOKENS,
-    )
-    *pieces, last = llm.stream_chat(CONVERSATION)
-    assert pieces
-    assert all(piece.raw is not None and piece.raw["usage"] is None for piece in pieces)
-    assert last.raw is not None
-    assert_usage(last.raw)
-    assert_served(last, "huggingface", "gemma-3-270m")
-
-
 # -- inside LlamaIndex ------------------------------------------------------------------------
 
 
-@pytest.mark.local_server
 @pytest.mark.usefixtures("restore_settings_llm")
 def test_settings_llm_chat(local_server: LocalServer) -> None:
     Settings.llm = ForgeLLM(config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS)
@@ -268,7 +230,6 @@ def test_settings_llm_chat(local_server: LocalServer) -> None:
     assert_served(response, "ollama", local_server.model)
 
 
-@pytest.mark.local_server
 @pytest.mark.usefixtures("restore_settings_llm")
 def test_settings_llm_predict_with_a_prompt_template(local_server: LocalServer) -> None:
     Settings.llm = ForgeLLM(
@@ -281,7 +242,6 @@ def test_settings_llm_predict_with_a_prompt_template(local_server: LocalServer) 
     assert answer.strip()
 
 
-@pytest.mark.local_server
 def test_token_counting_handler_reads_forge_usage(local_server: LocalServer) -> None:
     # A tokenizer that counts nothing: every count the handler reports comes from raw["usage"].
     counter = TokenCountingHandler(tokenizer=lambda text: [])
@@ -295,3 +255,33 @@ def test_token_counting_handler_reads_forge_usage(local_server: LocalServer) -> 
     usage = response.raw["usage"]
     assert counter.prompt_llm_token_count == usage["input_tokens"] > 0
     assert counter.completion_llm_token_count == usage["output_tokens"] > 0
+
+
+@pytest.mark.usefixtures("restore_settings_llm")
+def test_settings_llm_serves_a_chat_engine(local_server: LocalServer) -> None:
+    Settings.llm = ForgeLLM(config=config_for(ollama_on(local_server)), max_tokens=12)
+    engine = SimpleChatEngine.from_defaults()
+    first = engine.chat("Name a colour.")
+    assert first.response.strip()
+    second = engine.chat("Name another one.")
+    assert second.response.strip()
+    history = engine.chat_history
+    assert [message.role for message in history] == [
+        MessageRole.USER,
+        MessageRole.ASSISTANT,
+        MessageRole.USER,
+        MessageRole.ASSISTANT,
+    ]
+    assert history[1].content == first.response
+    assert history[1].additional_kwargs == {"provider": "ollama", "model": local_server.model}
+
+
+@pytest.mark.usefixtures("restore_settings_llm")
+def test_settings_llm_streams_through_a_chat_engine(local_server: LocalServer) -> None:
+    Settings.llm = ForgeLLM(config=config_for(ollama_on(local_server)), max_tokens=12)
+    engine = SimpleChatEngine.from_defaults()
+    streamed = engine.stream_chat("Name a colour.")
+    text = "".join(streamed.response_gen)
+    assert text.strip()
+    # The engine strips the streamed text before keeping it in memory.
+    assert engine.chat_history[-1].content == text.strip()

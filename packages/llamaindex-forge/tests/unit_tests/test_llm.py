@@ -52,6 +52,13 @@ def test_metadata_says_function_calling_when_a_candidate_can_call_tools() -> Non
     assert ForgeLLM(config=cloud_only_config()).metadata.is_function_calling_model is True
 
 
+def test_route_without_a_usable_provider_is_not_function_calling() -> None:
+    # Only a cloud provider, and local_only forbids it: no candidate can call tools.
+    config = config_for({"name": "openai", "base_url": closed_port_url(), "default_model": "m"})
+    assert ForgeLLM(config=config).metadata.is_function_calling_model is True
+    assert ForgeLLM(config=config, local_only=True).metadata.is_function_calling_model is False
+
+
 def test_metadata_is_not_function_calling_when_the_config_is_broken(tmp_path: Path) -> None:
     llm = ForgeLLM(config=str(tmp_path / "absent.yaml"))
     assert llm.metadata.is_function_calling_model is False
