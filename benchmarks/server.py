@@ -3,7 +3,7 @@
 One process listens on 127.0.0.1 on three ports, one per mode:
 
 - ``live``: answers ``POST .../chat/completions`` at once, as JSON or as an SSE stream
-  (``"stream": true``) in the shape of ``shared/design/openai-api.md``; ``GET .../models``.
+  (``"stream": true``) in the shape of ``docs/providers.md (OpenAI)``; ``GET .../models``.
 - ``stalled``: accepts connections and reads requests, never answers.
 - ``ratelimited``: answers every request with 429, an OpenAI error body and ``Retry-After``.
 

@@ -1,7 +1,7 @@
 """vcrpy cassettes for the cloud providers: played back only, never recorded in tests.
 
 The cassettes under ``packages/forge-core/tests/cassettes`` are written by hand to follow
-``shared/design/{openai,anthropic,ollama}-api.md`` field for field. Requests match on method,
+docs/providers.md field for field. Requests match on method,
 URL and JSON body, so a test fails when forge sends anything other than the documented body.
 Clients in tests get `CANARY_KEYS` as their API keys; the canary test fails if one ever lands
 in a cassette (auth headers are filtered should anyone re-record).

@@ -8,7 +8,7 @@ from forge_core import EMBEDDED_MODEL, ConfigError, ForgeConfig, Provider, load_
 
 REPO = Path(__file__).resolve().parents[3]
 
-SEED_YAML = """\
+EXAMPLE_YAML = """\
 providers:
   local:
     ollama:
@@ -37,8 +37,8 @@ def write(tmp_path: Path, text: str, name: str = "forge.yaml") -> Path:
     return path
 
 
-def test_seed_configuration_is_accepted_as_written(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, SEED_YAML), env={})
+def test_the_documented_example_configuration_is_accepted_as_written(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE_YAML), env={})
     ollama = config.providers.local.ollama
     assert ollama.base_url == "http://localhost:11434"
     assert ollama.timeout_seconds == 30
@@ -71,7 +71,7 @@ def test_no_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_wrong_type_names_file_key_path_value_and_expectation(tmp_path: Path) -> None:
-    path = write(tmp_path, SEED_YAML.replace("timeout_seconds: 30", "timeout_seconds: soon"))
+    path = write(tmp_path, EXAMPLE_YAML.replace("timeout_seconds: 30", "timeout_seconds: soon"))
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     message = str(caught.value)
@@ -84,7 +84,7 @@ def test_wrong_type_names_file_key_path_value_and_expectation(tmp_path: Path) ->
 
 
 def test_unknown_provider_name_in_order_names_the_list_index(tmp_path: Path) -> None:
-    path = write(tmp_path, SEED_YAML.replace('"anthropic"]', '"gemini"]'))
+    path = write(tmp_path, EXAMPLE_YAML.replace('"anthropic"]', '"gemini"]'))
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     message = str(caught.value)
@@ -133,7 +133,7 @@ def test_missing_explicit_file_is_an_error_not_a_default(tmp_path: Path) -> None
 
 
 def test_precedence_kwargs_over_env_over_file(tmp_path: Path) -> None:
-    path = write(tmp_path, SEED_YAML)
+    path = write(tmp_path, EXAMPLE_YAML)
     env = {"FORGE_LOCAL_FIRST": "false", "FORGE_FALLBACK_ORDER": "huggingface, openai"}
     from_env = load_config(path, env=env)
     assert from_env.model_preferences.local_first is False
@@ -146,7 +146,7 @@ def test_precedence_kwargs_over_env_over_file(tmp_path: Path) -> None:
 
 
 def test_bad_env_value_names_the_env_var(tmp_path: Path) -> None:
-    path = write(tmp_path, SEED_YAML)
+    path = write(tmp_path, EXAMPLE_YAML)
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={"FORGE_LOCAL_ONLY": "perhaps"})
     assert "FORGE_LOCAL_ONLY" in str(caught.value)
@@ -156,7 +156,7 @@ def test_bad_env_value_names_the_env_var(tmp_path: Path) -> None:
 def test_forge_config_env_var_finds_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, SEED_YAML, name="elsewhere.yaml")
+    path = write(tmp_path, EXAMPLE_YAML, name="elsewhere.yaml")
     monkeypatch.setenv("FORGE_CONFIG", str(path))
     assert load_config(env={}).source == str(path)
 
@@ -180,7 +180,7 @@ def test_env_interpolation_and_unset_variable(tmp_path: Path) -> None:
 
 
 def test_duplicate_provider_in_order_is_rejected(tmp_path: Path) -> None:
-    path = write(tmp_path, SEED_YAML.replace('"anthropic"]', '"ollama"]'))
+    path = write(tmp_path, EXAMPLE_YAML.replace('"anthropic"]', '"ollama"]'))
     with pytest.raises(ConfigError, match=r"providers\.fallback\.order.*listed twice"):
         load_config(path, env={})
 
@@ -188,7 +188,7 @@ def test_duplicate_provider_in_order_is_rejected(tmp_path: Path) -> None:
 def test_overrides_on_a_config_object_name_the_source_and_key_path(tmp_path: Path) -> None:
     from forge_core import Forge
 
-    config = load_config(write(tmp_path, SEED_YAML), env={})
+    config = load_config(write(tmp_path, EXAMPLE_YAML), env={})
     forge = Forge(config, overrides={"model_preferences": {"local_only": True}})
     assert forge.config.model_preferences.local_only is True
     assert forge.config.source == config.source

@@ -1,4 +1,4 @@
-"""The Anthropic Messages API client, against hand-written cassettes (anthropic-api.md)."""
+"""The Anthropic Messages API client, against hand-written cassettes (docs/providers.md, Anthropic)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def ollama(pool: RecordingPool) -> OllamaClient:
 
 
 @use_cassette("ollama_native.yaml")
-def test_list_models_returns_the_seeds_ollama_model(ollama: OllamaClient) -> None:
+def test_list_models_returns_the_pulled_models(ollama: OllamaClient) -> None:
     assert isinstance(ollama, ModelCatalog)
     models = ollama.list_models()
     assert all(isinstance(model, OllamaModel) for model in models)

@@ -1,4 +1,4 @@
-"""The seed's ProviderSelector over the router: order, requirements, circuits, local_only."""
+"""`ProviderSelector` over the router: order, requirements, circuits, local_only."""
 
 from __future__ import annotations
 
