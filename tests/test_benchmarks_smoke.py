@@ -9,8 +9,6 @@ test_benchmarks_smoke_local_model.py.
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,32 +18,17 @@ import pytest
 pytest.importorskip("langchain_openai", reason="the `bench` dependency group is not installed")
 pytest.importorskip("llama_index.llms.openai_like", reason="the `bench` group is not installed")
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# benchmark_rows puts the repository root on sys.path: `benchmarks` imports after it.
+from benchmark_rows import well_formed
 
-from benchmarks import report, suites  # noqa: E402
-from benchmarks.server import Loopback, loopback_server  # noqa: E402
+from benchmarks import report, suites
+from benchmarks.server import Loopback, loopback_server
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Loopback]:
     with loopback_server() as running:
         yield running
-
-
-def _well_formed(rows: list[report.Row], benchmark: str) -> dict[str, report.Row]:
-    assert rows, f"{benchmark}: no rows"
-    for r in rows:
-        assert r.benchmark == benchmark
-        assert r.samples >= 1
-        assert math.isfinite(r.p50) and r.p50 > 0, r
-        assert math.isfinite(r.p95) and r.p95 >= r.p50, r
-        if r.peer is not None:
-            assert r.ratio is not None and math.isfinite(r.ratio) and r.ratio > 0, r
-    names = [r.subject for r in rows]
-    assert len(names) == len(set(names)), f"duplicate subjects: {names}"
-    return {r.subject: r for r in rows}
 
 
 def test_loopback_server_modes(server: Loopback) -> None:
@@ -66,32 +49,32 @@ def test_loopback_server_modes(server: Loopback) -> None:
 
 
 def test_overhead_rows(server: Loopback) -> None:
-    rows = _well_formed(suites.overhead(server, suites.SMOKE), "overhead")
+    rows = well_formed(suites.overhead(server, suites.SMOKE), "overhead")
     assert rows["forge Forge.chat"].peer == "raw httpx"
     assert rows["forge ForgeChat.invoke"].target is not None
 
 
 def test_failover_rows(server: Loopback) -> None:
-    rows = _well_formed(suites.failover(server, suites.SMOKE), "failover")
+    rows = well_formed(suites.failover(server, suites.SMOKE), "failover")
     assert rows["refused: forge, circuit open"].note.startswith("primary skipped")
     assert rows["refused: forge, circuit closed"].note.startswith("primary tried")
     assert rows["stalled: forge, first call"].note.startswith("primary tried")
 
 
 def test_streaming_rows(server: Loopback) -> None:
-    rows = _well_formed(suites.streaming(server, suites.SMOKE), "streaming")
+    rows = well_formed(suites.streaming(server, suites.SMOKE), "streaming")
     assert rows["forge ForgeChat.stream TTFT"].target == "≤ +1 ms"
 
 
 def test_concurrency_rows(server: Loopback) -> None:
-    rows = _well_formed(suites.concurrency(server, suites.SMOKE), "concurrency")
+    rows = well_formed(suites.concurrency(server, suites.SMOKE), "concurrency")
     n = suites.SMOKE.concurrency
     assert f"forge ForgeChat.ainvoke x{n} throughput" in rows
     assert rows[f"forge ForgeChat.ainvoke x{n} throughput"].extra["open_sockets"] >= 0
 
 
 def test_import_rows() -> None:
-    _well_formed(suites.import_time(suites.SMOKE, modules=("forge_core",)), "import")
+    well_formed(suites.import_time(suites.SMOKE, modules=("forge_core",)), "import")
 
 
 def test_readme_section_round_trips(tmp_path: Path) -> None:

@@ -7,40 +7,21 @@ the ``bench`` dependency group (the peers) is not installed.
 
 from __future__ import annotations
 
-import math
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("langchain_openai", reason="the `bench` dependency group is not installed")
 pytest.importorskip("llama_index.llms.openai_like", reason="the `bench` group is not installed")
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# benchmark_rows puts the repository root on sys.path: `benchmarks` imports after it.
+from benchmark_rows import well_formed
 
-from benchmarks import report, suites  # noqa: E402
+from benchmarks import suites
 
 pytestmark = pytest.mark.local_model
 
 
-def _well_formed(rows: list[report.Row], benchmark: str) -> dict[str, report.Row]:
-    assert rows, f"{benchmark}: no rows"
-    for r in rows:
-        assert r.benchmark == benchmark
-        assert r.samples >= 1
-        assert math.isfinite(r.p50) and r.p50 > 0, r
-        assert math.isfinite(r.p95) and r.p95 >= r.p50, r
-        if r.peer is not None:
-            assert r.ratio is not None and math.isfinite(r.ratio) and r.ratio > 0, r
-    names = [r.subject for r in rows]
-    assert len(names) == len(set(names)), f"duplicate subjects: {names}"
-    return {r.subject: r for r in rows}
-
-
 def test_local_rows() -> None:
-    rows = _well_formed(suites.local(suites.SMOKE), "local")
+    rows = well_formed(suites.local(suites.SMOKE), "local")
     for where in ("worker process", "in process"):
         assert rows[f"forge ForgeChat.stream (local, {where})"].peer == "llama-cpp-python direct"
     worker_ttft = rows["forge ForgeChat.stream (local, worker process) TTFT"]

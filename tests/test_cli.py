@@ -7,38 +7,14 @@ embedded model are in test_cli_local_model.py.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from forge_cli_runner import NO_KEY_ENV, forge_cli, invoke, ollama_config, write_config
 from forge_core import EMBEDDED_MODEL, load_config
 from forge_test_support import closed_port_url
 from ollama_pull_server import OllamaPullServer
-
-
-def forge_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    environment.pop("FORGE_CONFIG", None)
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "forge_core.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=240,
-    )
-
-
-def write_config(path: Path, data: dict) -> Path:  # type: ignore[type-arg]
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_bad_config_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
@@ -101,26 +77,6 @@ def test_config_check_points_at_the_bad_key(tmp_path: Path) -> None:
 # -- health, models, pull, warm, stats -------------------------------------------------------
 
 LAYERS = [("sha256:aa11bb22cc33dd44", 2500), ("sha256:ee55ff6677", 1200)]
-NO_KEY_ENV = "FORGE_TEST_CLI_UNSET_KEY"
-
-
-def ollama_config(path: Path, base_url: str, *extra_order: str, **sections: Any) -> Path:
-    data: dict[str, Any] = {
-        "providers": {
-            "local": {"ollama": {"base_url": base_url, "preferred_models": ["tiny:1b"]}},
-            "cloud": {"openai": {"api_key_env": NO_KEY_ENV}},
-            "fallback": {"order": ["ollama", *extra_order]},
-        },
-        **sections,
-    }
-    return write_config(path, data)
-
-
-def invoke(*args: str) -> Any:
-    from forge_core.cli import app
-    from typer.testing import CliRunner
-
-    return CliRunner().invoke(app, list(args), env={NO_KEY_ENV: ""})
 
 
 def test_health_exits_1_when_no_provider_can_serve(tmp_path: Path) -> None:

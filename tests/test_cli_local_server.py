@@ -6,47 +6,13 @@ The commands' other tests are in test_cli.py (no model) and test_cli_local_model
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
+from forge_cli_runner import NO_KEY_ENV, forge_cli, invoke, write_config
 from forge_test_support import LocalServer, closed_port_url
 
 pytestmark = pytest.mark.local_server
-
-NO_KEY_ENV = "FORGE_TEST_CLI_UNSET_KEY"
-
-
-def forge_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    environment.pop("FORGE_CONFIG", None)
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "forge_core.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=240,
-    )
-
-
-def write_config(path: Path, data: dict) -> Path:  # type: ignore[type-arg]
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def invoke(*args: str) -> Any:
-    from forge_core.cli import app
-    from typer.testing import CliRunner
-
-    return CliRunner().invoke(app, list(args), env={NO_KEY_ENV: ""})
 
 
 def test_chat_prints_answer_and_names_the_provider_on_stderr(

@@ -25,6 +25,12 @@ def test_the_cookbook_has_recipes() -> None:
     assert len(RECIPES) >= 4
 
 
+def test_the_cookbook_readme_lists_every_recipe() -> None:
+    readme = (REPO / "cookbook" / "README.md").read_text()
+    unlisted = [recipe.name for recipe in RECIPES if f"`{recipe.name}`" not in readme]
+    assert unlisted == []
+
+
 def test_team_config_checks_with_its_host_set_and_names_the_missing_one() -> None:
     command = [
         sys.executable,

@@ -4,7 +4,8 @@ The cassettes under ``packages/forge-core/tests/cassettes`` are written by hand 
 docs/providers.md field for field. Requests match on method,
 URL and JSON body, so a test fails when forge sends anything other than the documented body.
 Clients in tests get `CANARY_KEYS` as their API keys; the canary test fails if one ever lands
-in a cassette (auth headers are filtered should anyone re-record).
+in a cassette (auth headers are filtered should anyone re-record). `embedding_cassettes` plays
+the embedding tests' own cassettes (``packages/forge-core/tests/embeddings/cassettes``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import vcr
 from forge_core._http import ClientPool
 
 CASSETTES = Path(__file__).resolve().parents[2] / "packages" / "forge-core" / "tests" / "cassettes"
+EMBEDDING_CASSETTES = CASSETTES.parent / "embeddings" / "cassettes"
 CANARY_PREFIX = "sk-forge-canary-"
 CANARY_KEYS = {
     "OPENAI_API_KEY": CANARY_PREFIX + "openai-7f3c9a1e",
@@ -33,6 +35,22 @@ cassette_vcr = vcr.VCR(
     filter_headers=FILTERED_HEADERS,
     decode_compressed_response=True,
 )
+
+
+def _same_json_body(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: the two requests' bodies are the same JSON (or both empty)."""
+    assert json.loads(r1.body or b"null") == json.loads(r2.body or b"null")
+
+
+#: The embedding cassettes, played back only and matched on the JSON body; unlike
+#: `use_cassette` an interaction answers once.
+embedding_cassettes = vcr.VCR(
+    cassette_library_dir=str(EMBEDDING_CASSETTES),
+    record_mode="none",
+    match_on=["method", "scheme", "host", "port", "path", "json_body"],
+    filter_headers=["authorization"],
+)
+embedding_cassettes.register_matcher("json_body", _same_json_body)
 
 
 def use_cassette(name: str) -> Any:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from forge_core import Forge, ModelNotFound, Provider
-from forge_core.providers import _huggingface
+from forge_core.providers import _local_pool
 from forge_test_support import config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model
@@ -64,7 +64,7 @@ def test_model_loads_once_per_process(forge: Forge) -> None:
     forge.chat(PROMPT, max_tokens=2)
     other = Forge(config_for(embedded_in_process(isolation="thread")))
     other.chat(PROMPT, max_tokens=2)
-    chat_entries = [entry for entry in _huggingface._loaded.values() if entry.purpose == "chat"]
+    chat_entries = [entry for entry in _local_pool.loaded_models() if entry.purpose == "chat"]
     assert len(chat_entries) == 1
 
 

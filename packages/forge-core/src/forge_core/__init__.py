@@ -44,6 +44,13 @@ from forge_core._exceptions import (
 )
 from forge_core._forge import Forge, MessagesInput
 from forge_core._local_models import EMBEDDED_MODEL
+from forge_core._shared import (
+    ForgeSource,
+    clear_shared_forges,
+    config_identity,
+    shared_forge,
+)
+from forge_core._tool_calls import ToolCallAccumulator
 from forge_core._types import (
     CALL_PARAMETERS,
     Attempt,
@@ -90,6 +97,7 @@ __all__ = [
     "Forge",
     "ForgeConfig",
     "ForgeError",
+    "ForgeSource",
     "ForgeTimeout",
     "HuggingFaceConfig",
     "HuggingFaceModelConfig",
@@ -115,12 +123,16 @@ __all__ = [
     "RoutingConfig",
     "StreamInterrupted",
     "ToolCall",
+    "ToolCallAccumulator",
     "ToolCallDelta",
     "Usage",
     "WorkerCrashed",
     "__version__",
+    "clear_shared_forges",
+    "config_identity",
     "find_config_file",
     "load_config",
     "resolve_tool_choice",
     "routing_overrides",
+    "shared_forge",
 ]

@@ -25,7 +25,7 @@ from forge_core._config import ForgeConfig
 from forge_core._exceptions import ForgeError
 from forge_core._forge import Forge
 from forge_core._http import ClientPool
-from forge_core._router import Candidate
+from forge_core._planning import Candidate
 from forge_core._types import Drop, EmbeddingRequest, EmbeddingResponse, Provider, RouteTrail
 
 __all__ = ["Embedder", "EmbeddingResponse"]

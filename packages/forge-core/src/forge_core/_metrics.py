@@ -52,7 +52,9 @@ class Metrics:
     ) -> None:
         """Count one finished attempt against ``key`` (``provider:model``)."""
         with self._lock:
-            series = self._series.setdefault(key, _Series())
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series()
             series.requests += 1
             if ok:
                 series.successes += 1

@@ -4,6 +4,11 @@ One place decides all of it: `RetryPolicy.should_retry` (which errors, and when 
 instead), `_Backoff` (exponential with jitter, or the provider's ``Retry-After``) and
 `_StopWhen` (attempt budget, the request's overall deadline, and the circuit breaker).
 The clock is injectable (`Clock`) so tests never sleep for real.
+
+`RetryPolicy.attempts` makes the first attempt without tenacity (nearly every call succeeds on
+it, and building a tenacity loop per call is a measurable share of forge's overhead); from the
+first retryable failure on, tenacity drives the rest with that failure as its attempt 1, so the
+backoff, stop and retry decisions are tenacity's, exactly as if it had run from the start.
 """
 
 from __future__ import annotations
@@ -11,11 +16,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
+from tenacity import (
+    AsyncRetrying,
+    AttemptManager,
+    DoAttempt,
+    DoSleep,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -28,7 +42,7 @@ from forge_core._exceptions import (
     RateLimited,
 )
 
-__all__ = ["Clock", "RetryPolicy", "SystemClock"]
+__all__ = ["Clock", "FirstAttempt", "RetryPolicy", "RetryScope", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -112,53 +126,108 @@ class RetryPolicy:
         base = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt_number - 1))
         return base + rng.uniform(0, self.jitter)
 
-    def retrying(
-        self,
-        *,
-        clock: Clock,
-        deadline: float,
-        has_fallback: bool,
-        rng: random.Random,
-        circuit_allows: Callable[[], bool],
-    ) -> Retrying:
-        """A tenacity `Retrying` for one candidate of one request (sync)."""
-        return Retrying(
-            sleep=clock.sleep,
-            **self._tenacity_args(clock, deadline, has_fallback, rng, circuit_allows),
-        )
+    def attempts(self, scope: RetryScope) -> Iterator[FirstAttempt | AttemptManager]:
+        """The attempts at one candidate, each a context manager around one call (sync).
 
-    def aretrying(
-        self,
-        *,
-        clock: Clock,
-        deadline: float,
-        has_fallback: bool,
-        rng: random.Random,
-        circuit_allows: Callable[[], bool],
-    ) -> AsyncRetrying:
-        """A tenacity `AsyncRetrying` for one candidate of one request."""
-        return AsyncRetrying(
-            sleep=clock.asleep,
-            **self._tenacity_args(clock, deadline, has_fallback, rng, circuit_allows),
-        )
+        Use as ``for attempt in policy.attempts(scope): with attempt: return call()``. A
+        retryable error leaves the ``with`` and the loop waits and tries again; any other
+        error, or the last retryable one, propagates.
+        """
+        first = FirstAttempt(self, scope.has_fallback)
+        yield first
+        if first.error is None:
+            return
+        retrying = Retrying(sleep=scope.clock.sleep, **self._tenacity_args(scope))
+        state = first.handed_to(retrying)
+        while True:
+            do = retrying.iter(retry_state=state)
+            if isinstance(do, DoAttempt):
+                yield AttemptManager(retry_state=state)
+            elif isinstance(do, DoSleep):
+                state.prepare_for_next_attempt()
+                retrying.sleep(do)
+            else:
+                return
 
-    def _tenacity_args(
-        self,
-        clock: Clock,
-        deadline: float,
-        has_fallback: bool,
-        rng: random.Random,
-        circuit_allows: Callable[[], bool],
-    ) -> dict[str, Any]:
+    async def aattempts(self, scope: RetryScope) -> AsyncIterator[FirstAttempt | AttemptManager]:
+        """Async `attempts` (the waits are ``await``ed)."""
+        first = FirstAttempt(self, scope.has_fallback)
+        yield first
+        if first.error is None:
+            return
+        retrying = AsyncRetrying(sleep=scope.clock.asleep, **self._tenacity_args(scope))
+        state = first.handed_to(retrying)
+        while True:
+            do = await retrying.iter(retry_state=state)
+            if isinstance(do, DoAttempt):
+                yield AttemptManager(retry_state=state)
+            elif isinstance(do, DoSleep):
+                state.prepare_for_next_attempt()
+                await retrying.sleep(do)  # type: ignore[misc]
+            else:
+                return
+
+    def _tenacity_args(self, scope: RetryScope) -> dict[str, Any]:
         """What the sync and async retry loops share: which errors, how long, when to stop."""
         return {
             "retry": retry_if_exception(
-                lambda exc: self.should_retry(exc, has_fallback=has_fallback)
+                lambda exc: self.should_retry(exc, has_fallback=scope.has_fallback)
             ),
-            "wait": _Backoff(self, rng),
-            "stop": _StopWhen(self.max_retries + 1, clock, deadline, circuit_allows),
+            "wait": _Backoff(self, scope.rng),
+            "stop": _StopWhen(
+                self.max_retries + 1, scope.clock, scope.deadline, scope.circuit_allows
+            ),
             "reraise": True,
         }
+
+
+@dataclass(frozen=True)
+class RetryScope:
+    """One candidate of one request, as retrying sees it."""
+
+    clock: Clock
+    #: The request's overall deadline, on ``clock``.
+    deadline: float
+    #: Whether another candidate is left (then fewer errors are retried: `should_retry`).
+    has_fallback: bool
+    rng: random.Random
+    #: False once the candidate's circuit opened: no more attempts.
+    circuit_allows: Callable[[], bool]
+
+
+class FirstAttempt:
+    """A candidate's first attempt: keeps a retryable error for tenacity, lets others out."""
+
+    __slots__ = ("_has_fallback", "_policy", "error")
+
+    def __init__(self, policy: RetryPolicy, has_fallback: bool) -> None:
+        self._policy = policy
+        self._has_fallback = has_fallback
+        self.error: ProviderError | None = None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if isinstance(exc, ProviderError) and self._policy.should_retry(
+            exc, has_fallback=self._has_fallback
+        ):
+            self.error = exc
+            return True
+        return False
+
+    def handed_to(self, retrying: Retrying | AsyncRetrying) -> RetryCallState:
+        """``retrying``'s state with this attempt recorded as its failed attempt 1."""
+        assert self.error is not None
+        retrying.begin()
+        state = RetryCallState(retrying, fn=None, args=(), kwargs={})
+        state.set_exception((type(self.error), self.error, self.error.__traceback__))
+        return state
 
 
 def _refused(exc: ProviderError) -> bool:

@@ -93,7 +93,28 @@ class ToolCall(BaseModel):
 
 
 class ToolCallDelta(BaseModel):
-    """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
+    """A fragment of a streamed tool call; fragments with the same ``index`` belong together.
+
+    What each field means in the chunks `Forge.stream` yields:
+
+    - ``index``: the call's position in this answer (0, 1, ...). It is the only grouping key:
+      two calls with the same name and arguments have two indices and stay two calls.
+    - ``id``: the call's id, the same on every fragment of one index (forge mints one when
+      the provider sends none).
+    - ``name``: the tool's name, on every fragment once known; None only before the provider
+      named the call.
+    - ``arguments``: the next piece of the arguments' JSON text; the pieces of one index,
+      concatenated in order, are the whole JSON object (a piece may be ``""``).
+
+    The providers send these differently, and each client normalises its wire fragments into
+    this shape: OpenAI (and OpenRouter) send ``id`` and ``name`` on a call's first fragment
+    only, then ``index`` with argument pieces; llama-cpp-python's server repeats ``name`` on
+    every fragment; Anthropic opens a ``tool_use`` content block with ``id`` and ``name`` and
+    streams the arguments as ``input_json_delta`` pieces keyed by content-block index (which
+    counts text blocks too, so forge renumbers it); Ollama and the in-process models send each
+    call whole in one fragment. The finish chunk's ``ChatChunk.tool_calls``
+    holds the calls assembled; `ToolCallAccumulator` joins fragments for "the calls so far".
+    """
 
     index: int
     id: str | None = None

@@ -7,32 +7,16 @@ Ollama falling back to the embedded model is in test_embedder_local.py.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import forge_core
 import pytest
-import vcr
+from forge_cassettes import embedding_cassettes
 from forge_core import Embedder, FallbackFailed, Provider
 from forge_test_support import config_for
 
-CASSETTES = Path(__file__).parent / "cassettes"
 TEXTS = ["the cat sat", "stocks fell"]
 CANARY_KEY = "sk-forge-canary-embeddings-7a1e"
-
-
-def _json_body(r1: Any, r2: Any) -> None:
-    assert json.loads(r1.body or b"null") == json.loads(r2.body or b"null")
-
-
-cassettes = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode="none",
-    match_on=["method", "scheme", "host", "port", "path", "json_body"],
-    filter_headers=["authorization"],
-)
-cassettes.register_matcher("json_body", _json_body)
 
 
 #: Each cassette answers once; retrying is the router's, tested with chat (the same code).
@@ -63,7 +47,7 @@ def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
 # -- Ollama /api/embed ---------------------------------------------------------------------------
 
 
-@cassettes.use_cassette("ollama_embed.yaml")
+@embedding_cassettes.use_cassette("ollama_embed.yaml")
 def test_ollama_embed_returns_one_vector_per_text() -> None:
     embedder = Embedder(ollama_config())
     response = embedder.embed_with_route(TEXTS)
@@ -75,13 +59,13 @@ def test_ollama_embed_returns_one_vector_per_text() -> None:
     assert embedder.served == "ollama:nomic-embed-text"
 
 
-@cassettes.use_cassette("ollama_embed.yaml")
+@embedding_cassettes.use_cassette("ollama_embed.yaml")
 async def test_ollama_aembed() -> None:
     vectors = await Embedder(ollama_config()).aembed(TEXTS)
     assert vectors == [[0.6, 0.8, 0.0], [0.0, 0.6, 0.8]]
 
 
-@cassettes.use_cassette("ollama_embed.yaml")
+@embedding_cassettes.use_cassette("ollama_embed.yaml")
 def test_a_response_with_the_wrong_number_of_vectors_is_malformed() -> None:
     with pytest.raises(FallbackFailed) as caught:
         Embedder(ollama_config(), model="ollama:llama3.2").embed(TEXTS)
@@ -93,7 +77,7 @@ def test_a_response_with_the_wrong_number_of_vectors_is_malformed() -> None:
 # -- OpenAI /v1/embeddings (cassettes) -----------------------------------------------------------
 
 
-@cassettes.use_cassette("openai_embeddings.yaml")
+@embedding_cassettes.use_cassette("openai_embeddings.yaml")
 def test_openai_embeddings_are_put_back_in_input_order(openai_key: str) -> None:
     response = Embedder(openai_config()).embed_with_route(TEXTS)
     assert response.vectors == [[0.6, 0.8, 0.0], [0.0, 0.6, 0.8]]
@@ -102,7 +86,7 @@ def test_openai_embeddings_are_put_back_in_input_order(openai_key: str) -> None:
     assert response.input_tokens == 6
 
 
-@cassettes.use_cassette("openai_embeddings.yaml")
+@embedding_cassettes.use_cassette("openai_embeddings.yaml")
 def test_openai_rejected_key_is_an_auth_error_without_the_key(openai_key: str) -> None:
     with pytest.raises(FallbackFailed) as caught:
         Embedder(openai_config(), model="openai:text-embedding-3-large").embed(TEXTS)
@@ -113,7 +97,7 @@ def test_openai_rejected_key_is_an_auth_error_without_the_key(openai_key: str) -
     assert openai_key not in repr(caught.value.route)
 
 
-@cassettes.use_cassette("openai_embeddings.yaml")
+@embedding_cassettes.use_cassette("openai_embeddings.yaml")
 async def test_openai_rate_limit_is_reported(openai_key: str) -> None:
     with pytest.raises(FallbackFailed) as caught:
         await Embedder(openai_config(), model="openai:text-embedding-ada-002").aembed(TEXTS)

@@ -3,20 +3,16 @@ the embedding routes that fall back to it."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any
 
 import pytest
-import vcr
+from forge_cassettes import embedding_cassettes
 from forge_core import EMBEDDED_MODEL, Embedder, HuggingFaceConfig, Provider
-from forge_core.providers import _huggingface
+from forge_core.providers import _huggingface, _local_pool
 from forge_test_support import closed_port_url, config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model
 
-CASSETTES = Path(__file__).parent / "cassettes"
 TEXTS = ["the cat sat", "stocks fell"]
 
 DOCUMENTS = [
@@ -74,9 +70,9 @@ async def test_aembed_matches_embed(embedder: Embedder) -> None:
 
 def test_one_embedding_instance_per_process_in_the_pool_chat_uses(embedder: Embedder) -> None:
     embedder.embed(["warm up"])
-    before = [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
+    before = [entry for entry in _local_pool.loaded_models() if entry.purpose == "embed"]
     Embedder(config_for(embedded_in_process())).embed(["another embedder"])
-    after = [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
+    after = [entry for entry in _local_pool.loaded_models() if entry.purpose == "embed"]
     assert len(before) == 1 and after == before and after[0] is before[0]
     # The pool's stats and unload see it; by default it runs in a worker process.
     [stats] = [
@@ -85,31 +81,18 @@ def test_one_embedding_instance_per_process_in_the_pool_chat_uses(embedder: Embe
         if m["purpose"] == "embed"
     ]
     assert stats["isolation"] == "process" and stats["worker_pids"] and stats["requests"] >= 2
-    assert EMBEDDED_MODEL in _huggingface.unload_models()
-    assert not [entry for entry in _huggingface._loaded.values() if entry.purpose == "embed"]
+    assert EMBEDDED_MODEL in _local_pool.unload_models()
+    assert not [entry for entry in _local_pool.loaded_models() if entry.purpose == "embed"]
 
 
 # -- falling back to the embedded model ----------------------------------------------------------
-
-
-def _json_body(r1: Any, r2: Any) -> None:
-    assert json.loads(r1.body or b"null") == json.loads(r2.body or b"null")
-
-
-cassettes = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode="none",
-    match_on=["method", "scheme", "host", "port", "path", "json_body"],
-    filter_headers=["authorization"],
-)
-cassettes.register_matcher("json_body", _json_body)
 
 
 def refused_ollama() -> dict[str, object]:
     return {"name": "ollama", "base_url": closed_port_url()}
 
 
-@cassettes.use_cassette("ollama_embed.yaml")
+@embedding_cassettes.use_cassette("ollama_embed.yaml")
 def test_ollama_model_not_pulled_falls_back_to_the_embedded_model() -> None:
     config = config_for(
         {"name": "ollama", "base_url": "http://127.0.0.1:11434", "api": "native"},

@@ -24,7 +24,7 @@ from forge_core import (
     ToolCall,
 )
 from forge_core._local_models import gpu_layers
-from forge_core.providers import _huggingface
+from forge_core.providers import _huggingface, _local_pool
 from forge_core.providers._huggingface import HuggingFaceBackend
 from forge_core.providers._local_engine import _ToolPlan, _wire_messages, chat_format_for
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
@@ -82,7 +82,7 @@ def forge() -> Forge:
 def loaded_instance() -> Any:
     [loaded] = [
         entry
-        for entry in _huggingface._loaded.values()
+        for entry in _local_pool.loaded_models()
         if entry.name == "gemma-3-270m" and entry.format == "gguf"
     ]
     return loaded.instances[0]
@@ -155,7 +155,7 @@ def test_n_ctx_and_threads_reach_the_loaded_model() -> None:
     small.warm()
     llama = next(
         entry.instances[0]
-        for entry in _huggingface._loaded.values()
+        for entry in _local_pool.loaded_models()
         if entry.instances[0].n_ctx() == 512
     )
     assert llama.context_params.n_threads == 1
@@ -169,7 +169,7 @@ def test_prompt_longer_than_the_context_is_refused_before_generation() -> None:
     with pytest.raises(CapabilityMismatch) as caught:
         small.chat(request(long_prompt, max_tokens=4), "gemma-3-270m", attempt_timeouts())
     assert "256" in str(caught.value) and "before generation" in str(caught.value)
-    [entry] = [e for e in _huggingface._loaded.values() if e.instances[0].n_ctx() == 256]
+    [entry] = [e for e in _local_pool.loaded_models() if e.instances[0].n_ctx() == 256]
     # Nothing was evaluated: the context is empty and no token was generated.
     assert entry.instances[0].n_tokens == 0
     assert entry.output_tokens == 0
@@ -320,7 +320,7 @@ def test_configured_chat_format_wins_and_keeps_the_system_turn(embedded_model: P
         max_tokens=2,
     )
     answer = chatml.chat(conversation, "m", attempt_timeouts())
-    [entry] = [e for e in _huggingface._loaded.values() if e.name == "m"]
+    [entry] = [e for e in _local_pool.loaded_models() if e.name == "m"]
     assert entry.instances[0].chat_format == "chatml"
     prompt = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     expected = len(entry.instances[0].tokenize(prompt.encode(), add_bos=True, special=True))

@@ -20,8 +20,9 @@ from forge_core import (
     ModelNotFound,
 )
 from forge_core._local_models import llama_output_logged
-from forge_core.providers import _huggingface
-from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
+from forge_core.providers import _local_pool
+from forge_core.providers._huggingface import HuggingFaceBackend
+from forge_core.providers._local_pool import unload_models
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 from forge_tiny_onnx import TinyOnnxModel
 
@@ -68,7 +69,7 @@ def prompt(subject: str) -> ChatRequest:
 
 
 def loaded_entries() -> list[Any]:
-    return list(_huggingface._loaded.values())
+    return list(_local_pool.loaded_models())
 
 
 def test_warm_preloads_once_and_stats_describe_the_model() -> None:

@@ -25,22 +25,12 @@ from forge_core import (
     ToolCall,
 )
 from forge_core.providers import AnthropicClient, ModelCatalog, build_backends
+from forge_provider_support import FORCE_WEATHER, chat_request, weather_tool
 from forge_test_support import attempt_timeouts, config_for
 
 MODEL = "claude-3-5-haiku-latest"
 SERVED = "claude-3-5-haiku-20241022"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}},
-            "required": ["location"],
-        },
-    },
-}
+WEATHER_TOOL = weather_tool("location")
 
 
 @pytest.fixture
@@ -60,12 +50,7 @@ async def _acollect(chunks: AsyncGenerator[ChatChunk, None]) -> list[ChatChunk]:
 def test_text_answer_sends_system_top_level_and_defaults_max_tokens(
     client: AnthropicClient, pool: RecordingPool
 ) -> None:
-    request = ChatRequest(
-        messages=[
-            Message(role="system", content="You are terse."),
-            Message(role="user", content="Say hello."),
-        ]
-    )
+    request = chat_request("Say hello.", system="You are terse.")
     answer = client.chat(request, MODEL, attempt_timeouts())
     assert answer.content == "Hello."
     assert answer.finish_reason == "stop"
@@ -80,12 +65,7 @@ def test_text_answer_sends_system_top_level_and_defaults_max_tokens(
 
 @use_cassette("anthropic_messages.yaml")
 async def test_async_answer_matches_sync(client: AnthropicClient) -> None:
-    request = ChatRequest(
-        messages=[
-            Message(role="system", content="You are terse."),
-            Message(role="user", content="Say hello."),
-        ]
-    )
+    request = chat_request("Say hello.", system="You are terse.")
     answer = await client.achat(request, MODEL, attempt_timeouts())
     assert answer.content == "Hello."
     assert answer.usage is not None and answer.usage.total_tokens == 18
@@ -106,13 +86,7 @@ def test_overrides_become_temperature_and_stop_sequences(client: AnthropicClient
 
 @use_cassette("anthropic_stream.yaml")
 def test_stream_yields_text_skips_ping_and_ends_with_usage(client: AnthropicClient) -> None:
-    request = ChatRequest(
-        messages=[
-            Message(role="system", content="You are terse."),
-            Message(role="user", content="Say hello."),
-        ],
-        max_tokens=24,
-    )
+    request = chat_request("Say hello.", system="You are terse.", max_tokens=24)
     chunks = _collect(client.stream(request, MODEL, attempt_timeouts()))
     assert [chunk.content for chunk in chunks if chunk.content] == ["Hel", "lo."]
     last = chunks[-1]
@@ -125,13 +99,7 @@ def test_stream_yields_text_skips_ping_and_ends_with_usage(client: AnthropicClie
 
 @use_cassette("anthropic_stream.yaml")
 async def test_async_stream_matches_sync(client: AnthropicClient) -> None:
-    request = ChatRequest(
-        messages=[
-            Message(role="system", content="You are terse."),
-            Message(role="user", content="Say hello."),
-        ],
-        max_tokens=24,
-    )
+    request = chat_request("Say hello.", system="You are terse.", max_tokens=24)
     chunks = await _acollect(client.astream(request, MODEL, attempt_timeouts()))
     assert "".join(chunk.content for chunk in chunks) == "Hello."
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 4
@@ -175,7 +143,7 @@ def test_streamed_tool_calls_arrive_complete_with_stable_ids(client: AnthropicCl
     request = ChatRequest(
         messages=[Message(role="user", content="Weather in Paris, twice?")],
         tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        tool_choice=FORCE_WEATHER,
         max_tokens=128,
     )
     chunks = _collect(client.stream(request, MODEL, attempt_timeouts()))

@@ -21,6 +21,7 @@ from forge_core import (
 )
 from forge_core.providers import build_backends
 from forge_core.providers._openai_wire import build_body
+from forge_provider_support import FORCE_WEATHER, weather_tool
 from forge_test_support import (
     LocalServer,
     attempt_timeouts,
@@ -41,19 +42,7 @@ SCHEMA: dict[str, Any] = {
 }
 SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}}
 CITIES = ["Paris", "Tokyo"]
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "enum": CITIES}},
-            "required": ["city"],
-        },
-    },
-}
-FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+WEATHER_TOOL = weather_tool("city", enum=CITIES)
 
 
 def _matches_schema(text: str | None) -> bool:

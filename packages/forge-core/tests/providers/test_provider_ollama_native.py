@@ -23,21 +23,11 @@ from forge_core.providers import (
     PullProgress,
     build_backends,
 )
+from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, closed_port_url, config_for
 
 BASE_URL = "http://localhost:11434"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+WEATHER_TOOL = weather_tool("city")
 
 
 @pytest.fixture

@@ -20,23 +20,12 @@ from forge_core import (
     ToolCall,
 )
 from forge_core.providers import ModelCatalog, OpenAICompatibleClient, build_backends
+from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, config_for
 
 MODEL = "gpt-4o-mini"
 ROUTER_MODEL = "meta-llama/llama-3.1-8b-instruct"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-        "strict": True,
-    },
-}
+WEATHER_TOOL = weather_tool("city", strict=True)
 SCHEMA_FORMAT = {
     "type": "json_schema",
     "json_schema": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import forge_core
@@ -18,12 +17,17 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
+from pydantic import SecretStr
 
 __all__ = [
+    "API_KEY_ENV",
+    "ENDPOINT_SECTIONS",
     "REQUEST_PARAMS",
+    "api_key_layer",
     "chunk_to_message_chunk",
-    "config_identity",
     "content_to_text",
+    "endpoint_provider",
+    "forge_overrides",
     "message_from_forge",
     "message_to_forge",
     "messages_to_forge",
@@ -51,6 +55,56 @@ _CHAT_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
     "user": "user",
     "assistant": "assistant",
 }
+
+
+# -- which Forge ------------------------------------------------------------------------------
+
+#: Name under which an ``api_key`` field is handed to forge's provider client: it exists only in
+#: the private layer that client reads keys from, never in ``os.environ``. One name for ForgeChat
+#: and ForgeEmbeddings, so a chat model and embeddings given the same key and routing options
+#: get the same shared `forge_core.Forge` (one set of breakers and health for both).
+API_KEY_ENV = "FORGECHAT_API_KEY"
+
+#: Providers an ``api_key`` / ``base_url`` field can configure, and their section in the config.
+ENDPOINT_SECTIONS: dict[forge_core.Provider, tuple[str, str]] = {
+    forge_core.Provider.OPENAI: ("cloud", "openai"),
+    forge_core.Provider.OPENROUTER: ("cloud", "openrouter"),
+    forge_core.Provider.ANTHROPIC: ("cloud", "anthropic"),
+    forge_core.Provider.OLLAMA: ("local", "ollama"),
+}
+
+
+def endpoint_provider(model: str | None) -> forge_core.Provider:
+    """The provider ``api_key`` and ``base_url`` configure: ``model``'s, else ``openai``."""
+    pinned = forge_core.ModelId.parse(model).provider if model else None
+    return pinned or forge_core.Provider.OPENAI
+
+
+def forge_overrides(
+    routing: dict[str, Any],
+    *,
+    model: str | None,
+    base_url: str | None,
+    api_key: SecretStr | None,
+) -> dict[str, Any]:
+    """forge.yaml-shaped overrides: ``routing`` (`forge_core.routing_overrides`) plus the
+    endpoint that ``base_url`` and ``api_key`` configure for ``model``'s provider."""
+    endpoint: dict[str, Any] = {}
+    if base_url is not None:
+        endpoint["base_url"] = base_url
+    if api_key is not None:
+        endpoint["api_key_env"] = API_KEY_ENV
+    if endpoint:
+        group, name = ENDPOINT_SECTIONS[endpoint_provider(model)]
+        providers: dict[str, Any] = routing.setdefault("providers", {})
+        providers.setdefault(group, {})[name] = endpoint
+    return routing
+
+
+def api_key_layer(api_key: SecretStr | None) -> dict[str, str] | None:
+    """The private env layer that carries ``api_key`` to forge's clients (`forge_overrides`
+    points the endpoint's ``api_key_env`` at it), or None without a key."""
+    return {API_KEY_ENV: api_key.get_secret_value()} if api_key is not None else None
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -200,13 +254,6 @@ def tool_choice_to_openai(
         return forge_core.resolve_tool_choice(tool_choice, tools)
     except ValueError as exc:
         raise ValueError(f"ForgeChat: {exc}") from None
-
-
-def config_identity(config: forge_core.ForgeConfig | str | Path | None) -> Any:
-    """A JSON-friendly identity of ``config`` for ``_identifying_params`` (and the LLM cache)."""
-    if isinstance(config, forge_core.ForgeConfig):
-        return config.model_dump(mode="json")
-    return None if config is None else str(config)
 
 
 # -- responses --------------------------------------------------------------------------------

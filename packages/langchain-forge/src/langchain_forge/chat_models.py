@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections import ChainMap
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +25,11 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_forge._utils import (
+    ENDPOINT_SECTIONS,
+    api_key_layer,
     chunk_to_message_chunk,
-    config_identity,
+    endpoint_provider,
+    forge_overrides,
     messages_to_forge,
     request_params,
     response_to_message,
@@ -41,34 +42,7 @@ __all__ = ["ForgeChat"]
 #: and which model serves is only known from the response's ``model_name``).
 AUTO_MODEL_NAME = "auto"
 
-#: Name under which ``api_key`` is handed to forge's provider client: it exists only in the
-#: private mapping that client reads keys from, never in ``os.environ``.
-_API_KEY_ENV = "FORGECHAT_API_KEY"
-
-#: Providers ``api_key`` / ``base_url`` can configure, and where their section is in the config.
-_SECTIONS: dict[forge_core.Provider, tuple[str, str]] = {
-    forge_core.Provider.OPENAI: ("cloud", "openai"),
-    forge_core.Provider.OPENROUTER: ("cloud", "openrouter"),
-    forge_core.Provider.ANTHROPIC: ("cloud", "anthropic"),
-    forge_core.Provider.OLLAMA: ("local", "ollama"),
-}
-
 StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
-
-
-@dataclass(frozen=True)
-class _ForgeState:
-    """A built `forge_core.Forge` and the config identity and overrides it was built from.
-
-    Copies of a `ForgeChat` (``model_copy``, ``copy.deepcopy``) share it: a `Forge` is not
-    changed by calls, and it holds pooled HTTP clients and locks that cannot be deep-copied.
-    """
-
-    inputs: tuple[Any, dict[str, Any], SecretStr | None]
-    forge: forge_core.Forge
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _ForgeState:
-        return self
 
 
 class ForgeChat(BaseChatModel):
@@ -240,6 +214,7 @@ class ForgeChat(BaseChatModel):
     """
 
     model_config = ConfigDict(hide_input_in_errors=True)
+    _forge_source: forge_core.ForgeSource = PrivateAttr(default_factory=forge_core.ForgeSource)
 
     model: str | None = Field(default_factory=lambda: os.environ.get("FORGE_DEFAULT_MODEL") or None)
     """``provider:model`` or a bare model name; defaults to ``$FORGE_DEFAULT_MODEL``, and when
@@ -299,15 +274,13 @@ class ForgeChat(BaseChatModel):
     None keeps the config's.
     """
 
-    _forge_state: _ForgeState | None = PrivateAttr(default=None)
-
     @model_validator(mode="after")
     def _check_endpoint_target(self) -> ForgeChat:
         """``api_key`` / ``base_url`` must name something the targeted provider can use."""
         if self.api_key is None and self.base_url is None:
             return self
         provider = self._endpoint_provider()
-        if provider not in _SECTIONS:
+        if provider not in ENDPOINT_SECTIONS:
             raise ValueError(
                 f"ForgeChat: api_key and base_url configure an HTTP provider; "
                 f"'{provider.value}' runs models in process and takes neither"
@@ -338,7 +311,7 @@ class ForgeChat(BaseChatModel):
             "fallback_order": self.fallback_order,
             "local_first": self.local_first,
             "local_only": self.local_only,
-            "config": config_identity(self.config),
+            "config": self._forge_source.config_identity(self.config),
             "base_url": self.base_url,
         }
 
@@ -365,46 +338,34 @@ class ForgeChat(BaseChatModel):
 
     def _endpoint_provider(self) -> forge_core.Provider:
         """The provider ``api_key`` and ``base_url`` configure: ``model``'s, else ``openai``."""
-        pinned = forge_core.ModelId.parse(self.model).provider if self.model else None
-        return pinned or forge_core.Provider.OPENAI
+        return endpoint_provider(self.model)
 
     def _overrides(self) -> dict[str, Any]:
         """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
-        overrides: dict[str, Any] = forge_core.routing_overrides(
+        routing = forge_core.routing_overrides(
             fallback_order=self.fallback_order,
             local_first=self.local_first,
             local_only=self.local_only,
             timeout=self.timeout,
             max_retries=self.max_retries,
         )
-        endpoint: dict[str, Any] = {}
-        if self.base_url is not None:
-            endpoint["base_url"] = self.base_url
-        if self.api_key is not None:
-            endpoint["api_key_env"] = _API_KEY_ENV
-        if endpoint:
-            group, name = _SECTIONS[self._endpoint_provider()]
-            providers: dict[str, Any] = overrides.setdefault("providers", {})
-            providers.setdefault(group, {})[name] = endpoint
-        return overrides
+        return forge_overrides(
+            routing, model=self.model, base_url=self.base_url, api_key=self.api_key
+        )
 
     def _get_forge(self) -> forge_core.Forge:
-        """The `forge_core.Forge`, built on first use (again if ``config``, a routing field or
-        an endpoint field changed since)."""
-        overrides = self._overrides()
-        inputs = (config_identity(self.config), overrides, self.api_key)
-        state = self._forge_state
-        if state is None or state.inputs != inputs:
-            # The key reaches only forge's clients (a private env mapping), never os.environ,
-            # so subprocesses and other models do not inherit it.
-            env = (
-                ChainMap({_API_KEY_ENV: self.api_key.get_secret_value()}, os.environ)
-                if self.api_key is not None
-                else None
-            )
-            forge = forge_core.Forge(self.config, overrides=overrides or None, env=env)
-            state = self._forge_state = _ForgeState(inputs, forge)
-        return state.forge
+        """The `forge_core.Forge` for ``config``, the routing fields and the endpoint fields.
+
+        From `forge_core.shared_forge` (through this model's `forge_core.ForgeSource`, so a
+        call costs a comparison): every `ForgeChat` with the same options (LangChain may build
+        one per request) shares one `Forge`, its HTTP pools, breakers and health; a changed
+        field gives another.
+        """
+        # The key reaches only forge's clients (a private env layer), never os.environ, so
+        # subprocesses and other models do not inherit it.
+        return self._forge_source.get(
+            self.config, overrides=self._overrides(), api_keys=api_key_layer(self.api_key)
+        )
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

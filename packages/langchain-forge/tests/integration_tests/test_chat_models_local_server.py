@@ -21,7 +21,6 @@ from forge_test_support import (
 from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler, CallbackManager
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -29,6 +28,12 @@ from langchain_core.messages import (
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_forge import ForgeChat
+from langchain_forge_support import (
+    assert_one_final_chunk,
+    assert_served_by,
+    merge_chunks,
+    route_attempts,
+)
 
 pytestmark = pytest.mark.local_server
 
@@ -49,40 +54,6 @@ class _TokenRecorder(BaseCallbackHandler):
         self.tokens.append(token)
 
 
-def _attempts(message: AIMessage | AIMessageChunk) -> list[tuple[str, bool]]:
-    route = message.response_metadata["route"]
-    return [(attempt["provider"], attempt["ok"]) for attempt in route["attempts"]]
-
-
-def _assert_served_by(message: AIMessage | AIMessageChunk, provider: Provider, model: str) -> None:
-    metadata = message.response_metadata
-    assert metadata["model_provider"] == provider.value
-    assert metadata["model_name"] == model
-    assert metadata["finish_reason"] in {"stop", "length"}
-    assert metadata["route"]["provider"] == provider.value
-    assert metadata["route"]["attempts"][-1]["ok"] is True
-
-
-def _collect(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged = merged + chunk
-    return merged
-
-
-def _assert_one_final_chunk(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    """Exactly one chunk (the last) carries the route, metadata and usage; it returns it."""
-    assert chunks and all(isinstance(chunk, AIMessageChunk) for chunk in chunks)
-    assert "".join(chunk.text for chunk in chunks)
-    with_route = [chunk for chunk in chunks if "route" in chunk.response_metadata]
-    assert with_route == [chunks[-1]]
-    assert [chunk for chunk in chunks if chunk.chunk_position == "last"] == [chunks[-1]]
-    assert all(chunk.usage_metadata is None for chunk in chunks[:-1])
-    last = chunks[-1]
-    assert last.content == ""
-    return last
-
-
 def test_invoke_through_the_ollama_surface(local_server: LocalServer) -> None:
     chat = ForgeChat(
         config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
@@ -90,8 +61,8 @@ def test_invoke_through_the_ollama_surface(local_server: LocalServer) -> None:
     answer = chat.invoke([SystemMessage(content="You are terse."), HumanMessage(content=PROMPT)])
     assert isinstance(answer, AIMessage)
     assert isinstance(answer.content, str) and answer.content
-    _assert_served_by(answer, Provider.OLLAMA, local_server.model)
-    assert _attempts(answer) == [("ollama", True)]
+    assert_served_by(answer, Provider.OLLAMA, local_server.model)
+    assert route_attempts(answer) == [("ollama", True)]
     usage = answer.usage_metadata
     assert usage is not None
     assert usage["output_tokens"] > 0 and usage["input_tokens"] > 0
@@ -108,7 +79,7 @@ async def test_ainvoke_through_the_openai_compatible_surface(local_server: Local
     answer = await chat.ainvoke(PROMPT)
     assert isinstance(answer, AIMessage)
     assert isinstance(answer.content, str) and answer.content
-    _assert_served_by(answer, Provider.OPENAI, local_server.model)
+    assert_served_by(answer, Provider.OPENAI, local_server.model)
     assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
 
 
@@ -118,14 +89,14 @@ def test_stream_yields_text_then_one_final_chunk(local_server: LocalServer) -> N
     )
     recorder = _TokenRecorder()
     chunks = list(chat.stream(PROMPT, config={"callbacks": [recorder]}))
-    last = _assert_one_final_chunk(chunks)
-    _assert_served_by(last, Provider.OLLAMA, local_server.model)
-    assert _attempts(last) == [("ollama", True)]
+    last = assert_one_final_chunk(chunks)
+    assert_served_by(last, Provider.OLLAMA, local_server.model)
+    assert route_attempts(last) == [("ollama", True)]
     # llama-cpp-python's server reports no usage on a stream: forge has none, ForgeChat invents none.
     assert last.usage_metadata is None
     # Every chunk reached the callbacks exactly once.
     assert recorder.tokens == [chunk.text for chunk in chunks]
-    merged = _collect(chunks)
+    merged = merge_chunks(chunks)
     assert merged.response_metadata["model_provider"] == "ollama"
 
 
@@ -134,8 +105,8 @@ async def test_astream_yields_text_then_one_final_chunk(local_server: LocalServe
         config=config_for(ollama_on(local_server)), max_tokens=MAX_TOKENS, temperature=TEMPERATURE
     )
     chunks = [chunk async for chunk in chat.astream(PROMPT)]
-    last = _assert_one_final_chunk(chunks)
-    _assert_served_by(last, Provider.OLLAMA, local_server.model)
+    last = assert_one_final_chunk(chunks)
+    assert_served_by(last, Provider.OLLAMA, local_server.model)
 
 
 def test_stream_hook_reports_each_chunk_to_a_given_run_manager(local_server: LocalServer) -> None:
@@ -181,7 +152,7 @@ def test_streaming_field_routes_invoke_through_the_stream(local_server: LocalSer
     assert isinstance(answer.content, str) and answer.content
     assert "".join(recorder.tokens) == answer.content  # tokens came one by one
     assert len(recorder.tokens) > 1
-    _assert_served_by(answer, Provider.OLLAMA, local_server.model)
+    assert_served_by(answer, Provider.OLLAMA, local_server.model)
 
 
 def test_lcel_chain_returns_text(local_server: LocalServer) -> None:
@@ -202,7 +173,7 @@ def test_fallback_from_a_refused_ollama_to_openai(local_server: LocalServer) -> 
     )
     answer = ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE).invoke(PROMPT)
     assert isinstance(answer.content, str) and answer.content
-    _assert_served_by(answer, Provider.OPENAI, local_server.model)
+    assert_served_by(answer, Provider.OPENAI, local_server.model)
     attempts = answer.response_metadata["route"]["attempts"]
     assert [(a["provider"], a["ok"]) for a in attempts] == [("ollama", False), ("openai", True)]
     assert attempts[0]["error_kind"] == OllamaUnavailable.kind
@@ -216,9 +187,9 @@ def test_streamed_fallback_reports_the_refused_attempt(local_server: LocalServer
     chunks = list(
         ForgeChat(config=config, max_tokens=MAX_TOKENS, temperature=TEMPERATURE).stream(PROMPT)
     )
-    last = _assert_one_final_chunk(chunks)
-    _assert_served_by(last, Provider.OPENAI, local_server.model)
-    assert _attempts(last) == [("ollama", False), ("openai", True)]
+    last = assert_one_final_chunk(chunks)
+    assert_served_by(last, Provider.OPENAI, local_server.model)
+    assert route_attempts(last) == [("ollama", False), ("openai", True)]
 
 
 def test_fallback_order_field_puts_openai_first(local_server: LocalServer) -> None:
@@ -230,7 +201,7 @@ def test_fallback_order_field_puts_openai_first(local_server: LocalServer) -> No
         temperature=TEMPERATURE,
     )
     answer = chat.invoke(PROMPT)
-    assert _attempts(answer) == [("openai", True)]
+    assert route_attempts(answer) == [("openai", True)]
 
 
 def test_every_provider_refused_raises_fallback_failed_unchanged() -> None:

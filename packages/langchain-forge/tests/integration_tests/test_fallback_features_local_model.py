@@ -8,14 +8,11 @@ test_fallback_features_local_server.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from forge_core import ForgeConfig
-from forge_test_support import closed_port_url, config_for, embedded_in_process
-from langchain_core.messages import AIMessage, AIMessageChunk
+from forge_test_support import embedded_in_process
 from langchain_forge import ForgeChat
-from pydantic import BaseModel, Field
+from langchain_forge_support import Joke, dead_first, route_attempts
 
 pytestmark = [pytest.mark.local_server, pytest.mark.local_model]
 
@@ -24,32 +21,16 @@ MAX_TOKENS = 24
 JSON_MAX_TOKENS = 64
 
 
-class Joke(BaseModel):
-    """A joke to tell the user."""
-
-    setup: str = Field(description="The question that sets up the joke")
-    punchline: str = Field(description="The answer that resolves the joke")
-
-
-def _dead_first(*alive: dict[str, Any]) -> ForgeConfig:
-    return config_for({"name": "ollama", "base_url": closed_port_url()}, *alive)
-
-
-def _attempts(message: AIMessage | AIMessageChunk) -> list[tuple[str, bool]]:
-    route = message.response_metadata["route"]
-    return [(attempt["provider"], attempt["ok"]) for attempt in route["attempts"]]
-
-
 def _chat(config: ForgeConfig, max_tokens: int = MAX_TOKENS) -> ForgeChat:
     return ForgeChat(config=config, max_tokens=max_tokens, temperature=0.0)
 
 
 def test_json_schema_structured_output_falls_back_to_the_in_process_model() -> None:
-    chat = _chat(_dead_first(embedded_in_process()), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(embedded_in_process()), JSON_MAX_TOKENS)
     result = chat.with_structured_output(Joke, include_raw=True).invoke("Tell me a joke.")
     assert isinstance(result, dict)
     raw = result["raw"]
-    assert _attempts(raw) == [("ollama", False), ("huggingface", True)]
+    assert route_attempts(raw) == [("ollama", False), ("huggingface", True)]
     # Grammar-constrained, but 64 tokens may cut a long string short: either it parsed into a
     # Joke, or the cut-off answer is reported as a parsing error (never a silent None).
     if result["parsing_error"] is None:
@@ -59,12 +40,12 @@ def test_json_schema_structured_output_falls_back_to_the_in_process_model() -> N
 
 
 def test_json_mode_structured_output_falls_back_to_the_in_process_model() -> None:
-    chat = _chat(_dead_first(embedded_in_process()), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(embedded_in_process()), JSON_MAX_TOKENS)
     schema = {"title": "Joke", "type": "object", "properties": {"setup": {"type": "string"}}}
     result = chat.with_structured_output(schema, method="json_mode", include_raw=True).invoke(
         "Answer in JSON with a key 'setup'."
     )
-    assert _attempts(result["raw"]) == [("ollama", False), ("huggingface", True)]
+    assert route_attempts(result["raw"]) == [("ollama", False), ("huggingface", True)]
     if result["parsing_error"] is None:
         assert isinstance(result["parsed"], dict)
     else:

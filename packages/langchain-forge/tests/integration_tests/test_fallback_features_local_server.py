@@ -14,17 +14,12 @@ from typing import Any
 
 import pytest
 from forge_core import ForgeConfig
-from forge_test_support import (
-    LocalServer,
-    closed_port_url,
-    config_for,
-    openai_compatible_on,
-)
+from forge_test_support import LocalServer, openai_compatible_on
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.tools import tool
 from langchain_forge import ForgeChat
-from pydantic import BaseModel, Field
+from langchain_forge_support import Joke, dead_first, merge_chunks, route_attempts
 
 pytestmark = pytest.mark.local_server
 
@@ -40,38 +35,15 @@ def magic_function(input: int) -> int:
     return input + 2
 
 
-class Joke(BaseModel):
-    """A joke to tell the user."""
-
-    setup: str = Field(description="The question that sets up the joke")
-    punchline: str = Field(description="The answer that resolves the joke")
-
-
-def _dead_first(*alive: dict[str, Any]) -> ForgeConfig:
-    return config_for({"name": "ollama", "base_url": closed_port_url()}, *alive)
-
-
-def _attempts(message: AIMessage | AIMessageChunk) -> list[tuple[str, bool]]:
-    route = message.response_metadata["route"]
-    return [(attempt["provider"], attempt["ok"]) for attempt in route["attempts"]]
-
-
 def _chat(config: ForgeConfig, max_tokens: int = MAX_TOKENS) -> ForgeChat:
     return ForgeChat(config=config, max_tokens=max_tokens, temperature=0.0)
-
-
-def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged = merged + chunk
-    return merged
 
 
 # -- tools --------------------------------------------------------------------------------------
 
 
 def test_bound_tools_survive_a_dead_first_candidate(tool_server: LocalServer) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
     answer = chat.bind_tools([magic_function], tool_choice="magic_function").invoke(
         "What is the value of magic_function(3)?"
     )
@@ -79,34 +51,34 @@ def test_bound_tools_survive_a_dead_first_candidate(tool_server: LocalServer) ->
     assert [call["name"] for call in answer.tool_calls] == ["magic_function"]
     assert isinstance(answer.tool_calls[0]["args"]["input"], int)
     assert answer.tool_calls[0]["id"]
-    assert _attempts(answer) == [("ollama", False), ("openai", True)]
+    assert route_attempts(answer) == [("ollama", False), ("openai", True)]
     assert answer.response_metadata["model_provider"] == "openai"
 
 
 async def test_async_tool_choice_any_survives_a_dead_first_candidate(
     tool_server: LocalServer,
 ) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
     answer = await chat.bind_tools([magic_function], tool_choice="any").ainvoke(
         "What is the value of magic_function(3)?"
     )
     assert [call["name"] for call in answer.tool_calls] == ["magic_function"]
-    assert _attempts(answer) == [("ollama", False), ("openai", True)]
+    assert route_attempts(answer) == [("ollama", False), ("openai", True)]
 
 
 def test_streamed_tool_call_survives_a_dead_first_candidate(tool_server: LocalServer) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
     bound = chat.bind_tools([magic_function], tool_choice="magic_function")
     streamed = list(bound.stream("What is the value of magic_function(3)?"))
     chunks = [chunk for chunk in streamed if isinstance(chunk, AIMessageChunk)]
     assert chunks == streamed
     assert [chunk.chunk_position for chunk in chunks].count("last") == 1
     assert chunks[-1].chunk_position == "last"
-    merged = _merge(chunks)
+    merged = merge_chunks(chunks)
     # The server repeats the name on every fragment; merged, it must still be the name once.
     assert [call["name"] for call in merged.tool_calls] == ["magic_function"]
     assert isinstance(merged.tool_calls[0]["args"]["input"], int)
-    assert _attempts(chunks[-1]) == [("ollama", False), ("openai", True)]
+    assert route_attempts(chunks[-1]) == [("ollama", False), ("openai", True)]
 
 
 # -- structured output --------------------------------------------------------------------------
@@ -115,22 +87,22 @@ def test_streamed_tool_call_survives_a_dead_first_candidate(tool_server: LocalSe
 def test_function_calling_structured_output_survives_a_dead_first_candidate(
     tool_server: LocalServer,
 ) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(openai_compatible_on(tool_server)), JSON_MAX_TOKENS)
     structured = chat.with_structured_output(Joke, method="function_calling", include_raw=True)
     result = structured.invoke("Tell me a joke about cats.")
     assert isinstance(result, dict)
     assert result["parsing_error"] is None
     assert isinstance(result["parsed"], Joke)
-    assert _attempts(result["raw"]) == [("ollama", False), ("openai", True)]
+    assert route_attempts(result["raw"]) == [("ollama", False), ("openai", True)]
 
 
 def test_json_schema_structured_output_through_the_server_after_a_dead_candidate(
     tool_server: LocalServer,
 ) -> None:
     server = openai_compatible_on(tool_server, dialect="llama-cpp")
-    chat = _chat(_dead_first(server), JSON_MAX_TOKENS)
+    chat = _chat(dead_first(server), JSON_MAX_TOKENS)
     result = chat.with_structured_output(Joke, include_raw=True).invoke("Tell me a joke.")
-    assert _attempts(result["raw"]) == [("ollama", False), ("openai", True)]
+    assert route_attempts(result["raw"]) == [("ollama", False), ("openai", True)]
     assert result["parsing_error"] is None
     assert isinstance(result["parsed"], Joke)
 
@@ -153,7 +125,7 @@ class _Recorder(BaseCallbackHandler):
 async def test_astream_is_one_clean_stream_after_a_dead_first_candidate(
     tool_server: LocalServer,
 ) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)))
+    chat = _chat(dead_first(openai_compatible_on(tool_server)))
     recorder = _Recorder()
     chunks = [chunk async for chunk in chat.astream(PROMPT, config={"callbacks": [recorder]})]
     assert chunks[-1].chunk_position == "last"
@@ -161,13 +133,13 @@ async def test_astream_is_one_clean_stream_after_a_dead_first_candidate(
     assert "".join(chunk.text for chunk in chunks)
     assert recorder.tokens == [chunk.text for chunk in chunks]
     assert recorder.errors == []
-    assert _attempts(chunks[-1]) == [("ollama", False), ("openai", True)]
+    assert route_attempts(chunks[-1]) == [("ollama", False), ("openai", True)]
 
 
 async def test_astream_events_see_one_clean_stream_after_a_dead_first_candidate(
     tool_server: LocalServer,
 ) -> None:
-    chat = _chat(_dead_first(openai_compatible_on(tool_server)))
+    chat = _chat(dead_first(openai_compatible_on(tool_server)))
     events = [event async for event in chat.astream_events(PROMPT, version="v2")]
     kinds = [event["event"] for event in events]
     # One run: one start, its token events, one end, and nothing from the dead attempt.
@@ -181,5 +153,5 @@ async def test_astream_events_see_one_clean_stream_after_a_dead_first_candidate(
     output = events[-1]["data"]["output"]
     assert "".join(chunk.text for chunk in streamed) == output.text
     assert output.text
-    assert _attempts(output) == [("ollama", False), ("openai", True)]
+    assert route_attempts(output) == [("ollama", False), ("openai", True)]
     assert [chunk for chunk in streamed if "route" in chunk.response_metadata] == [streamed[-1]]

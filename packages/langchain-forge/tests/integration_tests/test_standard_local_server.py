@@ -23,6 +23,7 @@ import pytest
 from forge_test_support import LocalServer, config_for, ollama_on, openai_compatible_on
 from langchain_core.language_models import BaseChatModel
 from langchain_forge import ForgeChat
+from langchain_forge_support import ToolCallingRoute
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 pytestmark = pytest.mark.local_server
@@ -105,7 +106,7 @@ class TestForgeChatLocalServer(_ForgeChatRoute):
         return False
 
 
-class TestForgeChatToolServer(_ForgeChatRoute):
+class TestForgeChatToolServer(ToolCallingRoute, _ForgeChatRoute):
     @pytest.fixture(autouse=True)
     def _serve(self, tool_server: LocalServer) -> None:
         type(self).server = tool_server
@@ -119,26 +120,10 @@ class TestForgeChatToolServer(_ForgeChatRoute):
         )
 
     @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
     def structured_output_kwargs(self) -> dict[str, Any]:
         # JSON-schema output needs forge-core's llama-cpp dialect (the server rejects
         # response_format json_schema); a forced tool call works on this server today.
         return {"method": "function_calling"}
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     # -- quality xfails -------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import langchain_forge
 from langchain_core.language_models import BaseChatModel
 from langchain_forge import ForgeChat
 
-EXPECTED_ALL = ["ForgeChat"]
+EXPECTED_ALL = ["ForgeChat", "ForgeEmbeddings"]
 
 
 def test_all_imports() -> None:

@@ -8,12 +8,13 @@ from typing import Any
 from forge_test_support import closed_port_url, config_for
 from langchain_core.language_models import BaseChatModel
 from langchain_forge import ForgeChat
+from langchain_forge_support import ToolCallingRoute
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 UNIT_CONFIG = Path(__file__).with_name("forge_unit.yaml")
 
 
-class TestForgeChatStandard(ChatModelUnitTests):
+class TestForgeChatStandard(ToolCallingRoute, ChatModelUnitTests):
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
         return ForgeChat
@@ -27,22 +28,6 @@ class TestForgeChatStandard(ChatModelUnitTests):
             "model": "openai:gemma-3-270m",
             "config": config_for({"name": "openai", "base_url": closed_port_url()}),
         }
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import forge_core
-from llama_index.core.bridge.pydantic import BaseModel, Field, field_validator
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 __all__ = ["RoutingOptions"]
 
@@ -16,6 +16,8 @@ class RoutingOptions(BaseModel):
     Each option left ``None`` keeps the configured value; the set ones become
     `forge_core.routing_overrides`, so both classes route exactly as ``Forge`` would.
     """
+
+    _forge_source: forge_core.ForgeSource = PrivateAttr(default_factory=forge_core.ForgeSource)
 
     config: forge_core.ForgeConfig | str | None = Field(
         default=None,
@@ -62,3 +64,9 @@ class RoutingOptions(BaseModel):
             local_only=self.local_only,
             timeout=self.timeout,
         )
+
+    def _shared_forge(self) -> forge_core.Forge:
+        """The `forge_core.Forge` for ``config`` and these options (`forge_core.shared_forge`),
+        shared by every model built with the same ones; a call costs a comparison
+        (`forge_core.ForgeSource`)."""
+        return self._forge_source.get(self.config, overrides=self.overrides)

@@ -297,37 +297,19 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     )
 
 
-class ToolCallAssembler:
-    """Joins streamed `forge_core.ToolCallDelta`s into whole tool calls, one per ``index``.
-
-    Fragments are grouped by their index, never by name or id, so two identical calls in one
-    answer stay two calls.
-    """
-
-    def __init__(self) -> None:
-        self._calls: dict[int, dict[str, Any]] = {}
-
-    def add(self, deltas: Iterable[forge_core.ToolCallDelta]) -> None:
-        """Fold the fragments of one chunk in."""
-        for delta in deltas:
-            call = self._calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
-            if delta.id and not call["id"]:
-                call["id"] = delta.id
-            if delta.name and not call["name"]:
-                # OpenAI sends the name once; llama-cpp-python's server repeats it on every
-                # fragment, so the first one is the name.
-                call["name"] = delta.name
-            call["arguments"] += delta.arguments
+class ToolCallAssembler(forge_core.ToolCallAccumulator):
+    """`forge_core.ToolCallAccumulator` (which joins streamed fragments, by index only) with
+    the calls so far in the OpenAI shape LlamaIndex keeps in ``additional_kwargs``."""
 
     def wire(self) -> list[dict[str, Any]]:
         """The calls so far in the OpenAI shape; ``arguments`` is the JSON text received."""
         return [
             {
-                "id": call["id"] or f"call_{index}",
+                "id": call.id,
                 "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"]},
+                "function": {"name": call.name or "", "arguments": call.arguments},
             }
-            for index, call in sorted(self._calls.items())
+            for call in self.partial()
         ]
 
 

@@ -25,7 +25,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -113,9 +113,6 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         ),
     )
 
-    _forge: forge_core.Forge | None = PrivateAttr(default=None)
-    _forge_source: tuple[object, dict[str, Any]] | None = PrivateAttr(default=None)
-
     @classmethod
     def class_name(cls) -> str:
         """The name LlamaIndex uses for this class in serialization and callbacks."""
@@ -156,22 +153,14 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
 
     @property
     def forge(self) -> forge_core.Forge:
-        """The `forge_core.Forge` serving this LLM, built on first use.
+        """The `forge_core.Forge` serving this LLM, from `forge_core.shared_forge`.
 
-        It is rebuilt when ``config`` or a routing option changed since it was built. Building
-        it loads the configuration, so a bad ``config`` raises `forge_core.ConfigError` here.
+        Every `ForgeLLM` (and `ForgeEmbedding`) with the same ``config`` and routing options
+        shares one, with its HTTP pools, breakers and health; changing an option (or editing
+        the config file) gives another. The first use of a set of options loads the
+        configuration, so a bad ``config`` raises `forge_core.ConfigError` here.
         """
-        overrides = self.overrides
-        source = self._forge_source
-        if (
-            self._forge is None
-            or source is None
-            or not _same_config(source[0], self.config)
-            or source[1] != overrides
-        ):
-            self._forge = forge_core.Forge(self.config, overrides=overrides or None)
-            self._forge_source = (self.config, overrides)
-        return self._forge
+        return self._shared_forge()
 
     def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         defaults = {
@@ -449,13 +438,6 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
             yield _parse_structured(output_cls, last)
 
         return gen()
-
-
-def _same_config(built_with: object, current: object) -> bool:
-    """Whether ``current`` is the config the cached `Forge` was built from."""
-    if isinstance(current, forge_core.ForgeConfig):
-        return built_with is current
-    return built_with == current
 
 
 _NEEDS_TOOLS = forge_core.ModelRequirements(tools=True)

@@ -72,15 +72,17 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
     def embedder(self) -> forge_core.Embedder:
         """The `forge_core.Embedder` doing the work, built on first use.
 
-        Building it loads the configuration, so a bad ``config`` raises
-        `forge_core.ConfigError` here (on the first embedding call).
+        It routes through `forge_core.shared_forge` for ``config`` and the routing options, so
+        it shares breakers, health and HTTP pools with every `ForgeLLM` and `ForgeEmbedding`
+        built with the same ones; its provider pinning stays its own. Building it loads the
+        configuration, so a bad ``config`` raises `forge_core.ConfigError` here (on the first
+        embedding call).
         """
         if self._embedder is None:
             self._embedder = forge_core.Embedder(
-                self.config,
+                forge=self._shared_forge(),
                 model=self.model,
                 models=self.models,
-                overrides=self.overrides or None,
                 pin_after_first=self.pin_after_first,
             )
         return self._embedder

@@ -8,7 +8,6 @@ test_llm_local_model.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from forge_test_support import (
@@ -19,25 +18,14 @@ from forge_test_support import (
     openai_compatible_on,
 )
 from llama_index.core import Settings
-from llama_index.core.base.llms.types import (
-    ChatMessage,
-    ChatResponse,
-    CompletionResponse,
-    MessageRole,
-)
+from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, MessageRole
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.prompts import PromptTemplate
 from llamaindex_forge import ForgeLLM
+from llamaindex_forge_support import CONVERSATION, MAX_TOKENS, assert_served, assert_usage
 
 pytestmark = pytest.mark.local_server
-
-MAX_TOKENS = 12
-
-CONVERSATION = [
-    ChatMessage(role=MessageRole.SYSTEM, content="You answer in one short sentence."),
-    ChatMessage(role=MessageRole.USER, content="Name a colour."),
-]
 
 
 @pytest.fixture
@@ -54,31 +42,6 @@ def restore_settings_llm() -> Iterator[None]:
         yield
     finally:
         Settings._llm = previous
-
-
-def assert_served(response: ChatResponse | CompletionResponse, provider: str, model: str) -> None:
-    """``raw`` and the message metadata name the provider and model that answered."""
-    assert isinstance(response.raw, dict)
-    assert response.raw["provider"] == provider
-    assert response.raw["model"] == model
-    route = response.raw["route"]
-    assert route["provider"] == provider
-    assert route["model"] == model
-    assert route["attempts"][-1]["provider"] == provider
-    assert route["attempts"][-1]["ok"] is True
-    served = {"provider": provider, "model": model}
-    if isinstance(response, ChatResponse):
-        assert response.message.additional_kwargs == served
-    else:
-        assert response.additional_kwargs == served
-
-
-def assert_usage(raw: dict[str, Any]) -> None:
-    usage = raw["usage"]
-    assert isinstance(usage, dict)
-    assert usage["input_tokens"] > 0
-    assert 0 < usage["output_tokens"] <= MAX_TOKENS
-    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
 
 
 # -- the four chat paths -----------------------------------------------------------------------

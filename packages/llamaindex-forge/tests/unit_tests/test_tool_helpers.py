@@ -43,6 +43,15 @@ def delta(index: int, **fields: str) -> forge_core.ToolCallDelta:
     return forge_core.ToolCallDelta(index=index, **fields)
 
 
+def wire_add_call(call_id: str) -> dict[str, Any]:
+    """The OpenAI wire form of the call ``add(a=1, b=2)`` with id ``call_id``."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+    }
+
+
 def test_forge_llm_is_a_function_calling_llm() -> None:
     assert FunctionCallingLLM in ForgeLLM.__mro__
 
@@ -127,16 +136,8 @@ def test_tool_calls_are_kept_with_their_ids_on_the_message() -> None:
         forge_core.ToolCall(id="call_b", name="add", arguments={"a": 1, "b": 2}),
     )
     assert response.message.additional_kwargs["tool_calls"] == [
-        {
-            "id": "call_a",
-            "type": "function",
-            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
-        },
-        {
-            "id": "call_b",
-            "type": "function",
-            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
-        },
+        wire_add_call("call_a"),
+        wire_add_call("call_b"),
     ]
     assert llm().get_tool_calls_from_response(response) == [
         ToolSelection(tool_id="call_a", tool_name="add", tool_kwargs={"a": 1, "b": 2}),
@@ -177,18 +178,7 @@ def test_two_identical_streamed_calls_stay_two() -> None:
     assembler.add([delta(0, id="call_a", name="add", arguments='{"a": 1, ')])
     assembler.add([delta(1, id="call_b", name="add", arguments='{"a": 1, ')])
     assembler.add([delta(0, arguments='"b": 2}'), delta(1, arguments='"b": 2}')])
-    assert assembler.wire() == [
-        {
-            "id": "call_a",
-            "type": "function",
-            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
-        },
-        {
-            "id": "call_b",
-            "type": "function",
-            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
-        },
-    ]
+    assert assembler.wire() == [wire_add_call("call_a"), wire_add_call("call_b")]
 
 
 def test_a_name_repeated_on_every_fragment_is_not_doubled() -> None:

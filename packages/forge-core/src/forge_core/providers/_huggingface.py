@@ -2,18 +2,16 @@
 
 GGUF files run in llama-cpp-python (the ``forge-core[llama]`` extra); ONNX model directories in
 onnxruntime (``forge-core[onnx]``); both are imported on first use only. The engines live in
-`forge_core.providers._local_engine`; this module is the pool of loaded models and the backend.
+`forge_core.providers._local_engine`, the loaded models in `forge_core.providers._local_pool`;
+this module is the backend: readiness, capabilities, health, and generation over the pool.
 
 Isolation: with ``isolation: process`` (the default) every loaded instance is a worker process
 of forge's own (`forge_core.providers._local_worker`): a segfault, abort or OOM kill in native
 code fails one attempt with `WorkerCrashed` and the router falls back, where in process it would
 end the application. ``isolation: thread`` runs the model inside this process.
 
-Lifecycle: one `_LoadedModel` per model file and settings per process, shared by every backend
-(so by ``ForgeChat``, ``ForgeLLM`` and the CLI). It holds ``parallel`` instances (default one)
-in a queue: a request takes an instance, generates, and puts it back, so an instance is never
-used by two threads at once and requests beyond ``parallel`` wait their turn. A model idle for
-``keep_alive_seconds`` is unloaded by a daemon timer. Async calls run on a thread of their own
+Lifecycle: loaded models live in one pool per process (`forge_core.providers._local_pool`),
+shared by every backend, chat and embeddings alike. Async calls run on a thread of their own
 (`forge_core._threads.in_thread`), never on the event loop nor the loop's default executor
 (which the loop also needs for DNS lookups), so requests waiting for one busy model never keep
 another model's requests from starting.
@@ -22,24 +20,19 @@ another model's requests from starting.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import importlib.util
 import json
-import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from forge_core._config import HuggingFaceConfig
-from forge_core._exceptions import ForgeTimeout, MissingDependency, ProviderError
+from forge_core._exceptions import MissingDependency, ProviderError
 from forge_core._local_models import (
     EMBEDDED_MODEL,
-    ResolvedModel,
-    gpu_layers,
     resolve_local_model,
 )
 from forge_core._threads import in_thread
@@ -54,6 +47,7 @@ from forge_core._types import (
     ToolCall,
     ToolCallDelta,
 )
+from forge_core.providers import _local_pool
 from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
 from forge_core.providers._local_engine import (
     LLAMA_HINT,
@@ -65,8 +59,8 @@ from forge_core.providers._local_engine import (
     embed_texts,
     generate,
     generation_for,
-    make_instance,
 )
+from forge_core.providers._local_pool import LoadedModel
 from forge_core.providers._local_worker import (
     CrashRecord,
     RuntimeCheck,
@@ -81,12 +75,9 @@ __all__ = [
     "LlamaCppBackend",
     "LocalRuntimeReport",
     "chat_format_for",
-    "unload_models",
 ]
 
 _PROVIDER = Provider.HUGGINGFACE.value
-#: Seconds a worker may take to load a model when no request deadline bounds it (`warm`).
-_LOAD_TIMEOUT = 600.0
 #: Seconds the runtime check (load in a child process, generate one token) may take.
 _RUNTIME_CHECK_TIMEOUT = 120.0
 #: Seconds a failed runtime check is trusted before it runs again (a passed one is kept for
@@ -94,124 +85,6 @@ _RUNTIME_CHECK_TIMEOUT = 120.0
 FAILED_CHECK_RETRY_SECONDS = 60.0
 #: Worker deaths in a row, without one finished answer, after which health reports down.
 CRASHES_UNTIL_DOWN = 3
-
-
-# -- loaded models, shared by the whole process -------------------------------------------------
-
-
-@dataclass
-class _LoadedModel:
-    """``parallel`` instances of one model, and what they have done."""
-
-    name: str
-    path: Path
-    format: str
-    purpose: Purpose
-    isolation: str
-    keep_alive: float | None
-    instances: list[Any]
-    load_seconds: float
-    resident_bytes: int
-    idle: queue.Queue[Any] = field(default_factory=queue.Queue)
-    #: Requests holding or waiting for an instance; a model in use is never unloaded.
-    users: int = 0
-    last_used: float = field(default_factory=time.monotonic)
-    requests: int = 0
-    output_tokens: int = 0
-    generation_seconds: float = 0.0
-    queue_wait_total: float = 0.0
-    queue_wait_max: float = 0.0
-    timer: threading.Timer | None = None
-
-    def __post_init__(self) -> None:
-        for instance in self.instances:
-            self.idle.put(instance)
-
-    def record(self, *, waited: float, tokens: int, seconds: float) -> None:
-        with _loaded_lock:
-            self.requests += 1
-            self.output_tokens += tokens
-            self.generation_seconds += seconds
-            self.queue_wait_total += waited
-            self.queue_wait_max = max(self.queue_wait_max, waited)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "model": self.name,
-            "path": str(self.path),
-            "format": self.format,
-            "purpose": self.purpose,
-            "isolation": self.isolation,
-            "instances": len(self.instances),
-            "worker_pids": [
-                instance.pid for instance in self.instances if isinstance(instance, WorkerInstance)
-            ],
-            "load_seconds": self.load_seconds,
-            "resident_bytes": self.resident_bytes,
-            "requests": self.requests,
-            "in_use_or_waiting": self.users,
-            "output_tokens": self.output_tokens,
-            "tokens_per_second": (
-                self.output_tokens / self.generation_seconds if self.generation_seconds else None
-            ),
-            "queue_wait_seconds_mean": (
-                self.queue_wait_total / self.requests if self.requests else None
-            ),
-            "queue_wait_seconds_max": self.queue_wait_max,
-            "idle_seconds": time.monotonic() - self.last_used,
-            "keep_alive_seconds": self.keep_alive,
-        }
-
-    def close(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        for instance in self.instances:
-            instance.close()
-        self.instances.clear()
-
-
-_loaded: dict[tuple[Any, ...], _LoadedModel] = {}
-_loaded_lock = threading.RLock()
-#: Loading takes seconds; it happens under this lock so two callers never load the same file.
-_loading_lock = threading.Lock()
-
-
-def unload_models(*, idle_for: float | None = None) -> list[str]:
-    """Unload loaded models nobody is using (all, or those idle ``idle_for`` seconds or more).
-
-    Returns the names unloaded. The keep-alive timers call this for their own model; tests and
-    long-running hosts may call it to free memory at once.
-    """
-    unloaded = []
-    now = time.monotonic()
-    with _loaded_lock:
-        for key, loaded in list(_loaded.items()):
-            if loaded.users == 0 and (idle_for is None or now - loaded.last_used >= idle_for):
-                loaded.close()
-                del _loaded[key]
-                unloaded.append(loaded.name)
-    return unloaded
-
-
-def _unload_if_idle(key: tuple[Any, ...], loaded: _LoadedModel) -> None:
-    with _loaded_lock:
-        if (
-            _loaded.get(key) is loaded
-            and loaded.users == 0
-            and loaded.keep_alive is not None
-            and time.monotonic() - loaded.last_used >= loaded.keep_alive * 0.999
-        ):
-            loaded.close()
-            del _loaded[key]
-
-
-@atexit.register
-def _close_loaded_models() -> None:
-    # Llama.__del__ at interpreter teardown calls into half-destroyed modules; close first.
-    with _loaded_lock:
-        for loaded in _loaded.values():
-            loaded.close()
-        _loaded.clear()
 
 
 #: Runtime checks done in this process, by model key: each model and settings is checked once.
@@ -300,8 +173,9 @@ class HuggingFaceBackend:
         """Load ``models`` (default: every configured one, else the embedded model) now."""
         names = models or [entry.name for entry in self._config.models] or [EMBEDDED_MODEL]
         for name in names:
-            key, loaded = self._checkout(name)
-            self._checkin(key, loaded)
+            resolved = resolve_local_model(name, self._config)
+            key, loaded = _local_pool.checkout(resolved, self._config)
+            _local_pool.checkin(key, loaded)
         return names
 
     def isolation_description(self) -> str:
@@ -335,7 +209,7 @@ class HuggingFaceBackend:
         model = model or self.default_model()
         self.check_ready(model)
         resolved = resolve_local_model(model, self._config)
-        key = self._key(resolved)
+        key = _local_pool.model_key(resolved, self._config)
         record = crash_record(key)
         if record.streak >= CRASHES_UNTIL_DOWN:
             return LocalRuntimeReport(
@@ -366,60 +240,8 @@ class HuggingFaceBackend:
         """Loaded models (load time, resident memory, tokens/s, queue wait) and process RSS."""
         import psutil
 
-        with _loaded_lock:
-            models = [loaded.stats() for loaded in _loaded.values()]
+        models = [loaded.stats() for loaded in _local_pool.loaded_models()]
         return {"process_rss_bytes": psutil.Process().memory_info().rss, "models": models}
-
-    # -- loading ----------------------------------------------------------------------------
-
-    def _key(self, resolved: ResolvedModel, purpose: Purpose = "chat") -> tuple[Any, ...]:
-        return (
-            purpose,
-            str(resolved.path),
-            resolved.format,
-            self._config.n_ctx,
-            gpu_layers(self._config.device) if resolved.format == "gguf" else 0,
-            resolved.chat_format,
-            self._config.parallel,
-            self._config.n_threads,
-            self._config.isolation,
-        )
-
-    def _checkout(
-        self, model: str, load_timeout: float = _LOAD_TIMEOUT, purpose: Purpose = "chat"
-    ) -> tuple[tuple[Any, ...], _LoadedModel]:
-        """The loaded model, loading it if needed, counted as in use until `_checkin`."""
-        resolved = resolve_local_model(model, self._config)
-        key = self._key(resolved, purpose)
-        with _loaded_lock:
-            loaded = _loaded.get(key)
-            if loaded is not None:
-                loaded.users += 1
-                return key, loaded
-        with _loading_lock:
-            with _loaded_lock:
-                loaded = _loaded.get(key)
-                if loaded is not None:
-                    loaded.users += 1
-                    return key, loaded
-            loaded = self._load(resolved, key, load_timeout, purpose)
-            with _loaded_lock:
-                loaded.users += 1
-                _loaded[key] = loaded
-            return key, loaded
-
-    def _checkin(self, key: tuple[Any, ...], loaded: _LoadedModel) -> None:
-        with _loaded_lock:
-            loaded.users -= 1
-            loaded.last_used = time.monotonic()
-            if loaded.timer is not None:
-                loaded.timer.cancel()
-                loaded.timer = None
-            if loaded.users == 0 and loaded.keep_alive is not None:
-                timer = threading.Timer(loaded.keep_alive, _unload_if_idle, (key, loaded))
-                timer.daemon = True
-                loaded.timer = timer
-                timer.start()
 
     @contextlib.contextmanager
     def _instance(
@@ -428,75 +250,11 @@ class HuggingFaceBackend:
         timeouts: AttemptTimeouts,
         queued_at: float | None,
         purpose: Purpose = "chat",
-    ) -> Iterator[tuple[_LoadedModel, Any, float]]:
-        """An instance of ``model`` for this thread alone, and the seconds waited for it.
-
-        The wait runs from ``queued_at`` (when an async call was handed to the local threads;
-        None: now) to holding an instance, less the time spent loading the model for it.
-        """
-        before_checkout = time.perf_counter()
-        queued_at = before_checkout if queued_at is None else queued_at
-        key, loaded = self._checkout(model, timeouts.remaining(), purpose)
-        loading = min(time.perf_counter() - before_checkout, loaded.load_seconds)
-        try:
-            try:
-                instance = loaded.idle.get(timeout=timeouts.remaining())
-            except queue.Empty:
-                raise ForgeTimeout(
-                    f"huggingface: {model} stayed busy until the deadline",
-                    provider=_PROVIDER,
-                    model=model,
-                ) from None
-            waited = max(time.perf_counter() - queued_at - loading, 0.0)
-            try:
-                yield loaded, instance, waited
-            finally:
-                loaded.idle.put(instance)
-        finally:
-            self._checkin(key, loaded)
-
-    def _load(
-        self, resolved: ResolvedModel, key: tuple[Any, ...], timeout: float, purpose: Purpose
-    ) -> _LoadedModel:
-        import psutil
-
-        process = psutil.Process()
-        rss_before = process.memory_info().rss
-        started = time.perf_counter()
-        instances: list[Any] = []
-        try:
-            for _ in range(self._config.parallel):
-                if self._config.isolation == "process":
-                    instances.append(
-                        WorkerInstance(
-                            resolved,
-                            self._config,
-                            crash_key=key,
-                            load_timeout=timeout,
-                            purpose=purpose,
-                        )
-                    )
-                else:
-                    instances.append(make_instance(resolved, self._config, purpose))
-        except BaseException:
-            for instance in instances:
-                instance.close()
-            raise
-        if self._config.isolation == "process":
-            resident = sum(instance.resident_bytes() for instance in instances)
-        else:
-            resident = max(process.memory_info().rss - rss_before, 0)
-        return _LoadedModel(
-            name=resolved.name,
-            path=resolved.path,
-            format=resolved.format,
-            purpose=purpose,
-            isolation=self._config.isolation,
-            keep_alive=self._config.keep_alive_seconds,
-            instances=instances,
-            load_seconds=time.perf_counter() - started,
-            resident_bytes=resident,
-        )
+    ) -> Iterator[tuple[LoadedModel, Any, float]]:
+        """A pool instance of ``model`` for this thread alone (`_local_pool.instance`)."""
+        resolved = resolve_local_model(model, self._config)
+        with _local_pool.instance(resolved, self._config, timeouts, queued_at, purpose) as held:
+            yield held
 
     # -- generation -------------------------------------------------------------------------
 

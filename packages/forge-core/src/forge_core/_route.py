@@ -1,0 +1,328 @@
+"""A route: the bookkeeping of one routed request across its candidates.
+
+Every attempt passes through here, whatever the path (sync or async, call or stream): the
+circuit admits it (`Route.admit`), tenacity retries it (`Route.attempts`), its deadlines
+come from `Route.timeouts`, and its outcome is recorded once in the trail, the metrics, the
+breaker and the health cache (`Route.failed`, `Route.answered`, `Route.stream_finished`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from tenacity import AttemptManager
+
+from forge_core._breaker import CircuitState, Ticket
+from forge_core._exceptions import (
+    FallbackFailed,
+    ForgeError,
+    ForgeTimeout,
+    MalformedResponse,
+    ProviderError,
+    StreamInterrupted,
+)
+from forge_core._health import HealthStatus
+from forge_core._planning import Candidate, circuit_reason
+from forge_core._retry import FirstAttempt, RetryScope
+from forge_core._streaming import Opened, Said, StreamState
+from forge_core._types import (
+    Attempt,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Drop,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Provider,
+    RouteTrail,
+)
+from forge_core.providers._base import AttemptTimeouts
+
+if TYPE_CHECKING:
+    from forge_core._router import Router
+
+__all__ = ["Route", "Skip"]
+
+logger = logging.getLogger("forge.router")
+
+#: How much later than the router's own limits an async provider call gives up by itself.
+_BACKSTOP_GRACE = 0.25
+
+R = TypeVar("R", ChatResponse, EmbeddingResponse)
+
+
+class Skip(Exception):
+    """A candidate was not called (circuit open, deadline passed); its drop is recorded."""
+
+
+class Route:
+    """The bookkeeping of one routed request: attempts, drops, timings, the final errors."""
+
+    def __init__(self, router: Router, request: ChatRequest | EmbeddingRequest) -> None:
+        self.router = router
+        self.clock = router.clock
+        self.candidates, drops = router.plan(request)
+        self.trail = RouteTrail(drops=drops)
+        self._started = self.clock.monotonic()
+        self._deadline = self._started + router.config.routing.total_timeout_seconds
+        self._last_provider: Provider | None = None
+
+    def _elapsed_ms(self, since: float) -> float:
+        return (self.clock.monotonic() - since) * 1000.0
+
+    def remaining(self) -> float:
+        """Seconds left before the request's overall deadline."""
+        return self._deadline - self.clock.monotonic()
+
+    # -- retrying ---------------------------------------------------------------------------
+
+    def _retry_scope(self, index: int) -> RetryScope:
+        breaker = self.candidates[index].breaker
+        return RetryScope(
+            clock=self.clock,
+            deadline=self._deadline,
+            has_fallback=index < len(self.candidates) - 1,
+            rng=self.router.rng,
+            circuit_allows=lambda: breaker.state is not CircuitState.OPEN,
+        )
+
+    def attempts(self, index: int) -> Iterator[FirstAttempt | AttemptManager]:
+        """The attempts at candidate ``index`` (`RetryPolicy.attempts`), sync."""
+        return self.router.retry_policy.attempts(self._retry_scope(index))
+
+    def aattempts(self, index: int) -> AsyncIterator[FirstAttempt | AttemptManager]:
+        """The attempts at candidate ``index`` (`RetryPolicy.aattempts`), async."""
+        return self.router.retry_policy.aattempts(self._retry_scope(index))
+
+    def admit(self, candidate: Candidate) -> Ticket:
+        """The circuit's permission for one attempt; `Skip` (and a drop) when refused."""
+        reason = None
+        ticket = None
+        if self.remaining() <= 0:
+            reason = "total deadline passed before this candidate"
+        else:
+            breaker = candidate.breaker
+            ticket = breaker.admit()
+            if ticket is None:
+                reason = circuit_reason(breaker)
+        if ticket is None:
+            self.trail.drops.append(
+                Drop(provider=candidate.provider, model=candidate.model, reason=str(reason))
+            )
+            raise Skip(reason)
+        return ticket
+
+    # -- deadlines --------------------------------------------------------------------------
+
+    def timeouts(
+        self, candidate: Candidate, *, stream: bool, backstop: bool = False
+    ) -> AttemptTimeouts:
+        """The provider's deadlines for one attempt (on the real monotonic clock).
+
+        With ``backstop`` the router enforces the limits itself (async) and the provider's
+        are a little longer, so the trail always names the limit that was meant to fire.
+        """
+        first, idle = self.router.limits(candidate.provider)
+        grace = _BACKSTOP_GRACE if backstop else 0.0
+        return AttemptTimeouts(
+            connect=self.router.config.routing.connect_timeout_seconds,
+            read=(max(first, idle) if stream else first) + grace,
+            total_deadline=time.monotonic() + max(self.remaining(), 0.0) + grace,
+        )
+
+    def first_token_limit(self, candidate: Candidate, started: float) -> tuple[float, str]:
+        """Seconds the first token may take from now, and which limit that is."""
+        first, _ = self.router.limits(candidate.provider)
+        left = first - (self.clock.monotonic() - started)
+        remaining = self.remaining()
+        return (left, "first_token") if left <= remaining else (remaining, "total")
+
+    def timeout(self, candidate: Candidate, phase: str, seconds: float) -> ForgeTimeout:
+        """The error for a limit the router itself enforced."""
+        what = {"first_token": "no first token", "idle": "no chunk", "total": "total deadline"}
+        first, idle = self.router.limits(candidate.provider)
+        total = self.router.config.routing.total_timeout_seconds
+        seconds = {"first_token": first, "idle": idle, "total": total}.get(phase, seconds)
+        return ForgeTimeout(
+            f"{candidate.provider.value}:{candidate.model}: {phase.replace('_', '-')} timeout: "
+            f"{what.get(phase, phase)} within {max(seconds, 0.0):.3g}s",
+            timeout_seconds=seconds,
+            phase=phase,
+            provider=candidate.provider.value,
+            model=candidate.model,
+        )
+
+    def _label(self, exc: ProviderError, candidate: Candidate, streamed: bool) -> ProviderError:
+        """A provider's read timeout, named after the limit it stood for."""
+        if not isinstance(exc, ForgeTimeout) or exc.phase is not None:
+            return exc
+        phase = "total" if self.remaining() <= 0 else ("idle" if streamed else "first_token")
+        labelled = ForgeTimeout(
+            f"{phase.replace('_', '-')} timeout: {exc}",
+            timeout_seconds=exc.timeout_seconds,
+            phase=phase,
+            provider=exc.provider,
+            model=exc.model,
+            status_code=exc.status_code,
+        )
+        return labelled
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def failed(
+        self,
+        candidate: Candidate,
+        ticket: Ticket,
+        exc: ProviderError,
+        started: float,
+        *,
+        streamed: bool = False,
+    ) -> ProviderError:
+        """Record a failed attempt everywhere; returns the error to raise."""
+        exc = self._label(exc, candidate, streamed)
+        elapsed = self._elapsed_ms(started)
+        logger.info("forge: %s failed: %s", candidate.key, exc)
+        self.trail.attempts.append(
+            Attempt(
+                provider=candidate.provider,
+                model=candidate.model,
+                ok=False,
+                error_kind=exc.kind,
+                message=str(exc),
+                elapsed_ms=elapsed,
+            )
+        )
+        self.router.metrics.record(candidate.key, ok=False, kind=exc.kind)
+        breaker = candidate.breaker
+        if exc.retryable:
+            trip = (
+                isinstance(exc, ForgeTimeout) and self.router.config.routing.breaker_open_on_timeout
+            )
+            breaker.record_failure(ticket, trip=trip)
+        else:
+            # Auth, bad request, unknown model: the endpoint answered, so it is up.
+            breaker.record_success(ticket)
+        return exc
+
+    def fail(
+        self, candidate: Candidate, ticket: Ticket, exc: ProviderError, started: float
+    ) -> NoReturn:
+        """`failed`, then raise the (possibly relabelled) error, chained to the original."""
+        error = self.failed(candidate, ticket, exc, started)
+        if error is exc:
+            raise exc
+        raise error from exc
+
+    def abandoned(self, candidate: Candidate, ticket: Ticket) -> None:
+        """The caller cancelled the attempt: it proves nothing about the endpoint."""
+        candidate.breaker.release(ticket)
+
+    def first_token(self, opened: Opened[Any]) -> None:
+        """Record the time to the first content token."""
+        if self.trail.ttft_ms is None:
+            self.trail.ttft_ms = self._elapsed_ms(self._started)
+        opened.ttft_ms = self._elapsed_ms(opened.started)
+
+    def _succeeded(
+        self,
+        candidate: Candidate,
+        ticket: Ticket,
+        model: str,
+        started: float,
+        ttft_ms: float | None,
+    ) -> RouteTrail:
+        elapsed = self._elapsed_ms(started)
+        self.trail.attempts.append(
+            Attempt(provider=candidate.provider, model=candidate.model, ok=True, elapsed_ms=elapsed)
+        )
+        self.router.metrics.record(
+            candidate.key,
+            ok=True,
+            latency_ms=elapsed,
+            ttft_ms=ttft_ms if ttft_ms is not None else elapsed,
+        )
+        candidate.breaker.record_success(ticket)
+        self.router.health.mark(candidate.endpoint, HealthStatus.UP)
+        self.trail.provider = candidate.provider
+        self.trail.model = model
+        self.trail.total_ms = self._elapsed_ms(self._started)
+        return self.trail
+
+    def answered(self, candidate: Candidate, ticket: Ticket, response: R, started: float) -> R:
+        """The response, stamped with who served it and the route."""
+        trail = self._succeeded(candidate, ticket, response.model, started, None)
+        if trail.ttft_ms is None:
+            trail.ttft_ms = trail.total_ms
+        return response.model_copy(update={"provider": candidate.provider, "route": trail})
+
+    def stream_finished(
+        self, candidate: Candidate, opened: Opened[Any], state: StreamState
+    ) -> ChatChunk:
+        """The last chunk of a successful stream: finish reason, usage and the route."""
+        model = state.model or candidate.model
+        trail = self._succeeded(candidate, opened.ticket, model, opened.started, opened.ttft_ms)
+        return ChatChunk(
+            content="",
+            finish_reason=state.finish_reason or "stop",
+            usage=state.usage,
+            tool_calls=state.tool_calls,
+            provider=candidate.provider,
+            model=model,
+            route=trail,
+        )
+
+    def check_finished(self, candidate: Candidate, state: StreamState) -> None:
+        """A stream that said something must end with a finish reason; else it was cut."""
+        if state.spoke and state.finish_reason is None:
+            raise MalformedResponse(
+                f"{candidate.key}: the stream ended without a finish reason (truncated)",
+                provider=candidate.provider.value,
+                model=candidate.model,
+            )
+
+    def may_continue(self, index: int, said: Said) -> bool:
+        """Whether ``midstream: continue`` applies: text only, and a candidate left to ask."""
+        return (
+            self.router.config.routing.midstream == "continue"
+            and not said.tool_calls
+            and index < len(self.candidates) - 1
+        )
+
+    def interrupted(
+        self, candidate: Candidate, said: Said, exc: ProviderError
+    ) -> StreamInterrupted:
+        """The error for a stream that failed after content was yielded."""
+        self.trail.total_ms = self._elapsed_ms(self._started)
+        partial = said.text
+        return StreamInterrupted(
+            f"{candidate.key} failed mid-stream after {len(partial)} characters: {exc}",
+            partial=partial,
+            provider=candidate.provider.value,
+            model=candidate.model,
+            cause=exc,
+            route=self.trail,
+        )
+
+    def exhausted(self, said: Said | None = None) -> ForgeError:
+        """The error when no candidate answered (or none could continue a started stream)."""
+        self.trail.total_ms = self._elapsed_ms(self._started)
+        if not self.trail.attempts and not self.trail.drops:
+            summary = "  no provider is configured"
+        else:
+            summary = self.trail.describe()
+        if said is not None and said.started:
+            last = self.trail.attempts[-1]
+            return StreamInterrupted(
+                f"no candidate could continue the stream after {len(said.text)} characters:\n"
+                f"{summary}",
+                partial=said.text,
+                provider=last.provider.value,
+                model=last.model,
+                route=self.trail,
+            )
+        timed_out = any(a.error_kind == ForgeTimeout.kind for a in self.trail.attempts)
+        headline = "every provider failed" + (" (some timed out)" if timed_out else "")
+        return FallbackFailed(f"{headline}:\n{summary}", route=self.trail)

@@ -1,0 +1,62 @@
+"""ForgeChat instances with the same options share one `forge_core.Forge` (no model is called).
+
+LangChain may build a chat model per request; sharing keeps forge.yaml read once and the HTTP
+pools, breakers and health of one `Forge` alive across those instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import forge_core
+import pytest
+from forge_test_support import closed_port_url, config_for
+from langchain_forge import ForgeChat
+
+SECRET = "sk-test-langchain-shared-7d1e"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    forge_core.clear_shared_forges()
+    yield
+    forge_core.clear_shared_forges()
+
+
+def _config() -> forge_core.ForgeConfig:
+    return config_for({"name": "ollama", "base_url": closed_port_url()})
+
+
+def test_two_instances_with_the_same_options_share_one_forge() -> None:
+    config = _config()
+    first = ForgeChat(config=config, local_only=True, timeout=5)
+    second = ForgeChat(config=config, local_only=True, timeout=5, temperature=0.2)
+    assert first._get_forge() is second._get_forge()
+    assert first._get_forge() is forge_core.shared_forge(config, overrides=first._overrides())
+
+
+def test_a_config_file_is_shared_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "forge.yaml"
+    path.write_text(
+        f"providers:\n  local:\n    ollama:\n      base_url: {closed_port_url()}\n",
+        encoding="utf-8",
+    )
+    assert ForgeChat(config=path)._get_forge() is ForgeChat(config=str(path))._get_forge()
+
+
+def test_different_routing_options_get_different_forges() -> None:
+    config = _config()
+    assert (
+        ForgeChat(config=config, local_only=True)._get_forge()
+        is not ForgeChat(config=config)._get_forge()
+    )
+
+
+def test_the_same_api_key_shares_and_another_key_does_not() -> None:
+    config = config_for({"name": "openai", "base_url": closed_port_url() + "/v1"})
+    first = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET)
+    same = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET)
+    other = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET + "2")
+    assert first._get_forge() is same._get_forge()
+    assert first._get_forge() is not other._get_forge()
