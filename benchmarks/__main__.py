@@ -20,7 +20,7 @@ from benchmarks.server import Loopback, loopback_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make bench"
-NAMES = ("overhead", "failover", "streaming", "concurrency", "local", "import")
+NAMES = ("overhead", "failover", "streaming", "concurrency", "local", "import", "tracing")
 
 
 def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
@@ -35,6 +35,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "concurrency": lambda s: suites.concurrency(s, sizes),
             "local": lambda s: suites.local(sizes),
             "import": lambda s: suites.import_time(sizes),
+            "tracing": lambda s: suites.tracing(s, sizes),
         }
         for name in names:
             start = time.perf_counter()

@@ -787,6 +787,63 @@ def import_time(
     return rows
 
 
+# -- 7. tracing ---------------------------------------------------------------------------------
+
+
+def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
+    """``ForgeChat.invoke`` with forge's OpenTelemetry telemetry off and on (target ≤ 1.05x).
+
+    On: the OpenTelemetry SDK as an application would run it, a `TracerProvider` whose
+    `BatchSpanProcessor` exports to an exporter that only counts, and a `MeterProvider` with a
+    pull reader (as Prometheus scrapes), given to forge with ``set_telemetry_providers``. Off:
+    ``telemetry.enabled: false``. Two `ForgeChat`s on the live server, alternating in rounds.
+    """
+    from forge_core import set_telemetry_providers
+    from forge_core._config import apply_overrides
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Counting(SpanExporter):
+        exported = 0
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            Counting.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Counting()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    config = forge_config(server.live)
+    off = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": False}}))
+    on = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": True}}))
+    subjects: dict[str, Callable[[], Any]] = {
+        "forge ForgeChat.invoke, tracing off": lambda: off.invoke(PROMPT).content,
+        "forge ForgeChat.invoke, tracing on": lambda: on.invoke(PROMPT).content,
+    }
+    set_telemetry_providers(tracer_provider, meter_provider)
+    try:
+        for name, call in subjects.items():
+            _check(name, call())
+        samples = _timed_rounds(subjects, sizes.calls, sizes.warmup, sizes.rounds)
+        tracer_provider.force_flush()
+    finally:
+        set_telemetry_providers()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    rows = [row("tracing", name, "ms/call", values) for name, values in samples.items()]
+    compare(
+        rows,
+        "forge ForgeChat.invoke, tracing on",
+        "forge ForgeChat.invoke, tracing off",
+        limit=1.05,
+    )
+    traced = next(r for r in rows if r.subject.endswith("tracing on"))
+    traced.note = f"{Counting.exported} spans exported (a request span and an attempt span a call)"
+    return rows
+
+
 def percentiles(values: Sequence[float]) -> tuple[float, float]:
     """p50 and p95 (for callers that profile)."""
     return percentile(values, 50), percentile(values, 95)

@@ -147,7 +147,10 @@ class FaultServer:
     """The server; a context manager. ``script`` may also be a callable ``(n) -> Fault``.
 
     ``GET .../models`` always answers the ``models`` listing with ``models_status``, outside
-    the script (health probes and discovery use it).
+    the script (health probes and discovery use it); ``GET /api/tags`` answers the same
+    ``models`` in Ollama's documented shape, for Ollama discovery (docs/providers.md, Ollama).
+    Any other GET answers 404, also outside the script (forge's dialect probes: a server that
+    does not describe itself); a subclass answers more paths by overriding ``_get``.
     """
 
     def __init__(
@@ -164,7 +167,7 @@ class FaultServer:
         self._lifetime = lifetime
         self._lock = threading.Lock()
         self.requests: list[Seen] = []
-        #: ``GET .../models`` listings and probes (not part of the script, not in requests).
+        #: The path of every GET: listings and probes (not part of the script, not in requests).
         self.probes: list[str] = []
         self.models = list(models)
         self.models_status = models_status
@@ -244,15 +247,13 @@ class FaultServer:
                 if request is None:
                     return
                 method, path, body = request
-                if method == "GET" and path.rstrip("/").endswith("/models"):
-                    # Discovery and health probes: answered, counted apart from chat calls.
+                if method == "GET":
+                    # Discovery, health and self-description probes: answered, counted apart
+                    # from chat calls, never taking a fault from the script.
                     with self._lock:
                         self.probes.append(path)
-                    listing = {
-                        "object": "list",
-                        "data": [{"id": m, "object": "model"} for m in self.models],
-                    }
-                    await _send(writer, self.models_status, json.dumps(listing), "application/json")
+                    code, answer = self._get(path)
+                    await _send(writer, code, json.dumps(answer), "application/json")
                     continue
                 fault = self._next()
                 seen = Seen(path, body, fault)
@@ -268,6 +269,17 @@ class FaultServer:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        """The status and JSON body a GET of ``path`` answers: the ``models`` listing for
+        ``.../models``, Ollama's tags for ``/api/tags``, 404 for any other path (a server that
+        does not describe itself)."""
+        if path.rstrip("/").endswith("/models"):
+            listing = [{"id": m, "object": "model"} for m in self.models]
+            return self.models_status, {"object": "list", "data": listing}
+        if path == "/api/tags":
+            return 200, {"models": [_ollama_tag(m) for m in self.models]}
+        return 404, {"error": {"message": f"no route {path}", "type": "not_found"}}
 
     async def _hold(self, seen: Seen, reader: asyncio.StreamReader) -> None:
         """Wait until the client hangs up or the server stops."""
@@ -346,6 +358,25 @@ class FaultServer:
         await _raw(writer, b"data: [DONE]\n\n")
         await _raw(writer, b"")
         return True
+
+
+def _ollama_tag(name: str) -> dict[str, Any]:
+    """One ``/api/tags`` entry, as Ollama documents it."""
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": "2025-05-04T17:37:44.706015396-07:00",
+        "size": 4109865159,
+        "digest": "f7f9f9a1e3c2",
+        "details": {
+            "parent_model": "",
+            "format": "gguf",
+            "family": "llama",
+            "families": ["llama"],
+            "parameter_size": "7B",
+            "quantization_level": "Q4_0",
+        },
+    }
 
 
 def _envelope() -> dict[str, Any]:

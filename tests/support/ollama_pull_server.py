@@ -1,6 +1,6 @@
 """A small Ollama-native HTTP server on 127.0.0.1 for CLI tests: pulls, discovery, preload.
 
-It answers the documented shapes (/work/docs/providers.md (Ollama)): ``GET /api/version``,
+It answers the documented shapes (docs/providers.md, Ollama): ``GET /api/version``,
 ``GET /api/tags`` (the models pulled so far), ``GET /api/ps`` (those preloaded), ``POST
 /api/show``, ``POST /api/generate`` with no prompt (a preload: ``done_reason: "load"``) and
 ``POST /api/pull``, which streams NDJSON progress objects for each layer of a model in

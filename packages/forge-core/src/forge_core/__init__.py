@@ -14,11 +14,14 @@ from forge_core._config import (
     HuggingFaceModelConfig,
     LocalProvidersConfig,
     ModelPreferences,
+    ModelPrice,
     OllamaConfig,
     OpenAIConfig,
     OpenRouterConfig,
+    PricingConfig,
     ProvidersConfig,
     RoutingConfig,
+    TelemetryConfig,
     find_config_file,
     load_config,
     routing_overrides,
@@ -44,12 +47,15 @@ from forge_core._exceptions import (
 )
 from forge_core._forge import Forge, MessagesInput
 from forge_core._local_models import EMBEDDED_MODEL
+from forge_core._pricing import Pricing
+from forge_core._prometheus import prometheus_text
 from forge_core._shared import (
     ForgeSource,
     clear_shared_forges,
     config_identity,
     shared_forge,
 )
+from forge_core._telemetry import set_telemetry_providers
 from forge_core._tool_calls import ToolCallAccumulator
 from forge_core._types import (
     CALL_PARAMETERS,
@@ -109,11 +115,14 @@ __all__ = [
     "ModelId",
     "ModelNotFound",
     "ModelPreferences",
+    "ModelPrice",
     "ModelRequirements",
     "OllamaConfig",
     "OllamaUnavailable",
     "OpenAIConfig",
     "OpenRouterConfig",
+    "Pricing",
+    "PricingConfig",
     "Provider",
     "ProviderError",
     "ProviderUnavailable",
@@ -122,6 +131,7 @@ __all__ = [
     "RouteTrail",
     "RoutingConfig",
     "StreamInterrupted",
+    "TelemetryConfig",
     "ToolCall",
     "ToolCallAccumulator",
     "ToolCallDelta",
@@ -132,7 +142,9 @@ __all__ = [
     "config_identity",
     "find_config_file",
     "load_config",
+    "prometheus_text",
     "resolve_tool_choice",
     "routing_overrides",
+    "set_telemetry_providers",
     "shared_forge",
 ]

@@ -15,6 +15,10 @@ closed --N consecutive failures--> open --cooldown passed--> half-open --probe o
 
 Every method takes a `threading.Lock` for a few field updates and never awaits, so one
 breaker is safe from threads and from any number of asyncio tasks.
+
+A breaker counts the failures it is told of; what it is told is decided in `Route.failed`: one
+failure per request and endpoint however often the request was retried (a probe and a timeout
+trip always count), and none for an error that says the request itself was bad.
 """
 
 from __future__ import annotations

@@ -29,11 +29,14 @@ __all__ = [
     "HuggingFaceModelConfig",
     "LocalProvidersConfig",
     "ModelPreferences",
+    "ModelPrice",
     "OllamaConfig",
     "OpenAIConfig",
     "OpenRouterConfig",
+    "PricingConfig",
     "ProvidersConfig",
     "RoutingConfig",
+    "TelemetryConfig",
     "apply_overrides",
     "find_config_file",
     "load_config",
@@ -148,10 +151,24 @@ class OpenAIConfig(_CloudProviderConfig):
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     default_model: str = "gpt-4o-mini"
-    dialect: Literal["openai", "llama-cpp"] = Field(
-        default="openai",
+    dialect: (
+        Literal[
+            "openai",
+            "openai-compatible",
+            "llama-cpp",
+            "llama-server",
+            "vllm",
+            "ollama",
+            "lmstudio",
+        ]
+        | None
+    ) = Field(
+        default=None,
         description="The server's flavour of the OpenAI format: 'llama-cpp' for "
-        "llama-cpp-python's server (JSON schema sent as json_object + schema).",
+        "llama-cpp-python's server (JSON schema sent as json_object + schema), 'llama-server' "
+        "(llama.cpp), 'vllm', 'ollama' (its /v1), 'lmstudio', 'openai-compatible' (OpenAI's "
+        "spelling with max_tokens). Null: known from the host for api.openai.com, else asked "
+        "of the server once (docs/providers.md).",
     )
 
 
@@ -259,6 +276,13 @@ class RoutingConfig(_Section):
         ge=0,
         description="A Retry-After up to this long is waited out; a longer one is not retried.",
     )
+    retry_before_failover: Literal["never", "local", "always"] = Field(
+        default="never",
+        description="While another candidate is left, a failed attempt fails over at once "
+        "(never); or a transient server error (HTTP 5xx) is first retried with backoff on a "
+        "local candidate (local: try your own hardware again before paying for the cloud) "
+        "or on any candidate (always). The last candidate is always retried.",
+    )
     breaker_failure_threshold: int = Field(
         default=3, ge=1, description="Consecutive failures that open an endpoint's circuit."
     )
@@ -283,12 +307,46 @@ class RoutingConfig(_Section):
     )
 
 
+class TelemetryConfig(_Section):
+    """``telemetry``: OpenTelemetry spans and metrics (docs/observability.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Emit OpenTelemetry GenAI spans and metrics when opentelemetry-api is "
+        "installed (forge-core[otel]); they go wherever the application's OpenTelemetry SDK "
+        "sends them, and cost next to nothing without one.",
+    )
+
+
+class ModelPrice(_Section):
+    """One entry of ``pricing.models``: US dollars per million tokens."""
+
+    input: float = Field(ge=0, description="USD per million input (prompt) tokens.")
+    output: float = Field(default=0.0, ge=0, description="USD per million output tokens.")
+
+
+class PricingConfig(_Section):
+    """``pricing``: what each model costs, for per-call cost and ``Forge.stats()`` spend."""
+
+    defaults: bool = Field(
+        default=True,
+        description="Start from forge's packaged prices for the cloud models it names.",
+    )
+    models: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices by 'provider:model' or bare model name; win over the defaults. "
+        "Local models cost 0 unless named here.",
+    )
+
+
 class ForgeConfig(_Section):
     """The whole validated configuration."""
 
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     model_preferences: ModelPreferences = Field(default_factory=ModelPreferences)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
 
     #: Where the file came from, if any (for messages); not part of the schema.
     source: str | None = Field(default=None, exclude=True)

@@ -102,9 +102,13 @@ class Forge:
         """What the router has seen since this `Forge` was made.
 
         ``models``: per ``provider:model`` requests (attempts), successes, failures by kind,
-        latency and TTFT percentiles (ms, over the most recent calls); ``circuits``: each
-        endpoint's breaker state; ``health``: unexpired cached health; ``backends``: each
-        backend's own ``stats()`` where it has one (local models: load time, memory …).
+        latency and TTFT percentiles (ms, over the most recent calls), ``input_tokens``,
+        ``output_tokens`` and ``spend_usd``; ``usage``: ``local_tokens``, ``cloud_tokens``,
+        ``local_share`` (of all tokens, None before any), ``spend_usd`` and
+        ``unpriced_tokens`` (cloud tokens of a model with no price in the ``pricing`` table);
+        ``circuits``: each endpoint's breaker state; ``health``: unexpired cached health;
+        ``backends``: each backend's own ``stats()`` where it has one (local models: load
+        time, memory …). `forge_core.prometheus_text` renders it for Prometheus.
         """
         stats = self._router.stats()
         stats["health"] = self._router.health.snapshot()

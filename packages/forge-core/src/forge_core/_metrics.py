@@ -1,4 +1,4 @@
-"""Per provider-and-model counters and latency percentiles, for `Forge.stats()`."""
+"""Per provider-and-model counters, latency percentiles, tokens and spend, for `Forge.stats()`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,17 @@ class _Series:
     failures: Counter[str] = field(default_factory=Counter)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     ttft_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    spend_usd: float = 0.0
+
+
+@dataclass
+class _Usage:
+    local_tokens: int = 0
+    cloud_tokens: int = 0
+    unpriced_tokens: int = 0
+    spend_usd: float = 0.0
 
 
 class Metrics:
@@ -40,6 +51,7 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: dict[str, _Series] = {}
+        self._usage = _Usage()
 
     def record(
         self,
@@ -65,8 +77,37 @@ class Metrics:
             if ttft_ms is not None:
                 series.ttft_ms.append(ttft_ms)
 
+    def record_usage(
+        self,
+        key: str,
+        *,
+        local: bool,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float | None,
+    ) -> None:
+        """Count one answer's tokens and cost against ``key``; ``cost_usd`` None: unpriced."""
+        tokens = input_tokens + output_tokens
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series()
+            series.input_tokens += input_tokens
+            series.output_tokens += output_tokens
+            usage = self._usage
+            if local:
+                usage.local_tokens += tokens
+            else:
+                usage.cloud_tokens += tokens
+            if cost_usd is None:
+                usage.unpriced_tokens += tokens
+            else:
+                series.spend_usd += cost_usd
+                usage.spend_usd += cost_usd
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Every series: requests, successes, failures by kind, latency and TTFT percentiles."""
+        """Every series: requests, successes, failures by kind, latency and TTFT percentiles,
+        tokens in and out and the spend in USD."""
         with self._lock:
             return {
                 key: {
@@ -75,6 +116,23 @@ class Metrics:
                     "failures": dict(series.failures),
                     "latency_ms": _percentiles(series.latency_ms),
                     "ttft_ms": _percentiles(series.ttft_ms),
+                    "input_tokens": series.input_tokens,
+                    "output_tokens": series.output_tokens,
+                    "spend_usd": series.spend_usd,
                 }
                 for key, series in self._series.items()
+            }
+
+    def usage(self) -> dict[str, Any]:
+        """Tokens served locally and by the cloud, the local share of all tokens (None before
+        any), the spend in USD, and the cloud tokens whose model has no price."""
+        with self._lock:
+            usage = self._usage
+            total = usage.local_tokens + usage.cloud_tokens
+            return {
+                "local_tokens": usage.local_tokens,
+                "cloud_tokens": usage.cloud_tokens,
+                "local_share": usage.local_tokens / total if total else None,
+                "spend_usd": usage.spend_usd,
+                "unpriced_tokens": usage.unpriced_tokens,
             }

@@ -9,14 +9,16 @@ reason, so a route always says why a provider was not tried.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core._config import ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, endpoint_of
+from forge_core._retry import Clock
 from forge_core._types import (
     ChatRequest,
     Drop,
@@ -26,7 +28,7 @@ from forge_core._types import (
     Provider,
 )
 from forge_core.providers import ChatBackend
-from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, EmbeddingBackend
+from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, EmbeddingBackend, ModelOrdering
 
 if TYPE_CHECKING:
     from forge_core._router import Router
@@ -53,6 +55,12 @@ class Candidate:
         return f"{self.provider.value}:{self.model}"
 
 
+@functools.cache
+def _orders_models(backend_type: type) -> bool:
+    # Per type, once: a runtime protocol check costs tens of microseconds on every plan.
+    return issubclass(backend_type, ModelOrdering)
+
+
 def circuit_reason(breaker: CircuitBreaker) -> str:
     """Why ``breaker`` refuses a call now, as a drop reason."""
     if breaker.state is CircuitState.HALF_OPEN:
@@ -69,11 +77,32 @@ class Planner:
         backends: Mapping[Provider, ChatBackend],
         breakers: BreakerRegistry,
         health: HealthCache,
+        clock: Clock,
     ) -> None:
         self._config = config
         self._backends = backends
         self._breakers = breakers
         self._health = health
+        self._clock = clock
+        #: (endpoint, model) -> when that endpoint last said it does not have the model.
+        self._missing: dict[tuple[str, str], float] = {}
+
+    def model_missing(self, candidate: Candidate) -> None:
+        """Remember that ``candidate``'s endpoint answered "no such model" (a 404): for
+        ``routing.health_ttl_seconds`` the planner drops that model there and tries the next
+        one in the backend's order, with no call."""
+        self._missing[(candidate.endpoint, candidate.model)] = self._clock.monotonic()
+
+    def _missing_since(self, endpoint: str, model: str) -> float | None:
+        """Seconds since ``endpoint`` said it lacks ``model``, if that is still trusted."""
+        said = self._missing.get((endpoint, model))
+        if said is None:
+            return None
+        age = self._clock.monotonic() - said
+        if age > self._config.routing.health_ttl_seconds:
+            del self._missing[(endpoint, model)]
+            return None
+        return age
 
     def plan(
         self,
@@ -136,17 +165,39 @@ class Planner:
                     Drop(provider=provider, model=model, reason=f"{provider} has no embeddings API")
                 )
                 continue
-            if isinstance(request, EmbeddingRequest) and isinstance(backend, EmbeddingBackend):
-                model = model or request.models.get(provider) or backend.default_embedding_model()
-            model = model or backend.default_model()
             endpoint = endpoint_of(backend)
             breaker = self._breakers.get(endpoint)
-            reason = self._unusable(backend, provider, model, needs, local_only, endpoint, breaker)
-            if reason is not None:
-                drops.append(Drop(provider=provider, model=model, reason=reason))
-                continue
-            candidates.append(Candidate(provider, model, backend, endpoint, breaker))
+            for name in self._models(backend, provider, model, request):
+                age = self._missing_since(endpoint, name)
+                reason: str | None
+                if age is not None:
+                    reason = f"model not found at {endpoint} ({age:.0f}s ago)"
+                else:
+                    reason = self._unusable(
+                        backend, provider, name, needs, local_only, endpoint, breaker
+                    )
+                if reason is not None:
+                    drops.append(Drop(provider=provider, model=name, reason=reason))
+                    continue
+                candidates.append(Candidate(provider, name, backend, endpoint, breaker))
         return candidates, drops
+
+    @staticmethod
+    def _models(
+        backend: ChatBackend,
+        provider: Provider,
+        model: str | None,
+        request: ChatRequest | EmbeddingRequest,
+    ) -> list[str]:
+        """The models to try at ``backend``, in order: the one named, else the embedding model
+        for an embedding request, else the backend's order (`ModelOrdering`) or its default."""
+        if model:
+            return [model]
+        if isinstance(request, EmbeddingRequest) and isinstance(backend, EmbeddingBackend):
+            return [request.models.get(provider) or backend.default_embedding_model()]
+        if _orders_models(type(backend)):
+            return cast(ModelOrdering, backend).model_order()
+        return [backend.default_model()]
 
     def _unusable(
         self,

@@ -86,6 +86,8 @@ class RetryPolicy:
     max_backoff: float = 8.0
     jitter: float = 0.5
     retry_after_cap: float = 30.0
+    #: ``routing.retry_before_failover``: ``never``, ``local`` or ``always``.
+    retry_before_failover: str = "never"
 
     @classmethod
     def from_config(cls, routing: RoutingConfig) -> RetryPolicy:
@@ -96,17 +98,21 @@ class RetryPolicy:
             max_backoff=routing.retry_max_backoff_seconds,
             jitter=routing.retry_jitter_seconds,
             retry_after_cap=routing.retry_after_cap_seconds,
+            retry_before_failover=routing.retry_before_failover,
         )
 
-    def should_retry(self, exc: BaseException, *, has_fallback: bool) -> bool:
+    def should_retry(self, exc: BaseException, *, has_fallback: bool, local: bool = False) -> bool:
         """Whether to call the same candidate again after ``exc``.
 
         Only retryable provider errors are retried; a refused connection (nothing listens
         there: the circuit breaker, not a backoff, waits for it to come back) and a
-        ``Retry-After`` beyond the cap never are. With another candidate left, only a transient
-        server answer (HTTP 5xx other than 529) is retried here; a rate limit (429/529), a timeout, a refused
-        or dropped connection and a malformed answer fail over at once — waiting out a busy,
-        stalled or dead endpoint costs more than asking the next one.
+        ``Retry-After`` beyond the cap never are. While another candidate is left, nothing is
+        retried by default: a 5xx, a rate limit, a timeout, a dropped connection or a
+        malformed answer fails over at once, because waiting out a failing, busy or stalled
+        endpoint costs more than asking the next one (LangChain's ``with_fallbacks`` answers
+        from the fallback at once too). ``retry_before_failover`` keeps retrying a transient
+        server answer (HTTP 5xx other than 529) first: on a ``local`` candidate, or on any
+        (``always``). The last candidate is retried with backoff.
         """
         if not isinstance(exc, ProviderError) or not exc.retryable or _refused(exc):
             return False
@@ -115,8 +121,11 @@ class RetryPolicy:
                 return False
             return not has_fallback
         if has_fallback:
+            wanted = self.retry_before_failover == "always" or (
+                self.retry_before_failover == "local" and local
+            )
             transient = exc.status_code is not None and not isinstance(exc, MalformedResponse)
-            return transient and not isinstance(exc, ForgeTimeout)
+            return wanted and transient and not isinstance(exc, ForgeTimeout)
         return True
 
     def backoff(self, attempt_number: int, exc: BaseException | None, rng: random.Random) -> float:
@@ -133,7 +142,7 @@ class RetryPolicy:
         retryable error leaves the ``with`` and the loop waits and tries again; any other
         error, or the last retryable one, propagates.
         """
-        first = FirstAttempt(self, scope.has_fallback)
+        first = FirstAttempt(self, scope)
         yield first
         if first.error is None:
             return
@@ -151,7 +160,7 @@ class RetryPolicy:
 
     async def aattempts(self, scope: RetryScope) -> AsyncIterator[FirstAttempt | AttemptManager]:
         """Async `attempts` (the waits are ``await``ed)."""
-        first = FirstAttempt(self, scope.has_fallback)
+        first = FirstAttempt(self, scope)
         yield first
         if first.error is None:
             return
@@ -171,7 +180,9 @@ class RetryPolicy:
         """What the sync and async retry loops share: which errors, how long, when to stop."""
         return {
             "retry": retry_if_exception(
-                lambda exc: self.should_retry(exc, has_fallback=scope.has_fallback)
+                lambda exc: self.should_retry(
+                    exc, has_fallback=scope.has_fallback, local=scope.local
+                )
             ),
             "wait": _Backoff(self, scope.rng),
             "stop": _StopWhen(
@@ -190,6 +201,8 @@ class RetryScope:
     deadline: float
     #: Whether another candidate is left (then fewer errors are retried: `should_retry`).
     has_fallback: bool
+    #: Whether the candidate runs on the user's own hardware (``retry_before_failover``).
+    local: bool
     rng: random.Random
     #: False once the candidate's circuit opened: no more attempts.
     circuit_allows: Callable[[], bool]
@@ -198,11 +211,11 @@ class RetryScope:
 class FirstAttempt:
     """A candidate's first attempt: keeps a retryable error for tenacity, lets others out."""
 
-    __slots__ = ("_has_fallback", "_policy", "error")
+    __slots__ = ("_policy", "_scope", "error")
 
-    def __init__(self, policy: RetryPolicy, has_fallback: bool) -> None:
+    def __init__(self, policy: RetryPolicy, scope: RetryScope) -> None:
         self._policy = policy
-        self._has_fallback = has_fallback
+        self._scope = scope
         self.error: ProviderError | None = None
 
     def __enter__(self) -> None:
@@ -214,8 +227,9 @@ class FirstAttempt:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        scope = self._scope
         if isinstance(exc, ProviderError) and self._policy.should_retry(
-            exc, has_fallback=self._has_fallback
+            exc, has_fallback=scope.has_fallback, local=scope.local
         ):
             self.error = exc
             return True

@@ -4,6 +4,7 @@ Every attempt passes through here, whatever the path (sync or async, call or str
 circuit admits it (`Route.admit`), tenacity retries it (`Route.attempts`), its deadlines
 come from `Route.timeouts`, and its outcome is recorded once in the trail, the metrics, the
 breaker and the health cache (`Route.failed`, `Route.answered`, `Route.stream_finished`).
+Each of those also tells the request's `Observation` (`_telemetry`: cost, spans, metrics).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from forge_core._exceptions import (
     ForgeError,
     ForgeTimeout,
     MalformedResponse,
+    ModelNotFound,
     ProviderError,
     StreamInterrupted,
 )
@@ -61,7 +63,13 @@ class Skip(Exception):
 class Route:
     """The bookkeeping of one routed request: attempts, drops, timings, the final errors."""
 
-    def __init__(self, router: Router, request: ChatRequest | EmbeddingRequest) -> None:
+    def __init__(
+        self,
+        router: Router,
+        request: ChatRequest | EmbeddingRequest,
+        *,
+        otel_context: Any = None,
+    ) -> None:
         self.router = router
         self.clock = router.clock
         self.candidates, drops = router.plan(request)
@@ -69,6 +77,13 @@ class Route:
         self._started = self.clock.monotonic()
         self._deadline = self._started + router.config.routing.total_timeout_seconds
         self._last_provider: Provider | None = None
+        #: Endpoints this request's failures already counted against (`failed`).
+        self._counted_at: set[str] = set()
+        #: Cost, spans and metrics of this request (`Telemetry.observe`).
+        self.observer = router.telemetry.observe(request, self.candidates, self.trail, otel_context)
+        #: Endpoints that gave no HTTP answer in this request (refused, dropped, timed out), and
+        #: the model asked: their other candidates (the next preferred model) are skipped.
+        self._silent: dict[str, str] = {}
 
     def _elapsed_ms(self, since: float) -> float:
         return (self.clock.monotonic() - since) * 1000.0
@@ -80,11 +95,13 @@ class Route:
     # -- retrying ---------------------------------------------------------------------------
 
     def _retry_scope(self, index: int) -> RetryScope:
-        breaker = self.candidates[index].breaker
+        candidate = self.candidates[index]
+        breaker = candidate.breaker
         return RetryScope(
             clock=self.clock,
             deadline=self._deadline,
             has_fallback=index < len(self.candidates) - 1,
+            local=candidate.provider.is_local,
             rng=self.router.rng,
             circuit_allows=lambda: breaker.state is not CircuitState.OPEN,
         )
@@ -103,16 +120,19 @@ class Route:
         ticket = None
         if self.remaining() <= 0:
             reason = "total deadline passed before this candidate"
+        elif self._silent.get(candidate.endpoint, candidate.model) != candidate.model:
+            reason = f"{candidate.endpoint} gave no answer earlier in this request"
         else:
             breaker = candidate.breaker
             ticket = breaker.admit()
             if ticket is None:
                 reason = circuit_reason(breaker)
         if ticket is None:
-            self.trail.drops.append(
-                Drop(provider=candidate.provider, model=candidate.model, reason=str(reason))
-            )
+            drop = Drop(provider=candidate.provider, model=candidate.model, reason=str(reason))
+            self.trail.drops.append(drop)
+            self.observer.dropped(drop)
             raise Skip(reason)
+        self.observer.attempt_started(candidate, ticket)
         return ticket
 
     # -- deadlines --------------------------------------------------------------------------
@@ -196,15 +216,27 @@ class Route:
             )
         )
         self.router.metrics.record(candidate.key, ok=False, kind=exc.kind)
+        if isinstance(exc, ModelNotFound):
+            self.router.planner.model_missing(candidate)
+        elif exc.status_code is None and exc.retryable:
+            self._silent.setdefault(candidate.endpoint, candidate.model)
         breaker = candidate.breaker
         if exc.retryable:
             trip = (
                 isinstance(exc, ForgeTimeout) and self.router.config.routing.breaker_open_on_timeout
             )
-            breaker.record_failure(ticket, trip=trip)
+            if candidate.endpoint in self._counted_at and not (ticket.probe or trip):
+                # A retry of a request already counted here: the circuit opens on failures of
+                # distinct requests, so one request cannot take the endpoint from the others.
+                breaker.release(ticket)
+            else:
+                self._counted_at.add(candidate.endpoint)
+                breaker.record_failure(ticket, trip=trip)
         else:
-            # Auth, bad request, unknown model: the endpoint answered, so it is up.
+            # Auth, bad request (a refused parameter too), unknown model: the endpoint
+            # answered, so it is up.
             breaker.record_success(ticket)
+        self.observer.attempt_ended(candidate, exc)
         return exc
 
     def fail(
@@ -219,6 +251,7 @@ class Route:
     def abandoned(self, candidate: Candidate, ticket: Ticket) -> None:
         """The caller cancelled the attempt: it proves nothing about the endpoint."""
         candidate.breaker.release(ticket)
+        self.observer.abandoned(candidate)
 
     def first_token(self, opened: Opened[Any]) -> None:
         """Record the time to the first content token."""
@@ -245,6 +278,7 @@ class Route:
             ttft_ms=ttft_ms if ttft_ms is not None else elapsed,
         )
         candidate.breaker.record_success(ticket)
+        self.observer.attempt_ended(candidate, None)
         self.router.health.mark(candidate.endpoint, HealthStatus.UP)
         self.trail.provider = candidate.provider
         self.trail.model = model
@@ -252,11 +286,13 @@ class Route:
         return self.trail
 
     def answered(self, candidate: Candidate, ticket: Ticket, response: R, started: float) -> R:
-        """The response, stamped with who served it and the route."""
+        """The response, stamped with who served it, the route and its cost."""
         trail = self._succeeded(candidate, ticket, response.model, started, None)
         if trail.ttft_ms is None:
             trail.ttft_ms = trail.total_ms
-        return response.model_copy(update={"provider": candidate.provider, "route": trail})
+        answer = response.model_copy(update={"provider": candidate.provider, "route": trail})
+        self.observer.answered(candidate, answer)
+        return answer
 
     def stream_finished(
         self, candidate: Candidate, opened: Opened[Any], state: StreamState
@@ -264,7 +300,7 @@ class Route:
         """The last chunk of a successful stream: finish reason, usage and the route."""
         model = state.model or candidate.model
         trail = self._succeeded(candidate, opened.ticket, model, opened.started, opened.ttft_ms)
-        return ChatChunk(
+        last = ChatChunk(
             content="",
             finish_reason=state.finish_reason or "stop",
             usage=state.usage,
@@ -273,6 +309,8 @@ class Route:
             model=model,
             route=trail,
         )
+        self.observer.answered(candidate, last)
+        return last
 
     def check_finished(self, candidate: Candidate, state: StreamState) -> None:
         """A stream that said something must end with a finish reason; else it was cut."""
@@ -297,7 +335,7 @@ class Route:
         """The error for a stream that failed after content was yielded."""
         self.trail.total_ms = self._elapsed_ms(self._started)
         partial = said.text
-        return StreamInterrupted(
+        error = StreamInterrupted(
             f"{candidate.key} failed mid-stream after {len(partial)} characters: {exc}",
             partial=partial,
             provider=candidate.provider.value,
@@ -305,6 +343,8 @@ class Route:
             cause=exc,
             route=self.trail,
         )
+        self.observer.failed(error, stream=True)
+        return error
 
     def exhausted(self, said: Said | None = None) -> ForgeError:
         """The error when no candidate answered (or none could continue a started stream)."""
@@ -313,9 +353,10 @@ class Route:
             summary = "  no provider is configured"
         else:
             summary = self.trail.describe()
+        error: ForgeError
         if said is not None and said.started:
             last = self.trail.attempts[-1]
-            return StreamInterrupted(
+            error = StreamInterrupted(
                 f"no candidate could continue the stream after {len(said.text)} characters:\n"
                 f"{summary}",
                 partial=said.text,
@@ -323,6 +364,9 @@ class Route:
                 model=last.model,
                 route=self.trail,
             )
-        timed_out = any(a.error_kind == ForgeTimeout.kind for a in self.trail.attempts)
-        headline = "every provider failed" + (" (some timed out)" if timed_out else "")
-        return FallbackFailed(f"{headline}:\n{summary}", route=self.trail)
+        else:
+            timed_out = any(a.error_kind == ForgeTimeout.kind for a in self.trail.attempts)
+            headline = "every provider failed" + (" (some timed out)" if timed_out else "")
+            error = FallbackFailed(f"{headline}:\n{summary}", route=self.trail)
+        self.observer.failed(error, stream=said is not None)
+        return error

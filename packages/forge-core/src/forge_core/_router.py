@@ -31,6 +31,7 @@ from forge_core._streaming import (
     has_token,
     in_background,
 )
+from forge_core._telemetry import Telemetry
 from forge_core._types import (
     ChatChunk,
     ChatRequest,
@@ -82,10 +83,12 @@ class Router:
             clock=self.clock,
         )
         self._limits: dict[Provider, tuple[float, float]] = {}
-        self.planner = Planner(config, self._backends, self.breakers, self.health)
+        self.planner = Planner(config, self._backends, self.breakers, self.health, self.clock)
         #: The candidates to try for a request, in order, and the ones dropped before any
         #: network call (`Planner.plan`).
         self.plan = self.planner.plan
+        #: Prices answers and, when enabled, traces each request (`_telemetry`).
+        self.telemetry = Telemetry(config, self.metrics, self._backends)
 
     @property
     def backends(self) -> dict[Provider, ChatBackend]:
@@ -97,8 +100,13 @@ class Router:
         return self.breakers.get(endpoint_of(backend))
 
     def stats(self) -> dict[str, Any]:
-        """Per ``provider:model`` counters and percentiles, and every endpoint's circuit."""
-        return {"models": self.metrics.snapshot(), "circuits": self.breakers.snapshot()}
+        """Per ``provider:model`` counters and percentiles, every endpoint's circuit, and the
+        tokens and spend (``usage``: local and cloud tokens, the local share, USD)."""
+        return {
+            "models": self.metrics.snapshot(),
+            "circuits": self.breakers.snapshot(),
+            "usage": self.metrics.usage(),
+        }
 
     def check_health(self, backend: ChatBackend, *, refresh: bool = False) -> HealthStatus:
         """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe."""
@@ -214,13 +222,20 @@ class Router:
         Runs `astream` on forge's background event loop: a blocked socket read cannot be
         interrupted from a sync generator, but a task can be cancelled, so the first-token and
         idle limits fire at their limit, and closing this generator closes the upstream
-        connection at once.
+        connection at once. The caller's OpenTelemetry context goes along, so the request's
+        span is a child of the caller's.
         """
-        return in_background(self.astream(request))
+        return in_background(self.astream(request, otel_context=self.telemetry.context()))
 
-    async def astream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Async `stream`; first-token and idle limits fire at their limit."""
-        route = Route(self, request)
+    async def astream(
+        self, request: ChatRequest, *, otel_context: Any = None
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`; first-token and idle limits fire at their limit.
+
+        ``otel_context``: the OpenTelemetry context the request's span is a child of (None:
+        the current one).
+        """
+        route = Route(self, request, otel_context=otel_context)
         said = Said()
         asked = request
         for index, candidate in enumerate(route.candidates):

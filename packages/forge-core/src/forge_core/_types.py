@@ -256,6 +256,12 @@ class RouteTrail(BaseModel):
     drops: list[Drop] = Field(default_factory=list)
     ttft_ms: float | None = None
     total_ms: float | None = None
+    cost_usd: float | None = Field(
+        default=None,
+        description="What the answer cost in US dollars, from the usage and the price table "
+        "(the config's ``pricing``); 0 for a local model, None when the model has no price "
+        "or the provider reported no usage.",
+    )
 
     def describe(self) -> str:
         """Every attempt and drop, one per line, for error messages and the CLI."""

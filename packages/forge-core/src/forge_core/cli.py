@@ -34,9 +34,11 @@ from forge_core._exceptions import (
 from forge_core._forge import Forge
 from forge_core._health import HealthStatus, endpoint_of
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
+from forge_core._prometheus import prometheus_text
 from forge_core._types import Provider, RouteTrail
 from forge_core.providers import ChatBackend, PullProgress, ollama_admin
 from forge_core.providers._huggingface import HuggingFaceBackend
+from forge_core.providers._openai_compat import OpenAICompatibleClient
 
 app = typer.Typer(
     name="forge",
@@ -161,11 +163,13 @@ def config_check(
 
 @app.command()
 def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """One row per configured provider: status, probe latency, circuit state, and why not up.
+    """One row per configured provider: status, probe latency, circuit state, dialect, and why
+    not up.
 
     Status is up, warming, down, no key (its API key env var is unset) or not installed (a
-    missing extra or model file). Probes are cheap and never billed. Exit code 1 when no
-    provider can serve.
+    missing extra or model file). The dialect is how an OpenAI-compatible endpoint is spoken to:
+    configured, or identified from what the server says about itself (docs/providers.md).
+    Probes are cheap and never billed. Exit code 1 when no provider can serve.
 
     Examples:
 
@@ -181,11 +185,16 @@ def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps({"providers": rows, "can_serve": serving}, indent=2))
     else:
-        table = Table("provider", "status", "latency", "circuit", "reason")
+        table = Table("provider", "status", "latency", "circuit", "dialect", "reason")
         for row in rows:
             latency = f"{row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else "-"
             table.add_row(
-                row["provider"], _styled(row["status"]), latency, row["circuit"], row["reason"]
+                row["provider"],
+                _styled(row["status"]),
+                latency,
+                row["circuit"],
+                row["dialect"] or "-",
+                row["reason"],
             )
         _console().print(table)
     if not serving:
@@ -205,6 +214,7 @@ def _provider_health(forge: Forge, provider: Provider, backend: ChatBackend) -> 
         "status": "up",
         "latency_ms": None,
         "circuit": forge.router.breaker_for(backend).state.value,
+        "dialect": _known_dialect(backend),
         "reason": "",
     }
     try:
@@ -234,7 +244,21 @@ def _provider_health(forge: Forge, provider: Provider, backend: ChatBackend) -> 
     row.update(status=status.value, latency_ms=elapsed)
     if status is HealthStatus.DOWN:
         row["reason"] = f"health probe to {row['endpoint']} failed (not running or unreachable)"
+    else:
+        row["dialect"] = _dialect(backend)
     return row
+
+
+def _known_dialect(backend: ChatBackend) -> str | None:
+    """The dialect of an OpenAI-compatible backend if already known (no network call)."""
+    return backend.dialect if isinstance(backend, OpenAICompatibleClient) else None
+
+
+def _dialect(backend: ChatBackend) -> str | None:
+    """The dialect of an OpenAI-compatible backend, identifying its server once if needed."""
+    if isinstance(backend, OpenAICompatibleClient):
+        return backend.server_dialect().name
+    return None
 
 
 def _loaded_local_models(backend: object) -> list[str]:
@@ -250,8 +274,9 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
     Ollama: pulled models (/api/tags), their context window and tools (/api/show) and which
     are loaded (/api/ps). huggingface: the configured in-process models. Cloud providers are
-    listed only when their API key is set (their /models is unbilled). Providers that are down
-    or unconfigured are named on stderr and skipped.
+    listed only when their API key is set (their /models is unbilled), with the dialect their
+    endpoint speaks (configured, or identified from what the server says about itself).
+    Providers that are down or unconfigured are named on stderr and skipped.
 
     Examples:
 
@@ -269,7 +294,7 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("provider", "model", "size", "context", "tools", "loaded")
+    table = Table("provider", "model", "size", "context", "tools", "loaded", "dialect")
     for row in rows:
         table.add_row(
             row["provider"],
@@ -278,6 +303,7 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             str(row["context_window"] or "-"),
             _yes_no(row["tools"]),
             _yes_no(row["loaded"]),
+            row.get("dialect") or "-",
         )
     _console().print(table)
 
@@ -329,6 +355,7 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
     lister = getattr(backend, "list_models", None)
     if lister is None:
         return []
+    dialect = _dialect(backend)
     return [
         _model_row(
             provider,
@@ -337,6 +364,7 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
             context=info.context_window,
             tools=info.capabilities.tools if info.capabilities else None,
             loaded=None,
+            dialect=dialect,
         )
         for info in lister()
     ]
@@ -350,8 +378,9 @@ def _model_row(
     context: int | None,
     tools: bool | None,
     loaded: bool | None,
+    dialect: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    row: dict[str, Any] = {
         "provider": provider.value,
         "model": model,
         "size_bytes": size,
@@ -359,6 +388,10 @@ def _model_row(
         "tools": tools,
         "loaded": loaded,
     }
+    if dialect is not None:
+        # Only OpenAI-compatible endpoints have a dialect.
+        row["dialect"] = dialect
+    return row
 
 
 @app.command()
@@ -479,19 +512,26 @@ def stats(
     ] = 16,
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option("--prometheus", help="Print Prometheus text exposition (format 0.0.4)."),
+    ] = False,
 ) -> None:
-    """Per-provider metrics: requests, successes, failures by kind, latency, circuits.
+    """Per-provider metrics: requests, successes, failures by kind, latency, tokens, spend,
+    circuits.
 
     forge keeps its metrics in the process that routes the calls, so a bare ``forge stats``
     can only show an empty router (and says so). ``--after-chat PROMPT`` routes one request
     first and shows what it recorded, fallbacks included. In your own program, read
-    ``Forge.stats()``.
+    ``Forge.stats()`` (or ``forge_core.prometheus_text(forge.stats())`` for Prometheus).
 
     Examples:
 
       forge stats --after-chat "Say hi." --max-tokens 8
 
       forge stats --after-chat "Hi" --json
+
+      forge stats --after-chat "Hi" --prometheus
     """
     forge = _forge_or_exit(config)
     if after_chat is not None:
@@ -507,10 +547,15 @@ def stats(
             err=True,
         )
     data = forge.stats()
+    if prometheus:
+        sys.stdout.write(prometheus_text(data))
+        return
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
-    table = Table("provider:model", "requests", "ok", "failures", "p50 ms", "p50 ttft ms")
+    table = Table(
+        "provider:model", "requests", "ok", "failures", "p50 ms", "p50 ttft ms", "tokens", "USD"
+    )
     for key, series in data["models"].items():
         failures = ", ".join(f"{kind}={n}" for kind, n in series["failures"].items()) or "-"
         table.add_row(
@@ -520,6 +565,8 @@ def stats(
             failures,
             _ms(series["latency_ms"]["p50"]),
             _ms(series["ttft_ms"]["p50"]),
+            str(series["input_tokens"] + series["output_tokens"]),
+            f"{series['spend_usd']:.6f}",
         )
     console = _console()
     if not data["models"]:
@@ -535,6 +582,17 @@ def stats(
             str(circuit["times_opened"]),
         )
     console.print(circuits)
+    usage = data["usage"]
+    share = usage["local_share"]
+    console.print(
+        f"spend ${usage['spend_usd']:.6f}; tokens served locally: "
+        + ("-" if share is None else f"{share:.0%}")
+        + (
+            f"; {usage['unpriced_tokens']} cloud tokens without a price"
+            if usage["unpriced_tokens"]
+            else ""
+        )
+    )
 
 
 def _forge_or_exit(config: Path | None) -> Forge:

@@ -17,7 +17,6 @@ from forge_core import (
     Forge,
     Message,
     Provider,
-    ProviderUnavailable,
 )
 from forge_core.providers import build_backends
 from forge_core.providers._openai_wire import build_body
@@ -65,18 +64,6 @@ def test_json_schema_output_through_the_llama_cpp_dialect_is_valid(
     )
     assert answer.finish_reason == "stop"
     assert _matches_schema(answer.content)
-
-
-def test_without_the_dialect_the_server_rejects_json_schema(local_server: LocalServer) -> None:
-    backend = build_backends(config_for(openai_compatible_on(local_server)))[Provider.OPENAI]
-    request = ChatRequest(
-        messages=[Message(role="user", content="Is the sky blue?")],
-        response_format=SCHEMA_FORMAT,
-        max_tokens=8,
-    )
-    with pytest.raises(ProviderUnavailable) as caught:
-        backend.chat(request, local_server.model, attempt_timeouts())
-    assert caught.value.status_code == 500
 
 
 def test_forced_tool_call_from_the_real_server_is_schema_valid(tool_server: LocalServer) -> None:
@@ -127,19 +114,6 @@ def test_llama_cpp_dialect_turns_required_with_one_tool_into_forcing_it(
     answer = backend.chat(request, tool_server.model, attempt_timeouts())
     (call,) = answer.tool_calls
     assert call.name == "get_weather" and call.arguments["city"] in CITIES
-
-
-def test_without_the_dialect_required_is_a_server_error(tool_server: LocalServer) -> None:
-    backend = build_backends(config_for(openai_compatible_on(tool_server)))[Provider.OPENAI]
-    request = ChatRequest(
-        messages=[Message(role="user", content="Weather in Paris?")],
-        tools=[WEATHER_TOOL],
-        tool_choice="required",
-        max_tokens=8,
-    )
-    with pytest.raises(ProviderUnavailable) as caught:
-        backend.chat(request, tool_server.model, attempt_timeouts())
-    assert caught.value.status_code == 500
 
 
 def test_llama_cpp_dialect_cannot_require_one_of_several_tools_and_says_so() -> None:

@@ -14,8 +14,8 @@ from fault_server import (
     slow,
     status,
 )
-from forge_core import FallbackFailed, Provider
-from forge_test_support import closed_port_url
+from forge_core import FallbackFailed, Forge, Provider
+from forge_test_support import closed_port_url, config_for
 
 PROMPT = "hi"
 
@@ -43,14 +43,46 @@ def test_5xx_is_retried_on_the_same_candidate_with_growing_backoff() -> None:
     assert 0.5 <= first <= 1.0 and 1.0 <= second <= 1.5  # 0.5 * 2**n + up to 0.5 jitter
 
 
-def test_500_exhausts_retries_then_fails_over() -> None:
+def test_a_500_fails_over_at_once_while_another_candidate_is_left() -> None:
     clock = FakeClock()
     with FaultServer([status(500)] * 3) as primary, FaultServer() as backup:
         answer = forge_on(primary, backup, clock=clock).chat(PROMPT)
+    assert kinds(answer.route) == [("openai", "unavailable"), ("openrouter", None)]
+    assert answer.provider is Provider.OPENROUTER
+    assert (len(primary.requests), len(backup.requests)) == (1, 1)
+    assert clock.sleeps == []
+
+
+def test_retry_before_failover_always_retries_a_500_with_backoff_first() -> None:
+    clock = FakeClock()
+    with FaultServer([status(500)] * 3) as primary, FaultServer() as backup:
+        forge = forge_on(primary, backup, clock=clock, retry_before_failover="always")
+        answer = forge.chat(PROMPT)
     assert kinds(answer.route) == [("openai", "unavailable")] * 3 + [("openrouter", None)]
     assert answer.provider is Provider.OPENROUTER
     assert (len(primary.requests), len(backup.requests)) == (3, 1)
     assert len(clock.sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "served_by", "sleeps"),
+    [("never", "openai", 0), ("local", "ollama", 1)],
+)
+def test_retry_before_failover_local_retries_the_local_candidate_before_the_cloud(
+    setting: str, served_by: str, sleeps: int
+) -> None:
+    clock = FakeClock()
+    with FaultServer([status(502)]) as local, FaultServer() as cloud:
+        config = config_for(
+            {"name": "ollama", "base_url": local.root_url, "preferred_models": ["m"]},
+            {"name": "openai", "base_url": cloud.base_url, "default_model": "m"},
+            routing={"retry_before_failover": setting},
+        )
+        answer = Forge(config, clock=clock).chat(PROMPT)
+    assert answer.route.attempts[0].provider is Provider.OLLAMA
+    assert answer.provider.value == served_by
+    assert len(clock.sleeps) == sleeps
+    assert len(cloud.requests) == (1 if served_by == "openai" else 0)
 
 
 @pytest.mark.parametrize("fault", [rate_limited(5), status(529, "overloaded")], ids=["429", "529"])
@@ -193,6 +225,7 @@ def test_retries_times_fallbacks_are_bounded_by_the_overall_deadline() -> None:
             retry_jitter_seconds=0,
             total_timeout_seconds=5,
             breaker_failure_threshold=100,
+            retry_before_failover="always",
         )
         with pytest.raises(FallbackFailed) as caught:
             forge.chat(PROMPT)
@@ -226,7 +259,7 @@ def test_open_circuit_skips_provider_without_network_then_probe_closes_it() -> N
 
 def test_stats_count_requests_successes_and_failures_by_kind() -> None:
     with FaultServer([status(500), rate_limited(1)]) as primary, FaultServer() as backup:
-        forge = forge_on(primary, backup, clock=FakeClock())
+        forge = forge_on(primary, backup, clock=FakeClock(), retry_before_failover="always")
         forge.chat(PROMPT)  # 500 (retried), then 429 -> fail over
         forge.chat(PROMPT)  # ok
     models = forge.stats()["models"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import forge_core
 from langchain_core.messages import (
@@ -23,6 +23,7 @@ __all__ = [
     "API_KEY_ENV",
     "ENDPOINT_SECTIONS",
     "REQUEST_PARAMS",
+    "RoutingFields",
     "api_key_layer",
     "chunk_to_message_chunk",
     "content_to_text",
@@ -80,25 +81,40 @@ def endpoint_provider(model: str | None) -> forge_core.Provider:
     return pinned or forge_core.Provider.OPENAI
 
 
-def forge_overrides(
-    routing: dict[str, Any],
-    *,
-    model: str | None,
-    base_url: str | None,
-    api_key: SecretStr | None,
-) -> dict[str, Any]:
-    """forge.yaml-shaped overrides: ``routing`` (`forge_core.routing_overrides`) plus the
-    endpoint that ``base_url`` and ``api_key`` configure for ``model``'s provider."""
+class RoutingFields(Protocol):
+    """The routing and endpoint fields `ForgeChat` and `ForgeEmbeddings` share."""
+
+    model: str | None
+    fallback_order: list[str] | None
+    local_first: bool | None
+    local_only: bool | None
+    timeout: float | None
+    max_retries: int | None
+    base_url: str | None
+    api_key: SecretStr | None
+
+
+def forge_overrides(fields: RoutingFields) -> dict[str, Any]:
+    """forge.yaml-shaped overrides from the routing fields that are set
+    (`forge_core.routing_overrides`) and the endpoint ``base_url`` and ``api_key`` configure
+    for ``model``'s provider."""
+    overrides = forge_core.routing_overrides(
+        fallback_order=fields.fallback_order,
+        local_first=fields.local_first,
+        local_only=fields.local_only,
+        timeout=fields.timeout,
+        max_retries=fields.max_retries,
+    )
     endpoint: dict[str, Any] = {}
-    if base_url is not None:
-        endpoint["base_url"] = base_url
-    if api_key is not None:
+    if fields.base_url is not None:
+        endpoint["base_url"] = fields.base_url
+    if fields.api_key is not None:
         endpoint["api_key_env"] = API_KEY_ENV
     if endpoint:
-        group, name = ENDPOINT_SECTIONS[endpoint_provider(model)]
-        providers: dict[str, Any] = routing.setdefault("providers", {})
+        group, name = ENDPOINT_SECTIONS[endpoint_provider(fields.model)]
+        providers: dict[str, Any] = overrides.setdefault("providers", {})
         providers.setdefault(group, {})[name] = endpoint
-    return routing
+    return overrides
 
 
 def api_key_layer(api_key: SecretStr | None) -> dict[str, str] | None:

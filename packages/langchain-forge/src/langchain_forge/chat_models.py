@@ -209,8 +209,18 @@ class ForgeChat(BaseChatModel):
         answer.response_metadata
         # {"model_name": "llama3.1:8b", "model_provider": "ollama", "finish_reason": "stop",
         #  "route": {"provider": "ollama", "model": "llama3.1:8b", "attempts": [...],
-        #            "drops": [...], "ttft_ms": ..., "total_ms": ...}}
+        #            "drops": [...], "ttft_ms": ..., "total_ms": ..., "cost_usd": 0.0}}
         ```
+
+    Callbacks and tracing:
+        The route reaches every callback handler in ``on_llm_end``: each generation's
+        ``generation_info`` (and so the message's ``response_metadata``) and, for ``invoke``,
+        the ``LLMResult``'s ``llm_output`` hold ``model_name`` (the model that served),
+        ``model_provider``, ``route`` (every attempt and drop, with why) and ``cost_usd``;
+        ``llm_output`` also has ``token_usage``. LangSmith shows them in the run's output,
+        Langfuse takes the served model and usage from ``llm_output``; with OpenTelemetry
+        (``forge-core[otel]``) forge's own spans nest under the handler's span
+        (docs/observability.md).
     """
 
     model_config = ConfigDict(hide_input_in_errors=True)
@@ -342,16 +352,7 @@ class ForgeChat(BaseChatModel):
 
     def _overrides(self) -> dict[str, Any]:
         """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
-        routing = forge_core.routing_overrides(
-            fallback_order=self.fallback_order,
-            local_first=self.local_first,
-            local_only=self.local_only,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-        return forge_overrides(
-            routing, model=self.model, base_url=self.base_url, api_key=self.api_key
-        )
+        return forge_overrides(self)
 
     def _get_forge(self) -> forge_core.Forge:
         """The `forge_core.Forge` for ``config``, the routing fields and the endpoint fields.
@@ -396,8 +397,7 @@ class ForgeChat(BaseChatModel):
     ) -> ChatResult:
         """Route one request through forge and return its answer."""
         request = self._request(messages, stop, kwargs)
-        response = self._get_forge().chat(request)
-        return ChatResult(generations=[ChatGeneration(message=response_to_message(response))])
+        return _chat_result(self._get_forge().chat(request))
 
     async def _agenerate(
         self,
@@ -408,8 +408,23 @@ class ForgeChat(BaseChatModel):
     ) -> ChatResult:
         """Async `_generate` (forge's native ``achat``)."""
         request = self._request(messages, stop, kwargs)
-        response = await self._get_forge().achat(request)
-        return ChatResult(generations=[ChatGeneration(message=response_to_message(response))])
+        return _chat_result(await self._get_forge().achat(request))
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None], /) -> dict[str, Any]:
+        """The ``llm_output`` of a batch (``generate``): every answer's route, the summed
+        ``token_usage`` and ``cost_usd`` (None when any answer's cost is unknown)."""
+        outputs = [output for output in llm_outputs if output]
+        usage: dict[str, int] = {}
+        for output in outputs:
+            for key, value in (output.get("token_usage") or {}).items():
+                usage[key] = usage.get(key, 0) + value
+        costs = [output.get("cost_usd") for output in outputs]
+        known = [cost for cost in costs if cost is not None]
+        return {
+            "token_usage": usage,
+            "routes": [output.get("route") for output in outputs],
+            "cost_usd": sum(known) if len(known) == len(costs) else None,
+        }
 
     def _stream(
         self,
@@ -425,7 +440,9 @@ class ForgeChat(BaseChatModel):
         try:
             for chunk in chunks:
                 message = chunk_to_message_chunk(chunk, named_calls)
-                generation = ChatGenerationChunk(message=message)
+                generation = ChatGenerationChunk(
+                    message=message, generation_info=_served(chunk, message.response_metadata)
+                )
                 if run_manager is not None:
                     run_manager.on_llm_new_token(chunk.content, chunk=generation)
                 yield generation
@@ -446,7 +463,9 @@ class ForgeChat(BaseChatModel):
         try:
             async for chunk in chunks:
                 message = chunk_to_message_chunk(chunk, named_calls)
-                generation = ChatGenerationChunk(message=message)
+                generation = ChatGenerationChunk(
+                    message=message, generation_info=_served(chunk, message.response_metadata)
+                )
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.content, chunk=generation)
                 yield generation
@@ -573,3 +592,36 @@ class ForgeChat(BaseChatModel):
         return RunnableMap(raw=llm) | parsed.with_fallbacks(
             [no_parse], exception_key="parsing_error"
         )
+
+
+def _served(
+    answer: forge_core.ChatResponse | forge_core.ChatChunk, metadata: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Who served and the route, for ``generation_info``, from the message's
+    ``response_metadata`` (the route is dumped once); None on a stream's content chunks (only
+    forge's last chunk has a route), so merging a stream's chunks keeps one copy."""
+    route = answer.route
+    if route is None:
+        return None
+    return {
+        "model_name": answer.model,
+        "model_provider": answer.provider.value,
+        "route": metadata["route"],
+        "cost_usd": route.cost_usd,
+    }
+
+
+def _chat_result(response: forge_core.ChatResponse) -> ChatResult:
+    """A forge answer as LangChain's result: the message, and the route in ``generation_info``
+    and ``llm_output`` (what callback handlers receive in ``on_llm_end``)."""
+    message = response_to_message(response)
+    served = _served(response, message.response_metadata) or {}
+    llm_output = dict(served)
+    if response.usage is not None:
+        llm_output["token_usage"] = {
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+            "total_tokens": response.usage.total_tokens,
+        }
+    generation = ChatGeneration(message=message, generation_info=served)
+    return ChatResult(generations=[generation], llm_output=llm_output)

@@ -172,16 +172,7 @@ class ForgeEmbeddings(BaseModel, Embeddings):
 
     def _overrides(self) -> dict[str, Any]:
         """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
-        routing = forge_core.routing_overrides(
-            fallback_order=self.fallback_order,
-            local_first=self.local_first,
-            local_only=self.local_only,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-        return forge_overrides(
-            routing, model=self.model, base_url=self.base_url, api_key=self.api_key
-        )
+        return forge_overrides(self)
 
     @property
     def embedder(self) -> forge_core.Embedder:

@@ -27,6 +27,8 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -45,6 +47,7 @@ from llamaindex_forge._utils import (
     tool_calls_from_message,
     tool_choice_param,
     tool_specs,
+    usage_dict,
 )
 
 if TYPE_CHECKING:
@@ -52,11 +55,65 @@ if TYPE_CHECKING:
 
 Model = TypeVar("Model", bound=BaseModel)
 
-__all__ = ["ForgeLLM"]
+__all__ = ["ForgeLLM", "ForgeRouteEvent"]
+
+dispatcher = get_dispatcher(__name__)
 
 DEFAULT_CONTEXT_WINDOW = 2048
 #: ``metadata.model_name`` when no model is pinned (forge's configuration picks one per call).
 UNPINNED_MODEL_NAME = "forge"
+
+
+class ForgeRouteEvent(BaseEvent):
+    """Who served one `ForgeLLM` or `ForgeEmbedding` call and how, for instrumentation.
+
+    Dispatched through LlamaIndex's instrumentation dispatcher once per routed call (a
+    stream's when its last chunk arrives), inside the call's span, so every event handler and
+    span handler (Arize Phoenix, Langfuse, LlamaTrace …) sees the route next to the LLM and
+    embedding events: ``route`` is the `forge_core.RouteTrail` as JSON (every attempt and
+    drop, with why), ``cost_usd`` what the call cost (0 for a local model, None unknown).
+    """
+
+    operation: str
+    provider: str
+    model: str
+    route: dict[str, Any]
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The event's name in instrumentation output."""
+        return "ForgeRouteEvent"
+
+    @classmethod
+    def of(
+        cls,
+        operation: str,
+        provider: forge_core.Provider,
+        model: str,
+        route: forge_core.RouteTrail,
+        usage: dict[str, int] | None = None,
+    ) -> ForgeRouteEvent:
+        """The event for an answer from ``provider``'s ``model`` by ``route``."""
+        return cls(
+            operation=operation,
+            provider=provider.value,
+            model=model,
+            route=route.model_dump(mode="json"),
+            usage=usage,
+            cost_usd=route.cost_usd,
+        )
+
+
+def _announce(answer: forge_core.ChatResponse | forge_core.ChatChunk) -> None:
+    """Dispatch the `ForgeRouteEvent` of a chat answer (a stream's last chunk)."""
+    if answer.route is not None:
+        dispatcher.event(
+            ForgeRouteEvent.of(
+                "chat", answer.provider, answer.model, answer.route, usage_dict(answer.usage)
+            )
+        )
 
 
 class ForgeLLM(RoutingOptions, FunctionCallingLLM):
@@ -65,9 +122,11 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
     Provider choice, fallback and retries all happen in `forge_core.Forge`; this class only
     converts LlamaIndex messages and responses. Every response's ``raw`` holds ``provider``,
     ``model``, ``finish_reason``, ``usage`` (``input_tokens`` / ``output_tokens`` /
-    ``total_tokens``) and ``route`` (the `forge_core.RouteTrail` as JSON); the message's
-    ``additional_kwargs`` holds the serving ``provider`` and ``model``. forge's exceptions
-    (`forge_core.FallbackFailed`, `forge_core.ConfigError` …) propagate unchanged.
+    ``total_tokens``) and ``route`` (the `forge_core.RouteTrail` as JSON, with ``cost_usd``);
+    the message's ``additional_kwargs`` holds the serving ``provider`` and ``model``. Each
+    call also dispatches a `ForgeRouteEvent` through LlamaIndex's instrumentation, so event
+    and span handlers see the route. forge's exceptions (`forge_core.FallbackFailed`,
+    `forge_core.ConfigError` …) propagate unchanged.
 
     Example:
         ```python
@@ -180,13 +239,17 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         ``response_format``, ``tools`` or ``tool_choice`` (OpenAI shapes) for this call only.
         """
         request = to_forge_messages(messages)
-        return chat_response(self.forge.chat(request, **self._params(kwargs)))
+        answer = self.forge.chat(request, **self._params(kwargs))
+        _announce(answer)
+        return chat_response(answer)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async `chat`."""
         request = to_forge_messages(messages)
-        return chat_response(await self.forge.achat(request, **self._params(kwargs)))
+        answer = await self.forge.achat(request, **self._params(kwargs))
+        _announce(answer)
+        return chat_response(answer)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -209,6 +272,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
                 for chunk in chunks:
                     text += chunk.content
                     calls.add(chunk.tool_call_deltas)
+                    _announce(chunk)
                     yield stream_response(chunk, text, calls.wire())
             finally:
                 chunks.close()
@@ -232,6 +296,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
                 async for chunk in chunks:
                     text += chunk.content
                     calls.add(chunk.tool_call_deltas)
+                    _announce(chunk)
                     yield stream_response(chunk, text, calls.wire())
             finally:
                 await chunks.aclose()

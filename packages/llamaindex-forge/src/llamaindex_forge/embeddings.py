@@ -9,6 +9,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from llamaindex_forge._routing import RoutingOptions
+from llamaindex_forge.base import ForgeRouteEvent, dispatcher
 
 __all__ = ["ForgeEmbedding"]
 
@@ -24,6 +25,8 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
     model is named), Ollama's ``/api/embed``, OpenAI's ``/embeddings``. Once one has served,
     every later call stays on it (``pin_after_first``), so an index never mixes vectors of two
     models; ``model_name`` then names it (``provider:model``) and `route` shows the last route.
+    Each call dispatches a `ForgeRouteEvent` (route, usage, cost) through LlamaIndex's
+    instrumentation.
 
     Example:
         ```python
@@ -92,19 +95,29 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
         """The route of the last embedding call (attempts, drops, timings), if any."""
         return self.embedder.last_route
 
-    def _served(self, vectors: list[list[float]]) -> list[list[float]]:
+    def _served(self, response: forge_core.EmbeddingResponse) -> list[list[float]]:
         served = self.embedder.served
         if served is not None:
             self.model_name = served
-        return vectors
+        usage = {"input_tokens": response.input_tokens} if response.input_tokens else None
+        dispatcher.event(
+            ForgeRouteEvent.of(
+                "embeddings", response.provider, response.model, response.route, usage
+            )
+        )
+        return response.vectors
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         """One batch, one routed call."""
-        return self._served(self.embedder.embed(texts))
+        if not texts:
+            return []
+        return self._served(self.embedder.embed_with_route(texts))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         """Async `_get_text_embeddings`."""
-        return self._served(await self.embedder.aembed(texts))
+        if not texts:
+            return []
+        return self._served(await self.embedder.aembed_with_route(texts))
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._get_text_embeddings([text])[0]

@@ -89,6 +89,8 @@ def build_backends(
             num_ctx=ollama.num_ctx,
             keep_alive=ollama.keep_alive,
             think=ollama.think,
+            preferred_models=ollama.preferred_models,
+            auto_discovery=ollama.auto_discovery,
             pool=pool,
         )
     else:
@@ -99,6 +101,8 @@ def build_backends(
             timeout_seconds=ollama.timeout_seconds,
             health_check_timeout=ollama.health_check_timeout,
             keep_alive=ollama.keep_alive,
+            preferred_models=ollama.preferred_models,
+            auto_discovery=ollama.auto_discovery,
             pool=pool,
         )
     return {
@@ -114,6 +118,7 @@ def build_backends(
                 "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
             ),
             capabilities=_OPENAI_CAPABILITIES,
+            # None: known from the host (api.openai.com), else identified by the server itself.
             dialect=openai.dialect,
             timeout_seconds=openai.timeout_seconds,
             pool=pool,
@@ -134,6 +139,7 @@ def build_backends(
             api_key_env=openrouter.api_key_env,
             extra_headers=openrouter_headers,
             capabilities=_CLOUD_CAPABILITIES,
+            dialect="openrouter",
             timeout_seconds=openrouter.timeout_seconds,
             pool=pool,
             env=env,

@@ -127,6 +127,16 @@ class EmbeddingBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class ModelOrdering(Protocol):
+    """A backend with a preferred order of chat models, tried in turn when a request names
+    none (Ollama's ``preferred_models``, filtered by what the server has pulled)."""
+
+    def model_order(self) -> list[str]:
+        """The models to try, best first; known without a network call."""
+        ...
+
+
 class ModelInfo(BaseModel):
     """One model a provider lists: its id, and what its listing says it can do.
 

@@ -20,7 +20,8 @@ exist in Ollama: it is ignored, except ``"none"``, which leaves the tools out of
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -170,6 +171,8 @@ class OllamaAdmin:
         self._v1_health = v1_health
         #: What the last ``/api/show`` of each model said it can do.
         self.model_capabilities: dict[str, Capabilities] = {}
+        #: The names the last ``/api/tags`` listed, and when (``time.monotonic``).
+        self.pulled: tuple[float, frozenset[str]] | None = None
         self.transport = Transport(
             Provider.OLLAMA,
             self.base_url,
@@ -184,12 +187,16 @@ class OllamaAdmin:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def pulled_models(self) -> list[OllamaModel]:
-        """The pulled models (``GET /api/tags``)."""
-        return _tags_from(self.transport.send(_TAGS))
+        """The pulled models (``GET /api/tags``); remembered in `pulled`."""
+        return self._remember(_tags_from(self.transport.send(_TAGS)))
 
     async def apulled_models(self) -> list[OllamaModel]:
         """Async `pulled_models`."""
-        return _tags_from(await self.transport.asend(_TAGS))
+        return self._remember(_tags_from(await self.transport.asend(_TAGS)))
+
+    def _remember(self, models: list[OllamaModel]) -> list[OllamaModel]:
+        self.pulled = (time.monotonic(), frozenset(model.id for model in models))
+        return models
 
     def version(self, timeout: float | None = None) -> str:
         """The server's version (``GET /api/version``)."""
@@ -271,9 +278,31 @@ class OllamaAdmin:
 
 
 class _AdminBacked:
-    """Capabilities, listing and health of an Ollama chat client, from its `OllamaAdmin`."""
+    """Capabilities, model order, listing and health of an Ollama chat client, from its
+    `OllamaAdmin` and the configured ``preferred_models``."""
 
     admin: OllamaAdmin
+    _default_model: str
+    #: ``preferred_models``, best first; empty: the default model alone.
+    preferred_models: tuple[str, ...] = ()
+    #: ``auto_discovery``: filter ``preferred_models`` by the last listing of pulled models.
+    auto_discovery: bool = True
+    #: How long a listing of pulled models is trusted for the order.
+    discovery_ttl_seconds: float = 300.0
+
+    def model_order(self) -> list[str]:
+        """``preferred_models`` in order, less those the last fresh ``/api/tags`` (with
+        ``auto_discovery``) did not list; all of them when there is no fresh listing, so a
+        missing one costs a 404 (the endpoint is up: the next model is tried, and the planner
+        remembers it). No network call."""
+        order = list(self.preferred_models) or [self._default_model]
+        pulled = self.admin.pulled
+        if not self.auto_discovery or pulled is None:
+            return order
+        listed_at, names = pulled
+        if time.monotonic() - listed_at > self.discovery_ttl_seconds:
+            return order
+        return [model for model in order if _is_pulled(model, names)]
 
     def capabilities(self, model: str) -> Capabilities:
         """From the last ``/api/show`` of ``model`` when there was one, else the defaults."""
@@ -320,8 +349,12 @@ class OllamaClient(_AdminBacked):
         num_ctx: int | None = None,
         keep_alive: str | int | None = None,
         think: bool | str | None = None,
+        preferred_models: Sequence[str] = (),
+        auto_discovery: bool = True,
         pool: ClientPool | None = None,
     ) -> None:
+        self.preferred_models = tuple(preferred_models)
+        self.auto_discovery = auto_discovery
         self.admin = OllamaAdmin(
             base_url,
             timeout_seconds=timeout_seconds,
@@ -445,8 +478,12 @@ class OllamaOpenAIClient(_AdminBacked, OpenAICompatibleClient):
         timeout_seconds: float = 30.0,
         health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
         keep_alive: str | int | None = None,
+        preferred_models: Sequence[str] = (),
+        auto_discovery: bool = True,
         pool: ClientPool | None = None,
     ) -> None:
+        self.preferred_models = tuple(preferred_models)
+        self.auto_discovery = auto_discovery
         super().__init__(
             Provider.OLLAMA,
             base_url,
@@ -524,6 +561,11 @@ def _stream_failure(message: str, model: str) -> ProviderError:
     if "not found" in message or "file does not exist" in message:
         return ModelNotFound(text, **common)
     return ProviderUnavailable(text, **common)
+
+
+def _is_pulled(model: str, names: frozenset[str]) -> bool:
+    """Whether ``model`` is among the pulled ``names`` (a bare name means its ``latest`` tag)."""
+    return model in names or (":" not in model and f"{model}:latest" in names)
 
 
 def _tags_from(response: httpx.Response) -> list[OllamaModel]:

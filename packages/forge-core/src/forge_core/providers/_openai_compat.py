@@ -1,9 +1,13 @@
 """A chat and embeddings client for any OpenAI-compatible HTTP endpoint.
 
-Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface and llama-cpp-python's server. Requests are
-built and answers parsed here; the I/O is the shared `Transport`'s, and HTTP error statuses
-become forge errors in `OpenAICompatibleClient._error_for_status` (in-stream errors in
-`_stream_error`) on top of the one status table. Wire notes: docs/providers.md.
+Serves OpenAI, OpenRouter, Ollama's ``/v1`` surface, llama-cpp-python's server, llama.cpp's
+llama-server, vLLM and LM Studio. Requests are built in the endpoint's dialect (configured, or
+identified once from what the server says about itself: `_dialects`) and answers parsed here;
+the I/O is the shared `Transport`'s, and HTTP error statuses become forge errors in
+`OpenAICompatibleClient._error_for_status` (in-stream errors in `_stream_error`) on top of the
+one status table. A request refused for a parameter is sent once more in another form where one
+exists, and what the endpoint refused is remembered (`_dialects.Lessons`). Wire notes:
+docs/providers.md.
 
 Fields of OpenAI's documented chat-completions API that forge does not carry yet: request ``n``, ``seed``,
 ``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -49,6 +54,20 @@ from forge_core.providers._common import (
     redact,
     status_error,
 )
+from forge_core.providers._dialects import (
+    DetectedDialect,
+    Dialect,
+    Lessons,
+    adetect,
+    detect,
+    dialect_by_host,
+    dialect_named,
+    error_text,
+    is_validation_error,
+    refusal_of,
+    rejected,
+    rejected_parameters,
+)
 from forge_core.providers._openai_wire import (
     build_body,
     embeddings_body,
@@ -68,6 +87,10 @@ class OpenAICompatibleClient:
     """Chat over ``POST {base_url}{chat_path}`` and embeddings over ``POST {base_url}{embeddings_path}``
     in the OpenAI formats.
 
+    ``dialect`` is the server's flavour of the format (a `Dialect` or its name); None identifies
+    the server by its host, else once, on the first request whose form depends on it (tools or
+    a response format), from what it says about itself (`server_dialect`).
+
     The API key is read from ``api_key_env`` at call time and never stored on the object, so it
     cannot leak through a ``repr`` or a traceback's locals of this object.
     """
@@ -86,7 +109,7 @@ class OpenAICompatibleClient:
         extra_headers: Mapping[str, str] | None = None,
         unavailable_error: type[ProviderUnavailable] = ProviderUnavailable,
         capabilities: Capabilities | None = None,
-        dialect: str = "openai",
+        dialect: str | Dialect | None = "openai",
         models_path: str = "/models",
         timeout_seconds: float = 60.0,
         pool: ClientPool | None = None,
@@ -102,7 +125,9 @@ class OpenAICompatibleClient:
         self._max_tokens_field = max_tokens_field
         self._extra_headers = dict(extra_headers or {})
         self._capabilities = capabilities or Capabilities(embeddings=True)
-        self.dialect = dialect
+        fixed = dialect_named(dialect) if isinstance(dialect, str) else dialect
+        self._dialect = DetectedDialect(fixed or dialect_by_host(self.base_url))
+        self._lessons = Lessons()
         self._models_path = models_path
         self._model_capabilities: dict[str, Capabilities] = {}
         self._env = env
@@ -137,34 +162,187 @@ class OpenAICompatibleClient:
 
     def capabilities(self, model: str) -> Capabilities:
         """What ``model`` can do: from the last model listing when it said (OpenRouter), else
-        the capabilities configured for this endpoint. Never a network call."""
-        return self._model_capabilities.get(model, self._capabilities)
+        the capabilities configured for this endpoint, less what this endpoint refused for
+        ``model`` (`_dialects.Lessons`). Never a network call."""
+        base = self._model_capabilities.get(model, self._capabilities)
+        return self._lessons.capabilities(model, base)
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""
-        response = self._transport.send(self._chat_call(request, model, stream=False), timeouts)
-        return self._completion_from(response, model)
+        if self._depends_on_dialect(request):
+            self.server_dialect()
+        body = self._body(request, model, stream=False)
+        response = self._send_learning(body, model, timeouts)
+        return self._completion_from(response, model, request.max_tokens)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
         """Async `chat`."""
-        call = self._chat_call(request, model, stream=False)
-        return self._completion_from(await self._transport.asend(call, timeouts), model)
+        if self._depends_on_dialect(request):
+            await self.aserver_dialect()
+        body = self._body(request, model, stream=False)
+        response = await self._asend_learning(body, model, timeouts)
+        return self._completion_from(response, model, request.max_tokens)
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
         """The answer as chunks, parsed from the SSE stream."""
-        call = self._chat_call(request, model, stream=True)
-        return self._transport.stream(call, timeouts, _CompletionStream(self, model))
+        if self._depends_on_dialect(request):
+            self.server_dialect()
+        return self._stream_learning(self._body(request, model, stream=True), model, timeouts)
 
-    def astream(
+    async def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
-        call = self._chat_call(request, model, stream=True)
-        return self._transport.astream(call, timeouts, _CompletionStream(self, model))
+        if self._depends_on_dialect(request):
+            await self.aserver_dialect()
+        body = self._body(request, model, stream=True)
+        async with aclosing(self._astream_learning(body, model, timeouts)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    # -- dialect ----------------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str | None:
+        """The name of this endpoint's dialect: configured, or detected; None until detected."""
+        known = self._dialect.known
+        return known.name if known is not None else None
+
+    def server_dialect(self) -> Dialect:
+        """This endpoint's dialect, identifying the server first if nobody has yet: a few
+        unbilled GETs (`_dialects.PROBES`), once per endpoint."""
+        if self._dialect.needs_detection():
+            return self._dialect.settle(detect(self._probe, self.base_url))
+        return self._dialect.current()
+
+    async def aserver_dialect(self) -> Dialect:
+        """Async `server_dialect`."""
+        if self._dialect.needs_detection():
+            return self._dialect.settle(await adetect(self._aprobe, self.base_url))
+        return self._dialect.current()
+
+    @staticmethod
+    def _depends_on_dialect(request: ChatRequest) -> bool:
+        # Plain requests read the same in every dialect: the server is identified only when
+        # the answer would change what is sent.
+        return bool(request.tools) or request.response_format is not None
+
+    def _probe(self, url: str) -> httpx.Response | None:
+        try:
+            return self._transport.send(Call("GET", url), DEFAULT_HEALTH_TIMEOUT)
+        except ProviderError as exc:
+            return httpx.Response(exc.status_code) if exc.status_code is not None else None
+
+    async def _aprobe(self, url: str) -> httpx.Response | None:
+        try:
+            return await self._transport.asend(Call("GET", url), DEFAULT_HEALTH_TIMEOUT)
+        except ProviderError as exc:
+            return httpx.Response(exc.status_code) if exc.status_code is not None else None
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    def _send_learning(
+        self, body: dict[str, Any], model: str, timeouts: AttemptTimeouts
+    ) -> httpx.Response:
+        """The answer to ``body``; a refusal is sent once more translated, where it can be."""
+        try:
+            return self._transport.send(self._call(body, model), timeouts)
+        except BadRequest as exc:
+            named, translation, retry = self._translation_after(exc, body, model)
+        try:
+            response = self._transport.send(self._call(retry, model), timeouts)
+        except BadRequest as again:
+            self._refused_again(named, again, body, model)
+            raise
+        self._lessons.succeeded(model, translation)
+        return response
+
+    async def _asend_learning(
+        self, body: dict[str, Any], model: str, timeouts: AttemptTimeouts
+    ) -> httpx.Response:
+        """Async `_send_learning`."""
+        try:
+            return await self._transport.asend(self._call(body, model), timeouts)
+        except BadRequest as exc:
+            named, translation, retry = self._translation_after(exc, body, model)
+        try:
+            response = await self._transport.asend(self._call(retry, model), timeouts)
+        except BadRequest as again:
+            self._refused_again(named, again, body, model)
+            raise
+        self._lessons.succeeded(model, translation)
+        return response
+
+    def _stream_learning(
+        self, body: dict[str, Any], model: str, timeouts: AttemptTimeouts
+    ) -> Generator[ChatChunk, None, None]:
+        # A refusal is an HTTP status, so it always comes before the first chunk.
+        try:
+            yield from self._transport.stream(
+                self._call(body, model), timeouts, _CompletionStream(self, model)
+            )
+            return
+        except BadRequest as exc:
+            named, translation, retry = self._translation_after(exc, body, model)
+        try:
+            yield from self._transport.stream(
+                self._call(retry, model), timeouts, _CompletionStream(self, model)
+            )
+        except BadRequest as again:
+            self._refused_again(named, again, body, model)
+            raise
+        self._lessons.succeeded(model, translation)
+
+    async def _astream_learning(
+        self, body: dict[str, Any], model: str, timeouts: AttemptTimeouts
+    ) -> AsyncGenerator[ChatChunk, None]:
+        try:
+            async with aclosing(
+                self._transport.astream(
+                    self._call(body, model), timeouts, _CompletionStream(self, model)
+                )
+            ) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        except BadRequest as exc:
+            named, translation, retry = self._translation_after(exc, body, model)
+        try:
+            async with aclosing(
+                self._transport.astream(
+                    self._call(retry, model), timeouts, _CompletionStream(self, model)
+                )
+            ) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BadRequest as again:
+            self._refused_again(named, again, body, model)
+            raise
+        self._lessons.succeeded(model, translation)
+
+    def _translation_after(
+        self, error: BadRequest, body: dict[str, Any], model: str
+    ) -> tuple[frozenset[str], str, dict[str, Any]]:
+        """What a refusal named, the translation to try once and its body; re-raises
+        ``error`` when it is no refusal or there is no translation for it."""
+        named = refusal_of(error)
+        picked = self._lessons.retry_body(model, body, named) if named else None
+        if named is None or picked is None:
+            raise error
+        return named, *picked
+
+    def _refused_again(
+        self, named: frozenset[str], again: BadRequest, body: dict[str, Any], model: str
+    ) -> None:
+        # Refused again for the same field: the endpoint cannot do it at all, in either form.
+        if named & (refusal_of(again) or frozenset()):
+            self._lessons.refused_again(model, body, named)
+
+    # -- embeddings ---------------------------------------------------------------------------
 
     def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
         """One vector per text, one POST for the whole batch."""
@@ -236,29 +414,34 @@ class OpenAICompatibleClient:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _chat_call(self, request: ChatRequest, model: str, *, stream: bool) -> Call:
-        return Call("POST", self._chat_path, model, self._body(request, model, stream=stream))
+    def _call(self, body: dict[str, Any], model: str) -> Call:
+        return Call("POST", self._chat_path, model, body)
 
     def _embeddings_call(self, texts: list[str], model: str) -> Call:
         return Call("POST", self._embeddings_path, model, embeddings_body(texts, model))
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        """The request body in this endpoint's dialect (as known now: no network call), with
+        what earlier refusals taught for ``model``."""
         try:
-            return build_body(
+            body = build_body(
                 request,
                 model,
                 stream=stream,
                 max_tokens_field=self._max_tokens_field,
-                dialect=self.dialect,
+                dialect=self._dialect.current(),
             )
         except CapabilityMismatch as exc:
             raise CapabilityMismatch(
                 f"{self.provider.value}: {exc}", provider=self.provider.value, model=model
             ) from exc
+        return self._lessons.translated(model, body)
 
     # -- response ---------------------------------------------------------------------------
 
-    def _completion_from(self, response: httpx.Response, model: str) -> ChatResponse:
+    def _completion_from(
+        self, response: httpx.Response, model: str, max_tokens: int | None = None
+    ) -> ChatResponse:
         try:
             data = response.json()
         except ValueError as exc:
@@ -270,7 +453,7 @@ class OpenAICompatibleClient:
         try:
             return parse_completion(data, self.provider, model)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            if _finish_reason(data) == "length":
+            if _finish_reason(data) == "length" or _used_up(data, max_tokens):
                 raise self._cut_off(model) from exc
             raise MalformedResponse(
                 f"{self.provider.value}: malformed chat completion: {redact(str(exc))}",
@@ -344,7 +527,9 @@ class OpenAICompatibleClient:
 
     def _error_for_status(self, response: httpx.Response, model: str) -> ProviderError:
         """The forge error of an HTTP error answer: the one status table, refined by the
-        body's ``error.code`` (``insufficient_quota``)."""
+        body: ``error.code: insufficient_quota`` is out of credit; a 400 or 422, or a 500 whose
+        body is a request-validation error (llama-cpp-python's server), is a `BadRequest`
+        marked with the request fields it names (`_dialects.rejected`)."""
         status = response.status_code
         try:
             data = response.json()
@@ -357,6 +542,12 @@ class OpenAICompatibleClient:
             return AuthenticationFailed(
                 message, provider=self.provider.value, model=model, status_code=status
             )
+        text = error_text(response)
+        if status in (400, 422) or (status == 500 and is_validation_error(text)):
+            refusal = BadRequest(
+                message, provider=self.provider.value, model=model, status_code=status
+            )
+            return rejected(refusal, rejected_parameters(data, text, _sent_body(response)))
         return status_error(response, message, provider=self.provider.value, model=model)
 
 
@@ -428,7 +619,9 @@ def _error_code(data: Any) -> Any:
 
 
 def _error_message(data: Any) -> str | None:
-    """The message of an OpenAI / OpenRouter (``{"error": {...}}``) or Ollama error body."""
+    """The message of an error body: OpenAI / OpenRouter (``{"error": {...}}``), Ollama and
+    LM Studio (``{"error": "..."}``), vLLM (``{"object": "error", "message": ...}``) or FastAPI
+    (``{"detail": ...}``)."""
     if not isinstance(data, dict):
         return None
     error = data.get("error")
@@ -436,7 +629,29 @@ def _error_message(data: Any) -> str | None:
         return redact(error)[:MAX_MESSAGE]
     if isinstance(error, dict) and error.get("message"):
         return redact(str(error["message"]))[:MAX_MESSAGE]
+    if data.get("object") == "error" and data.get("message"):
+        return redact(str(data["message"]))[:MAX_MESSAGE]
+    if data.get("detail"):
+        detail = data["detail"]
+        return redact(detail if isinstance(detail, str) else json.dumps(detail))[:MAX_MESSAGE]
     return None
+
+
+def _sent_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of the request ``response`` answers ({} when there is none)."""
+    try:
+        sent = json.loads(response.request.content or b"{}")
+    except (RuntimeError, ValueError):
+        return {}
+    return sent if isinstance(sent, dict) else {}
+
+
+def _used_up(data: Any, max_tokens: int | None) -> bool:
+    """Whether an answer spent the whole ``max_tokens`` (servers that report a cut-off tool
+    call as ``finish_reason: tool_calls``)."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    used = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return max_tokens is not None and isinstance(used, int) and used >= max_tokens
 
 
 def _finish_reason(data: Any) -> str | None:

@@ -24,6 +24,7 @@ from forge_core._types import (
     Usage,
 )
 from forge_core.providers._common import embedding_vector, new_tool_call_id, parse_arguments
+from forge_core.providers._dialects import Dialect, any_object, dialect_named
 
 __all__ = [
     "build_body",
@@ -68,37 +69,64 @@ def build_body(
     stream: bool,
     max_tokens_field: str = "max_tokens",
     include_usage: bool = True,
-    dialect: str = "openai",
+    dialect: str | Dialect = "openai",
 ) -> dict[str, Any]:
-    """The JSON body of a chat-completions request.
+    """The JSON body of a chat-completions request, in ``dialect`` (a `Dialect` or its name).
 
-    ``max_tokens_field`` is ``max_completion_tokens`` for OpenAI itself; OpenAI-compatible
-    servers (llama-cpp-python, Ollama) only honour the legacy ``max_tokens``. ``dialect``
-    (``openai`` or ``llama-cpp``) says how the server spells structured output and tool choice.
+    ``max_tokens_field`` is the token-limit field when the dialect leaves it to the client:
+    ``max_completion_tokens`` for OpenAI itself; compatible servers (llama-cpp-python, Ollama)
+    only honour the legacy ``max_tokens``. The dialect says how the server spells structured
+    output and tool choice, and whether it reports usage on streams (docs/providers.md).
     """
+    spoken = dialect_named(dialect) if isinstance(dialect, str) else dialect
     body: dict[str, Any] = {
         "model": model,
         "messages": [message_to_wire(message) for message in request.messages],
         "stream": stream,
     }
-    if stream and include_usage:
+    if stream and include_usage and spoken.stream_usage:
         body["stream_options"] = {"include_usage": True}
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
-        body[max_tokens_field] = request.max_tokens
+        body[spoken.max_tokens_field or max_tokens_field] = request.max_tokens
     if request.stop:
         body["stop"] = list(request.stop)
-    if request.tools:
-        body["tools"] = request.tools
-    tool_choice = request.tool_choice
-    if dialect == "llama-cpp" and request.tools:
-        tool_choice = _llama_cpp_tool_choice(request.tools, tool_choice)
+    tools, tool_choice = _tool_choice(request.tools, request.tool_choice, spoken)
+    if tools:
+        body["tools"] = tools
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
-        body["response_format"] = _response_format(request.response_format, dialect)
+        body["response_format"] = _response_format(request.response_format, spoken)
     return body
+
+
+def _tool_choice(
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+    dialect: Dialect,
+) -> tuple[list[dict[str, Any]] | None, str | dict[str, Any] | None]:
+    """The tools and ``tool_choice`` as ``dialect`` takes them."""
+    if not tools:
+        return tools, tool_choice
+    if dialect.tool_choice == "llama-cpp":
+        return tools, _llama_cpp_tool_choice(tools, tool_choice)
+    named = _named_tool(tool_choice)
+    if named is None or dialect.tool_choice == "openai":
+        return tools, tool_choice
+    # The server cannot force a named tool; offering only that tool says the same.
+    only = [tool for tool in tools if (tool.get("function") or {}).get("name") == named] or tools
+    if dialect.tool_choice == "named-as-required":
+        return only, "required"
+    return only, tool_choice
+
+
+def _named_tool(tool_choice: str | dict[str, Any] | None) -> str | None:
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        return name if isinstance(name, str) else None
+    return None
 
 
 def _llama_cpp_tool_choice(
@@ -121,15 +149,20 @@ def _llama_cpp_tool_choice(
     return tool_choice
 
 
-def _response_format(response_format: dict[str, Any], dialect: str) -> dict[str, Any]:
+def _response_format(response_format: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
     """``response_format`` as ``dialect`` takes it.
 
     llama-cpp-python's server answers ``json_schema`` with a 500 but constrains generation to a
-    schema given as ``{"type": "json_object", "schema": ...}``.
+    schema given as ``{"type": "json_object", "schema": ...}``; LM Studio refuses
+    ``json_object`` but takes a ``json_schema`` that allows any object.
     """
-    if dialect == "llama-cpp" and response_format.get("type") == "json_schema":
+    kind = response_format.get("type")
+    if dialect.schema_as_json_object and kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema")
         return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    if dialect.json_object_as_schema and kind == "json_object":
+        schema = response_format.get("schema") or any_object()
+        return {"type": "json_schema", "json_schema": {"name": "json_object", "schema": schema}}
     return response_format
 
 

@@ -1,0 +1,886 @@
+"""forge's observer: per-call cost and tokens, and OpenTelemetry GenAI spans and metrics.
+
+One `Telemetry` per router; `Telemetry.observe` gives each routed request an `Observation`,
+which `Route` calls at a few points: a drop, an attempt's start and end, an abandoned attempt,
+the answer, the final error. The plain `Observation` only prices the answer (``route.cost_usd``)
+and counts its tokens for `Forge.stats`; when ``telemetry.enabled`` and ``opentelemetry-api``
+is installed (``forge-core[otel]``) it is a `_Traced` observation, which also opens one span per
+request (``chat {model}`` / ``embeddings {model}``, the GenAI semantic conventions) with a
+child span per attempt and the drops as events, and records the GenAI client metrics and
+forge's own. docs/observability.md lists every name.
+
+OpenTelemetry is imported on the first request that uses it, never by ``import forge_core``;
+without it installed the cost is one failed import, once, and while the application has set
+no OpenTelemetry provider (the API's are no-ops) nothing is traced either. Spans and metrics
+go to the application's global providers, or to the ones `set_telemetry_providers` names.
+While a request runs its observation only notes times and numbers; the spans (with those
+times) and the metric records are made once, when it ends.
+Nothing a user wrote (prompts, answers) and no error message goes into a span: error types,
+forge's own drop reasons (URLs without credentials), names and numbers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from forge_core._exceptions import FallbackFailed, ForgeError, StreamInterrupted
+from forge_core._pricing import Pricing
+from forge_core._types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Drop,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelId,
+    Provider,
+    RouteTrail,
+)
+
+if TYPE_CHECKING:
+    from forge_core._breaker import CircuitState, Ticket
+    from forge_core._config import ForgeConfig
+    from forge_core._exceptions import ProviderError
+    from forge_core._metrics import Metrics
+    from forge_core._planning import Candidate
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "TOKEN_BUCKETS",
+    "Observation",
+    "Telemetry",
+    "set_telemetry_providers",
+]
+
+logger = logging.getLogger("forge.telemetry")
+
+#: The instrumentation scope forge's spans and metrics carry.
+SCOPE = "forge_core"
+#: Bucket boundaries the GenAI conventions give for durations and time to first chunk (s).
+DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+#: Bucket boundaries the GenAI conventions give for token counts.
+TOKEN_BUCKETS = tuple(4.0**n for n in range(14))
+#: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value asking for the latest GenAI conventions only.
+LATEST_GEN_AI = "gen_ai_latest_experimental"
+
+# -- the providers spans and metrics go to --------------------------------------------------
+
+_lock = threading.Lock()
+_providers: tuple[Any, Any] = (None, None)
+_instruments: _Instruments | None = None
+_missing = False
+_live: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+
+
+def set_telemetry_providers(tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Send forge's spans to ``tracer_provider`` and its metrics to ``meter_provider``.
+
+    Either left None means OpenTelemetry's global provider (``trace.set_tracer_provider``,
+    ``metrics.set_meter_provider``), which is where forge sends them by default; calling this
+    with no arguments goes back to those. For tests, benchmarks, and applications that keep
+    forge's telemetry apart from their own. Takes effect for requests routed after the call.
+    """
+    global _providers, _instruments
+    with _lock:
+        _providers = (tracer_provider, meter_provider)
+        _instruments = None
+
+
+def _current() -> _Instruments | None:
+    """The tracer and instruments for the providers now in force; None without OpenTelemetry."""
+    global _instruments, _missing
+    instruments = _instruments
+    if instruments is not None or _missing:
+        return instruments
+    with _lock:
+        if _instruments is None and not _missing:
+            try:
+                _instruments = _Instruments(*_providers)
+            except ImportError:
+                _missing = True
+        return _instruments
+
+
+def _latest_conventions() -> bool:
+    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for the latest GenAI conventions only."""
+    values = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+    return LATEST_GEN_AI in {value.strip() for value in values.split(",")}
+
+
+class _Instruments:
+    """forge's tracer and metric instruments on one pair of providers (OpenTelemetry API)."""
+
+    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        from opentelemetry import context, metrics, trace
+        from opentelemetry.metrics import _internal as metrics_internal
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        from forge_core import __version__
+
+        # Given providers are taken as real; the global ones only once the application has
+        # set one (until then OpenTelemetry's are no-ops, and forge skips all the work).
+        self._real = tracer_provider is not None or meter_provider is not None
+        self._tracer_provider = trace.get_tracer_provider
+        self._meter_provider = metrics.get_meter_provider
+        self._noop_tracers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        proxy_meters = getattr(metrics_internal, "_ProxyMeterProvider", metrics.NoOpMeterProvider)
+        self._noop_meters = (metrics.NoOpMeterProvider, proxy_meters)
+        self.get_current = context.get_current
+        self.set_span_in_context = trace.set_span_in_context
+        self.client = SpanKind.CLIENT
+        self.internal = SpanKind.INTERNAL
+        self.error = StatusCode.ERROR
+        self.status = Status
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="Time from the request until the first chunk of a streamed answer.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.fallbacks = meter.create_counter(
+            "forge.router.fallbacks",
+            unit="{request}",
+            description="Requests answered by a candidate other than the first one planned.",
+        )
+        self.drops = meter.create_counter(
+            "forge.router.drops",
+            unit="{candidate}",
+            description="Candidates not called, by reason (planning or admission).",
+        )
+        self.transitions = meter.create_counter(
+            "forge.breaker.transitions",
+            unit="{transition}",
+            description="Circuit breaker state changes seen by forge's attempts.",
+        )
+        self.cost = meter.create_counter(
+            "forge.cost.usd",
+            unit="{USD}",
+            description="What the answers cost, from the price table (local models: 0).",
+        )
+        meter.create_observable_gauge(
+            "forge.local.model.memory",
+            callbacks=[_model_memory],
+            unit="By",
+            description="Resident memory of each loaded in-process model.",
+        )
+        meter.create_observable_gauge(
+            "forge.local.model.load_time",
+            callbacks=[_model_load_time],
+            unit="s",
+            description="How long each loaded in-process model took to load.",
+        )
+
+    def active(self) -> bool:
+        """Whether spans and metrics would go anywhere (a provider that is not a no-op)."""
+        if self._real:
+            return True
+        if not isinstance(self._tracer_provider(), self._noop_tracers) or not isinstance(
+            self._meter_provider(), self._noop_meters
+        ):
+            self._real = True  # a global provider, once set, stays
+        return self._real
+
+
+def _local_models() -> list[dict[str, Any]]:
+    """The loaded in-process models of every live router's backends, each once."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for telemetry in list(_live):
+        for backend in list(telemetry.backends.values()):
+            own = getattr(backend, "stats", None)
+            if not callable(own):
+                continue
+            try:
+                stats = own()
+            except Exception:  # a collection must never fail the application's export
+                logger.debug("forge: backend stats failed", exc_info=True)
+                continue
+            for model in stats.get("models", []) if isinstance(stats, dict) else []:
+                key = (model.get("model"), model.get("purpose"), model.get("path"))
+                seen.setdefault(key, model)
+    return list(seen.values())
+
+
+def _gauge(field: str) -> Iterable[Any]:
+    from opentelemetry.metrics import Observation as Measured
+
+    for model in _local_models():
+        value = model.get(field)
+        if value is None:
+            continue
+        yield Measured(
+            float(value),
+            {
+                "forge.model": str(model.get("model")),
+                "forge.model.purpose": str(model.get("purpose") or "chat"),
+                "forge.model.isolation": str(model.get("isolation") or ""),
+            },
+        )
+
+
+def _model_memory(options: Any) -> Iterable[Any]:
+    return list(_gauge("resident_bytes"))
+
+
+def _model_load_time(options: Any) -> Iterable[Any]:
+    return list(_gauge("load_seconds"))
+
+
+# -- the observer -----------------------------------------------------------------------------
+
+
+class Telemetry:
+    """The observer of one router: prices answers, and traces requests when enabled."""
+
+    def __init__(
+        self, config: ForgeConfig, metrics: Metrics, backends: Mapping[Provider, Any]
+    ) -> None:
+        self.enabled = config.telemetry.enabled
+        self.pricing = Pricing(config.pricing)
+        self.metrics = metrics
+        self.backends = backends
+        #: Emit only the latest GenAI conventions (``OTEL_SEMCONV_STABILITY_OPT_IN``), read once.
+        self.latest = _latest_conventions()
+        # Attribute sets that repeat on every request, built once (they are never mutated).
+        self._attempts: dict[str, Mapping[str, Any]] = {}
+        self._served: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        _live.add(self)
+
+    def provider_attributes(self, attributes: dict[str, Any], provider: Provider | None) -> None:
+        """Set ``gen_ai.provider.name`` (and, unless only the latest conventions are asked
+        for, its name before semantic conventions 1.37, ``gen_ai.system``)."""
+        name = provider.value if provider is not None else "forge"
+        attributes["gen_ai.provider.name"] = name
+        if not self.latest:
+            attributes["gen_ai.system"] = name
+
+    def attempt_attributes(self, candidate: Candidate) -> Mapping[str, Any]:
+        """The attributes every attempt span at ``candidate`` starts with."""
+        key = candidate.key + " " + candidate.endpoint
+        cached = self._attempts.get(key)
+        if cached is None:
+            attributes: dict[str, Any] = {
+                "forge.provider": candidate.provider.value,
+                "forge.model": candidate.model,
+                "forge.endpoint": _safe_url(candidate.endpoint),
+            }
+            if _is_http(candidate.endpoint):
+                attributes.update(_server(candidate.endpoint))
+            cached = self._attempts[key] = _bounded(self._attempts, attributes)
+        return cached
+
+    def served_attributes(
+        self, operation: str, candidate: Candidate, model: str
+    ) -> Mapping[str, Any]:
+        """The metric attributes of an answer from ``candidate`` by ``model``."""
+        key = (operation, candidate.key + " " + candidate.endpoint, model)
+        cached = self._served.get(key)
+        if cached is None:
+            attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
+            self.provider_attributes(attributes, candidate.provider)
+            attributes["gen_ai.request.model"] = candidate.model
+            attributes["gen_ai.response.model"] = model
+            if _is_http(candidate.endpoint):
+                attributes.update(_server(candidate.endpoint))
+            cached = self._served[key] = _bounded(self._served, attributes)
+        return cached
+
+    def observe(
+        self,
+        request: ChatRequest | EmbeddingRequest,
+        candidates: list[Candidate],
+        trail: RouteTrail,
+        context: Any = None,
+    ) -> Observation:
+        """The observation of one routed request; ``context`` is the OpenTelemetry context its
+        span is a child of (None: the current one)."""
+        if self.enabled:
+            instruments = _current()
+            if instruments is not None and instruments.active():
+                return _Traced(self, instruments, request, candidates, trail, context)
+        return Observation(self, trail)
+
+    def context(self) -> Any:
+        """The caller's OpenTelemetry context, for a request routed on another thread (sync
+        streams run on forge's background loop); None when tracing is off."""
+        if not self.enabled:
+            return None
+        instruments = _current()
+        if instruments is None or not instruments.active():
+            return None
+        return instruments.get_current()
+
+
+class Observation:
+    """One routed request as `Route` reports it; this base only prices the answer."""
+
+    __slots__ = ("telemetry", "trail")
+
+    def __init__(self, telemetry: Telemetry, trail: RouteTrail) -> None:
+        self.telemetry = telemetry
+        self.trail = trail
+
+    def dropped(self, drop: Drop) -> None:
+        """A candidate was not called (its circuit refused, the deadline had passed)."""
+
+    def attempt_started(self, candidate: Candidate, ticket: Ticket) -> None:
+        """The circuit admitted one attempt at ``candidate``."""
+
+    def attempt_ended(self, candidate: Candidate, error: ProviderError | None) -> None:
+        """The attempt answered (``error`` None) or failed; its breaker has been updated."""
+
+    def abandoned(self, candidate: Candidate) -> None:
+        """The caller gave up (cancelled, closed the stream) during an attempt: the request
+        ends with the exception being handled."""
+
+    def answered(
+        self, candidate: Candidate, answer: ChatResponse | ChatChunk | EmbeddingResponse
+    ) -> None:
+        """The request's answer (a stream's last chunk): price it, count its tokens."""
+        self.account(candidate, answer)
+
+    def failed(self, error: ForgeError, *, stream: bool) -> None:
+        """The request ends with ``error`` (every candidate failed, or a stream broke)."""
+
+    def account(
+        self, candidate: Candidate, answer: ChatResponse | ChatChunk | EmbeddingResponse
+    ) -> tuple[int | None, int | None, float | None]:
+        """Set ``route.cost_usd`` and count the tokens; returns (input, output, cost)."""
+        input_tokens: int | None
+        output_tokens: int | None
+        if isinstance(answer, EmbeddingResponse):
+            input_tokens = answer.input_tokens
+            output_tokens = None
+        elif answer.usage is not None:
+            input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
+        else:
+            input_tokens = output_tokens = None
+        local = candidate.provider.is_local
+        if input_tokens is None:
+            cost = 0.0 if local else None
+            self.trail.cost_usd = cost
+            return None, None, cost
+        output = output_tokens or 0
+        pricing = self.telemetry.pricing
+        cost = pricing.cost(candidate.provider, answer.model, input_tokens, output)
+        if cost is None and answer.model != candidate.model:
+            cost = pricing.cost(candidate.provider, candidate.model, input_tokens, output)
+        self.trail.cost_usd = cost
+        self.telemetry.metrics.record_usage(
+            candidate.key,
+            local=local,
+            input_tokens=input_tokens,
+            output_tokens=output,
+            cost_usd=cost,
+        )
+        return input_tokens, output_tokens, cost
+
+
+class _Traced(Observation):
+    """An `Observation` that becomes OpenTelemetry spans and metrics.
+
+    While the request runs it only notes times, breaker states and numbers; when it ends,
+    `_emit` makes the request span and its attempt spans with those start and end times, and
+    records the metrics, in one place.
+    """
+
+    __slots__ = (
+        "_attempt",
+        "_attempts",
+        "_context",
+        "_drops",
+        "_end",
+        "_end_ns",
+        "_first",
+        "_ins",
+        "_operation",
+        "_request",
+        "_start_ns",
+        "_tries",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        ins: _Instruments,
+        request: ChatRequest | EmbeddingRequest,
+        candidates: list[Candidate],
+        trail: RouteTrail,
+        context: Any,
+    ) -> None:
+        super().__init__(telemetry, trail)
+        self._ins = ins
+        self._start_ns = time.time_ns()
+        self._context = context if context is not None else ins.get_current()
+        self._request = request
+        self._first = candidates[0] if candidates else None
+        self._operation = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
+        self._attempt: _Attempt | None = None
+        self._attempts: list[_Attempt] = []
+        self._drops: list[tuple[int, Drop]] = [(self._start_ns, drop) for drop in trail.drops]
+        self._tries: dict[str, int] = {}
+        self._end: _Answer | _Failure | None = None
+        self._end_ns = 0
+
+    def dropped(self, drop: Drop) -> None:
+        self._drops.append((time.time_ns(), drop))
+
+    def attempt_started(self, candidate: Candidate, ticket: Ticket) -> None:
+        key = candidate.key
+        retry = self._tries.get(key, 0)
+        self._tries[key] = retry + 1
+        self._attempt = _Attempt(
+            candidate, time.time_ns(), candidate.breaker.state, ticket.probe, retry
+        )
+
+    def attempt_ended(self, candidate: Candidate, error: ProviderError | None) -> None:
+        attempt = self._attempt
+        if attempt is None:
+            return
+        self._attempt = None
+        attempt.end_ns = time.time_ns()
+        attempt.after = candidate.breaker.state
+        attempt.outcome = None if error is None else error.kind
+        self._attempts.append(attempt)
+
+    def abandoned(self, candidate: Candidate) -> None:
+        exc = sys.exc_info()[1]
+        if exc is None or isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            kind = "cancelled"
+        else:
+            kind = type(exc).__qualname__
+        attempt = self._attempt
+        if attempt is not None:
+            self._attempt = None
+            attempt.end_ns = time.time_ns()
+            attempt.after = attempt.before
+            attempt.outcome = kind
+            self._attempts.append(attempt)
+        # The route clock never ran to the end: the span's own duration is the best there is.
+        duration = (time.time_ns() - self._start_ns) / 1e9
+        self._finish(_Failure(kind, None, self.trail.ttft_ms, duration))
+
+    def answered(
+        self, candidate: Candidate, answer: ChatResponse | ChatChunk | EmbeddingResponse
+    ) -> None:
+        input_tokens, output_tokens, cost = self.account(candidate, answer)
+        trail = self.trail
+        if isinstance(answer, EmbeddingResponse):
+            finish, dimensions, stream = None, answer.dimensions, False
+        else:
+            finish, dimensions = answer.finish_reason, None
+            stream = isinstance(answer, ChatChunk)
+        self._finish(
+            _Answer(
+                candidate,
+                answer.model,
+                finish,
+                dimensions,
+                input_tokens,
+                output_tokens,
+                cost,
+                stream,
+                trail.ttft_ms,
+                (trail.total_ms or 0.0) / 1000.0,
+            )
+        )
+
+    def failed(self, error: ForgeError, *, stream: bool) -> None:
+        if isinstance(error, StreamInterrupted):
+            kind = "stream_interrupted"
+        elif isinstance(error, FallbackFailed):
+            kind = "fallback_failed"
+        else:
+            kind = str(getattr(error, "kind", type(error).__qualname__))
+        trail = self.trail
+        self._finish(_Failure(kind, stream, trail.ttft_ms, (trail.total_ms or 0.0) / 1000.0))
+
+    def _finish(self, end: _Answer | _Failure) -> None:
+        if self._end is not None:
+            return
+        self._end = end
+        self._end_ns = time.time_ns()
+        try:
+            self._emit(end)
+        except Exception:  # telemetry never fails a request
+            logger.debug("forge: telemetry failed to emit a request", exc_info=True)
+
+    # -- the spans and metrics, once the request has ended ----------------------------------------
+
+    def _emit(self, end: _Answer | _Failure) -> None:
+        """Make the spans (with the times noted) and record the metrics of the request."""
+        ins = self._ins
+        first = self._first
+        request = self._request
+        operation = self._operation
+        model = first.model if first is not None else _model_of(request.model)
+        attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
+        self.telemetry.provider_attributes(
+            attributes, first.provider if first is not None else None
+        )
+        if model:
+            attributes["gen_ai.request.model"] = model
+        if isinstance(request, ChatRequest):
+            if request.max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = request.max_tokens
+            if request.temperature is not None:
+                attributes["gen_ai.request.temperature"] = request.temperature
+            if request.response_format:
+                attributes["gen_ai.output.type"] = "json"
+        if isinstance(end, _Answer):
+            model = self._answered_attributes(attributes, end) or model
+        else:
+            self._failed_attributes(attributes, end)
+        attributes["forge.route.attempts"] = len(self._attempts)
+        if self._drops:
+            attributes["forge.route.drops"] = len(self._drops)
+        if end.stream:
+            attributes["gen_ai.request.stream"] = True
+            if end.ttft_ms is not None:
+                attributes["gen_ai.response.time_to_first_chunk"] = end.ttft_ms / 1000.0
+        # All attributes at once: the span is made when the request has ended.
+        kind = ins.client if first is not None and _is_http(first.endpoint) else ins.internal
+        span = ins.tracer.start_span(
+            f"{operation} {model}" if model else operation,
+            context=self._context,
+            kind=kind,
+            attributes=attributes,
+            start_time=self._start_ns,
+        )
+        for at, drop in self._drops:
+            self._emit_drop(span, at, drop)
+        parent = ins.set_span_in_context(span)
+        for attempt in self._attempts:
+            self._emit_attempt(parent, attempt)
+        if isinstance(end, _Failure):
+            span.set_status(ins.status(ins.error, end.kind))
+        span.end(end_time=self._end_ns)
+        if isinstance(end, _Answer):
+            self._record_answer(end)
+        else:
+            self._record_failure(attributes, end)
+
+    def _emit_drop(self, span: Any, at: int, drop: Drop) -> None:
+        reason = _drop_reason(drop.reason)
+        self._ins.drops.add(
+            1,
+            {
+                "gen_ai.operation.name": self._operation,
+                "forge.provider": drop.provider.value,
+                "forge.drop.reason": reason,
+            },
+        )
+        span.add_event(
+            "forge.drop",
+            {
+                "forge.provider": drop.provider.value,
+                "forge.model": drop.model or "",
+                "forge.drop.reason": reason,
+                "forge.drop.detail": _redact(drop.reason),
+            },
+            timestamp=at,
+        )
+
+    def _emit_attempt(self, parent: Any, attempt: _Attempt) -> None:
+        ins = self._ins
+        candidate = attempt.candidate
+        attributes = dict(self.telemetry.attempt_attributes(candidate))
+        before = attempt.before
+        after = attempt.after or before
+        attributes["forge.breaker.state"] = after.value
+        if attempt.retry:
+            attributes["forge.attempt.retry"] = attempt.retry
+        endpoint = attributes["forge.endpoint"]
+        if attempt.probe:
+            attributes["forge.breaker.probe"] = True
+            self._transition(endpoint, "open", before.value)
+        if after is not before:
+            attributes["forge.breaker.transition"] = f"{before.value}->{after.value}"
+            self._transition(endpoint, before.value, after.value)
+        outcome = attempt.outcome
+        attributes["forge.attempt.outcome"] = outcome or "ok"
+        if outcome is not None:
+            attributes["error.type"] = outcome
+        span = ins.tracer.start_span(
+            f"forge.attempt {candidate.key}",
+            context=parent,
+            kind=ins.client if _is_http(candidate.endpoint) else ins.internal,
+            attributes=attributes,
+            start_time=attempt.start_ns,
+        )
+        if outcome is not None:
+            span.set_status(ins.status(ins.error, outcome))
+        span.end(end_time=attempt.end_ns or self._end_ns)
+
+    def _transition(self, endpoint: str, before: str, after: str) -> None:
+        self._ins.transitions.add(
+            1,
+            {"forge.endpoint": endpoint, "forge.breaker.from": before, "forge.breaker.to": after},
+        )
+
+    def _answered_attributes(self, attributes: dict[str, Any], end: _Answer) -> str | None:
+        """Add the answer's attributes; returns the serving model if it is not the first's."""
+        candidate = end.candidate
+        first = self._first
+        served_model = None
+        attributes["gen_ai.response.model"] = end.model
+        if first is not None and first.key != candidate.key:
+            # Named after the candidate that served, not the first planned.
+            self.telemetry.provider_attributes(attributes, candidate.provider)
+            attributes["gen_ai.request.model"] = served_model = candidate.model
+            attributes["forge.route.fallback"] = True
+        if _is_http(candidate.endpoint):
+            attributes.update(_server(candidate.endpoint))
+        if end.dimensions is not None:
+            attributes["gen_ai.embeddings.dimension.count"] = end.dimensions
+        if end.finish_reason:
+            attributes["gen_ai.response.finish_reasons"] = (end.finish_reason,)
+        if end.input_tokens is not None:
+            attributes["gen_ai.usage.input_tokens"] = end.input_tokens
+        if end.output_tokens is not None:
+            attributes["gen_ai.usage.output_tokens"] = end.output_tokens
+        if end.cost is not None:
+            attributes["forge.cost.usd"] = end.cost
+        return served_model
+
+    def _failed_attributes(self, attributes: dict[str, Any], end: _Failure) -> None:
+        """Add the failure's attributes: the last candidate tried, the error type."""
+        attempts = self._attempts
+        last = attempts[-1].candidate if attempts else self._first
+        if last is not None:
+            self.telemetry.provider_attributes(attributes, last.provider)
+            attributes["gen_ai.request.model"] = last.model
+        attributes["error.type"] = end.kind
+        failed = [attempt.outcome for attempt in attempts if attempt.outcome]
+        if failed:
+            attributes["forge.route.last_error"] = failed[-1]
+
+    def _record_answer(self, end: _Answer) -> None:
+        ins = self._ins
+        candidate = end.candidate
+        operation = self._operation
+        metric = self.telemetry.served_attributes(operation, candidate, end.model)
+        ins.duration.record(end.duration, metric)
+        if end.input_tokens is not None:
+            ins.tokens.record(end.input_tokens, {**metric, "gen_ai.token.type": "input"})
+        if end.output_tokens is not None:
+            ins.tokens.record(end.output_tokens, {**metric, "gen_ai.token.type": "output"})
+        if end.stream and end.ttft_ms is not None:
+            ins.first_chunk.record(end.ttft_ms / 1000.0, metric)
+        first = self._first
+        if first is not None and first.key != candidate.key:
+            ins.fallbacks.add(
+                1,
+                {
+                    "gen_ai.operation.name": operation,
+                    "forge.fallback.from": first.provider.value,
+                    "forge.fallback.to": candidate.provider.value,
+                },
+            )
+        if end.cost:
+            ins.cost.add(
+                end.cost,
+                {
+                    "gen_ai.provider.name": candidate.provider.value,
+                    "gen_ai.request.model": candidate.model,
+                },
+            )
+
+    def _record_failure(self, attributes: Mapping[str, Any], end: _Failure) -> None:
+        ins = self._ins
+        metric = {
+            key: attributes[key]
+            for key in (
+                "gen_ai.operation.name",
+                "gen_ai.provider.name",
+                "gen_ai.system",
+                "gen_ai.request.model",
+            )
+            if key in attributes
+        }
+        ins.duration.record(end.duration, {**metric, "error.type": end.kind})
+        if end.stream and end.ttft_ms is not None:
+            ins.first_chunk.record(end.ttft_ms / 1000.0, metric)
+
+
+class _Attempt:
+    """One attempt as the request's thread saw it."""
+
+    __slots__ = ("after", "before", "candidate", "end_ns", "outcome", "probe", "retry", "start_ns")
+
+    def __init__(
+        self, candidate: Candidate, start_ns: int, before: CircuitState, probe: bool, retry: int
+    ) -> None:
+        self.candidate = candidate
+        self.start_ns = start_ns
+        self.before = before
+        self.probe = probe
+        self.retry = retry
+        self.end_ns = 0
+        self.after: CircuitState | None = None
+        self.outcome: str | None = None
+
+
+class _Answer:
+    """How a request ended when it was answered."""
+
+    __slots__ = (
+        "candidate",
+        "cost",
+        "dimensions",
+        "duration",
+        "finish_reason",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "stream",
+        "ttft_ms",
+    )
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        model: str,
+        finish_reason: str | None,
+        dimensions: int | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost: float | None,
+        stream: bool,
+        ttft_ms: float | None,
+        duration: float,
+    ) -> None:
+        self.candidate = candidate
+        self.model = model
+        self.finish_reason = finish_reason
+        self.dimensions = dimensions
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cost = cost
+        self.stream = stream
+        self.ttft_ms = ttft_ms
+        self.duration = duration
+
+
+class _Failure:
+    """How a request ended when it failed (``stream`` None: not known, it was abandoned)."""
+
+    __slots__ = ("duration", "kind", "stream", "ttft_ms")
+
+    def __init__(
+        self, kind: str, stream: bool | None, ttft_ms: float | None, duration: float
+    ) -> None:
+        self.kind = kind
+        self.stream = stream
+        self.ttft_ms = ttft_ms
+        self.duration = duration
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _bounded(cache: dict[Any, Any], value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``value``, after emptying ``cache`` if it grew past a few hundred entries."""
+    if len(cache) >= 512:
+        cache.clear()
+    return value
+
+
+def _model_of(text: str | None) -> str | None:
+    """The model part of a request's ``model`` (``provider:model`` or a bare name)."""
+    return ModelId.parse(text).model if text else None
+
+
+def _is_http(endpoint: str) -> bool:
+    """Whether ``endpoint`` (`endpoint_of`) is an HTTP base URL, not ``provider:in-process``."""
+    return endpoint.startswith(("http://", "https://"))
+
+
+@lru_cache(maxsize=256)
+def _server(endpoint: str) -> Mapping[str, Any]:
+    """``server.address`` and ``server.port`` of an HTTP endpoint."""
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return {"server.address": parts.hostname or "", "server.port": port}
+
+
+@lru_cache(maxsize=256)
+def _safe_url(endpoint: str) -> str:
+    """``endpoint`` without credentials, query or fragment (in-process names as they are)."""
+    if not _is_http(endpoint):
+        return endpoint
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def _redact(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL removed."""
+    return _CREDENTIALS.sub("", text)
+
+
+#: Drop reasons (forge's own texts, `_planning` and `Route.admit`) by what they begin with.
+_DROP_REASONS = (
+    ("local_only", "local_only"),
+    ("lacks ", "capability"),
+    ("circuit open", "circuit_open"),
+    ("circuit half-open", "circuit_half_open"),
+    ("health check", "health_down"),
+    ("total deadline", "deadline"),
+    ("no client", "no_client"),
+)
+
+
+def _drop_reason(reason: str) -> str:
+    """A drop's reason as a low-cardinality category (``forge.drop.reason``)."""
+    for prefix, category in _DROP_REASONS:
+        if reason.startswith(prefix):
+            return category
+    if "has no embeddings API" in reason:
+        return "capability"
+    if "gave no answer earlier" in reason:
+        return "endpoint_silent"
+    return "not_ready"

@@ -1,0 +1,121 @@
+"""LangChain's standard integration tests for ForgeChat on llama-cpp-python's server, configured
+as a newcomer configures it: only ``base_url`` and ``api_key``, no ``dialect`` key.
+
+The server is the ``local_server`` fixture (``--chat_format gemma``, the embedded Gemma 3 270M
+base model). forge identifies it by itself (``/openapi.json`` names llama-cpp-python's server),
+so structured output goes out as ``json_object`` + ``schema``. Tool calling, tool choice,
+structured output and JSON mode are declared on (`ToolCallingRoute`): nothing is skipped for
+being absent. The config is forge's defaults (no forge.yaml is read) with ``openai`` as the only
+candidate, so no fallback hides what this one endpoint does.
+
+Only outcomes that depend on the 270M model's quality or on a feature the gemma format lacks are
+``xfail(strict=False)``, each with its reason. Without them (and before forge identified the
+server) this suite gave 21 passed, 18 failed, 11 skipped; with identification 29 pass, and the
+10 below fail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from forge_core import ForgeConfig
+from forge_test_support import LocalServer
+from langchain_core.language_models import BaseChatModel
+from langchain_forge import ForgeChat
+from langchain_forge_support import ToolCallingRoute
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+pytestmark = pytest.mark.local_server
+
+BOTH_OUTPUT_VERSIONS = pytest.mark.parametrize(
+    "model", [{}, {"output_version": "v1"}], indirect=True
+)
+
+NO_TOOL_CALLING = (
+    "the gemma chat format has no tool calling: with tool_choice auto the server ignores the "
+    "tools; forge does not yet emulate tool calls through schema-constrained output"
+)
+NO_REQUIRED_OF_SEVERAL = (
+    "llama-cpp-python's server cannot require a call to one of several tools (what 'any' "
+    "means); forge says so before sending (CapabilityMismatch)"
+)
+NO_STREAM_USAGE = (
+    "llama-cpp-python's server reports no token usage on streams (it ignores "
+    "stream_options.include_usage); forge invents none"
+)
+WEAK_JSON = "270M base model: JSON mode gives valid JSON, but not the keys the prompt asks for"
+CUT_STRING = (
+    "270M base model: the forced call's grammar-constrained string runs past max_tokens, a "
+    "bad request for that call (raise max_tokens)"
+)
+
+
+class TestForgeChatNewcomer(ToolCallingRoute, ChatModelIntegrationTests):
+    server: LocalServer | None = None
+
+    @pytest.fixture(autouse=True)
+    def _serve(self, local_server: LocalServer) -> None:
+        # Autouse fixtures run before the suite's `model` fixture reads `chat_model_params`.
+        type(self).server = local_server
+
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return ForgeChat
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        assert self.server is not None
+        return {
+            "model": "openai:local",
+            "base_url": self.server.openai_base_url,
+            "api_key": "sk-local",
+            "config": ForgeConfig(),
+            "fallback_order": ["openai"],
+            "temperature": 0.0,
+            "max_tokens": 48,
+        }
+
+    # -- what the gemma format or the 270M model cannot do ----------------------------------
+
+    @pytest.mark.xfail(strict=False, reason=NO_STREAM_USAGE)
+    def test_usage_metadata_streaming(self, model: BaseChatModel) -> None:
+        super().test_usage_metadata_streaming(model)
+
+    @BOTH_OUTPUT_VERSIONS
+    @pytest.mark.xfail(strict=False, reason=NO_TOOL_CALLING)
+    def test_tool_calling(self, model: BaseChatModel) -> None:
+        super().test_tool_calling(model)
+
+    @pytest.mark.xfail(strict=False, reason=NO_TOOL_CALLING)
+    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
+        await super().test_tool_calling_async(model)
+
+    @pytest.mark.xfail(strict=False, reason=NO_TOOL_CALLING)
+    def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
+        super().test_bind_runnables_as_tools(model)
+
+    @BOTH_OUTPUT_VERSIONS
+    @pytest.mark.xfail(strict=False, reason=NO_TOOL_CALLING)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+    @pytest.mark.xfail(strict=False, reason=NO_REQUIRED_OF_SEVERAL)
+    def test_tool_choice(self, model: BaseChatModel) -> None:
+        super().test_tool_choice(model)
+
+    @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
+    def test_json_mode(self, model: BaseChatModel) -> None:
+        super().test_json_mode(model)
+
+    @pytest.mark.xfail(strict=False, reason=CUT_STRING)
+    def test_unicode_tool_call_integration(
+        self,
+        model: BaseChatModel,
+        *,
+        tool_choice: str | None = None,
+        force_tool_call: bool = True,
+    ) -> None:
+        super().test_unicode_tool_call_integration(
+            model, tool_choice=tool_choice, force_tool_call=force_tool_call
+        )

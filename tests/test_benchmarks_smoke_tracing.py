@@ -1,0 +1,29 @@
+"""The ``tracing`` benchmark runs end to end with tiny counts and yields well-formed rows.
+
+Shape only, never timings (as test_benchmarks_smoke.py): ``ForgeChat.invoke`` with telemetry
+off and on against the real loopback server, the ratio and its 5% target, spans exported.
+Skipped when the ``bench`` dependency group is not installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langchain_openai", reason="the `bench` dependency group is not installed")
+
+from benchmark_rows import well_formed
+
+from benchmarks import suites
+from benchmarks.server import loopback_server
+
+
+def test_tracing_rows() -> None:
+    with loopback_server() as server:
+        rows = well_formed(suites.tracing(server, suites.SMOKE), "tracing")
+    on = rows["forge ForgeChat.invoke, tracing on"]
+    assert on.peer == "forge ForgeChat.invoke, tracing off"
+    assert on.target == "≤ 1.05x"
+    calls = suites.SMOKE.warmup + suites.SMOKE.rounds * -(
+        -suites.SMOKE.calls // suites.SMOKE.rounds
+    )
+    assert on.note.startswith(f"{2 * (calls + 1)} spans exported")
