@@ -284,7 +284,10 @@ class RoutingConfig(_Section):
         "or on any candidate (always). The last candidate is always retried.",
     )
     breaker_failure_threshold: int = Field(
-        default=3, ge=1, description="Consecutive failures that open an endpoint's circuit."
+        default=3,
+        ge=1,
+        description="Failures of this many consecutive distinct requests open an endpoint's "
+        "circuit (the retries of one request count once).",
     )
     breaker_cooldown_seconds: float = Field(
         default=30.0, gt=0, description="How long a circuit stays open before one probe."

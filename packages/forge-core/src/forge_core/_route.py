@@ -290,9 +290,12 @@ class Route:
         trail = self._succeeded(candidate, ticket, response.model, started, None)
         if trail.ttft_ms is None:
             trail.ttft_ms = trail.total_ms
-        answer = response.model_copy(update={"provider": candidate.provider, "route": trail})
-        self.observer.answered(candidate, answer)
-        return answer
+        # The backend made this response for this call and hands it over (`ChatBackend.chat`:
+        # the router fills in the route), so it is stamped in place rather than copied.
+        response.provider = candidate.provider
+        response.route = trail
+        self.observer.answered(candidate, response)
+        return response
 
     def stream_finished(
         self, candidate: Candidate, opened: Opened[Any], state: StreamState

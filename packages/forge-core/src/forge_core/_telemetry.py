@@ -133,6 +133,10 @@ def _latest_conventions() -> bool:
     return LATEST_GEN_AI in {value.strip() for value in values.split(",")}
 
 
+#: How long "no OpenTelemetry provider is set" is trusted before `_Instruments.active` asks again.
+_RECHECK_SECONDS = 1.0
+
+
 class _Instruments:
     """forge's tracer and metric instruments on one pair of providers (OpenTelemetry API)."""
 
@@ -146,6 +150,8 @@ class _Instruments:
         # Given providers are taken as real; the global ones only once the application has
         # set one (until then OpenTelemetry's are no-ops, and forge skips all the work).
         self._real = tracer_provider is not None or meter_provider is not None
+        #: When `active` next asks OpenTelemetry for the global providers (monotonic).
+        self._next_check = 0.0
         self._tracer_provider = trace.get_tracer_provider
         self._meter_provider = metrics.get_meter_provider
         self._noop_tracers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
@@ -211,9 +217,18 @@ class _Instruments:
         )
 
     def active(self) -> bool:
-        """Whether spans and metrics would go anywhere (a provider that is not a no-op)."""
+        """Whether spans and metrics would go anywhere (a provider that is not a no-op).
+
+        While none is set the answer is kept for `_RECHECK_SECONDS`: asking OpenTelemetry for
+        the global providers reads the environment each time, a measurable share of a routed
+        call; an application that sets its provider after forge started is seen that late.
+        """
         if self._real:
             return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + _RECHECK_SECONDS
         if not isinstance(self._tracer_provider(), self._noop_tracers) or not isinstance(
             self._meter_provider(), self._noop_meters
         ):

@@ -202,7 +202,8 @@ def error_class_for_status(status: int) -> type[ProviderError]:
     waiting will not help); 404 `ModelNotFound`; 429 and 529 (overloaded) `RateLimited`;
     408 `ForgeTimeout`; other 5xx `ProviderUnavailable`; any other status `BadRequest`.
     Providers refine it from their error bodies (Anthropic's error types, OpenAI's
-    ``insufficient_quota``) but never contradict it.
+    ``insufficient_quota``, and an OpenAI-compatible server's 500 whose body is a request
+    validation error, which is the request's fault: `BadRequest`).
     """
     if status in (401, 402, 403):
         return AuthenticationFailed
