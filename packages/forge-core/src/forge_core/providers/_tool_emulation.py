@@ -186,10 +186,14 @@ def _plain(messages: list[Body]) -> list[Body]:
             out.append({"role": "assistant", "content": "\n".join(lines)})
         elif message.get("role") == "tool":
             name = names.get(str(message.get("tool_call_id")), "the tool")
-            out.append({"role": "user", "content": f"{name} returned: {message.get('content')}"})
+            result = f"{name} returned: {message.get('content')}\n{_AFTER_RESULT}"
+            out.append({"role": "user", "content": result})
         else:
             out.append(message)
     return out
+
+
+_AFTER_RESULT = 'If this answers the question, reply {"answer": <your answer>}.'
 
 
 def _loaded(arguments: Any) -> Any:
