@@ -109,7 +109,9 @@ def test_models_joins_pulled_shown_and_loaded_ollama_models_with_local_ones(
     assert result.returncode == 0, result.stderr
     rows = {(row["provider"], row["model"]): row for row in json.loads(result.stdout)}
     assert rows[("ollama", "tiny:1b")] == {
+        "deployment": "ollama",
         "provider": "ollama",
+        "endpoint": server.base_url,
         "model": "tiny:1b",
         "size_bytes": 3700,
         "context_window": 4096,
@@ -190,3 +192,49 @@ def test_models_table_shows_unknown_as_a_dash_not_no() -> None:
     from forge_core.cli import _yes_no
 
     assert [_yes_no(True), _yes_no(False), _yes_no(None)] == ["yes", "no", "-"]
+
+
+def test_health_and_config_check_show_each_deployment_with_its_host(tmp_path: Path) -> None:
+    laptop, gpu_box, vllm = closed_port_url(), closed_port_url(), closed_port_url() + "/v1"
+    config = write_config(
+        tmp_path / "forge.yaml",
+        {
+            "providers": {
+                "local": {
+                    "ollama": {
+                        "hosts": [
+                            {"name": "laptop", "base_url": laptop},
+                            {"name": "gpu-box", "base_url": gpu_box},
+                        ],
+                        "preferred_models": ["llama3.1:8b"],
+                    }
+                },
+                "endpoints": [{"name": "lan-vllm", "kind": "openai", "base_url": vllm}],
+                "fallback": {"order": ["ollama", "lan-vllm"]},
+            }
+        },
+    )
+    health = forge_cli("health", "--json", "--config", str(config), cwd=tmp_path)
+    rows = json.loads(health.stdout)["providers"]
+    assert [(r["deployment"], r["provider"], r["endpoint"]) for r in rows] == [
+        ("laptop", "ollama", laptop),
+        ("gpu-box", "ollama", gpu_box),
+        ("lan-vllm", "openai", vllm),
+    ]
+    assert rows[0]["status"] == rows[1]["status"] == "down"
+    table = forge_cli("health", "--config", str(config), cwd=tmp_path)
+    assert "gpu-box (ollama)" in table.stdout and gpu_box.removeprefix("http://") in table.stdout
+
+    check = forge_cli("config", "check", str(config), "--json", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    deployments = json.loads(check.stdout)["deployments"]
+    assert deployments["by_name"]["lan-vllm"] == {
+        "kind": "openai",
+        "local": True,
+        "endpoint": vllm,
+    }
+    assert deployments["sample_order"] == [
+        "laptop:llama3.1:8b",
+        "gpu-box:llama3.1:8b",
+        "lan-vllm:gpt-4o-mini",
+    ]

@@ -91,7 +91,7 @@ def test_unknown_provider_name_in_order_names_the_list_index(tmp_path: Path) -> 
     assert str(path) in message
     assert "providers.fallback.order[3]" in message
     assert "'gemini'" in message
-    assert "'ollama'" in message  # the expected values are listed
+    assert "known: anthropic, huggingface, ollama" in message  # the expected values are listed
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:

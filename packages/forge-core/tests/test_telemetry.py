@@ -84,6 +84,7 @@ def test_a_success_is_one_chat_span_with_one_attempt_child(otel: Collected) -> N
     assert root.start_time <= attempt.start_time <= attempt.end_time <= root.end_time
     assert attributes(attempt) == {
         "forge.provider": "openai",
+        "forge.deployment": "openai",
         "forge.model": "m",
         "forge.endpoint": server.base_url,
         "server.address": "127.0.0.1",
@@ -294,6 +295,7 @@ def test_drops_are_span_events_and_breaker_transitions_are_counted(otel: Collect
     detail = str(event.pop("forge.drop.detail"))
     assert event == {
         "forge.provider": "openai",
+        "forge.deployment": "openai",
         "forge.model": "m",
         "forge.drop.reason": "circuit_open",
     }

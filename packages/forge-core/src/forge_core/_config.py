@@ -8,14 +8,25 @@ constructor kwargs > ``FORGE_*`` env vars > the file > built-in defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from forge_core._exceptions import ConfigError
 from forge_core._types import Provider
@@ -23,6 +34,8 @@ from forge_core._types import Provider
 __all__ = [
     "AnthropicConfig",
     "CloudProvidersConfig",
+    "DeploymentSpec",
+    "EndpointConfig",
     "FallbackConfig",
     "ForgeConfig",
     "HuggingFaceConfig",
@@ -31,6 +44,7 @@ __all__ = [
     "ModelPreferences",
     "ModelPrice",
     "OllamaConfig",
+    "OllamaHostConfig",
     "OpenAIConfig",
     "OpenRouterConfig",
     "PricingConfig",
@@ -54,10 +68,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: What a deployment name may look like: no ``:`` (it separates a name from a model).
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class OllamaHostConfig(_Section):
+    """One entry of ``providers.local.ollama.hosts``: an Ollama server with the section's
+    settings, routed to as the deployment ``name``."""
+
+    name: str = Field(pattern=_NAME_PATTERN, description="How order, CLI and metrics name it.")
+    base_url: str
+
+
 class OllamaConfig(_Section):
-    """``providers.local.ollama``: an Ollama server (or any server with Ollama's surface)."""
+    """``providers.local.ollama``: an Ollama server (or any server with Ollama's surface).
+
+    ``hosts`` lists several servers sharing these settings (a laptop and a GPU box); each is a
+    deployment of its own (breaker, health, metrics), and ``ollama`` in ``fallback.order``
+    means all of them, in the listed order.
+    """
 
     base_url: str = "http://localhost:11434"
+    hosts: list[OllamaHostConfig] = Field(
+        default_factory=list,
+        description="Several Ollama servers by name; when set, base_url is not used.",
+    )
     timeout_seconds: float = Field(default=30, gt=0)
     preferred_models: list[str] = Field(default_factory=list)
     auto_discovery: bool = True
@@ -84,6 +119,12 @@ class OllamaConfig(_Section):
     health_check_timeout: float = Field(
         default=1.0, gt=0, description="Seconds the /api/version health probe may take."
     )
+
+    @model_validator(mode="after")
+    def _base_url_or_hosts(self) -> OllamaConfig:
+        if self.hosts and "base_url" in self.model_fields_set:
+            raise ValueError("set base_url or hosts, not both (hosts lists every server)")
+        return self
 
 
 class HuggingFaceModelConfig(_Section):
@@ -198,43 +239,267 @@ class CloudProvidersConfig(_Section):
     openrouter: OpenRouterConfig = Field(default_factory=OpenRouterConfig)
 
 
+class _EndpointFields(BaseModel):
+    """The fields every entry of ``providers.endpoints`` adds to its kind's section."""
+
+    name: str = Field(pattern=_NAME_PATTERN, description="How order, CLI and metrics name it.")
+    local: bool | None = Field(
+        default=None,
+        description="Whether it counts as local (local_first, local_only, cost 0). Null: local "
+        "for kind ollama and for a base_url on this machine or a private network.",
+    )
+
+
+class OpenAIEndpointConfig(OpenAIConfig, _EndpointFields):
+    """An OpenAI-compatible server (vLLM, llama.cpp, LM Studio, a hosted one) by name."""
+
+    kind: Literal["openai"]
+    base_url: str
+    api_key_env: str | None = None
+
+
+class OllamaEndpointConfig(OllamaConfig, _EndpointFields):
+    """Another Ollama server by name, with settings of its own."""
+
+    kind: Literal["ollama"]
+    base_url: str
+
+
+class AnthropicEndpointConfig(AnthropicConfig, _EndpointFields):
+    """Anthropic's API (another key or base URL) by name."""
+
+    kind: Literal["anthropic"]
+
+
+class OpenRouterEndpointConfig(OpenRouterConfig, _EndpointFields):
+    """OpenRouter (another key or base URL) by name."""
+
+    kind: Literal["openrouter"]
+
+
+#: One entry of ``providers.endpoints``: its ``kind`` says which section's keys it takes.
+EndpointConfig = Annotated[
+    OpenAIEndpointConfig
+    | OllamaEndpointConfig
+    | AnthropicEndpointConfig
+    | OpenRouterEndpointConfig,
+    Field(discriminator="kind"),
+]
+
+#: The config section a deployment is built from.
+DeploymentSection = (
+    OllamaConfig | HuggingFaceConfig | OpenAIConfig | AnthropicConfig | OpenRouterConfig
+)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment as the config declares it: a name, a provider kind and its settings.
+
+    The default deployments are named after their kind (``ollama``, ``huggingface``,
+    ``openai``, ``anthropic``, ``openrouter``); ``providers.local.ollama.hosts`` and
+    ``providers.endpoints`` add named ones.
+    """
+
+    name: str
+    kind: Provider
+    #: Local deployments come first with ``local_first``, are allowed with ``local_only`` and
+    #: cost nothing.
+    local: bool
+    section: DeploymentSection
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """The section's read timeout (None for in-process models: the total deadline)."""
+        return getattr(self.section, "timeout_seconds", None)
+
+
+def _as_kind(text: str) -> str:
+    """A provider kind as its `Provider` member (a string too); any other text unchanged."""
+    try:
+        return Provider(text.strip().lower())
+    except ValueError:
+        return text
+
+
+class _KeyPathError(ValueError):
+    """A validation error about a key below the section that found it (``sub_path``)."""
+
+    def __init__(self, sub_path: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.sub_path = sub_path
+
+
+def _on_private_network(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith((".local", ".localhost", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
 class FallbackConfig(_Section):
-    """``providers.fallback``: whether and in which order to try other providers."""
+    """``providers.fallback``: whether and in which order to try other deployments.
+
+    Each ``order`` entry is a provider kind (all its deployments, in config order), a
+    deployment name (an Ollama host or a ``providers.endpoints`` entry), or either with a
+    model (``openai:gpt-4o``, ``gpu-box:llama3.1:8b``), so model-level chains work within and
+    across providers.
+    """
 
     enabled: bool = True
-    order: list[Provider] = Field(
+    order: list[str] = Field(
         default_factory=lambda: [
-            Provider.OLLAMA,
-            Provider.HUGGINGFACE,
-            Provider.OPENAI,
-            Provider.ANTHROPIC,
-            Provider.OPENROUTER,
+            Provider.OLLAMA.value,
+            Provider.HUGGINGFACE.value,
+            Provider.OPENAI.value,
+            Provider.ANTHROPIC.value,
+            Provider.OPENROUTER.value,
         ]
     )
 
     @field_validator("order")
     @classmethod
-    def _no_repeats(cls, order: list[Provider]) -> list[Provider]:
-        seen: set[Provider] = set()
-        for provider in order:
-            if provider in seen:
-                raise ValueError(f"'{provider.value}' is listed twice")
-            seen.add(provider)
+    def _no_repeats(cls, order: list[str]) -> list[str]:
+        order = [_as_kind(entry) for entry in order]
+        seen: set[str] = set()
+        for entry in order:
+            if entry in seen:
+                raise ValueError(f"'{entry}' is listed twice")
+            seen.add(entry)
         return order
 
 
 class ProvidersConfig(_Section):
-    """``providers``."""
+    """``providers``: the deployments (``local``, ``cloud``, ``endpoints``) and their order."""
 
     local: LocalProvidersConfig = Field(default_factory=LocalProvidersConfig)
     cloud: CloudProvidersConfig = Field(default_factory=CloudProvidersConfig)
+    endpoints: list[EndpointConfig] = Field(
+        default_factory=list,
+        description="More deployments by name, each with a kind (openai, ollama, anthropic, "
+        "openrouter) and that kind's keys.",
+    )
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+
+    _deployments: dict[str, DeploymentSpec] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve_deployments(self) -> ProvidersConfig:
+        deployments: dict[str, DeploymentSpec] = {}
+        ollama = self.local.ollama
+        if ollama.hosts:
+            for host in ollama.hosts:
+                own = ollama.model_copy(update={"base_url": host.base_url, "hosts": []})
+                deployments[host.name] = DeploymentSpec(host.name, Provider.OLLAMA, True, own)
+        else:
+            deployments["ollama"] = DeploymentSpec("ollama", Provider.OLLAMA, True, ollama)
+        deployments["huggingface"] = DeploymentSpec(
+            "huggingface", Provider.HUGGINGFACE, True, self.local.huggingface
+        )
+        clouds: tuple[tuple[Provider, DeploymentSection], ...] = (
+            (Provider.OPENAI, self.cloud.openai),
+            (Provider.ANTHROPIC, self.cloud.anthropic),
+            (Provider.OPENROUTER, self.cloud.openrouter),
+        )
+        for kind, cloud in clouds:
+            deployments[kind.value] = DeploymentSpec(kind.value, kind, False, cloud)
+        kinds = {provider.value for provider in Provider}
+        named: list[tuple[tuple[int | str, ...], str]] = [
+            (("local", "ollama", "hosts", i, "name"), h.name) for i, h in enumerate(ollama.hosts)
+        ]
+        for index, endpoint in enumerate(self.endpoints):
+            kind = Provider(endpoint.kind)
+            local = endpoint.local
+            if local is None:
+                local = kind is Provider.OLLAMA or _on_private_network(endpoint.base_url)
+            named.append((("endpoints", index, "name"), endpoint.name))
+            deployments.setdefault(
+                endpoint.name, DeploymentSpec(endpoint.name, kind, local, endpoint)
+            )
+        seen: set[str] = set()
+        for key_path, name in named:
+            if name in kinds:
+                raise _KeyPathError(
+                    key_path, f"'{name}' is a provider kind; a deployment needs another name"
+                )
+            if name in seen:
+                raise _KeyPathError(key_path, f"'{name}' names two deployments")
+            seen.add(name)
+        self._deployments = deployments
+        for index, entry in enumerate(self.fallback.order):
+            if self.resolve(entry) is None:
+                raise _KeyPathError(("fallback", "order", index), self.unknown(entry))
+        return self
+
+    def unknown(self, entry: str) -> str:
+        """The error message for an order entry or name that means no deployment."""
+        known = sorted({p.value for p in Provider} | set(self._deployments))
+        return f"'{entry}' is neither a provider kind nor a deployment name (known: {', '.join(known)})"
+
+    def ordered_names(self) -> list[str]:
+        """Every deployment the fallback order names (kinds expanded), in order, each once."""
+        names: list[str] = []
+        for entry in self.fallback.order:
+            for name, _ in self.resolve(entry) or []:
+                if name not in names:
+                    names.append(name)
+        return names
+
+    @property
+    def deployments(self) -> dict[str, DeploymentSpec]:
+        """Every deployment by name, in config order (local sections, cloud, endpoints)."""
+        return self._deployments
+
+    def resolve(self, entry: str) -> list[tuple[str, str | None]] | None:
+        """The deployments (and model, if named) an order entry or model id means.
+
+        A kind means all its deployments (with a model: its own one, `named`); a name, that
+        deployment; either may be followed by ``:model`` (only the text before the first ``:`` is the name, so Ollama tags such as
+        ``llama3.1:8b`` stay whole). None when the text before ``:`` is neither.
+        """
+        head, sep, model = entry.partition(":")
+        names = self.named(head, with_model=bool(sep and model))
+        if names is None:
+            return None
+        return [(name, (model or None) if sep else None) for name in names]
+
+    def named(self, text: str, *, with_model: bool = False) -> list[str] | None:
+        """The deployments a kind or a deployment name means; None if neither.
+
+        A bare kind means all its deployments; with a model (``openai:gpt-4o``) it means the
+        kind's own deployment (``providers.cloud.openai``), not every server of that kind,
+        unless there is none of that name (Ollama ``hosts``: all of them).
+        """
+        if text in self._deployments and text not in _KIND_VALUES:
+            return [text]
+        lowered = text.strip().lower()
+        if lowered not in _KIND_VALUES:
+            return None
+        if with_model and lowered in self._deployments:
+            return [lowered]
+        return [name for name, spec in self._deployments.items() if spec.kind.value == lowered]
+
+
+_KIND_VALUES = frozenset(provider.value for provider in Provider)
 
 
 class ModelPreferences(_Section):
     """``model_preferences``."""
 
-    default_provider: Provider | None = None
+    default_provider: str | None = Field(
+        default=None,
+        description="A provider kind or deployment name tried first (before the order).",
+    )
+
+    @field_validator("default_provider")
+    @classmethod
+    def _kind(cls, value: str | None) -> str | None:
+        return None if value is None else _as_kind(value)
+
     default_model: str | None = None
     local_first: bool = True
     local_only: bool = Field(
@@ -353,6 +618,16 @@ class ForgeConfig(_Section):
 
     #: Where the file came from, if any (for messages); not part of the schema.
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _default_provider_exists(self) -> ForgeConfig:
+        default = self.model_preferences.default_provider
+        if default is not None and self.providers.named(default) is None:
+            # Raised here, where both sections are known; reported at the key itself.
+            raise _KeyPathError(
+                ("model_preferences", "default_provider"), self.providers.unknown(default)
+            )
+        return self
 
 
 # Env vars forge reads, each mapped onto one key path.
@@ -570,6 +845,31 @@ def _lookup(data: Any, loc: tuple[int | str, ...]) -> bool:
     return True
 
 
+def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` without the ``kind`` tag pydantic inserts after ``endpoints[i]``."""
+    parts = list(loc)
+    for i in range(len(parts) - 2):
+        if (
+            parts[i] == "endpoints"
+            and isinstance(parts[i + 1], int)
+            and parts[i + 2] in _KIND_VALUES
+        ):
+            del parts[i + 2]
+            break
+    return tuple(parts)
+
+
+def _value_at(layers: list[tuple[str, dict[str, Any]]], loc: tuple[int | str, ...]) -> Any:
+    """The value at ``loc`` in the topmost layer that has one (None if none does)."""
+    for _, data in reversed(layers):
+        if _lookup(data, loc):
+            value: Any = data
+            for part in loc:
+                value = value[part]
+            return value
+    return None
+
+
 def _config_error(
     exc: ValidationError,
     layers: list[tuple[str, dict[str, Any]]],
@@ -579,7 +879,11 @@ def _config_error(
     first_origin = None
     first_key = None
     for error in exc.errors():
-        loc = tuple(error["loc"])
+        loc = _without_union_tags(tuple(error["loc"]))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, _KeyPathError):
+            loc += cause.sub_path
+            error = {**error, "msg": str(cause), "input": _value_at(layers, loc)}
         key_path = _format_loc(loc)
         origin = "defaults"
         for name, data in reversed(layers):
@@ -593,6 +897,11 @@ def _config_error(
             )
         if error["type"] == "extra_forbidden":
             detail = "unknown key"
+        elif error["type"] == "missing":
+            detail = "missing key"
+            origin = next(
+                (name for name, data in reversed(layers) if _lookup(data, loc[:-1])), origin
+            )
         else:
             detail = error["msg"]
             if not any(_SECRET_KEY.search(str(part)) for part in loc):

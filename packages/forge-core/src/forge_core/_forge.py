@@ -113,15 +113,16 @@ class Forge:
         stats = self._router.stats()
         stats["health"] = self._router.health.snapshot()
         backends: dict[str, Any] = {}
-        for provider, backend in self._router.backends.items():
+        for name, backend in self._router.backends.items():
             own = getattr(backend, "stats", None)
             if callable(own):
-                backends[provider.value] = own()
+                backends[name] = own()
         stats["backends"] = backends
         return stats
 
     def check_health(self, *, refresh: bool = False) -> dict[str, str]:
-        """Each provider in the fallback order: ``up``, ``warming``, ``down`` or ``unknown``.
+        """Each deployment in the fallback order (a kind: each of its deployments), by name:
+        ``up``, ``warming``, ``down`` or ``unknown``.
 
         Cached results are used while fresh (``routing.health_ttl_seconds``) unless
         ``refresh``; otherwise the backend's own cheap probe runs (never a billed call).
@@ -129,9 +130,9 @@ class Forge:
         """
         backends = self._router.backends
         return {
-            provider.value: self._router.check_health(backends[provider], refresh=refresh).value
-            for provider in self.config.providers.fallback.order
-            if provider in backends
+            name: self._router.check_health(backends[name], refresh=refresh).value
+            for name in self.config.providers.ordered_names()
+            if name in backends
         }
 
     def start_health_monitor(self, interval_seconds: float = 10.0) -> HealthMonitor:

@@ -18,7 +18,6 @@ from cachetools import TTLCache
 
 from forge_core._exceptions import ProviderError
 from forge_core._retry import Clock, SystemClock
-from forge_core._types import ModelId, Provider
 
 logger = logging.getLogger("forge.health")
 
@@ -114,16 +113,17 @@ class HealthCache:
 
 
 class ModelDiscovery:
-    """``ModelDiscovery(cache_duration)``: models across providers, and health.
+    """``ModelDiscovery(cache_duration)``: models across deployments, and health.
 
     Model lists come from each backend's ``list_models`` (never a billed call) and are cached
     for ``cache_duration`` seconds; endpoint health comes from the shared `HealthCache`.
-    Backends without a listing or a probe are skipped, not failed.
+    Backends without a listing or a probe are skipped, not failed. Backends are keyed by
+    deployment name (`Provider` values for the default deployments).
     """
 
     def __init__(
         self,
-        backends: Mapping[Provider, object],
+        backends: Mapping[str, object],
         cache_duration: float = 300.0,
         *,
         health: HealthCache | None = None,
@@ -135,23 +135,37 @@ class ModelDiscovery:
         self._health = health or HealthCache(clock=self._clock)
         self._timeout = health_check_timeout
         self._lock = threading.Lock()
-        self._models: TTLCache[Provider, list[Any]] = TTLCache(
+        self._models: TTLCache[str, list[Any]] = TTLCache(
             maxsize=_MAX_ENDPOINTS, ttl=cache_duration, timer=self._clock.monotonic
         )
 
-    def discover_available_models(self) -> dict[Provider, list[Any]]:
-        """Each provider's listed models (`ModelInfo`), from cache while fresh.
+    def discover_available_models(self) -> dict[str, list[Any]]:
+        """Each deployment's listed models (`ModelInfo`), from cache while fresh.
 
-        A provider whose listing fails is left out (and logged); it is asked again next time.
+        A deployment whose listing fails is left out (and logged); it is asked again next
+        time. `where_available` turns it around: each model and the deployments that have it.
         """
-        found: dict[Provider, list[Any]] = {}
-        for provider, backend in self._backends.items():
-            models = self._listed(provider, backend)
+        found: dict[str, list[Any]] = {}
+        for name, backend in self._backends.items():
+            models = self._listed(name, backend)
             if models is not None:
-                found[provider] = models
+                found[name] = models
         return found
 
-    def _listed(self, provider: Provider, backend: object) -> list[Any] | None:
+    def where_available(self) -> dict[str, dict[str, list[str]]]:
+        """Every listed model across deployments: ``{"pulled": [...], "loaded": [...]}``, the
+        deployments that list it and those where it is loaded in memory now (Ollama's
+        ``/api/ps``; a listing that says nothing of it counts as not loaded)."""
+        union: dict[str, dict[str, list[str]]] = {}
+        for name, models in self.discover_available_models().items():
+            for model in models:
+                where = union.setdefault(model.id, {"pulled": [], "loaded": []})
+                where["pulled"].append(name)
+                if getattr(model, "loaded", False):
+                    where["loaded"].append(name)
+        return union
+
+    def _listed(self, provider: str, backend: object) -> list[Any] | None:
         with self._lock:
             cached = self._models.get(provider)
         if cached is not None:
@@ -162,24 +176,27 @@ class ModelDiscovery:
         try:
             models = list(lister())
         except ProviderError as exc:
-            logger.info("forge: cannot list %s models: %s", provider.value, exc)
+            logger.info("forge: cannot list %s models: %s", provider, exc)
             return None
         with self._lock:
             self._models[provider] = models
         return models
 
     def check_model_health(self, model: str) -> HealthStatus:
-        """``provider:model``'s health: its endpoint's, and down when the endpoint answers
-        but does not list the model (not pulled / not served)."""
-        model_id = ModelId.parse(model)
-        if model_id.provider is None or model_id.provider not in self._backends:
+        """``deployment:model``'s health (``provider:model`` for a default deployment): its
+        endpoint's, and down when the endpoint answers but does not list the model (not
+        pulled / not served)."""
+        name, _, bare = model.partition(":")
+        if name.lower() in self._backends:
+            name = name.lower()
+        backend = self._backends.get(name)
+        if backend is None:
             return HealthStatus.UNKNOWN
-        backend = self._backends[model_id.provider]
         status = self._health.check(endpoint_of(backend), backend, self._timeout)
-        if status is not HealthStatus.UP or not model_id.model:
+        if status is not HealthStatus.UP or not bare:
             return status
-        listed = self._listed(model_id.provider, backend)
-        if listed is not None and model_id.model not in {getattr(m, "id", None) for m in listed}:
+        listed = self._listed(name, backend)
+        if listed is not None and bare not in {getattr(m, "id", None) for m in listed}:
             return HealthStatus.DOWN
         return status
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
-from forge_core._config import ForgeConfig
+from forge_core._config import DeploymentSpec, ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, endpoint_of
 from forge_core._retry import Clock
@@ -23,7 +23,6 @@ from forge_core._types import (
     ChatRequest,
     Drop,
     EmbeddingRequest,
-    ModelId,
     ModelRequirements,
     Provider,
 )
@@ -40,7 +39,7 @@ _EMBEDDING_NEEDS = ModelRequirements(embeddings=True)
 
 @dataclass(frozen=True)
 class Candidate:
-    """One provider and model the router may call, with its endpoint's circuit breaker."""
+    """One deployment and model the router may call, with its endpoint's circuit breaker."""
 
     provider: Provider
     model: str
@@ -48,11 +47,15 @@ class Candidate:
     #: The backend's endpoint (`endpoint_of`): the key of its breaker and health entry.
     endpoint: str
     breaker: CircuitBreaker
+    #: The deployment's name (`DeploymentSpec.name`; the kind's own for a default one).
+    deployment: str
+    #: Whether the deployment counts as local (`DeploymentSpec.local`).
+    local: bool
 
     @property
     def key(self) -> str:
-        """``provider:model``, the metrics key."""
-        return f"{self.provider.value}:{self.model}"
+        """``deployment:model``, the metrics key (``provider:model`` for a default one)."""
+        return f"{self.deployment}:{self.model}"
 
 
 @functools.cache
@@ -74,13 +77,14 @@ class Planner:
     def __init__(
         self,
         config: ForgeConfig,
-        backends: Mapping[Provider, ChatBackend],
+        backends: Mapping[str, ChatBackend],
         breakers: BreakerRegistry,
         health: HealthCache,
         clock: Clock,
     ) -> None:
         self._config = config
         self._backends = backends
+        self._deployments = config.providers.deployments
         self._breakers = breakers
         self._health = health
         self._clock = clock
@@ -109,14 +113,15 @@ class Planner:
         request: ChatRequest | EmbeddingRequest,
         *,
         needs: ModelRequirements | None = None,
-        preference_order: Sequence[Provider] | None = None,
+        preference_order: Sequence[str] | None = None,
         fallback_enabled: bool | None = None,
     ) -> tuple[list[Candidate], list[Drop]]:
         """The candidates to try, in order, and the ones dropped before any network call.
 
         An embedding request needs a backend that embeds and defaults each candidate to its
         embedding model. ``needs`` defaults to what ``request`` needs; ``preference_order``
-        and ``fallback_enabled`` default to the config's (`ProviderSelector` passes its own).
+        (kinds, deployment names, ``name:model`` ids) and ``fallback_enabled`` default to the
+        config's (`ProviderSelector` passes its own).
         """
         prefs = self._config.model_preferences
         fallback = self._config.providers.fallback
@@ -130,15 +135,24 @@ class Planner:
             order = list(preference_order)
         else:
             order = list(fallback.order)
-            if prefs.default_provider is not None:
-                order = [prefs.default_provider] + [p for p in order if p != prefs.default_provider]
-            if prefs.local_first:
-                order = [p for p in order if p.is_local] + [p for p in order if not p.is_local]
-        wanted: list[tuple[Provider, str | None]] = [(p, None) for p in order]
+            default = prefs.default_provider
+            if default is not None:
+                order = [default] + [entry for entry in order if entry != default]
+        groups = self._groups(order)
+        if preference_order is None and prefs.local_first:
+            groups = [
+                part
+                for local in (True, False)
+                for group in groups
+                if (part := [item for item in group if self._is_local(item[0]) is local])
+            ]
         if pinned is not None:
-            wanted = [pinned] + [(p, None) for p in order if p != pinned[0]]
+            taken = {name for name, _ in pinned}
+            groups = [pinned] + [
+                rest for group in groups if (rest := [i for i in group if i[0] not in taken])
+            ]
         if not (fallback.enabled if fallback_enabled is None else fallback_enabled):
-            wanted = wanted[:1]
+            groups = groups[:1]
 
         local_only = prefs.local_only if request.local_only is None else request.local_only
         if needs is None:
@@ -149,38 +163,102 @@ class Planner:
             )
         candidates: list[Candidate] = []
         drops: list[Drop] = []
-        for provider, model in wanted:
-            backend = self._backends.get(provider)
+        seen: set[tuple[str, str | None]] = set()
+        for group in groups:
+            group = [item for item in group if item not in seen]
+            seen.update(group)
+            self._plan_group(group, request, needs, local_only, candidates, drops)
+        return candidates, drops
+
+    def _groups(self, order: Sequence[str]) -> list[list[tuple[str, str | None]]]:
+        """Each order entry as the deployments (and model) it means (`ProvidersConfig.resolve`;
+        the config and `ProviderSelector` refuse entries that mean none)."""
+        providers = self._config.providers
+        return [resolved for entry in order if (resolved := providers.resolve(entry))]
+
+    def _is_local(self, name: str) -> bool:
+        spec = self._deployments.get(name)
+        return spec.local if spec is not None else False
+
+    def _plan_group(
+        self,
+        group: list[tuple[str, str | None]],
+        request: ChatRequest | EmbeddingRequest,
+        needs: ModelRequirements,
+        local_only: bool,
+        candidates: list[Candidate],
+        drops: list[Drop],
+    ) -> None:
+        """The candidates of one order entry: its deployments' models, model by model (the
+        first model on each deployment that has it, then the next model), so a preferred
+        model found on any host wins over a less preferred one."""
+        listed: list[tuple[DeploymentSpec, ChatBackend, str, CircuitBreaker, list[str]]] = []
+        for name, model in group:
+            spec = self._deployments[name]
+            backend = self._backends.get(name)
             if backend is None:
                 drops.append(
                     Drop(
-                        provider=provider,
+                        provider=spec.kind,
                         model=model,
-                        reason="no client for this provider in this forge version",
+                        deployment=name,
+                        reason="no client for this deployment in this forge version",
                     )
                 )
                 continue
             if needs.embeddings and not isinstance(backend, EmbeddingBackend):
                 drops.append(
-                    Drop(provider=provider, model=model, reason=f"{provider} has no embeddings API")
+                    Drop(
+                        provider=spec.kind,
+                        model=model,
+                        deployment=name,
+                        reason=f"{name} has no embeddings API",
+                    )
                 )
                 continue
             endpoint = endpoint_of(backend)
             breaker = self._breakers.get(endpoint)
-            for name in self._models(backend, provider, model, request):
-                age = self._missing_since(endpoint, name)
-                reason: str | None
-                if age is not None:
-                    reason = f"model not found at {endpoint} ({age:.0f}s ago)"
-                else:
-                    reason = self._unusable(
-                        backend, provider, name, needs, local_only, endpoint, breaker
-                    )
-                if reason is not None:
-                    drops.append(Drop(provider=provider, model=name, reason=reason))
-                    continue
-                candidates.append(Candidate(provider, name, backend, endpoint, breaker))
-        return candidates, drops
+            models = self._models(backend, spec.kind, model, request)
+            listed.append((spec, backend, endpoint, breaker, models))
+        if len(listed) == 1:
+            ordered = [(listed[0], model) for model in listed[0][4]]
+        else:
+            # A model's place: in the preferred_models order where its deployment has one
+            # (Ollama hosts share theirs), then where it first appears in the group.
+            rank: dict[str, tuple[int, int]] = {}
+            for entry in listed:
+                preferred = list(getattr(entry[0].section, "preferred_models", ()))
+                for model in entry[4]:
+                    place = preferred.index(model) if model in preferred else len(preferred)
+                    first = rank.get(model, (place, len(rank)))
+                    rank[model] = (min(first[0], place), first[1])
+            ordered = sorted(
+                ((entry, model) for entry in listed for model in entry[4]),
+                key=lambda pair: rank[pair[1]],
+            )
+        for (spec, backend, endpoint, breaker, _), name in ordered:
+            age = self._missing_since(endpoint, name)
+            reason: str | None
+            if age is not None:
+                reason = f"model not found at {endpoint} ({age:.0f}s ago)"
+            else:
+                reason = self._unusable(backend, spec, name, needs, local_only, endpoint, breaker)
+            if reason is not None:
+                drops.append(
+                    Drop(provider=spec.kind, model=name, deployment=spec.name, reason=reason)
+                )
+                continue
+            candidates.append(
+                Candidate(
+                    spec.kind,
+                    name,
+                    backend,
+                    endpoint,
+                    breaker,
+                    deployment=spec.name,
+                    local=spec.local,
+                )
+            )
 
     @staticmethod
     def _models(
@@ -202,7 +280,7 @@ class Planner:
     def _unusable(
         self,
         backend: ChatBackend,
-        provider: Provider,
+        spec: DeploymentSpec,
         model: str,
         needs: ModelRequirements,
         local_only: bool,
@@ -210,7 +288,7 @@ class Planner:
         breaker: CircuitBreaker,
     ) -> str | None:
         """Why ``backend`` cannot serve ``model`` now, known without a network call."""
-        if local_only and not provider.is_local:
+        if local_only and not spec.local:
             return "local_only: cloud not allowed"
         unmet = needs.unmet(backend.capabilities(model))
         if unmet:
@@ -226,23 +304,26 @@ class Planner:
             return "health check: down (cached)"
         return None
 
-    def _pinned(self, text: str | None) -> tuple[Provider, str | None] | None:
-        """The provider and model a request names, if it names one."""
+    def _pinned(self, text: str | None) -> list[tuple[str, str | None]] | None:
+        """The deployments and model a request names, if it names any: ``name:model`` or
+        ``kind:model`` (`ProvidersConfig.resolve`), a bare kind or name, or a bare model
+        listed under a local provider (else meant for the default provider)."""
         if not text:
             return None
-        model_id = ModelId.parse(text)
-        if model_id.provider is not None:
-            return model_id.provider, model_id.model
-        bare = model_id.model or ""
-        local = self._config.providers.local
+        providers = self._config.providers
+        resolved = providers.resolve(text)
+        if resolved is not None:
+            return resolved
+        bare = text
+        local = providers.local
         if bare in local.ollama.preferred_models:
-            return Provider.OLLAMA, bare
+            return [(name, bare) for name in providers.named(Provider.OLLAMA.value) or []]
         if any(model.name == bare for model in local.huggingface.models):
-            return Provider.HUGGINGFACE, bare
-        prefs = self._config.model_preferences
-        order = self._config.providers.fallback.order
-        provider = prefs.default_provider or (order[0] if order else None)
-        return (provider, bare) if provider is not None else None
+            return [(Provider.HUGGINGFACE.value, bare)]
+        order = providers.fallback.order
+        first = self._config.model_preferences.default_provider or (order[0] if order else None)
+        target = providers.resolve(first) if first is not None else None
+        return [(name, bare) for name, _ in target] if target else None
 
 
 class ProviderSelector:
@@ -262,8 +343,11 @@ class ProviderSelector:
     ) -> None:
         self._router = router
         self.preference_order = (
-            [Provider(p) for p in preference_order] if preference_order is not None else None
+            [str(p) for p in preference_order] if preference_order is not None else None
         )
+        for entry in self.preference_order or []:
+            if router.config.providers.resolve(entry) is None:
+                raise ValueError(router.config.providers.unknown(entry))
         self.fallback_enabled = fallback_enabled
         self.health_check_timeout = health_check_timeout
 
@@ -285,14 +369,19 @@ class ProviderSelector:
         usable, _ = self.candidates(model_requirements, local_only=local_only)
         return usable[0] if usable else None
 
-    def check_health(self) -> dict[Provider, HealthStatus]:
-        """Health of each preferred provider's endpoint (cached, else a cheap probe)."""
+    def check_health(self) -> dict[str, HealthStatus]:
+        """Health of each preferred deployment's endpoint (cached, else a cheap probe), by
+        deployment name (a kind in the preference order means each of its deployments)."""
         backends = self._router.backends
-        order = self.preference_order or list(backends)
+        providers = self._router.config.providers
+        names: list[str] = []
+        for entry in self.preference_order or list(backends):
+            for name, _ in providers.resolve(entry) or []:
+                if name in backends and name not in names:
+                    names.append(name)
         return {
-            provider: self._router.health.check(
-                endpoint_of(backends[provider]), backends[provider], self.health_check_timeout
+            name: self._router.health.check(
+                endpoint_of(backends[name]), backends[name], self.health_check_timeout
             )
-            for provider in order
-            if provider in backends
+            for name in names
         }

@@ -61,34 +61,56 @@ class Pricing:
         # Cached per instance: the same few models are priced on every call.
         self._lookup = lru_cache(maxsize=256)(self._find)
 
-    def price(self, provider: Provider, model: str) -> tuple[float, float] | None:
-        """USD per million (input, output) tokens of ``model`` on ``provider``; None unknown."""
-        return self._lookup(provider, model)
+    def price(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        deployment: str | None = None,
+        local: bool | None = None,
+    ) -> tuple[float, float] | None:
+        """USD per million (input, output) tokens of ``model`` on ``provider``; None unknown.
+
+        A ``deployment:model`` entry wins over ``provider:model``; ``local`` (default: the
+        provider kind's) makes an unpriced model free.
+        """
+        return self._lookup(provider, model, deployment, local)
 
     def cost(
-        self, provider: Provider, model: str, input_tokens: int, output_tokens: int
+        self,
+        provider: Provider,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        deployment: str | None = None,
+        local: bool | None = None,
     ) -> float | None:
         """What ``input_tokens`` and ``output_tokens`` of ``model`` cost, in USD (None when
         the model has no price; 0 for a local model without one)."""
-        price = self._lookup(provider, model)
+        price = self._lookup(provider, model, deployment, local)
         if price is None:
             return None
         per_input, per_output = price
         return round((input_tokens * per_input + output_tokens * per_output) / 1_000_000, 12)
 
-    def _find(self, provider: Provider, model: str) -> tuple[float, float] | None:
+    def _find(
+        self, provider: Provider, model: str, deployment: str | None, local: bool | None
+    ) -> tuple[float, float] | None:
         names = [model]
         bare = _unversioned(model)
         if bare != model:
             names.append(bare)
-        for name in names:
-            key = f"{provider.value}:{name}"
-            if key in self._configured:
-                return self._configured[key]
+        prefixes = [provider.value] if deployment in (None, provider.value) else [deployment]
+        for prefix in prefixes:
+            for name in names:
+                key = f"{prefix}:{name}"
+                if key in self._configured:
+                    return self._configured[key]
         for name in names:
             if name in self._configured:
                 return self._configured[name]
-        if provider.is_local:
+        if provider.is_local if local is None else local:
             return (0.0, 0.0)
         for name in names:
             key = f"{provider.value}:{name}"

@@ -101,7 +101,7 @@ class Route:
             clock=self.clock,
             deadline=self._deadline,
             has_fallback=index < len(self.candidates) - 1,
-            local=candidate.provider.is_local,
+            local=candidate.local,
             rng=self.router.rng,
             circuit_allows=lambda: breaker.state is not CircuitState.OPEN,
         )
@@ -128,7 +128,12 @@ class Route:
             if ticket is None:
                 reason = circuit_reason(breaker)
         if ticket is None:
-            drop = Drop(provider=candidate.provider, model=candidate.model, reason=str(reason))
+            drop = Drop(
+                provider=candidate.provider,
+                model=candidate.model,
+                deployment=candidate.deployment,
+                reason=str(reason),
+            )
             self.trail.drops.append(drop)
             self.observer.dropped(drop)
             raise Skip(reason)
@@ -145,7 +150,7 @@ class Route:
         With ``backstop`` the router enforces the limits itself (async) and the provider's
         are a little longer, so the trail always names the limit that was meant to fire.
         """
-        first, idle = self.router.limits(candidate.provider)
+        first, idle = self.router.limits(candidate.deployment)
         grace = _BACKSTOP_GRACE if backstop else 0.0
         return AttemptTimeouts(
             connect=self.router.config.routing.connect_timeout_seconds,
@@ -155,7 +160,7 @@ class Route:
 
     def first_token_limit(self, candidate: Candidate, started: float) -> tuple[float, str]:
         """Seconds the first token may take from now, and which limit that is."""
-        first, _ = self.router.limits(candidate.provider)
+        first, _ = self.router.limits(candidate.deployment)
         left = first - (self.clock.monotonic() - started)
         remaining = self.remaining()
         return (left, "first_token") if left <= remaining else (remaining, "total")
@@ -163,7 +168,7 @@ class Route:
     def timeout(self, candidate: Candidate, phase: str, seconds: float) -> ForgeTimeout:
         """The error for a limit the router itself enforced."""
         what = {"first_token": "no first token", "idle": "no chunk", "total": "total deadline"}
-        first, idle = self.router.limits(candidate.provider)
+        first, idle = self.router.limits(candidate.deployment)
         total = self.router.config.routing.total_timeout_seconds
         seconds = {"first_token": first, "idle": idle, "total": total}.get(phase, seconds)
         return ForgeTimeout(
@@ -209,6 +214,7 @@ class Route:
             Attempt(
                 provider=candidate.provider,
                 model=candidate.model,
+                deployment=candidate.deployment,
                 ok=False,
                 error_kind=exc.kind,
                 message=str(exc),
@@ -269,7 +275,13 @@ class Route:
     ) -> RouteTrail:
         elapsed = self._elapsed_ms(started)
         self.trail.attempts.append(
-            Attempt(provider=candidate.provider, model=candidate.model, ok=True, elapsed_ms=elapsed)
+            Attempt(
+                provider=candidate.provider,
+                model=candidate.model,
+                deployment=candidate.deployment,
+                ok=True,
+                elapsed_ms=elapsed,
+            )
         )
         self.router.metrics.record(
             candidate.key,
@@ -281,6 +293,7 @@ class Route:
         self.observer.attempt_ended(candidate, None)
         self.router.health.mark(candidate.endpoint, HealthStatus.UP)
         self.trail.provider = candidate.provider
+        self.trail.deployment = candidate.deployment
         self.trail.model = model
         self.trail.total_ms = self._elapsed_ms(self._started)
         return self.trail

@@ -38,7 +38,6 @@ from forge_core._types import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
-    Provider,
 )
 from forge_core.providers import ChatBackend, read_timeout_for
 from forge_core.providers._base import (
@@ -60,7 +59,7 @@ class Router:
     def __init__(
         self,
         config: ForgeConfig,
-        backends: Mapping[Provider, ChatBackend],
+        backends: Mapping[str, ChatBackend],
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -70,6 +69,9 @@ class Router:
     ) -> None:
         self.config = config
         self._backends = dict(backends)
+        unknown = [name for name in self._backends if name not in config.providers.deployments]
+        if unknown:
+            raise ValueError(f"backends {unknown} are not deployments of the config")
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.retry_policy = RetryPolicy.from_config(config.routing)
@@ -82,7 +84,7 @@ class Router:
             health_check_timeout=DEFAULT_HEALTH_TIMEOUT,
             clock=self.clock,
         )
-        self._limits: dict[Provider, tuple[float, float]] = {}
+        self._limits: dict[str, tuple[float, float]] = {}
         self.planner = Planner(config, self._backends, self.breakers, self.health, self.clock)
         #: The candidates to try for a request, in order, and the ones dropped before any
         #: network call (`Planner.plan`).
@@ -91,8 +93,9 @@ class Router:
         self.telemetry = Telemetry(config, self.metrics, self._backends)
 
     @property
-    def backends(self) -> dict[Provider, ChatBackend]:
-        """The backends this router calls, by provider."""
+    def backends(self) -> dict[str, ChatBackend]:
+        """The backends this router calls, by deployment name (`Provider` values for the
+        default deployments)."""
         return dict(self._backends)
 
     def breaker_for(self, backend: ChatBackend) -> CircuitBreaker:
@@ -116,17 +119,17 @@ class Router:
 
     # -- selection --------------------------------------------------------------------------
 
-    def limits(self, provider: Provider) -> tuple[float, float]:
-        """The first-token and idle limits for ``provider`` (fixed by the config: kept)."""
-        limits = self._limits.get(provider)
+    def limits(self, deployment: str) -> tuple[float, float]:
+        """The first-token and idle limits for ``deployment`` (fixed by the config: kept)."""
+        limits = self._limits.get(deployment)
         if limits is None:
             routing = self.config.routing
-            default = read_timeout_for(self.config, provider)
+            default = read_timeout_for(self.config, deployment)
             limits = (
                 routing.first_token_timeout_seconds or default,
                 routing.idle_timeout_seconds or default,
             )
-            self._limits[provider] = limits
+            self._limits[deployment] = limits
         return limits
 
     # -- chat -------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ class Router:
                     for out in state.take(chunk):
                         yield out
                 if not opened.done:
-                    _, idle = self.limits(candidate.provider)
+                    _, idle = self.limits(candidate.deployment)
                     while True:
                         limit = min(idle, route.remaining())
                         try:

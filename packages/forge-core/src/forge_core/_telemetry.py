@@ -286,9 +286,7 @@ def _model_load_time(options: Any) -> Iterable[Any]:
 class Telemetry:
     """The observer of one router: prices answers, and traces requests when enabled."""
 
-    def __init__(
-        self, config: ForgeConfig, metrics: Metrics, backends: Mapping[Provider, Any]
-    ) -> None:
+    def __init__(self, config: ForgeConfig, metrics: Metrics, backends: Mapping[str, Any]) -> None:
         self.enabled = config.telemetry.enabled
         self.pricing = Pricing(config.pricing)
         self.metrics = metrics
@@ -315,6 +313,7 @@ class Telemetry:
         if cached is None:
             attributes: dict[str, Any] = {
                 "forge.provider": candidate.provider.value,
+                "forge.deployment": candidate.deployment,
                 "forge.model": candidate.model,
                 "forge.endpoint": _safe_url(candidate.endpoint),
             }
@@ -409,16 +408,31 @@ class Observation:
             input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
         else:
             input_tokens = output_tokens = None
-        local = candidate.provider.is_local
+        local = candidate.local
         if input_tokens is None:
             cost = 0.0 if local else None
             self.trail.cost_usd = cost
             return None, None, cost
         output = output_tokens or 0
         pricing = self.telemetry.pricing
-        cost = pricing.cost(candidate.provider, answer.model, input_tokens, output)
+        deployment = candidate.deployment
+        cost = pricing.cost(
+            candidate.provider,
+            answer.model,
+            input_tokens,
+            output,
+            deployment=deployment,
+            local=local,
+        )
         if cost is None and answer.model != candidate.model:
-            cost = pricing.cost(candidate.provider, candidate.model, input_tokens, output)
+            cost = pricing.cost(
+                candidate.provider,
+                candidate.model,
+                input_tokens,
+                output,
+                deployment=deployment,
+                local=local,
+            )
         self.trail.cost_usd = cost
         self.telemetry.metrics.record_usage(
             candidate.key,
@@ -628,6 +642,7 @@ class _Traced(Observation):
             "forge.drop",
             {
                 "forge.provider": drop.provider.value,
+                "forge.deployment": drop.deployment or drop.provider.value,
                 "forge.model": drop.model or "",
                 "forge.drop.reason": reason,
                 "forge.drop.detail": _redact(drop.reason),

@@ -233,6 +233,8 @@ class Attempt(BaseModel):
 
     provider: Provider
     model: str
+    #: The deployment called (its name; the provider kind's own name for a default one).
+    deployment: str | None = None
     ok: bool
     error_kind: str | None = None
     message: str | None = None
@@ -244,6 +246,7 @@ class Drop(BaseModel):
 
     provider: Provider
     model: str | None
+    deployment: str | None = None
     reason: str
 
 
@@ -252,6 +255,8 @@ class RouteTrail(BaseModel):
 
     provider: Provider | None = None
     model: str | None = None
+    #: The deployment that served (an Ollama host or endpoint name, else the provider's).
+    deployment: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     drops: list[Drop] = Field(default_factory=list)
     ttft_ms: float | None = None
@@ -269,11 +274,12 @@ class RouteTrail(BaseModel):
         for attempt in self.attempts:
             outcome = "ok" if attempt.ok else f"{attempt.error_kind}: {attempt.message}"
             lines.append(
-                f"  {attempt.provider.value}:{attempt.model} -> {outcome} "
+                f"  {attempt.deployment or attempt.provider.value}:{attempt.model} -> {outcome} "
                 f"({attempt.elapsed_ms:.0f} ms)"
             )
         for drop in self.drops:
-            target = f"{drop.provider.value}:{drop.model}" if drop.model else drop.provider.value
+            name = drop.deployment or drop.provider.value
+            target = f"{name}:{drop.model}" if drop.model else name
             lines.append(f"  {target} -> skipped: {drop.reason}")
         return "\n".join(lines)
 

@@ -6,8 +6,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 import yaml
@@ -23,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from forge_core._config import ForgeConfig, load_config
+from forge_core._config import DeploymentSpec, ForgeConfig, load_config
 from forge_core._exceptions import (
     AuthenticationFailed,
     ForgeError,
@@ -35,7 +37,7 @@ from forge_core._forge import Forge
 from forge_core._health import HealthStatus, endpoint_of
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core._prometheus import prometheus_text
-from forge_core._types import Provider, RouteTrail
+from forge_core._types import ChatRequest, Provider, RouteTrail
 from forge_core.providers import ChatBackend, PullProgress, ollama_admin
 from forge_core.providers._huggingface import HuggingFaceBackend
 from forge_core.providers._openai_compat import OpenAICompatibleClient
@@ -138,7 +140,8 @@ def config_check(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a config and print it resolved (env and defaults applied, keys never shown).
+    """Validate a config and print it resolved (env and defaults applied, keys never shown),
+    with its deployments and the order they give a request that names no model.
 
     Exit code 1 and the file, key path and expected value when it is invalid.
 
@@ -154,6 +157,7 @@ def config_check(
         typer.echo(f"forge: {exc}", err=True)
         raise typer.Exit(1) from None
     resolved = _resolved_view(config)
+    resolved["deployments"] = _deployments_view(config)
     if as_json:
         typer.echo(json.dumps(resolved, indent=2))
     else:
@@ -163,8 +167,8 @@ def config_check(
 
 @app.command()
 def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """One row per configured provider: status, probe latency, circuit state, dialect, and why
-    not up.
+    """One row per deployment in the fallback order (each Ollama host and named endpoint its
+    own, with its host): status, probe latency, circuit state, dialect, and why not up.
 
     Status is up, warming, down, no key (its API key env var is unset) or not installed (a
     missing extra or model file). The dialect is how an OpenAI-compatible endpoint is spoken to:
@@ -178,18 +182,17 @@ def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
       forge health --json --config ./forge.yaml
     """
     forge = _forge_or_exit(config)
-    rows = [
-        _provider_health(forge, provider, backend) for provider, backend in _ordered_backends(forge)
-    ]
+    rows = [_provider_health(forge, spec, backend) for spec, backend in _ordered_backends(forge)]
     serving = any(row["status"] in ("up", "warming") for row in rows)
     if as_json:
         typer.echo(json.dumps({"providers": rows, "can_serve": serving}, indent=2))
     else:
-        table = Table("provider", "status", "latency", "circuit", "dialect", "reason")
+        table = Table("deployment", "host", "status", "latency", "circuit", "dialect", "reason")
         for row in rows:
             latency = f"{row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else "-"
             table.add_row(
-                row["provider"],
+                _deployment_label(row),
+                _host(row["endpoint"]),
                 _styled(row["status"]),
                 latency,
                 row["circuit"],
@@ -202,14 +205,33 @@ def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
-def _ordered_backends(forge: Forge) -> list[tuple[Provider, ChatBackend]]:
+def _ordered_backends(forge: Forge) -> list[tuple[DeploymentSpec, ChatBackend]]:
+    """The deployments of the fallback order (kinds expanded), each with its backend."""
     backends = forge.router.backends
-    return [(p, backends[p]) for p in forge.config.providers.fallback.order if p in backends]
+    deployments = forge.config.providers.deployments
+    return [
+        (deployments[name], backends[name])
+        for name in forge.config.providers.ordered_names()
+        if name in backends
+    ]
 
 
-def _provider_health(forge: Forge, provider: Provider, backend: ChatBackend) -> dict[str, Any]:
+def _deployment_label(row: Mapping[str, Any]) -> str:
+    """A row's deployment, with its kind when the name does not say it (``gpu-box (ollama)``)."""
+    name, kind = row["deployment"], row["provider"]
+    return name if name == kind else f"{name} ({kind})"
+
+
+def _host(endpoint: str) -> str:
+    """``host:port`` of an HTTP endpoint (in-process models: their description)."""
+    parts = urlsplit(endpoint)
+    return parts.netloc or endpoint
+
+
+def _provider_health(forge: Forge, spec: DeploymentSpec, backend: ChatBackend) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "provider": provider.value,
+        "deployment": spec.name,
+        "provider": spec.kind.value,
         "endpoint": endpoint_of(backend),
         "status": "up",
         "latency_ms": None,
@@ -286,18 +308,19 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """
     forge = _forge_or_exit(config)
     rows: list[dict[str, Any]] = []
-    for provider, backend in _ordered_backends(forge):
+    for spec, backend in _ordered_backends(forge):
         try:
-            rows.extend(_models_of(forge, provider, backend))
+            rows.extend(_models_of(forge, spec, backend))
         except ProviderError as exc:
-            typer.echo(f"forge: skipped {provider.value}: {exc}", err=True)
+            typer.echo(f"forge: skipped {spec.name}: {exc}", err=True)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("provider", "model", "size", "context", "tools", "loaded", "dialect")
+    table = Table("deployment", "host", "model", "size", "context", "tools", "loaded", "dialect")
     for row in rows:
         table.add_row(
-            row["provider"],
+            _deployment_label(row),
+            _host(row["endpoint"]),
             row["model"],
             _human_bytes(row["size_bytes"]),
             str(row["context_window"] or "-"),
@@ -308,8 +331,8 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     _console().print(table)
 
 
-def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[dict[str, Any]]:
-    if provider is Provider.HUGGINGFACE:
+def _models_of(forge: Forge, spec: DeploymentSpec, backend: ChatBackend) -> list[dict[str, Any]]:
+    if spec.kind is Provider.HUGGINGFACE:
         hf = forge.config.providers.local.huggingface
         loaded = set(_loaded_local_models(backend))
         rows = []
@@ -318,7 +341,8 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
             capabilities = backend.capabilities(name)
             rows.append(
                 _model_row(
-                    provider,
+                    spec,
+                    backend,
                     name,
                     size=resolved.path.stat().st_size if resolved.path.is_file() else None,
                     context=capabilities.context_window,
@@ -329,7 +353,7 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
         return rows
     backend.check_ready(backend.default_model())
     if forge.router.check_health(backend) is HealthStatus.DOWN:
-        raise ProviderError(f"{endpoint_of(backend)} does not answer", provider=provider.value)
+        raise ProviderError(f"{endpoint_of(backend)} does not answer", provider=spec.kind.value)
     admin = ollama_admin(backend)
     if admin is not None:
         running = {model.name for model in admin.running_models()}
@@ -343,7 +367,8 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
                 context, tools = shown.context_length, "tools" in shown.capabilities
             rows.append(
                 _model_row(
-                    provider,
+                    spec,
+                    backend,
                     model.name,
                     size=model.size,
                     context=context,
@@ -358,7 +383,8 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
     dialect = _dialect(backend)
     return [
         _model_row(
-            provider,
+            spec,
+            backend,
             info.id,
             size=None,
             context=info.context_window,
@@ -371,7 +397,8 @@ def _models_of(forge: Forge, provider: Provider, backend: ChatBackend) -> list[d
 
 
 def _model_row(
-    provider: Provider,
+    spec: DeploymentSpec,
+    backend: ChatBackend,
     model: str,
     *,
     size: int | None,
@@ -381,7 +408,9 @@ def _model_row(
     dialect: str | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "provider": provider.value,
+        "deployment": spec.name,
+        "provider": spec.kind.value,
+        "endpoint": endpoint_of(backend),
         "model": model,
         "size_bytes": size,
         "context_window": context,
@@ -517,7 +546,7 @@ def stats(
         typer.Option("--prometheus", help="Print Prometheus text exposition (format 0.0.4)."),
     ] = False,
 ) -> None:
-    """Per-provider metrics: requests, successes, failures by kind, latency, tokens, spend,
+    """Per-deployment metrics (``deployment:model``): requests, successes, failures by kind, latency, tokens, spend,
     circuits.
 
     forge keeps its metrics in the process that routes the calls, so a bare ``forge stats``
@@ -554,7 +583,7 @@ def stats(
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     table = Table(
-        "provider:model", "requests", "ok", "failures", "p50 ms", "p50 ttft ms", "tokens", "USD"
+        "deployment:model", "requests", "ok", "failures", "p50 ms", "p50 ttft ms", "tokens", "USD"
     )
     for key, series in data["models"].items():
         failures = ", ".join(f"{kind}={n}" for kind, n in series["failures"].items()) or "-"
@@ -644,11 +673,39 @@ def _resolved_view(config: ForgeConfig) -> dict[str, Any]:
     return data
 
 
+def _deployments_view(config: ForgeConfig) -> dict[str, Any]:
+    """Each deployment (kind, local, endpoint) and the route planned for a sample request.
+
+    Planning makes no network call; circuits and health are unknown here, so the sample shows
+    what the config and the environment (keys, installed extras) allow.
+    """
+    forge = Forge(config)
+    backends = forge.router.backends
+    listed = {
+        name: {
+            "kind": spec.kind.value,
+            "local": spec.local,
+            "endpoint": endpoint_of(backends[name]) if name in backends else None,
+        }
+        for name, spec in config.providers.deployments.items()
+    }
+    candidates, drops = forge.router.plan(ChatRequest(messages=[]))
+    return {
+        "by_name": listed,
+        "sample_order": [candidate.key for candidate in candidates],
+        "sample_skipped": {
+            f"{drop.deployment or drop.provider.value}:{drop.model or '-'}": drop.reason
+            for drop in drops
+        },
+    }
+
+
 def _report(route: RouteTrail | None) -> None:
     if route is None or route.provider is None:
         return
     timing = f" in {route.total_ms:.0f} ms" if route.total_ms is not None else ""
-    typer.echo(f"served by {route.provider.value}:{route.model}{timing}", err=True)
+    served = route.deployment or route.provider.value
+    typer.echo(f"served by {served}:{route.model}{timing}", err=True)
     if len(route.attempts) > 1 or route.drops:
         typer.echo("route:\n" + route.describe(), err=True)
 

@@ -78,7 +78,7 @@ class ForgeChat(BaseChatModel):
             A `forge_core.ForgeConfig` or the path of a ``forge.yaml``; None searches the
             usual places.
         fallback_order: list[str] | None
-            Providers to try, in order (``providers.fallback.order``).
+            Providers or deployments (kinds, names, ``name:model``) to try, in order (``providers.fallback.order``).
         local_first: bool | None
             Try local providers before cloud ones (``model_preferences.local_first``).
         local_only: bool | None
@@ -261,7 +261,7 @@ class ForgeChat(BaseChatModel):
     """
 
     fallback_order: list[str] | None = None
-    """Providers to try, in order (``providers.fallback.order``); None keeps the config's."""
+    """Providers or deployments (kinds, names, ``name:model``) to try, in order (``providers.fallback.order``); None keeps the config's."""
 
     local_first: bool | None = None
     """Try local providers before cloud ones (``model_preferences.local_first``)."""

@@ -124,7 +124,7 @@ class ForgeEmbeddings(BaseModel, Embeddings):
     """
 
     fallback_order: list[str] | None = None
-    """Providers to try, in order (``providers.fallback.order``); None keeps the config's."""
+    """Providers or deployments (kinds, names, ``name:model``) to try, in order (``providers.fallback.order``); None keeps the config's."""
 
     local_first: bool | None = None
     """Try local providers before cloud ones (``model_preferences.local_first``)."""

@@ -28,7 +28,8 @@ class RoutingOptions(BaseModel):
     )
     fallback_order: list[str] | None = Field(
         default=None,
-        description="Providers to try, in order (providers.fallback.order); None keeps config.",
+        description="Providers or deployments (kinds, names, name:model) to try, in order "
+        "(providers.fallback.order); None keeps config.",
     )
     local_first: bool | None = Field(
         default=None,

@@ -1,11 +1,18 @@
-"""Provider backends, one per provider, all implementing `ChatBackend`; those whose endpoint
-embeds also implement `EmbeddingBackend`."""
+"""Provider backends, one per deployment, all implementing `ChatBackend`; those whose
+endpoint embeds also implement `EmbeddingBackend`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from forge_core._config import ForgeConfig
+from forge_core._config import (
+    AnthropicConfig,
+    DeploymentSpec,
+    ForgeConfig,
+    HuggingFaceConfig,
+    OllamaConfig,
+    OpenRouterConfig,
+)
 from forge_core._http import ClientPool
 from forge_core._types import Capabilities, Provider
 from forge_core.providers._anthropic import AnthropicClient
@@ -47,6 +54,7 @@ __all__ = [
     "OllamaRunningModel",
     "OpenAICompatibleClient",
     "PullProgress",
+    "build_backend",
     "build_backends",
     "ollama_admin",
     "read_timeout_for",
@@ -65,96 +73,99 @@ _OPENAI_CAPABILITIES = _CLOUD_CAPABILITIES.model_copy(update={"embeddings": True
 
 def build_backends(
     config: ForgeConfig, *, pool: ClientPool | None = None, env: Mapping[str, str] | None = None
-) -> dict[Provider, ChatBackend]:
-    """One backend per provider this version of forge can call, built from ``config``."""
-    local = config.providers.local
-    cloud = config.providers.cloud
-    ollama = local.ollama
-    openai = cloud.openai
-    anthropic = cloud.anthropic
-    openrouter = cloud.openrouter
-    openrouter_headers = {
-        name: value
-        for name, value in (("HTTP-Referer", openrouter.app_url), ("X-Title", openrouter.app_title))
-        if value
-    }
-    ollama_default = (ollama.preferred_models or [OLLAMA_FALLBACK_MODEL])[0]
-    ollama_client: ChatBackend
-    if ollama.api == "native":
-        ollama_client = OllamaClient(
-            ollama.base_url,
-            default_model=ollama_default,
-            timeout_seconds=ollama.timeout_seconds,
-            health_check_timeout=ollama.health_check_timeout,
-            num_ctx=ollama.num_ctx,
-            keep_alive=ollama.keep_alive,
-            think=ollama.think,
-            preferred_models=ollama.preferred_models,
-            auto_discovery=ollama.auto_discovery,
-            pool=pool,
-        )
-    else:
-        ollama_client = OllamaOpenAIClient(
-            ollama.base_url,
-            default_model=ollama_default,
-            dialect=ollama.dialect,
-            timeout_seconds=ollama.timeout_seconds,
-            health_check_timeout=ollama.health_check_timeout,
-            keep_alive=ollama.keep_alive,
-            preferred_models=ollama.preferred_models,
-            auto_discovery=ollama.auto_discovery,
-            pool=pool,
-        )
+) -> dict[str, ChatBackend]:
+    """One backend per deployment of ``config`` (`ProvidersConfig.deployments`), by name.
+
+    The default deployments are named after their provider kind, and `Provider` is a string
+    enum, so ``backends[Provider.OPENAI]`` finds ``providers.cloud.openai``'s client.
+    """
     return {
-        Provider.OLLAMA: ollama_client,
-        Provider.HUGGINGFACE: HuggingFaceBackend(local.huggingface),
-        Provider.OPENAI: OpenAICompatibleClient(
-            Provider.OPENAI,
-            openai.base_url,
-            default_model=openai.default_model,
-            api_key_env=openai.api_key_env,
-            # OpenAI itself wants max_completion_tokens; compatible servers honour max_tokens.
-            max_tokens_field=(
-                "max_completion_tokens" if _OPENAI_HOST in openai.base_url else "max_tokens"
-            ),
-            capabilities=_OPENAI_CAPABILITIES,
-            # None: known from the host (api.openai.com), else identified by the server itself.
-            dialect=openai.dialect,
-            timeout_seconds=openai.timeout_seconds,
+        name: build_backend(spec, pool=pool, env=env)
+        for name, spec in config.providers.deployments.items()
+    }
+
+
+def build_backend(
+    spec: DeploymentSpec, *, pool: ClientPool | None = None, env: Mapping[str, str] | None = None
+) -> ChatBackend:
+    """The client of one deployment, from its kind and its config section."""
+    section = spec.section
+    if isinstance(section, HuggingFaceConfig):
+        return HuggingFaceBackend(section)
+    if isinstance(section, OllamaConfig):
+        default = (section.preferred_models or [OLLAMA_FALLBACK_MODEL])[0]
+        if section.api == "native":
+            return OllamaClient(
+                section.base_url,
+                default_model=default,
+                timeout_seconds=section.timeout_seconds,
+                health_check_timeout=section.health_check_timeout,
+                num_ctx=section.num_ctx,
+                keep_alive=section.keep_alive,
+                think=section.think,
+                preferred_models=section.preferred_models,
+                auto_discovery=section.auto_discovery,
+                pool=pool,
+            )
+        return OllamaOpenAIClient(
+            section.base_url,
+            default_model=default,
+            dialect=section.dialect,
+            timeout_seconds=section.timeout_seconds,
+            health_check_timeout=section.health_check_timeout,
+            keep_alive=section.keep_alive,
+            preferred_models=section.preferred_models,
+            auto_discovery=section.auto_discovery,
+            pool=pool,
+        )
+    if isinstance(section, AnthropicConfig):
+        return AnthropicClient(
+            section.base_url,
+            default_model=section.default_model,
+            api_key_env=section.api_key_env,
+            timeout_seconds=section.timeout_seconds,
             pool=pool,
             env=env,
-        ),
-        Provider.ANTHROPIC: AnthropicClient(
-            anthropic.base_url,
-            default_model=anthropic.default_model,
-            api_key_env=anthropic.api_key_env,
-            timeout_seconds=anthropic.timeout_seconds,
-            pool=pool,
-            env=env,
-        ),
-        Provider.OPENROUTER: OpenAICompatibleClient(
+        )
+    if isinstance(section, OpenRouterConfig):
+        headers = {
+            name: value
+            for name, value in (("HTTP-Referer", section.app_url), ("X-Title", section.app_title))
+            if value
+        }
+        return OpenAICompatibleClient(
             Provider.OPENROUTER,
-            openrouter.base_url,
-            default_model=openrouter.default_model,
-            api_key_env=openrouter.api_key_env,
-            extra_headers=openrouter_headers,
+            section.base_url,
+            default_model=section.default_model,
+            api_key_env=section.api_key_env,
+            extra_headers=headers,
             capabilities=_CLOUD_CAPABILITIES,
             dialect="openrouter",
-            timeout_seconds=openrouter.timeout_seconds,
+            timeout_seconds=section.timeout_seconds,
             pool=pool,
             env=env,
+        )
+    return OpenAICompatibleClient(
+        Provider.OPENAI,
+        section.base_url,
+        default_model=section.default_model,
+        api_key_env=section.api_key_env,
+        # OpenAI itself wants max_completion_tokens; compatible servers honour max_tokens.
+        max_tokens_field=(
+            "max_completion_tokens" if _OPENAI_HOST in section.base_url else "max_tokens"
         ),
-    }
+        capabilities=_OPENAI_CAPABILITIES,
+        # None: known from the host (api.openai.com), else identified by the server itself.
+        dialect=section.dialect,
+        timeout_seconds=section.timeout_seconds,
+        pool=pool,
+        env=env,
+    )
 
 
-def read_timeout_for(config: ForgeConfig, provider: Provider) -> float:
-    """Seconds to wait for the first token and between chunks from ``provider``."""
-    local = config.providers.local
-    cloud = config.providers.cloud
-    timeouts = {
-        Provider.OLLAMA: local.ollama.timeout_seconds,
-        Provider.OPENAI: cloud.openai.timeout_seconds,
-        Provider.ANTHROPIC: cloud.anthropic.timeout_seconds,
-        Provider.OPENROUTER: cloud.openrouter.timeout_seconds,
-    }
-    return timeouts.get(provider, config.routing.total_timeout_seconds)
+def read_timeout_for(config: ForgeConfig, deployment: str) -> float:
+    """Seconds to wait for the first token and between chunks from ``deployment`` (a name;
+    in-process models and unknown names: the total deadline)."""
+    spec = config.providers.deployments.get(deployment)
+    timeout = spec.timeout_seconds if spec is not None else None
+    return timeout if timeout is not None else config.routing.total_timeout_seconds
