@@ -319,9 +319,12 @@ class Capabilities(BaseModel):
     """What one provider can do with one model; the router skips candidates that lack a need.
 
     ``context_window`` is in tokens, None when unknown (unknown never causes a skip).
+    ``tools_emulated``: ``tools`` holds because forge emulates tool calls through
+    schema-constrained output where the server has none of its own (docs/providers.md).
     """
 
     tools: bool = False
+    tools_emulated: bool = False
     tool_choice: bool = False
     structured_output: bool = False
     json_mode: bool = False

@@ -97,7 +97,9 @@ def test_async_calls_identify_the_server_too() -> None:
     assert client.dialect == "llama-cpp"
     assert server.probes == ["/props", "/openapi.json"]
     assert server.requests[0].body["response_format"] == {"type": "json_object", "schema": SCHEMA}
-    assert server.requests[1].body["tool_choice"] == "auto"
+    # Tools with no tool_choice mean auto, which llama-cpp-python's server gets emulated.
+    assert "tools" not in server.requests[1].body
+    assert server.requests[1].body["response_format"]["type"] == "json_object"
 
 
 def test_an_explicit_dialect_wins_and_nothing_is_probed() -> None:
@@ -144,8 +146,9 @@ def test_llama_cpp_python_gets_a_schema_as_json_object_and_no_stream_usage_reque
     assert body["max_tokens"] == 8
 
 
-def test_llama_cpp_python_is_offered_tools_as_auto_and_required_one_tool_as_forced() -> None:
-    assert _wire("llama-cpp", _ask(tools=[WEATHER]))["tool_choice"] == "auto"
+def test_llama_cpp_python_gets_auto_emulated_and_required_one_tool_as_forced() -> None:
+    auto = _wire("llama-cpp", _ask(tools=[WEATHER]))
+    assert "tools" not in auto and "anyOf" in auto["response_format"]["schema"]
     forced = _wire("llama-cpp", _ask(tools=[WEATHER], tool_choice="required"))
     assert forced["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from forge_core import (
-    CapabilityMismatch,
     ChatRequest,
     Forge,
     Message,
@@ -116,19 +115,24 @@ def test_llama_cpp_dialect_turns_required_with_one_tool_into_forcing_it(
     assert call.name == "get_weather" and call.arguments["city"] in CITIES
 
 
-def test_llama_cpp_dialect_cannot_require_one_of_several_tools_and_says_so() -> None:
+def test_llama_cpp_dialect_requires_one_of_several_tools_through_emulation(
+    tool_server: LocalServer,
+) -> None:
+    # The server fails `required` with a 500; forge emulates it with an anyOf of the calls.
     other = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "name": "get_time"}}
-    backend = build_backends(
-        config_for({"name": "openai", "base_url": "http://127.0.0.1:9/v1", "dialect": "llama-cpp"})
-    )[Provider.OPENAI]
+    backend = build_backends(config_for(openai_compatible_on(tool_server, dialect="llama-cpp")))[
+        Provider.OPENAI
+    ]
     request = ChatRequest(
         messages=[Message(role="user", content="Weather in Paris?")],
         tools=[WEATHER_TOOL, other],
         tool_choice="required",
+        max_tokens=48,
     )
-    with pytest.raises(CapabilityMismatch, match="one of several tools") as caught:
-        backend.chat(request, "m", attempt_timeouts())
-    assert caught.value.provider == "openai"
+    answer = backend.chat(request, tool_server.model, attempt_timeouts())
+    (call,) = answer.tool_calls
+    assert call.name in ("get_weather", "get_time") and isinstance(call.arguments["city"], str)
+    assert answer.finish_reason == "tool_calls"
 
 
 def test_llama_cpp_dialect_offers_tools_without_a_tool_choice_as_auto() -> None:

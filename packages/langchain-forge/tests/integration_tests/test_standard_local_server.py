@@ -40,13 +40,7 @@ WEAK_ARGUMENTS = (
     "270M base model: the grammar makes the call well-formed but the argument values are "
     "its own (magic_function(3) is called with input=1000000000000000)"
 )
-NO_AUTO_TOOL_CALL = "270M base model: with tool_choice='auto' it answers in text, never calls"
 WEAK_JSON = "270M base model: JSON mode gives valid JSON, but not the keys the prompt asks for"
-REQUIRED_TOOL_CHOICE = (
-    "forge-core: llama-cpp-python's chatml-function-calling answers tool_choice='required' "
-    "(what 'any' means with several tools) with HTTP 500; needs forge-core's llama-cpp "
-    "dialect to translate it (issue 3)"
-)
 CUT_STRING = (
     "270M base model: a grammar-constrained string runs past max_tokens and the cut "
     "tool-call JSON is rejected as a malformed response"
@@ -136,10 +130,6 @@ class TestForgeChatToolServer(ToolCallingRoute, _ForgeChatRoute):
     async def test_tool_calling_async(self, model: BaseChatModel) -> None:
         await super().test_tool_calling_async(model)
 
-    @pytest.mark.xfail(strict=False, reason=REQUIRED_TOOL_CHOICE)
-    def test_tool_choice(self, model: BaseChatModel) -> None:
-        super().test_tool_choice(model)
-
     @pytest.mark.xfail(strict=False, reason=CUT_STRING)
     def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
         super().test_structured_output_optional_param(model)
@@ -147,11 +137,6 @@ class TestForgeChatToolServer(ToolCallingRoute, _ForgeChatRoute):
     @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
-
-    @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=NO_AUTO_TOOL_CALL)
-    def test_agent_loop(self, model: BaseChatModel) -> None:
-        super().test_agent_loop(model)
 
     @pytest.mark.xfail(strict=False, reason=NO_JAPANESE)
     def test_unicode_tool_call_integration(

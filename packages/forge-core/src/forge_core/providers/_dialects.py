@@ -75,6 +75,8 @@ class Dialect:
     ...}``; ``json_object_as_schema``: JSON mode goes out as a ``json_schema`` allowing any
     object. ``tool_choice``: how a tool choice is spelled (`build_body`). ``stream_usage``: the
     server reports usage on a stream when ``stream_options.include_usage`` asks for it.
+    ``emulate_unforced_tools``: the server constrains a forced call itself but may ignore tools
+    otherwise, so ``auto`` and ``required`` of several are emulated (`_tool_emulation`).
     """
 
     name: DialectName
@@ -83,6 +85,7 @@ class Dialect:
     json_object_as_schema: bool = False
     tool_choice: ToolChoiceForm = "openai"
     stream_usage: bool = True
+    emulate_unforced_tools: bool = False
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -95,7 +98,11 @@ DIALECTS: dict[str, Dialect] = {
         Dialect("openrouter"),
         # llama-cpp-python's server.
         Dialect(
-            "llama-cpp", schema_as_json_object=True, tool_choice="llama-cpp", stream_usage=False
+            "llama-cpp",
+            schema_as_json_object=True,
+            tool_choice="llama-cpp",
+            stream_usage=False,
+            emulate_unforced_tools=True,
         ),
         # llama.cpp's llama-server.
         Dialect("llama-server", tool_choice="named-as-required"),

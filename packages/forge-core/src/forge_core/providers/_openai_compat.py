@@ -75,6 +75,14 @@ from forge_core.providers._openai_wire import (
     parse_completion,
     parse_embeddings,
 )
+from forge_core.providers._tool_emulation import (
+    aemulated_stream,
+    emulated_body,
+    emulated_response,
+    emulated_stream,
+    emulates,
+    is_forced,
+)
 from forge_core.providers._transport import Call, Transport
 
 __all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings_from"]
@@ -165,6 +173,9 @@ class OpenAICompatibleClient:
         the capabilities configured for this endpoint, less what this endpoint refused for
         ``model`` (`_dialects.Lessons`). Never a network call."""
         base = self._model_capabilities.get(model, self._capabilities)
+        known = self._dialect.known
+        if base.tools and known is not None and known.emulate_unforced_tools:
+            base = base.model_copy(update={"tools_emulated": True})
         return self._lessons.capabilities(model, base)
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
@@ -173,7 +184,9 @@ class OpenAICompatibleClient:
             self.server_dialect()
         body = self._body(request, model, stream=False)
         response = self._send_learning(body, model, timeouts)
-        return self._completion_from(response, model, request.max_tokens)
+        return self._read_back(
+            request, body, self._completion_from(response, model, request.max_tokens)
+        )
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
@@ -183,7 +196,9 @@ class OpenAICompatibleClient:
             await self.aserver_dialect()
         body = self._body(request, model, stream=False)
         response = await self._asend_learning(body, model, timeouts)
-        return self._completion_from(response, model, request.max_tokens)
+        return self._read_back(
+            request, body, self._completion_from(response, model, request.max_tokens)
+        )
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
@@ -191,7 +206,11 @@ class OpenAICompatibleClient:
         """The answer as chunks, parsed from the SSE stream."""
         if self._depends_on_dialect(request):
             self.server_dialect()
-        return self._stream_learning(self._body(request, model, stream=True), model, timeouts)
+        body = self._body(request, model, stream=True)
+        chunks = self._stream_learning(body, model, timeouts)
+        if _emulated(request, body):
+            return emulated_stream(chunks, forced=is_forced(request))
+        return chunks
 
     async def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
@@ -200,8 +219,11 @@ class OpenAICompatibleClient:
         if self._depends_on_dialect(request):
             await self.aserver_dialect()
         body = self._body(request, model, stream=True)
-        async with aclosing(self._astream_learning(body, model, timeouts)) as chunks:
-            async for chunk in chunks:
+        chunks = self._astream_learning(body, model, timeouts)
+        if _emulated(request, body):
+            chunks = aemulated_stream(chunks, forced=is_forced(request))
+        async with aclosing(chunks) as each:
+            async for chunk in each:
                 yield chunk
 
     # -- dialect ----------------------------------------------------------------------------
@@ -423,9 +445,12 @@ class OpenAICompatibleClient:
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         """The request body in this endpoint's dialect (as known now: no network call), with
         what earlier refusals taught for ``model``."""
+        emulated = emulates(request, self._dialect.current())
         try:
             body = build_body(
-                request,
+                request.model_copy(update={"tools": None, "tool_choice": None})
+                if emulated
+                else request,
                 model,
                 stream=stream,
                 max_tokens_field=self._max_tokens_field,
@@ -435,7 +460,19 @@ class OpenAICompatibleClient:
             raise CapabilityMismatch(
                 f"{self.provider.value}: {exc}", provider=self.provider.value, model=model
             ) from exc
+        if emulated:
+            body = emulated_body(body, request)
         return self._lessons.translated(model, body)
+
+    @staticmethod
+    def _read_back(
+        request: ChatRequest, body: dict[str, Any], response: ChatResponse
+    ) -> ChatResponse:
+        return (
+            emulated_response(response, forced=is_forced(request))
+            if _emulated(request, body)
+            else response
+        )
 
     # -- response ---------------------------------------------------------------------------
 
@@ -644,6 +681,11 @@ def _sent_body(response: httpx.Response) -> dict[str, Any]:
     except (RuntimeError, ValueError):
         return {}
     return sent if isinstance(sent, dict) else {}
+
+
+def _emulated(request: ChatRequest, body: dict[str, Any]) -> bool:
+    """Whether ``body`` carries ``request``'s tools emulated (`_tool_emulation`)."""
+    return bool(request.tools) and "tools" not in body
 
 
 def _used_up(data: Any, max_tokens: int | None) -> bool:
