@@ -7,12 +7,16 @@ embedded model are in test_cli_local_model.py.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from fault_server import FaultServer, held, ok
 from forge_cli_runner import NO_KEY_ENV, forge_cli, invoke, ollama_config, write_config
-from forge_core import EMBEDDED_MODEL, load_config
+from forge_core import EMBEDDED_MODEL, Forge, ForgeConfig, load_config
 from forge_test_support import closed_port_url
 from ollama_pull_server import OllamaPullServer
 
@@ -238,3 +242,126 @@ def test_health_and_config_check_show_each_deployment_with_its_host(tmp_path: Pa
         "gpu-box:llama3.1:8b",
         "lan-vllm:gpt-4o-mini",
     ]
+
+
+# -- balancing and cold loads: warm, health, stats --------------------------------------------
+
+
+def _two_ollama_hosts(path: Path, laptop: str, gpu_box: str, **ollama: Any) -> Path:
+    hosts = [{"name": "laptop", "base_url": laptop}, {"name": "gpu-box", "base_url": gpu_box}]
+    return write_config(
+        path,
+        {
+            "providers": {
+                "local": {"ollama": {"hosts": hosts, "preferred_models": ["tiny:1b"], **ollama}},
+                "cloud": {"openai": {"api_key_env": NO_KEY_ENV}},
+                "fallback": {"order": ["ollama"]},
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("pulled_on", "loaded_on", "flags", "preloaded"),
+    [
+        (("laptop", "gpu-box"), ("gpu-box",), (), ["gpu-box"]),  # where it is loaded serves
+        (("laptop", "gpu-box"), (), (), ["laptop"]),  # loaded nowhere: the config order
+        (("gpu-box",), (), (), ["gpu-box"]),  # only a host that has it pulled
+        (("laptop", "gpu-box"), ("gpu-box",), ("--all-hosts",), ["laptop", "gpu-box"]),
+    ],
+    ids=["loaded-host", "config-order", "pulled-host", "all-hosts"],
+)
+def test_warm_preloads_an_ollama_model_with_the_documented_body_on_the_hosts_that_will_serve(
+    tmp_path: Path,
+    pulled_on: tuple[str, ...],
+    loaded_on: tuple[str, ...],
+    flags: tuple[str, ...],
+    preloaded: list[str],
+) -> None:
+    with OllamaPullServer({}) as laptop, OllamaPullServer({}) as gpu_box:
+        servers = {"laptop": laptop, "gpu-box": gpu_box}
+        for name, server in servers.items():
+            server.pulled[:] = ["tiny:1b"] if name in pulled_on else []
+            server.loaded[:] = ["tiny:1b"] if name in loaded_on else []
+        config = _two_ollama_hosts(
+            tmp_path / "forge.yaml", laptop.base_url, gpu_box.base_url, keep_alive="10m"
+        )
+        result = invoke("warm", "tiny:1b", *flags, "--json", "-c", str(config))
+        text = invoke("warm", "tiny:1b", *flags, "-c", str(config))
+        sent = {
+            name: [body for _, path, body in server.requests if path == "/api/generate"]
+            for name, server in servers.items()
+        }
+    assert result.exit_code == 0, result.output
+    assert [entry["deployment"] for entry in json.loads(result.stdout)] == preloaded
+    preload = {"model": "tiny:1b", "keep_alive": "10m"}
+    assert sent == {name: [preload] * 2 if name in preloaded else [] for name in servers}
+    first = servers[preloaded[0]].base_url.removeprefix("http://")
+    assert f"loaded {preloaded[0]}:tiny:1b on {first} in " in text.stdout
+
+
+def test_warm_of_a_model_pulled_nowhere_exits_1_and_names_it(tmp_path: Path) -> None:
+    with OllamaPullServer({}, pulled=["other:2b"]) as laptop:
+        config = _two_ollama_hosts(tmp_path / "forge.yaml", laptop.base_url, closed_port_url())
+        result = invoke("warm", "tiny:1b", "-c", str(config))
+        generated = [path for _, path, _ in laptop.requests if path == "/api/generate"]
+    assert result.exit_code == 1
+    assert "tiny:1b is not pulled on any Ollama host that answers" in result.stderr
+    assert "skipped gpu-box" in result.stderr  # the host that does not answer
+    assert generated == []
+
+
+def test_health_shows_warming_while_a_request_forge_sent_waits_for_its_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from forge_core import cli
+
+    release = threading.Event()
+    with (
+        FaultServer([held(release, "loaded")], loaded=[]) as host,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        config = ForgeConfig.model_validate(
+            {
+                "providers": {
+                    "local": {
+                        "ollama": {
+                            "hosts": [{"name": "gpu-box", "base_url": host.root_url}],
+                            "preferred_models": ["m"],
+                        }
+                    },
+                    "fallback": {"order": ["ollama"]},
+                }
+            }
+        )
+        forge = Forge(config)
+        # The command reports on the Forge that routes: this one, with a request in flight.
+        monkeypatch.setattr(cli, "_forge_or_exit", lambda _: forge)
+        pending = pool.submit(forge.chat, "hi")
+        assert host.wait_for_requests(1)
+        as_json = invoke("health", "--json")
+        table = invoke("health")
+        release.set()
+        assert pending.result(timeout=10).content == "loaded"
+        after = invoke("health", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    [row] = json.loads(as_json.stdout)["providers"]
+    assert (row["deployment"], row["status"]) == ("gpu-box", "warming")
+    assert row["reason"] == "loading m for a request forge sent"
+    assert "warming" in table.stdout and "loading m" in table.stdout
+    assert json.loads(after.stdout)["providers"][0]["status"] == "up"
+
+
+def test_stats_show_in_flight_and_recent_latency_per_deployment(tmp_path: Path) -> None:
+    with FaultServer(default=ok("hi there"), loaded=["tiny:1b"]) as host:
+        config = ollama_config(tmp_path / "forge.yaml", host.root_url)
+        as_json = invoke("stats", "--after-chat", "hi", "--json", "-c", str(config))
+        table = invoke("stats", "--after-chat", "hi", "-c", str(config))
+    assert as_json.exit_code == 0, as_json.output
+    deployments = json.loads(as_json.stdout)["deployments"]
+    assert list(deployments) == ["ollama"]
+    load = deployments["ollama"]
+    assert (load["endpoint"], load["in_flight"], load["loading"]) == (host.root_url, 0, [])
+    assert list(load["latency_ms"]) == ["tiny:1b"] and load["latency_ms"]["tiny:1b"] > 0
+    assert "in flight" in table.stdout and "recent latency ms" in table.stdout
+    assert "tiny:1b " in table.stdout

@@ -31,6 +31,7 @@ __all__ = [
     "close_mid_stream",
     "forge_on",
     "hang",
+    "held",
     "malformed_json",
     "ok",
     "rate_limited",
@@ -66,6 +67,8 @@ class Fault:
     delay: float = 0.0
     stall_before: bool = False
     then: str = "done"
+    #: Answer only once this is set (or the server stops), whatever the action.
+    release: threading.Event | None = None
 
 
 def ok(text: str = "hello from the fault server", *pieces: str) -> Fault:
@@ -95,6 +98,11 @@ def rate_limited(retry_after: float | None = None, *, http_date: bool = False) -
         else f"{retry_after:g}"
     )
     return status(429, "rate limit exceeded", Retry_After=value)
+
+
+def held(release: threading.Event, text: str = "held answer") -> Fault:
+    """A normal answer, sent once ``release`` is set (the test decides when)."""
+    return Fault(text=text, pieces=(text,), release=release)
 
 
 def hang() -> Fault:
@@ -149,8 +157,10 @@ class FaultServer:
     ``GET .../models`` always answers the ``models`` listing with ``models_status``, outside
     the script (health probes and discovery use it); ``GET /api/tags`` answers the same
     ``models`` in Ollama's documented shape, for Ollama discovery (docs/providers.md, Ollama).
-    Any other GET answers 404, also outside the script (forge's dialect probes: a server that
-    does not describe itself); a subclass answers more paths by overriding ``_get``.
+    With ``loaded`` (a list, which a test may change), ``GET /api/ps`` answers those models as
+    Ollama's loaded ones; without it, 404. Any other GET answers 404, also outside the script
+    (forge's dialect probes: a server that does not describe itself); a subclass answers more
+    paths by overriding ``_get``.
     """
 
     def __init__(
@@ -161,6 +171,7 @@ class FaultServer:
         lifetime: float = 30.0,
         models: Sequence[str] = ("m",),
         models_status: int = 200,
+        loaded: Sequence[str] | None = None,
     ) -> None:
         self._script = script if callable(script) else list(script)
         self._default = default or ok()
@@ -171,6 +182,8 @@ class FaultServer:
         self.probes: list[str] = []
         self.models = list(models)
         self.models_status = models_status
+        self.loaded = list(loaded) if loaded is not None else None
+        self._arrived = threading.Condition(self._lock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +219,11 @@ class FaultServer:
                 self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(5)
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests (not GETs) have arrived; False if ``timeout`` passed."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def _next(self) -> Fault:
         with self._lock:
@@ -259,6 +277,7 @@ class FaultServer:
                 seen = Seen(path, body, fault)
                 with self._lock:
                     self.requests.append(seen)
+                    self._arrived.notify_all()
                 keep_open = await self._respond(fault, seen, reader, writer)
                 if not keep_open:
                     return
@@ -279,6 +298,8 @@ class FaultServer:
             return self.models_status, {"object": "list", "data": listing}
         if path == "/api/tags":
             return 200, {"models": [_ollama_tag(m) for m in self.models]}
+        if path == "/api/ps" and self.loaded is not None:
+            return 200, {"models": [_ollama_running(m) for m in self.loaded]}
         return 404, {"error": {"message": f"no route {path}", "type": "not_found"}}
 
     async def _hold(self, seen: Seen, reader: asyncio.StreamReader) -> None:
@@ -301,6 +322,10 @@ class FaultServer:
     ) -> bool:
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault.release is not None:
+            assert self._stop is not None
+            while not (fault.release.is_set() or self._stop.is_set()):
+                await asyncio.sleep(0.005)
         if fault.action == "hang":
             await self._hold(seen, reader)
             return False
@@ -377,6 +402,13 @@ def _ollama_tag(name: str) -> dict[str, Any]:
             "quantization_level": "Q4_0",
         },
     }
+
+
+def _ollama_running(name: str) -> dict[str, Any]:
+    """One ``/api/ps`` entry (a model loaded in memory now), as Ollama documents it."""
+    tag = _ollama_tag(name)
+    del tag["modified_at"]
+    return {**tag, "expires_at": "2025-05-04T18:07:44.706015396-07:00", "size_vram": 4109865159}
 
 
 def _envelope() -> dict[str, Any]:

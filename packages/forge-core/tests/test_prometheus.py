@@ -61,6 +61,12 @@ def test_stats_after_a_fallback_parse_as_prometheus_text() -> None:
     assert circuits[(("endpoint", refused), ("state", "closed"))] == 1
     assert circuits[(("endpoint", refused), ("state", "open"))] == 0
     assert samples(parsed["forge_circuit_consecutive_failures"])[(("endpoint", refused),)] == 1
+    assert samples(parsed["forge_deployment_in_flight"]) == {
+        (("deployment", "openai"),): 0,
+        (("deployment", "openrouter"),): 0,
+    }
+    [(labels, seconds)] = samples(parsed["forge_deployment_latency_seconds"]).items()
+    assert labels == (("deployment", "openrouter"), ("model", "m")) and seconds > 0
 
 
 def test_label_values_are_escaped_and_credentials_never_shown() -> None:

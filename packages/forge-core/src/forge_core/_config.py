@@ -78,6 +78,17 @@ class OllamaHostConfig(_Section):
 
     name: str = Field(pattern=_NAME_PATTERN, description="How order, CLI and metrics name it.")
     base_url: str
+    load_timeout_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="This host's load_timeout_seconds (a bigger or slower box); null: the "
+        "section's.",
+    )
+
+
+#: Seconds a cold start may add to the first-token limit by default (a large model on a
+#: spinning disk takes minutes; an 8B model from an SSD, seconds).
+DEFAULT_LOAD_TIMEOUT_SECONDS = 120.0
 
 
 class OllamaConfig(_Section):
@@ -117,7 +128,17 @@ class OllamaConfig(_Section):
         default=None, description="Ask thinking models to think (api: native only)."
     )
     health_check_timeout: float = Field(
-        default=1.0, gt=0, description="Seconds the /api/version health probe may take."
+        default=1.0,
+        gt=0,
+        description="Seconds the /api/version health probe (and the /api/ps listing of the "
+        "loaded models) may take.",
+    )
+    load_timeout_seconds: float = Field(
+        default=DEFAULT_LOAD_TIMEOUT_SECONDS,
+        ge=0,
+        description="Added to the first-token limit of a request to a host where the model is "
+        "not loaded (per /api/ps): Ollama loads it first. A timeout during that load is no "
+        "circuit-breaker failure (the request still fails over).",
     )
 
     @model_validator(mode="after")
@@ -313,6 +334,11 @@ class DeploymentSpec:
         """The section's read timeout (None for in-process models: the total deadline)."""
         return getattr(self.section, "timeout_seconds", None)
 
+    @property
+    def load_timeout_seconds(self) -> float:
+        """Seconds a cold start adds to the first-token limit (Ollama's; 0 for the others)."""
+        return float(getattr(self.section, "load_timeout_seconds", 0.0))
+
 
 def _as_kind(text: str) -> str:
     """A provider kind as its `Provider` member (a string too); any other text unchanged."""
@@ -393,7 +419,10 @@ class ProvidersConfig(_Section):
         ollama = self.local.ollama
         if ollama.hosts:
             for host in ollama.hosts:
-                own = ollama.model_copy(update={"base_url": host.base_url, "hosts": []})
+                update: dict[str, Any] = {"base_url": host.base_url, "hosts": []}
+                if host.load_timeout_seconds is not None:
+                    update["load_timeout_seconds"] = host.load_timeout_seconds
+                own = ollama.model_copy(update=update)
                 deployments[host.name] = DeploymentSpec(host.name, Provider.OLLAMA, True, own)
         else:
             deployments["ollama"] = DeploymentSpec("ollama", Provider.OLLAMA, True, ollama)
@@ -572,6 +601,13 @@ class RoutingConfig(_Section):
     )
     health_ttl_seconds: float = Field(
         default=30.0, gt=0, description="How long a health probe's result is trusted."
+    )
+    balance: Literal["warm-first", "ordered"] = Field(
+        default="warm-first",
+        description="How the deployments of one order entry that serve the same model are "
+        "ordered: 'warm-first', a host with the model loaded (Ollama's /api/ps) before one "
+        "where it would load, then the fewest requests in flight, then the lowest recent "
+        "latency; 'ordered', the config order. The model order comes first either way.",
     )
 
 

@@ -106,7 +106,11 @@ class Forge:
         ``output_tokens`` and ``spend_usd``; ``usage``: ``local_tokens``, ``cloud_tokens``,
         ``local_share`` (of all tokens, None before any), ``spend_usd`` and
         ``unpriced_tokens`` (cloud tokens of a model with no price in the ``pricing`` table);
-        ``circuits``: each endpoint's breaker state; ``health``: unexpired cached health;
+        ``circuits``: each endpoint's breaker state; ``deployments``: per deployment sent to,
+        its ``endpoint``, ``in_flight`` attempts, the models ``loading`` (a cold start in
+        flight) and ``latency_ms``, the recent latency by model that balancing uses (a moving
+        average of the first token of a stream, else the whole answer); ``health``: unexpired
+        cached health;
         ``backends``: each backend's own ``stats()`` where it has one (local models: load
         time, memory …). `forge_core.prometheus_text` renders it for Prometheus.
         """
@@ -122,7 +126,8 @@ class Forge:
 
     def check_health(self, *, refresh: bool = False) -> dict[str, str]:
         """Each deployment in the fallback order (a kind: each of its deployments), by name:
-        ``up``, ``warming``, ``down`` or ``unknown``.
+        ``up``, ``warming`` (a request this `Forge` sent waits there for its model to load),
+        ``down`` or ``unknown``.
 
         Cached results are used while fresh (``routing.health_ttl_seconds``) unless
         ``refresh``; otherwise the backend's own cheap probe runs (never a billed call).

@@ -4,12 +4,15 @@ Chat and embedding requests are planned by the same rules: the configured order 
 provider first, local before cloud with ``local_first``), a pinned ``provider:model`` or bare
 model name first, ``fallback.enabled``, ``local_only``, the capabilities the request needs,
 and every endpoint's circuit and cached health. Each candidate left out is a `Drop` with its
-reason, so a route always says why a provider was not tried.
+reason, so a route always says why a provider was not tried. Within one order entry, the
+deployments that serve the same model are balanced (``routing.balance``, `Planner._balanced`):
+where the model is loaded first, then the least busy, then the fastest lately.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -18,6 +21,7 @@ from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core._config import DeploymentSpec, ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, endpoint_of
+from forge_core._load import DeploymentLoad, Fetch, ResidentModels, in_listing
 from forge_core._retry import Clock
 from forge_core._types import (
     ChatRequest,
@@ -26,7 +30,7 @@ from forge_core._types import (
     ModelRequirements,
     Provider,
 )
-from forge_core.providers import ChatBackend
+from forge_core.providers import ChatBackend, OllamaAdmin, ollama_admin
 from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, EmbeddingBackend, ModelOrdering
 
 if TYPE_CHECKING:
@@ -51,6 +55,10 @@ class Candidate:
     deployment: str
     #: Whether the deployment counts as local (`DeploymentSpec.local`).
     local: bool
+    #: Whether the model is loaded at the endpoint (Ollama's ``/api/ps``, cached briefly):
+    #: False when the endpoint said it is not (a request there waits for it to load), None
+    #: when unknown (not an Ollama host, or the listing failed or was not asked).
+    loaded: bool | None = None
 
     @property
     def key(self) -> str:
@@ -81,6 +89,9 @@ class Planner:
         breakers: BreakerRegistry,
         health: HealthCache,
         clock: Clock,
+        *,
+        load: DeploymentLoad | None = None,
+        resident: ResidentModels | None = None,
     ) -> None:
         self._config = config
         self._backends = backends
@@ -88,8 +99,19 @@ class Planner:
         self._breakers = breakers
         self._health = health
         self._clock = clock
+        self._load = load or DeploymentLoad()
+        self._resident = resident or ResidentModels(clock=clock)
+        self._warm_first = config.routing.balance == "warm-first"
         #: (endpoint, model) -> when that endpoint last said it does not have the model.
         self._missing: dict[tuple[str, str], float] = {}
+        #: How to list the loaded models of each deployment that can say (Ollama hosts), when
+        #: balancing or a load allowance needs to know.
+        self._listers: dict[str, Fetch] = {}
+        for name, backend in backends.items():
+            admin = ollama_admin(backend)
+            spec = self._deployments[name]
+            if admin is not None and (self._warm_first or spec.load_timeout_seconds > 0):
+                self._listers[name] = functools.partial(_loaded_names, admin)
 
     def model_missing(self, candidate: Candidate) -> None:
         """Remember that ``candidate``'s endpoint answered "no such model" (a 404): for
@@ -236,6 +258,7 @@ class Planner:
                 ((entry, model) for entry in listed for model in entry[4]),
                 key=lambda pair: rank[pair[1]],
             )
+        usable: list[tuple[DeploymentSpec, ChatBackend, str, CircuitBreaker, str]] = []
         for (spec, backend, endpoint, breaker, _), name in ordered:
             age = self._missing_since(endpoint, name)
             reason: str | None
@@ -248,7 +271,14 @@ class Planner:
                     Drop(provider=spec.kind, model=name, deployment=spec.name, reason=reason)
                 )
                 continue
-            candidates.append(
+            usable.append((spec, backend, endpoint, breaker, name))
+        listers = self._listers
+        wanted = {entry[2]: lister for entry in usable if (lister := listers.get(entry[0].name))}
+        resident = self._resident.names(wanted) if wanted else {}
+        planned = []
+        for spec, backend, endpoint, breaker, name in usable:
+            names = resident.get(endpoint)
+            planned.append(
                 Candidate(
                     spec.kind,
                     name,
@@ -257,8 +287,32 @@ class Planner:
                     breaker,
                     deployment=spec.name,
                     local=spec.local,
+                    loaded=None if names is None else in_listing(name, names),
                 )
             )
+        if self._warm_first and len(listed) > 1:
+            planned = self._balanced(planned)
+        candidates.extend(planned)
+
+    def _balanced(self, planned: list[Candidate]) -> list[Candidate]:
+        """``planned`` with the deployments of each model in balance order: the model loaded
+        there first, then the fewest attempts in flight, then the lowest recent latency (one
+        not measured yet first, so it gets measured); ties keep the config order."""
+        load = self._load
+
+        def rank(candidate: Candidate) -> tuple[bool, int, float]:
+            endpoint = candidate.endpoint
+            latency = load.latency(endpoint, candidate.model)
+            return (
+                candidate.loaded is not True,
+                load.in_flight(endpoint),
+                0.0 if latency is None else latency,
+            )
+
+        balanced: list[Candidate] = []
+        for _, same_model in itertools.groupby(planned, key=lambda c: c.model):
+            balanced.extend(sorted(same_model, key=rank))
+        return balanced
 
     @staticmethod
     def _models(
@@ -324,6 +378,11 @@ class Planner:
         first = self._config.model_preferences.default_provider or (order[0] if order else None)
         target = providers.resolve(first) if first is not None else None
         return [(name, bare) for name, _ in target] if target else None
+
+
+def _loaded_names(admin: OllamaAdmin) -> list[str]:
+    """The models ``admin``'s server has loaded now, within its health-check timeout."""
+    return [model.name for model in admin.running_models(admin.health_check_timeout)]
 
 
 class ProviderSelector:

@@ -72,7 +72,9 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
     ``model``; ``forge_routed_tokens_total`` (by ``where``: local, cloud),
     ``forge_local_token_share``, ``forge_unpriced_tokens_total``; ``forge_circuit_state``
     (1 for the endpoint's state), ``forge_circuit_consecutive_failures``,
-    ``forge_circuit_opened_total`` per ``endpoint``; ``forge_local_model_resident_bytes``,
+    ``forge_circuit_opened_total`` per ``endpoint``; ``forge_deployment_in_flight`` per
+    ``deployment`` and ``forge_deployment_latency_seconds`` per ``deployment`` and ``model``;
+    ``forge_local_model_resident_bytes``,
     ``forge_local_model_load_seconds``, ``forge_local_model_requests_total`` per loaded
     in-process ``model``, and ``forge_process_resident_bytes``.
     """
@@ -194,6 +196,25 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
         [
             ({"endpoint": _safe_url(endpoint)}, circuit["times_opened"])
             for endpoint, circuit in circuits.items()
+        ],
+    )
+
+    deployments: Mapping[str, Mapping[str, Any]] = stats.get("deployments") or {}
+    out.family(
+        "forge_deployment_in_flight",
+        "gauge",
+        "Attempts in flight at each deployment (what balancing counts).",
+        [({"deployment": name}, load["in_flight"]) for name, load in deployments.items()],
+    )
+    out.family(
+        "forge_deployment_latency_seconds",
+        "gauge",
+        "Recent latency per deployment and model (a moving average: first token of a "
+        "stream, else the whole answer).",
+        [
+            ({"deployment": name, "model": model}, ms / 1000.0)
+            for name, load in deployments.items()
+            for model, ms in (load.get("latency_ms") or {}).items()
         ],
     )
 

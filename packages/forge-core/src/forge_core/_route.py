@@ -27,6 +27,7 @@ from forge_core._exceptions import (
     StreamInterrupted,
 )
 from forge_core._health import HealthStatus
+from forge_core._load import Busy
 from forge_core._planning import Candidate, circuit_reason
 from forge_core._retry import FirstAttempt, RetryScope
 from forge_core._streaming import Opened, Said, StreamState
@@ -84,6 +85,8 @@ class Route:
         #: Endpoints that gave no HTTP answer in this request (refused, dropped, timed out), and
         #: the model asked: their other candidates (the next preferred model) are skipped.
         self._silent: dict[str, str] = {}
+        #: The attempt in flight (a route makes one at a time), counted in the router's load.
+        self._busy: Busy | None = None
 
     def _elapsed_ms(self, since: float) -> float:
         return (self.clock.monotonic() - since) * 1000.0
@@ -138,7 +141,21 @@ class Route:
             self.observer.dropped(drop)
             raise Skip(reason)
         self.observer.attempt_started(candidate, ticket)
+        self._busy = self.router.load.started(
+            candidate.endpoint, candidate.model, loading=candidate.loaded is False
+        )
         return ticket
+
+    def _attempt_ended(self, seconds: float | None = None) -> None:
+        """The attempt in flight is over; ``seconds``: its latency, when it answered."""
+        busy = self._busy
+        if busy is not None:
+            self._busy = None
+            busy.ended(seconds)
+
+    def _cold_start(self) -> bool:
+        """Whether the attempt in flight is still waiting for its model to load."""
+        return self._busy is not None and self._busy.loading
 
     # -- deadlines --------------------------------------------------------------------------
 
@@ -151,6 +168,7 @@ class Route:
         are a little longer, so the trail always names the limit that was meant to fire.
         """
         first, idle = self.router.limits(candidate.deployment)
+        first += self.router.load_allowance(candidate)
         grace = _BACKSTOP_GRACE if backstop else 0.0
         return AttemptTimeouts(
             connect=self.router.config.routing.connect_timeout_seconds,
@@ -159,8 +177,10 @@ class Route:
         )
 
     def first_token_limit(self, candidate: Candidate, started: float) -> tuple[float, str]:
-        """Seconds the first token may take from now, and which limit that is."""
+        """Seconds the first token may take from now (a cold start's load allowance
+        included), and which limit that is."""
         first, _ = self.router.limits(candidate.deployment)
+        first += self.router.load_allowance(candidate)
         left = first - (self.clock.monotonic() - started)
         remaining = self.remaining()
         return (left, "first_token") if left <= remaining else (remaining, "total")
@@ -169,11 +189,18 @@ class Route:
         """The error for a limit the router itself enforced."""
         what = {"first_token": "no first token", "idle": "no chunk", "total": "total deadline"}
         first, idle = self.router.limits(candidate.deployment)
+        allowance = self.router.load_allowance(candidate)
         total = self.router.config.routing.total_timeout_seconds
-        seconds = {"first_token": first, "idle": idle, "total": total}.get(phase, seconds)
+        limits = {"first_token": first + allowance, "idle": idle, "total": total}
+        seconds = limits.get(phase, seconds)
+        loading = (
+            f" ({first:.3g}s + {allowance:.3g}s to load the model)"
+            if phase == "first_token" and allowance
+            else ""
+        )
         return ForgeTimeout(
             f"{candidate.provider.value}:{candidate.model}: {phase.replace('_', '-')} timeout: "
-            f"{what.get(phase, phase)} within {max(seconds, 0.0):.3g}s",
+            f"{what.get(phase, phase)} within {max(seconds, 0.0):.3g}s{loading}",
             timeout_seconds=seconds,
             phase=phase,
             provider=candidate.provider.value,
@@ -185,8 +212,10 @@ class Route:
         if not isinstance(exc, ForgeTimeout) or exc.phase is not None:
             return exc
         phase = "total" if self.remaining() <= 0 else ("idle" if streamed else "first_token")
+        allowance = self.router.load_allowance(candidate) if phase == "first_token" else 0.0
+        loading = f" (with {allowance:.3g}s to load the model)" if allowance else ""
         labelled = ForgeTimeout(
-            f"{phase.replace('_', '-')} timeout: {exc}",
+            f"{phase.replace('_', '-')} timeout{loading}: {exc}",
             timeout_seconds=exc.timeout_seconds,
             phase=phase,
             provider=exc.provider,
@@ -227,7 +256,17 @@ class Route:
         elif exc.status_code is None and exc.retryable:
             self._silent.setdefault(candidate.endpoint, candidate.model)
         breaker = candidate.breaker
-        if exc.retryable:
+        if (
+            isinstance(exc, ForgeTimeout)
+            and exc.phase in ("first_token", "total")
+            and not streamed
+            and self._cold_start()
+        ):
+            # The host was loading the model (a cold start): slow, not broken. The request
+            # fails over all the same; the circuit stays as it was.
+            logger.info("forge: %s timed out loading the model: no circuit failure", candidate.key)
+            breaker.release(ticket)
+        elif exc.retryable:
             trip = (
                 isinstance(exc, ForgeTimeout) and self.router.config.routing.breaker_open_on_timeout
             )
@@ -242,6 +281,7 @@ class Route:
             # Auth, bad request (a refused parameter too), unknown model: the endpoint
             # answered, so it is up.
             breaker.record_success(ticket)
+        self._attempt_ended()
         self.observer.attempt_ended(candidate, exc)
         return exc
 
@@ -257,13 +297,24 @@ class Route:
     def abandoned(self, candidate: Candidate, ticket: Ticket) -> None:
         """The caller cancelled the attempt: it proves nothing about the endpoint."""
         candidate.breaker.release(ticket)
+        self._attempt_ended()
         self.observer.abandoned(candidate)
 
-    def first_token(self, opened: Opened[Any]) -> None:
-        """Record the time to the first content token."""
+    def first_token(self, candidate: Candidate, opened: Opened[Any]) -> None:
+        """Record the time to the first content token (the attempt's latency sample)."""
         if self.trail.ttft_ms is None:
             self.trail.ttft_ms = self._elapsed_ms(self._started)
         opened.ttft_ms = self._elapsed_ms(opened.started)
+        self._model_answered(candidate, opened.ttft_ms / 1000.0)
+
+    def _model_answered(self, candidate: Candidate, seconds: float) -> None:
+        """The model produced its first token after ``seconds``: it is loaded there now."""
+        busy = self._busy
+        if busy is None:
+            return
+        if busy.loading:
+            self.router.resident.mark_loaded(candidate.endpoint, candidate.model)
+        busy.first_token(seconds)
 
     def _succeeded(
         self,
@@ -290,6 +341,8 @@ class Route:
             ttft_ms=ttft_ms if ttft_ms is not None else elapsed,
         )
         candidate.breaker.record_success(ticket)
+        self._model_answered(candidate, (ttft_ms if ttft_ms is not None else elapsed) / 1000.0)
+        self._attempt_ended()
         self.observer.attempt_ended(candidate, None)
         self.router.health.mark(candidate.endpoint, HealthStatus.UP)
         self.trail.provider = candidate.provider

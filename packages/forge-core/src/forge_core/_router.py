@@ -19,6 +19,7 @@ from forge_core._breaker import BreakerRegistry, CircuitBreaker
 from forge_core._config import ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, ModelDiscovery, endpoint_of
+from forge_core._load import DeploymentLoad, ResidentModels
 from forge_core._metrics import Metrics
 from forge_core._planning import Candidate, Planner
 from forge_core._retry import Clock, RetryPolicy, SystemClock
@@ -53,7 +54,8 @@ class Router:
     """Builds the ordered candidate list for a request and tries it until one answers.
 
     ``clock`` and ``rng`` are injectable so retries, backoff and cooldowns are testable
-    without sleeping; ``breakers``, ``metrics`` and ``health`` may be shared between routers.
+    without sleeping; ``breakers``, ``metrics``, ``health`` and ``load`` (attempts in flight
+    and recent latency per endpoint) may be shared between routers.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Router:
         breakers: BreakerRegistry | None = None,
         metrics: Metrics | None = None,
         health: HealthCache | None = None,
+        load: DeploymentLoad | None = None,
     ) -> None:
         self.config = config
         self._backends = dict(backends)
@@ -85,7 +88,19 @@ class Router:
             clock=self.clock,
         )
         self._limits: dict[str, tuple[float, float]] = {}
-        self.planner = Planner(config, self._backends, self.breakers, self.health, self.clock)
+        #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
+        self.load = load or DeploymentLoad()
+        #: What each Ollama host has loaded (``/api/ps``, cached briefly).
+        self.resident = ResidentModels(clock=self.clock)
+        self.planner = Planner(
+            config,
+            self._backends,
+            self.breakers,
+            self.health,
+            self.clock,
+            load=self.load,
+            resident=self.resident,
+        )
         #: The candidates to try for a request, in order, and the ones dropped before any
         #: network call (`Planner.plan`).
         self.plan = self.planner.plan
@@ -103,21 +118,45 @@ class Router:
         return self.breakers.get(endpoint_of(backend))
 
     def stats(self) -> dict[str, Any]:
-        """Per ``provider:model`` counters and percentiles, every endpoint's circuit, and the
-        tokens and spend (``usage``: local and cloud tokens, the local share, USD)."""
+        """Per ``provider:model`` counters and percentiles, every endpoint's circuit, the
+        tokens and spend (``usage``: local and cloud tokens, the local share, USD), and per
+        deployment the attempts in flight, the models loading and the recent latency."""
         return {
             "models": self.metrics.snapshot(),
             "circuits": self.breakers.snapshot(),
             "usage": self.metrics.usage(),
+            "deployments": self.deployment_load(),
+        }
+
+    def deployment_load(self) -> dict[str, dict[str, Any]]:
+        """Each deployment this router has sent attempts to: its ``endpoint``, ``in_flight``
+        attempts, the models ``loading`` (a cold start in flight) and ``latency_ms``, the
+        recent latency by model (first token of a stream, else the whole answer)."""
+        load = self.load.snapshot()
+        return {
+            name: {"endpoint": endpoint, **load[endpoint]}
+            for name, backend in self._backends.items()
+            if (endpoint := endpoint_of(backend)) in load
         }
 
     def check_health(self, backend: ChatBackend, *, refresh: bool = False) -> HealthStatus:
-        """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe."""
-        return self.health.check(
-            endpoint_of(backend), backend, DEFAULT_HEALTH_TIMEOUT, refresh=refresh
-        )
+        """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe;
+        ``warming`` while an attempt of this router waits there for a model to load."""
+        endpoint = endpoint_of(backend)
+        status = self.health.check(endpoint, backend, DEFAULT_HEALTH_TIMEOUT, refresh=refresh)
+        if status is HealthStatus.UP and self.load.loading(endpoint):
+            return HealthStatus.WARMING
+        return status
 
     # -- selection --------------------------------------------------------------------------
+
+    def load_allowance(self, candidate: Candidate) -> float:
+        """Seconds added to ``candidate``'s first-token limit: its deployment's
+        ``load_timeout_seconds`` when the model is not loaded there (a cold start), else 0."""
+        if candidate.loaded is not False:
+            return 0.0
+        spec = self.config.providers.deployments.get(candidate.deployment)
+        return spec.load_timeout_seconds if spec is not None else 0.0
 
     def limits(self, deployment: str) -> tuple[float, float]:
         """The first-token and idle limits for ``deployment`` (fixed by the config: kept)."""
@@ -305,7 +344,7 @@ class Router:
                             async for chunk in chunks:
                                 opened.buffered.append(chunk)
                                 if has_token(chunk):
-                                    route.first_token(opened)
+                                    route.first_token(candidate, opened)
                                     return opened
                     except TimeoutError:
                         raise route.timeout(candidate, phase, limit) from None

@@ -74,6 +74,34 @@ def test_hosts_and_endpoints_are_named_deployments_and_order_entries_resolve() -
     assert resolve("gpu-box:llama3.1:8b") == [("gpu-box", "llama3.1:8b")]
 
 
+def test_balancing_and_load_timeouts_default_and_a_host_may_set_its_own() -> None:
+    assert ForgeConfig().routing.balance == "warm-first"
+    assert ForgeConfig().providers.deployments["ollama"].load_timeout_seconds == 120
+    override = ForgeConfig.model_validate(
+        {
+            "providers": {
+                "local": {
+                    "ollama": {
+                        "load_timeout_seconds": 60,
+                        "hosts": [
+                            {"name": "laptop", "base_url": "http://127.0.0.1:11434"},
+                            {
+                                "name": "big-box",
+                                "base_url": "http://10.0.0.5:11434",
+                                "load_timeout_seconds": 600,
+                            },
+                        ],
+                    }
+                }
+            }
+        }
+    )
+    deployments = override.providers.deployments
+    assert deployments["laptop"].load_timeout_seconds == 60
+    assert deployments["big-box"].load_timeout_seconds == 600
+    assert deployments["openai"].load_timeout_seconds == 0
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "key_path", "detail"),
     [

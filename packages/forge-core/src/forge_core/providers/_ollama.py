@@ -83,6 +83,7 @@ DEFAULT_OLLAMA_EMBEDDING_MODEL = "nomic-embed-text"
 _VERSION = Call("GET", "/api/version")
 _V1_MODELS = Call("GET", "/v1/models")
 _TAGS = Call("GET", "/api/tags")
+_PS = Call("GET", "/api/ps")
 
 
 class OllamaModelDetails(BaseModel):
@@ -203,6 +204,11 @@ class OllamaAdmin:
         response = self.transport.send(_VERSION, timeout or self._health_check_timeout)
         return str(_json(response, "").get("version"))
 
+    @property
+    def health_check_timeout(self) -> float:
+        """Seconds a health probe (and the listing of loaded models for routing) may take."""
+        return self._health_check_timeout
+
     def health_check(self, timeout: float | None = None) -> bool:
         """True when ``/api/version`` (or, with ``v1_health``, ``/v1/models`` on a server
         without the native API) answers 200 within the health-check timeout. Never raises."""
@@ -240,9 +246,10 @@ class OllamaAdmin:
         self.model_capabilities[model] = _capabilities_from_show(info)
         return info
 
-    def running_models(self) -> list[OllamaRunningModel]:
-        """The models loaded in memory now (``GET /api/ps``)."""
-        data = _json(self.transport.send(Call("GET", "/api/ps")), "")
+    def running_models(self, timeout: float | None = None) -> list[OllamaRunningModel]:
+        """The models loaded in memory now (``GET /api/ps``), within ``timeout`` seconds
+        (default: the client's timeout)."""
+        data = _json(self.transport.send(_PS, timeout), "")
         try:
             return [OllamaRunningModel.model_validate(entry) for entry in data.get("models") or []]
         except ValueError as exc:
