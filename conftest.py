@@ -4,7 +4,8 @@ tests/support/README.md describes the helper modules, these fixtures and the two
 module whose tests reach the real llama-cpp-python server carries ``pytestmark =
 pytest.mark.local_server``, one that runs the embedded GGUF carries ``pytestmark =
 pytest.mark.local_model``. `pytest_collection_modifyitems` below refuses to run a test that uses
-the server fixtures without the ``local_server`` marker.
+the server fixtures without the ``local_server`` marker, or the ``redis_server`` fixture
+without the ``redis_server`` marker.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from forge_test_support import LocalServer, embedded_model_path, run_local_server
+from redis_server import RedisServer, run_redis
 
 #: Fixtures that start llama-cpp-python's real server: a test using one (directly or through
 #: another fixture) must be marked ``local_server``.
 SERVER_FIXTURES = ("local_server", "tool_server")
+#: Fixtures that start a real ``redis-server``: a test using one must be marked ``redis_server``.
+REDIS_FIXTURES = ("redis_server",)
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +45,22 @@ def tool_server(embedded_model: Path) -> Iterator[LocalServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on 127.0.0.1 for the whole session (tests keep apart by key
+    prefix); a test that kills or pauses Redis starts its own with `run_redis`."""
+    with run_redis() as server:
+        yield server
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse to run a test that uses a server fixture but lacks the ``local_server`` marker."""
+    """Refuse to run a test that uses a server fixture but lacks its marker."""
     unmarked = []
     for item in items:
+        if item.get_closest_marker("redis_server") is None and any(
+            name in getattr(item, "fixturenames", ()) for name in REDIS_FIXTURES
+        ):
+            unmarked.append(f"  {item.nodeid} uses the redis_server fixture but is not marked")
         used = [name for name in SERVER_FIXTURES if name in getattr(item, "fixturenames", ())]
         if used and item.get_closest_marker("local_server") is None:
             unmarked.append(
@@ -53,7 +69,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
     if unmarked:
         raise pytest.UsageError(
-            "tests that need llama-cpp-python's real server must be marked local_server:\n"
+            "tests that need llama-cpp-python's real server must be marked local_server, those"
+            " that need redis-server redis_server:\n"
             + "\n".join(unmarked)
             + "\nput `pytestmark = pytest.mark.local_server` at the top of their module (a list"
             " with pytest.mark.local_model if it also runs the embedded model); see"

@@ -35,7 +35,7 @@ def test_import_forge_core_does_not_import_heavy_dependencies() -> None:
         """
         import sys
         import forge_core
-        heavy = {"llama_cpp", "onnxruntime", "numpy"} & set(sys.modules)
+        heavy = {"llama_cpp", "onnxruntime", "numpy", "redis"} & set(sys.modules)
         print(sorted(heavy))
         """
     )

@@ -16,6 +16,11 @@ closed --N consecutive failures--> open --cooldown passed--> half-open --probe o
 Every method takes a `threading.Lock` for a few field updates and never awaits, so one
 breaker is safe from threads and from any number of asyncio tasks.
 
+With a `SharedState` (``routing.state.backend: redis``) the fields are also the fleet's: each
+read first adopts a newer shared record (read through a cache a few ms fresh), each change is
+written back, and the half-open probe also needs the fleet's one probe lease. While the store
+is away the breaker works on its own fields alone, as with memory state.
+
 A breaker counts the failures it is told of; what it is told is decided in `Route.failed`: one
 failure per request and endpoint however often the request was retried (a probe and a timeout
 trip always count), and none for an error that says the request itself was bad.
@@ -25,11 +30,13 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from forge_core._config import RoutingConfig
 from forge_core._retry import Clock, SystemClock
+from forge_core._state import BreakerRecord, SharedState
 
 __all__ = ["BreakerRegistry", "CircuitBreaker", "CircuitState", "Ticket"]
 
@@ -61,8 +68,13 @@ class CircuitBreaker:
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
         clock: Clock | None = None,
+        shared: SharedState | None = None,
+        probe_lease: float = 300.0,
     ) -> None:
         self.name = name
+        self._shared = shared
+        self._probe_lease = probe_lease
+        self._version = 0
         self._threshold = failure_threshold
         self._base_cooldown = cooldown
         self._max_cooldown = max(max_cooldown, cooldown)
@@ -78,7 +90,42 @@ class CircuitBreaker:
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state.value!r})"
 
+    def _sync(self, *, fresh: bool = False) -> None:
+        """Adopt the shared record when it is newer than what this breaker last saw."""
+        if self._shared is None:
+            return
+        record = self._shared.load_breaker(self.name, fresh=fresh)
+        if record is None or record.version <= self._version:
+            return
+        self._version = record.version
+        self._state = CircuitState(record.state)
+        self._failures = record.failures
+        self._cooldown = record.cooldown
+        self._times_opened = record.times_opened
+        self._opened_at = self._clock.monotonic() - max(time.time() - record.opened_at, 0.0)
+        if self._state is CircuitState.CLOSED:
+            self._probe_in_flight = False
+
+    def _publish(self) -> None:
+        """Write this breaker's fields as the fleet's record (half-open is stored as open)."""
+        if self._shared is None:
+            return
+        state = CircuitState.OPEN if self._state is CircuitState.HALF_OPEN else self._state
+        opened_at = time.time() - (self._clock.monotonic() - self._opened_at)
+        version = self._shared.save_breaker(
+            self.name,
+            BreakerRecord(
+                state.value, self._failures, self._cooldown, opened_at, self._times_opened
+            ),
+        )
+        if version is not None:
+            self._version = version
+
     def _refresh(self) -> None:
+        self._sync()
+        self._refresh_local()
+
+    def _refresh_local(self) -> None:
         if (
             self._state is CircuitState.OPEN
             and self._clock.monotonic() >= self._opened_at + self._cooldown
@@ -108,9 +155,26 @@ class CircuitBreaker:
             if self._state is CircuitState.CLOSED:
                 return Ticket(probe=False)
             if self._state is CircuitState.HALF_OPEN and not self._probe_in_flight:
+                if self._shared is not None:
+                    return self._fleet_probe(self._shared)
                 self._probe_in_flight = True
                 return Ticket(probe=True)
             return None
+
+    def _fleet_probe(self, shared: SharedState) -> Ticket | None:
+        """The probe ticket if this process takes the fleet's probe lease and the circuit is
+        still half-open once the record is re-read (another process may have just closed it,
+        or re-opened it after its own probe)."""
+        if not shared.acquire_probe(self.name, self._probe_lease):
+            return None
+        self._sync(fresh=True)
+        self._refresh_local()
+        state = self._state
+        if state is CircuitState.HALF_OPEN:
+            self._probe_in_flight = True
+            return Ticket(probe=True)
+        shared.release_probe(self.name)
+        return Ticket(probe=False) if state is CircuitState.CLOSED else None
 
     def retry_in(self) -> float:
         """Seconds until an open circuit lets a probe through (0 when it is not open)."""
@@ -124,26 +188,37 @@ class CircuitBreaker:
         """The call answered: a probe closes the circuit; any success resets the count."""
         with self._lock:
             if ticket.probe or self._state is CircuitState.CLOSED:
+                changed = ticket.probe or self._failures != 0
                 self._state = CircuitState.CLOSED
                 self._failures = 0
                 self._cooldown = self._base_cooldown
                 self._probe_in_flight = False
+                if changed:
+                    self._publish()
+            if ticket.probe and self._shared is not None:
+                self._shared.release_probe(self.name)
 
     def record_failure(self, ticket: Ticket, *, trip: bool = False) -> None:
         """The call failed; ``trip`` opens a closed circuit at once (a stalled endpoint)."""
         with self._lock:
+            self._sync()
             self._failures += 1
             if ticket.probe:
                 self._probe_in_flight = False
                 self._open(min(self._cooldown * 2, self._max_cooldown))
             elif self._state is CircuitState.CLOSED and (trip or self._failures >= self._threshold):
                 self._open(self._cooldown)
+            self._publish()
+            if ticket.probe and self._shared is not None:
+                self._shared.release_probe(self.name)
 
     def release(self, ticket: Ticket) -> None:
         """The call was abandoned (cancelled) before it said anything about the endpoint."""
         if ticket.probe:
             with self._lock:
                 self._probe_in_flight = False
+                if self._shared is not None:
+                    self._shared.release_probe(self.name)
 
     def _open(self, cooldown: float) -> None:
         self._state = CircuitState.OPEN
@@ -179,20 +254,32 @@ class BreakerRegistry:
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
         clock: Clock | None = None,
+        shared: SharedState | None = None,
+        probe_lease: float = 300.0,
     ) -> None:
         self._settings = (failure_threshold, cooldown, max_cooldown)
+        self.shared = shared
+        self._probe_lease = probe_lease
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
 
     @classmethod
-    def from_config(cls, routing: RoutingConfig, clock: Clock | None = None) -> BreakerRegistry:
-        """A registry using the ``routing`` section's breaker keys."""
+    def from_config(
+        cls,
+        routing: RoutingConfig,
+        clock: Clock | None = None,
+        shared: SharedState | None = None,
+    ) -> BreakerRegistry:
+        """A registry using the ``routing`` section's breaker keys (and ``shared`` state, whose
+        probe lease lasts at most ``total_timeout_seconds``: no probe outlives it)."""
         return cls(
             failure_threshold=routing.breaker_failure_threshold,
             cooldown=routing.breaker_cooldown_seconds,
             max_cooldown=routing.breaker_max_cooldown_seconds,
             clock=clock,
+            shared=shared,
+            probe_lease=routing.total_timeout_seconds,
         )
 
     def get(self, endpoint: str) -> CircuitBreaker:
@@ -207,12 +294,17 @@ class BreakerRegistry:
                     cooldown=cooldown,
                     max_cooldown=max_cooldown,
                     clock=self._clock,
+                    shared=self.shared,
+                    probe_lease=self._probe_lease,
                 )
                 self._breakers[endpoint] = breaker
             return breaker
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Every known endpoint's circuit."""
+        """Every known endpoint's circuit (with shared state: every endpoint the fleet knows)."""
+        if self.shared is not None:
+            for endpoint in self.shared.breakers():
+                self.get(endpoint)
         with self._lock:
             breakers = list(self._breakers.values())
         return {breaker.name: breaker.snapshot() for breaker in breakers}

@@ -536,6 +536,58 @@ class ModelPreferences(_Section):
     )
 
 
+class StateConfig(_Section):
+    """``routing.state``: where breakers and health live (docs/behaviour.md, "Shared state").
+
+    ``memory`` (the default) keeps them in this process; ``redis`` shares them with every
+    process using the same ``url`` and ``key_prefix`` (needs forge-core[redis]). A bare string
+    (``state: redis`` is not enough: it needs a url) names the backend.
+    """
+
+    backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="memory: per process, as without this section; redis: shared by the fleet.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The Redis URL, e.g. redis://127.0.0.1:6379/0 (a password in it is never "
+        "logged).",
+    )
+    key_prefix: str = Field(
+        default="forge",
+        min_length=1,
+        description="Prefix of every key forge writes: two configs on one Redis stay apart.",
+    )
+    timeout_seconds: float = Field(
+        default=0.05, gt=0, description="Bound of every Redis call (connect and read)."
+    )
+    cache_ttl_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        description="How long a shared breaker or health entry read is reused locally: the "
+        "most another process's change can be late, besides one Redis round trip.",
+    )
+    retry_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="After Redis failed, routing uses local state for this long before "
+        "trying Redis again.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"backend": value}
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("routing.state.backend redis needs a url (redis://host:port/db)")
+        return self
+
+
 class RoutingConfig(_Section):
     """``routing``: deadlines, retries, circuit breakers and the mid-stream failure policy."""
 
@@ -608,6 +660,10 @@ class RoutingConfig(_Section):
         "ordered: 'warm-first', a host with the model loaded (Ollama's /api/ps) before one "
         "where it would load, then the fewest requests in flight, then the lowest recent "
         "latency; 'ordered', the config order. The model order comes first either way.",
+    )
+    state: StateConfig = Field(
+        default_factory=StateConfig,
+        description="Where breakers and health live: this process, or Redis shared by the fleet.",
     )
 
 

@@ -18,6 +18,7 @@ from cachetools import TTLCache
 
 from forge_core._exceptions import ProviderError
 from forge_core._retry import Clock, SystemClock
+from forge_core._state import SharedState
 
 logger = logging.getLogger("forge.health")
 
@@ -57,15 +58,31 @@ class HealthStatus(enum.StrEnum):
 class HealthCache:
     """Endpoint -> status, each entry trusted for ``ttl`` seconds (a `cachetools.TTLCache`)."""
 
-    def __init__(self, ttl: float = 30.0, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        *,
+        clock: Clock | None = None,
+        shared: SharedState | None = None,
+    ) -> None:
         self._clock = clock or SystemClock()
+        self._ttl = ttl
+        self._shared = shared
         self._lock = threading.Lock()
         self._cache: TTLCache[str, HealthStatus] = TTLCache(
             maxsize=_MAX_ENDPOINTS, ttl=ttl, timer=self._clock.monotonic
         )
 
     def cached(self, endpoint: str) -> HealthStatus | None:
-        """The cached status, or None when there is none or it expired (never probes)."""
+        """The cached status, or None when there is none or it expired (never probes).
+
+        With shared state the fleet's entry wins (another process may have just found the
+        endpoint down); this process's own entry answers while the store has none or is away.
+        """
+        if self._shared is not None:
+            status = self._shared.load_health(endpoint)
+            if status is not None:
+                return HealthStatus.of(status)
         with self._lock:
             return self._cache.get(endpoint)
 
@@ -73,6 +90,8 @@ class HealthCache:
         """Record ``status`` for ``endpoint`` (a probe's result, or a call that just answered)."""
         with self._lock:
             self._cache[endpoint] = status
+        if self._shared is not None:
+            self._shared.save_health(endpoint, status.value, self._ttl)
 
     def check(
         self, endpoint: str, backend: object, timeout: float, *, refresh: bool = False
@@ -107,9 +126,12 @@ class HealthCache:
         return status
 
     def snapshot(self) -> dict[str, str]:
-        """Every unexpired entry."""
+        """Every unexpired entry (with shared state, the fleet's entries over this process's)."""
         with self._lock:
-            return {endpoint: status.value for endpoint, status in self._cache.items()}
+            entries = {endpoint: status.value for endpoint, status in self._cache.items()}
+        if self._shared is not None:
+            entries.update(self._shared.health())
+        return entries
 
 
 class ModelDiscovery:

@@ -24,6 +24,7 @@ from forge_core._metrics import Metrics
 from forge_core._planning import Candidate, Planner
 from forge_core._retry import Clock, RetryPolicy, SystemClock
 from forge_core._route import R, Route, Skip
+from forge_core._state import shared_state_for
 from forge_core._streaming import (
     Opened,
     Said,
@@ -78,9 +79,15 @@ class Router:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.retry_policy = RetryPolicy.from_config(config.routing)
-        self.breakers = breakers or BreakerRegistry.from_config(config.routing, self.clock)
+        #: The fleet's shared routing state (``routing.state``), None with memory state.
+        self.shared = shared_state_for(config.routing.state)
+        self.breakers = breakers or BreakerRegistry.from_config(
+            config.routing, self.clock, shared=self.shared
+        )
         self.metrics = metrics or Metrics()
-        self.health = health or HealthCache(config.routing.health_ttl_seconds, clock=self.clock)
+        self.health = health or HealthCache(
+            config.routing.health_ttl_seconds, clock=self.clock, shared=self.shared
+        )
         self.discovery = ModelDiscovery(
             self._backends,
             health=self.health,
@@ -118,15 +125,21 @@ class Router:
         return self.breakers.get(endpoint_of(backend))
 
     def stats(self) -> dict[str, Any]:
-        """Per ``provider:model`` counters and percentiles, every endpoint's circuit, the
-        tokens and spend (``usage``: local and cloud tokens, the local share, USD), and per
-        deployment the attempts in flight, the models loading and the recent latency."""
-        return {
+        """Per ``provider:model`` counters and percentiles, every endpoint's circuit (with shared
+        state, every endpoint the fleet knows, and ``state``: where it is and whether it
+        answers), the tokens and spend (``usage``: local and cloud tokens, the local share,
+        USD), and per deployment the attempts in flight, the models loading and the recent
+        latency."""
+        stats: dict[str, Any] = {
             "models": self.metrics.snapshot(),
             "circuits": self.breakers.snapshot(),
             "usage": self.metrics.usage(),
             "deployments": self.deployment_load(),
         }
+        if self.shared is not None:
+            stats["state"] = {"backend": "redis", "url": self.shared.url}
+            stats["state"]["available"] = self.shared.available()
+        return stats
 
     def deployment_load(self) -> dict[str, dict[str, Any]]:
         """Each deployment this router has sent attempts to: its ``endpoint``, ``in_flight``

@@ -186,9 +186,15 @@ def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     forge = _forge_or_exit(config)
     rows = [_provider_health(forge, spec, backend) for spec, backend in _ordered_backends(forge)]
     serving = any(row["status"] in ("up", "warming") for row in rows)
+    state = _shared_state_view(forge)
     if as_json:
-        typer.echo(json.dumps({"providers": rows, "can_serve": serving}, indent=2))
+        report: dict[str, Any] = {"providers": rows, "can_serve": serving}
+        if state is not None:
+            report["state"] = state
+        typer.echo(json.dumps(report, indent=2))
     else:
+        if state is not None:
+            _console().print(_shared_state_line(state))
         table = Table("deployment", "host", "status", "latency", "circuit", "dialect", "reason")
         for row in rows:
             latency = f"{row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else "-"
@@ -205,6 +211,23 @@ def health(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     if not serving:
         typer.echo("forge: no provider can serve a request", err=True)
         raise typer.Exit(1)
+
+
+def _shared_state_view(forge: Forge) -> dict[str, Any] | None:
+    """Where the fleet's routing state is and whether it answers (None: memory state)."""
+    shared = forge.router.shared
+    if shared is None:
+        return None
+    # A read first, so "answers" is about now, not about the last call.
+    shared.breakers()
+    return {"backend": "redis", "url": shared.url, "available": shared.available()}
+
+
+def _shared_state_line(state: Mapping[str, Any]) -> str:
+    answer = "answers" if state["available"] else "[red]unreachable[/red]: this process's own state"
+    return (
+        f"shared state: {state['backend']} at {state['url']} ({answer}); circuits are the fleet's"
+    )
 
 
 def _ordered_backends(forge: Forge) -> list[tuple[DeploymentSpec, ChatBackend]]:
@@ -669,7 +692,7 @@ def stats(
         except ForgeError as exc:
             # A failed request is still recorded: the stats show why it failed.
             typer.echo(f"forge: {exc}", err=True)
-    else:
+    elif forge.router.shared is None:
         typer.echo(
             "forge: stats are per process and this one has routed nothing yet; "
             "use --after-chat PROMPT, or Forge.stats() in your program",
@@ -698,10 +721,16 @@ def stats(
             f"{series['spend_usd']:.6f}",
         )
     console = _console()
-    if not data["models"]:
+    state = data.get("state")
+    if not data["models"] and state is None:
         console.print("no requests routed in this process")
         return
-    console.print(table)
+    if data["models"]:
+        console.print(table)
+    else:
+        console.print("no requests routed in this process (metrics are per process)")
+    if state is not None:
+        console.print(_shared_state_line(state))
     circuits = Table("endpoint", "circuit", "consecutive failures", "times opened")
     for endpoint, circuit in data["circuits"].items():
         circuits.add_row(

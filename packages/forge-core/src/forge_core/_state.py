@@ -1,0 +1,126 @@
+"""Where routing state lives: this process (``memory``, the default) or a shared store.
+
+`CircuitBreaker`, `BreakerRegistry` and `HealthCache` keep their state in their own fields, as
+they always have; that *is* the memory store. With ``routing.state.backend: redis`` they are
+also given a `SharedState` (`forge_core._state_redis.RedisState`), which they read through
+(a local view, fresh for ``cache_ttl_seconds``) and write to on every change, so every process
+on the same Redis and key prefix sees one breaker and one health entry per endpoint, and one
+half-open probe lease fleet-wide.
+
+A `SharedState` never blocks a request for long and never raises: each call is bounded by a
+short socket timeout, and while the store is unreachable every method answers "unknown" (None,
+or True for a probe lease, so the local breaker decides alone) until it is tried again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from forge_core._config import StateConfig
+
+__all__ = ["BreakerRecord", "SharedState", "shared_state_for"]
+
+
+@dataclass(frozen=True)
+class BreakerRecord:
+    """One endpoint's breaker as the fleet shares it.
+
+    ``opened_at`` is wall-clock time (seconds since the epoch), since processes share no
+    monotonic clock; ``version`` grows by one on every write, so a reader adopts only newer
+    records.
+    """
+
+    state: str
+    failures: int
+    cooldown: float
+    opened_at: float
+    times_opened: int
+    version: int = 0
+
+
+class SharedState(Protocol):
+    """A store of breaker records, probe leases and health entries, shared by processes."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is (its password masked)."""
+        ...
+
+    def available(self) -> bool:
+        """Whether the store answered its last call (False while it is being skipped)."""
+        ...
+
+    def load_breaker(self, endpoint: str, *, fresh: bool = False) -> BreakerRecord | None:
+        """The shared record of ``endpoint`` (from the local view unless ``fresh``); None if
+        there is none or the store is away."""
+        ...
+
+    def save_breaker(self, endpoint: str, record: BreakerRecord) -> int | None:
+        """Store ``record``; the version it got, None when the store is away."""
+        ...
+
+    def acquire_probe(self, endpoint: str, lease_seconds: float) -> bool:
+        """Take the fleet's one half-open probe lease of ``endpoint``.
+
+        True when this process holds it now, or when the store is away (the local breaker
+        then decides alone); False when another process holds it.
+        """
+        ...
+
+    def release_probe(self, endpoint: str) -> None:
+        """Give back the probe lease this process holds (no-op otherwise)."""
+        ...
+
+    def breakers(self) -> dict[str, BreakerRecord]:
+        """Every endpoint's shared record (the fleet view; a scan, not for the hot path)."""
+        ...
+
+    def load_health(self, endpoint: str) -> str | None:
+        """The fleet's unexpired health status of ``endpoint``, None if none or away."""
+        ...
+
+    def save_health(self, endpoint: str, status: str, ttl: float) -> None:
+        """Record ``status`` for ``endpoint``, expiring after ``ttl`` seconds."""
+        ...
+
+    def health(self) -> dict[str, str]:
+        """Every unexpired health entry (the fleet view)."""
+        ...
+
+
+_stores: dict[tuple[object, ...], SharedState] = {}
+_stores_lock = threading.Lock()
+
+
+def shared_state_for(config: StateConfig) -> SharedState | None:
+    """The store ``routing.state`` names: None for ``memory``.
+
+    One `RedisState` (one connection pool) per URL, key prefix and bounds in a process, however
+    many `Forge` objects use it. Redis needs forge-core[redis].
+    """
+    if config.backend == "memory" or config.url is None:
+        return None
+    key = (
+        config.url,
+        config.key_prefix,
+        config.timeout_seconds,
+        config.cache_ttl_seconds,
+        config.retry_interval_seconds,
+    )
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            from forge_core._state_redis import RedisState
+
+            store = RedisState(
+                config.url,
+                key_prefix=config.key_prefix,
+                timeout=config.timeout_seconds,
+                cache_ttl=config.cache_ttl_seconds,
+                retry_interval=config.retry_interval_seconds,
+            )
+            _stores[key] = store
+        return store

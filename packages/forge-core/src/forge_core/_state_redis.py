@@ -1,0 +1,323 @@
+"""`RedisState`: breakers, probe leases and health shared through Redis (forge-core[redis]).
+
+Keys, all under ``{key_prefix}:``: ``breaker:{endpoint}`` (a hash: state, failures, cooldown,
+opened_at in wall-clock seconds, times_opened, version), ``probe:{endpoint}`` (the half-open
+probe lease: ``SET NX PX``, its value the holder's token) and ``health:{endpoint}`` (a status
+expiring with ``routing.health_ttl_seconds``).
+
+Cheap on the hot path: reads come from a local view of every endpoint this process has asked
+about, refreshed in one pipelined round trip when it is older than ``cache_ttl`` seconds; while
+one thread refreshes it, the others read the view they have. So a change made by another
+process is seen at most ``cache_ttl`` plus one round trip later.
+
+Never blocking: every call is bounded by ``timeout`` (connect and read, no retries); the first
+failure logs one warning (the URL's password masked) and for ``retry_interval`` seconds no call
+is tried, so routing goes on with local state; the next call after that reconnects, and one
+info line says Redis is back. Calls are synchronous even on asyncio paths: a bounded sub-ms
+round trip, a few times a second, does not justify a second (async) client and code path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from forge_core._exceptions import ConfigError
+from forge_core._state import BreakerRecord
+
+logger = logging.getLogger("forge.state")
+
+__all__ = ["RedisState", "mask_url"]
+
+T = TypeVar("T")
+
+#: Delete the probe lease only if this process still holds it (its token is the value).
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and a bare token user) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.username:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    # A password, or a user alone (``redis://token@host``, often a token), is masked.
+    auth = f"{parts.username or ''}:***" if parts.password is not None else "***"
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+
+
+class RedisState:
+    """A `forge_core._state.SharedState` on Redis; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "forge",
+        timeout: float = 0.05,
+        cache_ttl: float = 0.02,
+        retry_interval: float = 1.0,
+    ) -> None:
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "routing.state.backend redis needs the redis client: "
+                "pip install 'forge-core[redis]'"
+            ) from exc
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._url = mask_url(url)
+        self._prefix = key_prefix
+        self._cache_ttl = cache_ttl
+        self._retry_interval = retry_interval
+        self._token = uuid.uuid4().hex
+        self._client: Any = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            decode_responses=True,
+        )
+        self._state_lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._skip_until = 0.0
+        self._away = False
+        self._known: list[str] = []
+        self._view_at = float("-inf")
+        self._breakers: dict[str, BreakerRecord | None] = {}
+        self._health: dict[str, str | None] = {}
+        self._health_written: dict[str, tuple[float, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisState({self._url!r}, key_prefix={self._prefix!r})"
+
+    @property
+    def url(self) -> str:
+        """The Redis URL, its password masked."""
+        return self._url
+
+    # -- guarded calls ---------------------------------------------------------------------
+
+    def available(self) -> bool:
+        """Whether Redis answered the last call (False while it is skipped)."""
+        return not self._away
+
+    def _call(self, action: Callable[[], T]) -> tuple[bool, T | None]:
+        if self._skip_until and time.monotonic() < self._skip_until:
+            return False, None
+        try:
+            result = action()
+        except self._errors as exc:
+            with self._state_lock:
+                self._skip_until = time.monotonic() + self._retry_interval
+                first = not self._away
+                self._away = True
+                self._view_at = float("-inf")
+            if first:
+                logger.warning(
+                    "forge: shared routing state at %s is unreachable (%s); routing on this "
+                    "process's own state until it answers again",
+                    self._url,
+                    type(exc).__name__,
+                )
+            return False, None
+        if self._away:
+            with self._state_lock:
+                back = self._away
+                self._away = False
+                self._skip_until = 0.0
+            if back:
+                logger.info("forge: shared routing state at %s answers again", self._url)
+        return True, result
+
+    def _key(self, kind: str, endpoint: str) -> str:
+        return f"{self._prefix}:{kind}:{endpoint}"
+
+    # -- the local view --------------------------------------------------------------------
+
+    def _view(self, endpoint: str) -> bool:
+        """Make the view of ``endpoint`` fresh enough; False when Redis is away."""
+        if endpoint not in self._breakers:
+            with self._state_lock:
+                if endpoint not in self._known:
+                    self._known.append(endpoint)
+                    self._view_at = float("-inf")
+        if time.monotonic() - self._view_at < self._cache_ttl:
+            return True
+        if not self._refreshing.acquire(blocking=False):
+            # Another thread is refreshing: read the view there is, unless there is none yet.
+            if endpoint in self._breakers:
+                return True
+            self._refreshing.acquire()
+        try:
+            if time.monotonic() - self._view_at < self._cache_ttl:
+                return True
+            return self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self) -> bool:
+        with self._state_lock:
+            endpoints = list(self._known)
+        started = time.monotonic()
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for endpoint in endpoints:
+                pipe.hgetall(self._key("breaker", endpoint))
+            pipe.mget([self._key("health", endpoint) for endpoint in endpoints])
+            result: list[Any] = pipe.execute()
+            return result
+
+        ok, result = self._call(read)
+        if not ok or result is None:
+            return False
+        for endpoint, raw in zip(endpoints, result, strict=False):
+            self._breakers[endpoint] = _record(raw) if raw else None
+        for endpoint, status in zip(endpoints, result[-1], strict=True):
+            self._health[endpoint] = status
+        self._view_at = started
+        return True
+
+    # -- breakers --------------------------------------------------------------------------
+
+    def load_breaker(self, endpoint: str, *, fresh: bool = False) -> BreakerRecord | None:
+        """The shared record of ``endpoint`` (from the view unless ``fresh``)."""
+        if fresh:
+            ok, raw = self._call(lambda: self._client.hgetall(self._key("breaker", endpoint)))
+            if not ok:
+                return None
+            record = _record(raw) if raw else None
+            self._breakers[endpoint] = record
+            return record
+        if not self._view(endpoint):
+            return None
+        return self._breakers.get(endpoint)
+
+    def save_breaker(self, endpoint: str, record: BreakerRecord) -> int | None:
+        """Write ``record``; the version Redis gave it (None when Redis is away)."""
+        key = self._key("breaker", endpoint)
+        fields = {
+            "state": record.state,
+            "failures": record.failures,
+            "cooldown": record.cooldown,
+            "opened_at": record.opened_at,
+            "times_opened": record.times_opened,
+        }
+
+        def write() -> Any:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping=fields)
+            pipe.hincrby(key, "version", 1)
+            return pipe.execute()
+
+        ok, result = self._call(write)
+        if not ok or result is None:
+            return None
+        version = int(result[1])
+        self._breakers[endpoint] = BreakerRecord(
+            record.state,
+            record.failures,
+            record.cooldown,
+            record.opened_at,
+            record.times_opened,
+            version,
+        )
+        return version
+
+    def acquire_probe(self, endpoint: str, lease_seconds: float) -> bool:
+        """``SET probe:{endpoint} token NX PX lease``: True if this process holds the lease
+        now (or Redis is away), False if another process does."""
+        key = self._key("probe", endpoint)
+        ms = max(int(lease_seconds * 1000), 1)
+        ok, result = self._call(lambda: self._client.set(key, self._token, nx=True, px=ms))
+        if not ok:
+            return True
+        return bool(result)
+
+    def release_probe(self, endpoint: str) -> None:
+        """Delete the probe lease if this process holds it."""
+        key = self._key("probe", endpoint)
+        self._call(lambda: self._client.eval(_RELEASE, 1, key, self._token))
+
+    def breakers(self) -> dict[str, BreakerRecord]:
+        """Every endpoint's shared record (a SCAN: the fleet view, not the hot path)."""
+        head = f"{self._prefix}:breaker:"
+
+        def scan() -> dict[str, BreakerRecord]:
+            found = {}
+            for key in self._client.scan_iter(match=f"{head}*", count=256):
+                raw = self._client.hgetall(key)
+                if raw:
+                    found[key[len(head) :]] = _record(raw)
+            return found
+
+        ok, result = self._call(scan)
+        return result if ok and result is not None else {}
+
+    # -- health ----------------------------------------------------------------------------
+
+    def load_health(self, endpoint: str) -> str | None:
+        """The fleet's unexpired health status of ``endpoint`` (from the view)."""
+        if not self._view(endpoint):
+            return None
+        return self._health.get(endpoint)
+
+    def save_health(self, endpoint: str, status: str, ttl: float) -> None:
+        """``SET health:{endpoint} status PX ttl``; skipped when this process wrote the same
+        status less than half a TTL ago (every answered call marks its endpoint up)."""
+        now = time.monotonic()
+        written = self._health_written.get(endpoint)
+        if written is not None and written[1] == status and now - written[0] < ttl / 2:
+            return
+        ms = max(int(ttl * 1000), 1)
+        ok, _ = self._call(lambda: self._client.set(self._key("health", endpoint), status, px=ms))
+        if ok:
+            self._health_written[endpoint] = (now, status)
+            self._health[endpoint] = status
+
+    def health(self) -> dict[str, str]:
+        """Every unexpired health entry (a SCAN: the fleet view)."""
+        head = f"{self._prefix}:health:"
+
+        def scan() -> dict[str, str]:
+            keys = list(self._client.scan_iter(match=f"{head}*", count=256))
+            values = self._client.mget(keys) if keys else []
+            return {
+                key[len(head) :]: value
+                for key, value in zip(keys, values, strict=True)
+                if value is not None
+            }
+
+        ok, result = self._call(scan)
+        return result if ok and result is not None else {}
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        with contextlib.suppress(*self._errors):
+            self._client.close()
+
+
+def _record(raw: dict[str, str]) -> BreakerRecord:
+    return BreakerRecord(
+        state=raw.get("state", "closed"),
+        failures=int(raw.get("failures", 0)),
+        cooldown=float(raw.get("cooldown", 0.0)),
+        opened_at=float(raw.get("opened_at", 0.0)),
+        times_opened=int(raw.get("times_opened", 0)),
+        version=int(raw.get("version", 0)),
+    )
