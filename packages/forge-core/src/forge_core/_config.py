@@ -72,7 +72,24 @@ class _Section(BaseModel):
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-class OllamaHostConfig(_Section):
+class _BudgetFields(BaseModel):
+    """``rpm`` and ``tpm``: a deployment's rate budget (docs/behaviour.md, "Rate budgets")."""
+
+    rpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests per minute forge may send this deployment (per API key, in any "
+        "60 s, across the fleet with shared state); over it, the next candidate serves.",
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens per minute (prompt and answer; estimated until the usage is "
+        "reported), counted like rpm.",
+    )
+
+
+class OllamaHostConfig(_Section, _BudgetFields):
     """One entry of ``providers.local.ollama.hosts``: an Ollama server with the section's
     settings, routed to as the deployment ``name``."""
 
@@ -91,7 +108,7 @@ class OllamaHostConfig(_Section):
 DEFAULT_LOAD_TIMEOUT_SECONDS = 120.0
 
 
-class OllamaConfig(_Section):
+class OllamaConfig(_Section, _BudgetFields):
     """``providers.local.ollama``: an Ollama server (or any server with Ollama's surface).
 
     ``hosts`` lists several servers sharing these settings (a laptop and a GPU box); each is a
@@ -197,7 +214,7 @@ class LocalProvidersConfig(_Section):
     huggingface: HuggingFaceConfig = Field(default_factory=HuggingFaceConfig)
 
 
-class _CloudProviderConfig(_Section):
+class _CloudProviderConfig(_Section, _BudgetFields):
     base_url: str
     api_key_env: str | None = Field(
         description="Name of the env var holding the API key; null sends no key "
@@ -335,6 +352,16 @@ class DeploymentSpec:
         return getattr(self.section, "timeout_seconds", None)
 
     @property
+    def rpm(self) -> int | None:
+        """Requests per minute this deployment may be sent (None: no budget)."""
+        return getattr(self.section, "rpm", None)
+
+    @property
+    def tpm(self) -> int | None:
+        """Tokens per minute this deployment may be sent (None: no budget)."""
+        return getattr(self.section, "tpm", None)
+
+    @property
     def load_timeout_seconds(self) -> float:
         """Seconds a cold start adds to the first-token limit (Ollama's; 0 for the others)."""
         return float(getattr(self.section, "load_timeout_seconds", 0.0))
@@ -420,8 +447,9 @@ class ProvidersConfig(_Section):
         if ollama.hosts:
             for host in ollama.hosts:
                 update: dict[str, Any] = {"base_url": host.base_url, "hosts": []}
-                if host.load_timeout_seconds is not None:
-                    update["load_timeout_seconds"] = host.load_timeout_seconds
+                for key in ("load_timeout_seconds", "rpm", "tpm"):
+                    if getattr(host, key) is not None:
+                        update[key] = getattr(host, key)
                 own = ollama.model_copy(update=update)
                 deployments[host.name] = DeploymentSpec(host.name, Provider.OLLAMA, True, own)
         else:

@@ -10,6 +10,7 @@ Each of those also tells the request's `Observation` (`_telemetry`: cost, spans,
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from tenacity import AttemptManager
 
 from forge_core._breaker import CircuitState, Ticket
+from forge_core._budget import Reservation, estimate_tokens
 from forge_core._exceptions import (
     FallbackFailed,
     ForgeError,
@@ -87,6 +89,11 @@ class Route:
         self._silent: dict[str, str] = {}
         #: The attempt in flight (a route makes one at a time), counted in the router's load.
         self._busy: Busy | None = None
+        self._request = request
+        #: The attempt's place in its deployment's rate budget, settled when it answers.
+        self._reservation: Reservation | None = None
+        #: Candidates skipped for their rate budget in this pass, and when each frees.
+        self._budget_waits: dict[str, float] = {}
 
     def _elapsed_ms(self, since: float) -> float:
         return (self.clock.monotonic() - since) * 1000.0
@@ -130,6 +137,11 @@ class Route:
             ticket = breaker.admit()
             if ticket is None:
                 reason = circuit_reason(breaker)
+            else:
+                reason = self._take_budget(candidate)
+                if reason is not None:
+                    breaker.release(ticket)
+                    ticket = None
         if ticket is None:
             drop = Drop(
                 provider=candidate.provider,
@@ -145,6 +157,46 @@ class Route:
             candidate.endpoint, candidate.model, loading=candidate.loaded is False
         )
         return ticket
+
+    def _take_budget(self, candidate: Candidate) -> str | None:
+        """Count this attempt against ``candidate``'s rate budget; why not, when it is over."""
+        self._reservation = None
+        found = self.router.budget_of(candidate.deployment)
+        if found is None:
+            return None
+        key, budget = found
+        request = self._request
+        if isinstance(request, ChatRequest):
+            tokens = estimate_tokens(
+                [m.content or "" for m in request.messages], request.max_tokens
+            )
+        else:
+            tokens = estimate_tokens(request.input, 0)
+        reservation, wait = self.router.budgets.take(key, budget, tokens)
+        if reservation is not None:
+            self._reservation = reservation
+            return None
+        self._budget_waits[candidate.key] = wait
+        limits = ", ".join(
+            f"{limit} {unit}/min"
+            for limit, unit in ((budget.rpm, "requests"), (budget.tpm, "tokens"))
+            if limit is not None
+        )
+        if math.isinf(wait):
+            return f"rate budget: {tokens} tokens is more than {limits} allows"
+        return f"rate budget: {limits} reached (frees in {wait:.1f}s)"
+
+    def budget_pause(self) -> float | None:
+        """After a pass over the candidates: seconds to wait before trying again the ones
+        skipped for their rate budget (they become the candidates), or None when none was, or
+        none frees before the deadline."""
+        waits = self._budget_waits
+        self._budget_waits = {}
+        pause = min(waits.values(), default=math.inf)
+        if math.isinf(pause) or pause > self.remaining():
+            return None
+        self.candidates = [c for c in self.candidates if c.key in waits]
+        return pause
 
     def _attempt_ended(self, seconds: float | None = None) -> None:
         """The attempt in flight is over; ``seconds``: its latency, when it answered."""
@@ -354,6 +406,7 @@ class Route:
     def answered(self, candidate: Candidate, ticket: Ticket, response: R, started: float) -> R:
         """The response, stamped with who served it, the route and its cost."""
         trail = self._succeeded(candidate, ticket, response.model, started, None)
+        self._settle(getattr(response, "usage", None) or getattr(response, "input_tokens", None))
         if trail.ttft_ms is None:
             trail.ttft_ms = trail.total_ms
         # The backend made this response for this call and hands it over (`ChatBackend.chat`:
@@ -363,12 +416,22 @@ class Route:
         self.observer.answered(candidate, response)
         return response
 
+    def _settle(self, usage: Any) -> None:
+        """Replace the tokens the answer's budget reservation estimated by its usage (a
+        `Usage`, or an embedding's input token count)."""
+        reservation = self._reservation
+        self._reservation = None
+        total = usage if isinstance(usage, int) else getattr(usage, "total_tokens", None)
+        if reservation is not None and total:
+            self.router.budgets.settle(reservation, int(total))
+
     def stream_finished(
         self, candidate: Candidate, opened: Opened[Any], state: StreamState
     ) -> ChatChunk:
         """The last chunk of a successful stream: finish reason, usage and the route."""
         model = state.model or candidate.model
         trail = self._succeeded(candidate, opened.ticket, model, opened.started, opened.ttft_ms)
+        self._settle(state.usage)
         last = ChatChunk(
             content="",
             finish_reason=state.finish_reason or "stop",

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapp
 from typing import Any
 
 from forge_core._breaker import BreakerRegistry, CircuitBreaker
+from forge_core._budget import Budget, RateBudgets
 from forge_core._config import ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, ModelDiscovery, endpoint_of
@@ -95,6 +96,9 @@ class Router:
             clock=self.clock,
         )
         self._limits: dict[str, tuple[float, float]] = {}
+        #: Requests and tokens sent per deployment and key, against ``rpm``/``tpm``.
+        self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
+        self._budgets: dict[str, tuple[str, Budget] | None] = {}
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
         self.load = load or DeploymentLoad()
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
@@ -136,6 +140,9 @@ class Router:
             "usage": self.metrics.usage(),
             "deployments": self.deployment_load(),
         }
+        budgets = self.budget_view()
+        if budgets:
+            stats["budgets"] = budgets
         if self.shared is not None:
             stats["state"] = {"backend": "redis", "url": self.shared.url}
             stats["state"]["available"] = self.shared.available()
@@ -170,6 +177,44 @@ class Router:
             return 0.0
         spec = self.config.providers.deployments.get(candidate.deployment)
         return spec.load_timeout_seconds if spec is not None else 0.0
+
+    def budget_of(self, deployment: str) -> tuple[str, Budget] | None:
+        """``deployment``'s rate budget and the key it is counted under (the deployment and a
+        fingerprint of its API key), None when it has none."""
+        if deployment in self._budgets:
+            return self._budgets[deployment]
+        spec = self.config.providers.deployments[deployment]
+        budget = Budget(rpm=spec.rpm, tpm=spec.tpm)
+        found: tuple[str, Budget] | None = None
+        if budget:
+            fingerprint = getattr(self._backends.get(deployment), "key_fingerprint", None)
+            key = (fingerprint() if fingerprint is not None else None) or "no-key"
+            found = (f"{deployment}:{key}", budget)
+        self._budgets[deployment] = found
+        return found
+
+    def budget_view(self) -> dict[str, dict[str, Any]]:
+        """Each deployment with a rate budget: its limits, what was sent in the window (the
+        fleet's with shared state) and what is left."""
+        used = self.budgets.snapshot()
+        view: dict[str, dict[str, Any]] = {}
+        for name in self._backends:
+            found = self.budget_of(name)
+            if found is None:
+                continue
+            key, budget = found
+            sent = used.get(key, {"requests": 0, "tokens": 0})
+            view[name] = {
+                "rpm": budget.rpm,
+                "tpm": budget.tpm,
+                "requests_in_window": sent["requests"],
+                "tokens_in_window": sent["tokens"],
+                "requests_left": None
+                if budget.rpm is None
+                else max(budget.rpm - sent["requests"], 0),
+                "tokens_left": None if budget.tpm is None else max(budget.tpm - sent["tokens"], 0),
+            }
+        return view
 
     def limits(self, deployment: str) -> tuple[float, float]:
         """The first-token and idle limits for ``deployment`` (fixed by the config: kept)."""
@@ -222,52 +267,61 @@ class Router:
         )
 
     def _call(self, route: Route, call: Callable[[Candidate, AttemptTimeouts], R]) -> R:
-        """``call`` on each candidate in turn (retried, through its breaker) until one answers."""
-        for index, candidate in enumerate(route.candidates):
-            try:
-                for attempt in route.attempts(index):
-                    with attempt:
-                        ticket = route.admit(candidate)
-                        started = self.clock.monotonic()
-                        try:
-                            response = call(candidate, route.timeouts(candidate, stream=False))
-                        except ProviderError as exc:
-                            route.fail(candidate, ticket, exc, started)
-                        except BaseException:
-                            route.abandoned(candidate, ticket)
-                            raise
-                        return route.answered(candidate, ticket, response, started)
-            except (ProviderError, Skip):
-                continue
-        raise route.exhausted()
+        """``call`` on each candidate in turn (retried, through its breaker) until one answers;
+        when every one left was over its rate budget, again once the first budget frees."""
+        while True:
+            for index, candidate in enumerate(route.candidates):
+                try:
+                    for attempt in route.attempts(index):
+                        with attempt:
+                            ticket = route.admit(candidate)
+                            started = self.clock.monotonic()
+                            try:
+                                response = call(candidate, route.timeouts(candidate, stream=False))
+                            except ProviderError as exc:
+                                route.fail(candidate, ticket, exc, started)
+                            except BaseException:
+                                route.abandoned(candidate, ticket)
+                                raise
+                            return route.answered(candidate, ticket, response, started)
+                except (ProviderError, Skip):
+                    continue
+            pause = route.budget_pause()
+            if pause is None:
+                raise route.exhausted()
+            self.clock.sleep(pause)
 
     async def _acall(
         self, route: Route, call: Callable[[Candidate, AttemptTimeouts], Awaitable[R]]
     ) -> R:
         """Async `_call`; the first-token limit is enforced here, at its limit."""
-        for index, candidate in enumerate(route.candidates):
-            try:
-                async for attempt in route.aattempts(index):
-                    with attempt:
-                        ticket = route.admit(candidate)
-                        started = self.clock.monotonic()
-                        limit, phase = route.first_token_limit(candidate, started)
-                        timeouts = route.timeouts(candidate, stream=False, backstop=True)
-                        try:
+        while True:
+            for index, candidate in enumerate(route.candidates):
+                try:
+                    async for attempt in route.aattempts(index):
+                        with attempt:
+                            ticket = route.admit(candidate)
+                            started = self.clock.monotonic()
+                            limit, phase = route.first_token_limit(candidate, started)
+                            timeouts = route.timeouts(candidate, stream=False, backstop=True)
                             try:
-                                async with asyncio.timeout(limit):
-                                    response = await call(candidate, timeouts)
-                            except TimeoutError:
-                                raise route.timeout(candidate, phase, limit) from None
-                        except ProviderError as exc:
-                            route.fail(candidate, ticket, exc, started)
-                        except BaseException:
-                            route.abandoned(candidate, ticket)
-                            raise
-                        return route.answered(candidate, ticket, response, started)
-            except (ProviderError, Skip):
-                continue
-        raise route.exhausted()
+                                try:
+                                    async with asyncio.timeout(limit):
+                                        response = await call(candidate, timeouts)
+                                except TimeoutError:
+                                    raise route.timeout(candidate, phase, limit) from None
+                            except ProviderError as exc:
+                                route.fail(candidate, ticket, exc, started)
+                            except BaseException:
+                                route.abandoned(candidate, ticket)
+                                raise
+                            return route.answered(candidate, ticket, response, started)
+                except (ProviderError, Skip):
+                    continue
+            pause = route.budget_pause()
+            if pause is None:
+                raise route.exhausted()
+            await self.clock.asleep(pause)
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -293,47 +347,51 @@ class Router:
         route = Route(self, request, otel_context=otel_context)
         said = Said()
         asked = request
-        for index, candidate in enumerate(route.candidates):
-            try:
-                opened = await self._aopen(route, index, asked)
-            except (ProviderError, Skip):
-                continue
-            state = StreamState(said)
-            try:
-                for chunk in opened.buffered:
-                    for out in state.take(chunk):
-                        yield out
-                if not opened.done:
-                    _, idle = self.limits(candidate.deployment)
-                    while True:
-                        limit = min(idle, route.remaining())
-                        try:
-                            async with asyncio.timeout(limit):
-                                chunk = await anext(opened.chunks)
-                        except StopAsyncIteration:
-                            break
-                        except TimeoutError:
-                            phase = "total" if limit < idle else "idle"
-                            raise route.timeout(candidate, phase, limit) from None
+        while True:
+            for index, candidate in enumerate(route.candidates):
+                try:
+                    opened = await self._aopen(route, index, asked)
+                except (ProviderError, Skip):
+                    continue
+                state = StreamState(said)
+                try:
+                    for chunk in opened.buffered:
                         for out in state.take(chunk):
                             yield out
-                for out in state.flush():
-                    yield out
-                route.check_finished(candidate, state)
-            except ProviderError as exc:
-                route.failed(candidate, opened.ticket, exc, opened.started, streamed=True)
-                if route.may_continue(index, said):
-                    asked = continuation(request, said.text)
-                    continue
-                raise route.interrupted(candidate, said, exc) from exc
-            except BaseException:
-                route.abandoned(candidate, opened.ticket)
-                raise
-            finally:
-                await opened.chunks.aclose()
-            yield route.stream_finished(candidate, opened, state)
-            return
-        raise route.exhausted(said)
+                    if not opened.done:
+                        _, idle = self.limits(candidate.deployment)
+                        while True:
+                            limit = min(idle, route.remaining())
+                            try:
+                                async with asyncio.timeout(limit):
+                                    chunk = await anext(opened.chunks)
+                            except StopAsyncIteration:
+                                break
+                            except TimeoutError:
+                                phase = "total" if limit < idle else "idle"
+                                raise route.timeout(candidate, phase, limit) from None
+                            for out in state.take(chunk):
+                                yield out
+                    for out in state.flush():
+                        yield out
+                    route.check_finished(candidate, state)
+                except ProviderError as exc:
+                    route.failed(candidate, opened.ticket, exc, opened.started, streamed=True)
+                    if route.may_continue(index, said):
+                        asked = continuation(request, said.text)
+                        continue
+                    raise route.interrupted(candidate, said, exc) from exc
+                except BaseException:
+                    route.abandoned(candidate, opened.ticket)
+                    raise
+                finally:
+                    await opened.chunks.aclose()
+                yield route.stream_finished(candidate, opened, state)
+                return
+            pause = route.budget_pause()
+            if pause is None or said.started:
+                raise route.exhausted(said)
+            await self.clock.asleep(pause)
 
     async def _aopen(
         self, route: Route, index: int, request: ChatRequest

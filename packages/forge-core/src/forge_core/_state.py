@@ -7,6 +7,8 @@ also given a `SharedState` (`forge_core._state_redis.RedisState`), which they re
 on the same Redis and key prefix sees one breaker and one health entry per endpoint, and one
 half-open probe lease fleet-wide.
 
+It also keeps the fleet's rate-budget logs (`forge_core._budget`).
+
 A `SharedState` never blocks a request for long and never raises: each call is bounded by a
 short socket timeout, and while the store is unreachable every method answers "unknown" (None,
 or True for a probe lease, so the local breaker decides alone) until it is tried again.
@@ -88,6 +90,26 @@ class SharedState(Protocol):
 
     def health(self) -> dict[str, str]:
         """Every unexpired health entry (the fleet view)."""
+        ...
+
+    def take_budget(
+        self, key: str, rpm: int, tpm: int, tokens: int, member: str, window: float
+    ) -> tuple[bool, float] | None:
+        """Count one request (``member``, ``tokens``) against budget ``key`` atomically, if
+        it fits in the last ``window`` seconds (``rpm``/``tpm`` 0: no limit of that kind).
+
+        (True, 0.0) when counted, (False, seconds until it would fit) when not (``math.inf``:
+        never), None when the store is away (the caller counts alone).
+        """
+        ...
+
+    def settle_budget(self, key: str, member: str, reserved: int, tokens: int) -> None:
+        """Replace the ``reserved`` tokens of ``member`` by the ``tokens`` it used."""
+        ...
+
+    def budgets(self, window: float) -> dict[str, dict[str, int]] | None:
+        """Every budget's ``requests`` and ``tokens`` in the window (the fleet view); None
+        when the store is away."""
         ...
 
 

@@ -3,7 +3,10 @@
 Keys, all under ``{key_prefix}:``: ``breaker:{endpoint}`` (a hash: state, failures, cooldown,
 opened_at in wall-clock seconds, times_opened, version), ``probe:{endpoint}`` (the half-open
 probe lease: ``SET NX PX``, its value the holder's token) and ``health:{endpoint}`` (a status
-expiring with ``routing.health_ttl_seconds``).
+expiring with ``routing.health_ttl_seconds``); rate budgets (`forge_core._budget`) are two
+sorted sets per budget, ``budget:{key}:requests`` and ``budget:{key}:tokens`` (members scored
+by Redis's own clock in ms, so hosts with skewed clocks count one window), taken and pruned
+atomically by `_TAKE`.
 
 Cheap on the hot path: reads come from a local view of every endpoint this process has asked
 about, refreshed in one pipelined round trip when it is older than ``cache_ttl`` seconds; while
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -41,6 +45,65 @@ T = TypeVar("T")
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+
+
+#: Prune both logs of a budget to the window, then count the request if it fits; else say in
+#: how many ms it would. KEYS: requests, tokens; ARGV: window ms, rpm, tpm (0: none), tokens,
+#: member. A token log member is "tokens:member".
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local rpm = tonumber(ARGV[2])
+local tpm = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4])
+local member = ARGV[5]
+if tpm > 0 and tokens > tpm then return {0, -1} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+local wait = 0
+if rpm > 0 then
+  local n = redis.call('ZCARD', KEYS[1])
+  if n >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
+    wait = tonumber(oldest[2]) + window - now
+  end
+end
+if tpm > 0 then
+  local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  local used = 0
+  for i = 1, #entries, 2 do used = used + tonumber(string.match(entries[i], '^(%d+):')) end
+  local over = used + tokens - tpm
+  local freed = 0
+  for i = 1, #entries, 2 do
+    if over <= 0 then break end
+    freed = freed + tonumber(string.match(entries[i], '^(%d+):'))
+    if freed >= over then
+      wait = math.max(wait, tonumber(entries[i + 1]) + window - now)
+      break
+    end
+  end
+end
+if wait > 0 then return {0, wait} end
+redis.call('ZADD', KEYS[1], now, member)
+redis.call('PEXPIRE', KEYS[1], window)
+if tpm > 0 then
+  redis.call('ZADD', KEYS[2], now, tokens .. ':' .. member)
+  redis.call('PEXPIRE', KEYS[2], window)
+end
+return {1, 0}
+"""
+
+#: Replace a reservation's tokens by those used, keeping its time. KEYS: tokens log;
+#: ARGV: old member, new member.
+_SETTLE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[1], score, ARGV[2])
+end
+return 0
+"""
 
 
 def mask_url(url: str) -> str:
@@ -101,6 +164,8 @@ class RedisState:
         self._breakers: dict[str, BreakerRecord | None] = {}
         self._health: dict[str, str | None] = {}
         self._health_written: dict[str, tuple[float, str]] = {}
+        self._take = self._client.register_script(_TAKE)
+        self._settle = self._client.register_script(_SETTLE)
 
     def __repr__(self) -> str:
         return f"RedisState({self._url!r}, key_prefix={self._prefix!r})"
@@ -305,6 +370,50 @@ class RedisState:
 
         ok, result = self._call(scan)
         return result if ok and result is not None else {}
+
+    # -- rate budgets ----------------------------------------------------------------------
+
+    def take_budget(
+        self, key: str, rpm: int, tpm: int, tokens: int, member: str, window: float
+    ) -> tuple[bool, float] | None:
+        """`_TAKE` on ``budget:{key}:requests`` and ``budget:{key}:tokens``."""
+        keys = (self._key("budget", f"{key}:requests"), self._key("budget", f"{key}:tokens"))
+        window_ms = max(int(window * 1000), 1)
+        ok, result = self._call(
+            lambda: self._take(keys=keys, args=(window_ms, rpm, tpm, tokens, member))
+        )
+        if not ok or result is None:
+            return None
+        taken, wait_ms = int(result[0]), int(result[1])
+        if taken:
+            return True, 0.0
+        return False, math.inf if wait_ms < 0 else wait_ms / 1000.0
+
+    def settle_budget(self, key: str, member: str, reserved: int, tokens: int) -> None:
+        """`_SETTLE` on ``budget:{key}:tokens``."""
+        log = self._key("budget", f"{key}:tokens")
+        self._call(
+            lambda: self._settle(keys=(log,), args=(f"{reserved}:{member}", f"{tokens}:{member}"))
+        )
+
+    def budgets(self, window: float) -> dict[str, dict[str, int]] | None:
+        """Every budget's requests and tokens in the last ``window`` seconds (a SCAN)."""
+        head = f"{self._prefix}:budget:"
+
+        def scan() -> dict[str, dict[str, int]]:
+            now_s, now_us = self._client.time()
+            since = int(now_s) * 1000 + int(now_us) // 1000 - int(window * 1000)
+            found: dict[str, dict[str, int]] = {}
+            for name in self._client.scan_iter(match=f"{head}*:requests", count=256):
+                key = name[len(head) : -len(":requests")]
+                requests = self._client.zcount(name, f"({since}", "+inf")
+                members = self._client.zrangebyscore(f"{head}{key}:tokens", f"({since}", "+inf")
+                tokens = sum(int(m.split(":", 1)[0]) for m in members)
+                found[key] = {"requests": int(requests), "tokens": tokens}
+            return found
+
+        ok, result = self._call(scan)
+        return result if ok else None
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -740,6 +740,17 @@ def stats(
             str(circuit["times_opened"]),
         )
     console.print(circuits)
+    if data.get("budgets"):
+        budgets = Table("deployment", "rpm", "requests in last 60 s", "tpm", "tokens in last 60 s")
+        for name, budget in data["budgets"].items():
+            budgets.add_row(
+                name,
+                _limit(budget["rpm"]),
+                str(budget["requests_in_window"]),
+                _limit(budget["tpm"]),
+                str(budget["tokens_in_window"]),
+            )
+        console.print(budgets)
     deployments = Table("deployment", "host", "in flight", "loading", "recent latency ms")
     for name, load in data["deployments"].items():
         latency = ", ".join(f"{model} {ms:.0f}" for model, ms in load["latency_ms"].items())
@@ -795,6 +806,10 @@ def _human_bytes(size: int | None) -> str:
 
 def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
+
+
+def _limit(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _ms(value: float | None) -> str:

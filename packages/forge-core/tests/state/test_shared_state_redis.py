@@ -142,6 +142,31 @@ def test_after_the_cooldown_exactly_one_probe_crosses_all_processes_and_threads(
     assert _served_by(outcomes) == {"secondary": 16}
 
 
+def test_an_rpm_budget_holds_across_four_processes_and_the_rest_is_served_by_the_second(
+    redis_server: RedisServer,
+) -> None:
+    with FaultServer(default=ok("first")) as primary, FaultServer(default=ok("second")) as second:
+        config = _fleet_config(redis_server.url, primary, second, prefix="rpm")
+        config["providers"]["endpoints"][0]["rpm"] = 60
+        barrier = multiprocessing.get_context("spawn").Barrier(4 * 5)
+        workers = [ForgeWorker(config, barrier=barrier) for _ in range(4)]
+        for worker in workers:
+            worker.__enter__()
+        try:
+            for worker in workers:
+                worker.ready()
+            # 4 processes x 5 threads x 10 requests = 200, well within the minute.
+            for worker in workers:
+                worker.send_chat(threads=5, per_thread=10)
+            outcomes = [o for worker in workers for o in worker.served()]
+        finally:
+            for worker in workers:
+                worker.close()
+        calls = (len(primary.requests), len(second.requests))
+    assert _served_by(outcomes) == {"primary": 60, "secondary": 140}
+    assert calls == (60, 140)
+
+
 def test_a_redis_that_dies_mid_run_loses_no_request_and_state_is_shared_when_it_is_back() -> None:
     with (
         run_redis() as redis,

@@ -51,6 +51,7 @@ from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
     error_class_for_status,
+    fingerprint_of_key,
     parse_data_url,
     read_api_key,
     redact,
@@ -203,6 +204,14 @@ class AnthropicClient:
 
     def _api_key(self) -> str | None:
         return read_api_key(self.provider.value, self.api_key_env, self._env)
+
+    def key_fingerprint(self) -> str | None:
+        """A fingerprint of the API key this client sends (rate budgets count per key);
+        None when it sends none or the key is missing."""
+        try:
+            return fingerprint_of_key(self._api_key())
+        except ProviderError:
+            return None
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self._version, "accept": "application/json"}

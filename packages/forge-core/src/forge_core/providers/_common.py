@@ -8,6 +8,7 @@ once.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import math
 import os
@@ -37,6 +38,7 @@ __all__ = [
     "DataUrl",
     "ToolCallAssembler",
     "embedding_vector",
+    "fingerprint_of_key",
     "new_tool_call_id",
     "parse_arguments",
     "parse_data_url",
@@ -50,6 +52,14 @@ __all__ = [
 MAX_MESSAGE = 300
 _RETRY_AFTER_CAP = 3600.0
 _KEY_LIKE = re.compile(r"\b(sk|key|rk)-[A-Za-z0-9_\-\.\*]{4,}")
+
+
+def fingerprint_of_key(key: str | None) -> str | None:
+    """A short, one-way fingerprint of an API key: what tells two keys' rate budgets apart
+    without the key ever being stored or shown."""
+    if not key:
+        return None
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def read_api_key(

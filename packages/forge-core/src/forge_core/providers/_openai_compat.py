@@ -50,6 +50,7 @@ from forge_core.providers._common import (
     MAX_MESSAGE,
     ToolCallAssembler,
     error_class_for_status,
+    fingerprint_of_key,
     read_api_key,
     redact,
     status_error,
@@ -428,6 +429,14 @@ class OpenAICompatibleClient:
 
     def _api_key(self) -> str | None:
         return read_api_key(self.provider.value, self.api_key_env, self._env)
+
+    def key_fingerprint(self) -> str | None:
+        """A fingerprint of the API key this client sends (rate budgets count per key);
+        None when it sends none or the key is missing."""
+        try:
+            return fingerprint_of_key(self._api_key())
+        except ProviderError:
+            return None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", **self._extra_headers}
