@@ -18,9 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_core._retry import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from forge_core._state import SharedState
 
 __all__ = ["Busy", "DeploymentLoad", "ResidentModels", "in_listing"]
 
@@ -105,12 +108,25 @@ class DeploymentLoad:
     (`LATENCY_SMOOTHING`); failures add no sample.
     """
 
-    def __init__(self, *, smoothing: float = LATENCY_SMOOTHING) -> None:
+    def __init__(
+        self, *, smoothing: float = LATENCY_SMOOTHING, shared: SharedState | None = None
+    ) -> None:
         if not 0 < smoothing <= 1:
             raise ValueError("smoothing must be in (0, 1]")
         self._smoothing = smoothing
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
+        self._shared = shared
+        if shared is not None:
+            shared.report_load(self._report)
+
+    def _report(self) -> dict[str, tuple[int, dict[str, float]]]:
+        """This process's part of the fleet's load (`SharedState.report_load`)."""
+        with self._lock:
+            return {
+                endpoint: (state.in_flight, dict(state.latency))
+                for endpoint, state in self._endpoints.items()
+            }
 
     def started(self, endpoint: str, model: str, *, loading: bool = False) -> Busy:
         """Count one attempt at ``endpoint`` for ``model``; ``loading``: the model is not
@@ -122,13 +138,18 @@ class DeploymentLoad:
             state.in_flight += 1
             if loading:
                 state.loading[model] = state.loading.get(model, 0) + 1
+        if self._shared is not None:
+            self._shared.load_changed()
         return Busy(self, endpoint, model, loading)
 
     def in_flight(self, endpoint: str) -> int:
-        """Attempts in flight at ``endpoint`` now."""
+        """Attempts in flight at ``endpoint`` now (with shared state, the whole fleet's)."""
         with self._lock:
             state = self._endpoints.get(endpoint)
-            return state.in_flight if state is not None else 0
+            own = state.in_flight if state is not None else 0
+        if self._shared is not None:
+            return own + self._shared.others_in_flight(endpoint)
+        return own
 
     def loading(self, endpoint: str) -> list[str]:
         """The models an attempt in flight at ``endpoint`` is waiting to load, sorted."""
@@ -137,10 +158,14 @@ class DeploymentLoad:
             return sorted(state.loading) if state is not None else []
 
     def latency(self, endpoint: str, model: str) -> float | None:
-        """The recent latency of ``model`` at ``endpoint`` in seconds; None before a sample."""
+        """The recent latency of ``model`` at ``endpoint`` in seconds; None before a sample.
+        This process's own measure; with shared state, the fleet's when it has none yet."""
         with self._lock:
             state = self._endpoints.get(endpoint)
-            return state.latency.get(model) if state is not None else None
+            own = state.latency.get(model) if state is not None else None
+        if own is None and self._shared is not None:
+            return self._shared.fleet_latency(endpoint, model)
+        return own
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Per endpoint: ``in_flight``, ``loading`` (models) and ``latency_ms`` by model."""
@@ -178,6 +203,8 @@ class DeploymentLoad:
     def _finished(self, endpoint: str) -> None:
         with self._lock:
             self._endpoints[endpoint].in_flight -= 1
+        if self._shared is not None:
+            self._shared.load_changed()
 
 
 @dataclass

@@ -82,6 +82,11 @@ class Router:
         self.retry_policy = RetryPolicy.from_config(config.routing)
         #: The fleet's shared routing state (``routing.state``), None with memory state.
         self.shared = shared_state_for(config.routing.state)
+        if self.shared is not None:
+            for backend in self._backends.values():
+                share = getattr(backend, "share_lessons", None)
+                if share is not None:
+                    share(self.shared, endpoint_of(backend))
         self.breakers = breakers or BreakerRegistry.from_config(
             config.routing, self.clock, shared=self.shared
         )
@@ -100,7 +105,7 @@ class Router:
         self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
         self._budgets: dict[str, tuple[str, Budget] | None] = {}
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
-        self.load = load or DeploymentLoad()
+        self.load = load or DeploymentLoad(shared=self.shared)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
         self.resident = ResidentModels(clock=self.clock)
         self.planner = Planner(
@@ -151,13 +156,22 @@ class Router:
     def deployment_load(self) -> dict[str, dict[str, Any]]:
         """Each deployment this router has sent attempts to: its ``endpoint``, ``in_flight``
         attempts, the models ``loading`` (a cold start in flight) and ``latency_ms``, the
-        recent latency by model (first token of a stream, else the whole answer)."""
+        recent latency by model (first token of a stream, else the whole answer); with shared
+        state, ``fleet_in_flight``, every process's attempts in flight there."""
         load = self.load.snapshot()
-        return {
+        view = {
             name: {"endpoint": endpoint, **load[endpoint]}
             for name, backend in self._backends.items()
             if (endpoint := endpoint_of(backend)) in load
         }
+        if self.shared is not None:
+            # With shared state, every deployment, with what the whole fleet has in flight.
+            idle = {"in_flight": 0, "loading": [], "latency_ms": {}}
+            for name, backend in self._backends.items():
+                endpoint = endpoint_of(backend)
+                row = view.setdefault(name, {"endpoint": endpoint, **idle})
+                row["fleet_in_flight"] = self.load.in_flight(endpoint)
+        return view
 
     def check_health(self, backend: ChatBackend, *, refresh: bool = False) -> HealthStatus:
         """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe;

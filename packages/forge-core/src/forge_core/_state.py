@@ -7,7 +7,9 @@ also given a `SharedState` (`forge_core._state_redis.RedisState`), which they re
 on the same Redis and key prefix sees one breaker and one health entry per endpoint, and one
 half-open probe lease fleet-wide.
 
-It also keeps the fleet's rate-budget logs (`forge_core._budget`).
+It also keeps the fleet's rate-budget logs (`forge_core._budget`), and each process's attempts
+in flight and recent latency per endpoint (`forge_core._load.DeploymentLoad`), so balancing
+sees the fleet's load, and what endpoints' refusals taught (`_dialects.Lessons`).
 
 A `SharedState` never blocks a request for long and never raises: each call is bounded by a
 short socket timeout, and while the store is unreachable every method answers "unknown" (None,
@@ -17,13 +19,14 @@ or True for a probe lease, so the local breaker decides alone) until it is tried
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from forge_core._config import StateConfig
 
-__all__ = ["BreakerRecord", "SharedState", "shared_state_for"]
+__all__ = ["BreakerRecord", "LoadSource", "SharedState", "shared_state_for"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class BreakerRecord:
     opened_at: float
     times_opened: int
     version: int = 0
+
+
+#: What a process reports of its own load: endpoint -> (attempts in flight, {model: recent
+#: latency in seconds}).
+LoadSource = Callable[[], dict[str, tuple[int, dict[str, float]]]]
 
 
 class SharedState(Protocol):
@@ -90,6 +98,33 @@ class SharedState(Protocol):
 
     def health(self) -> dict[str, str]:
         """Every unexpired health entry (the fleet view)."""
+        ...
+
+    def report_load(self, source: LoadSource) -> None:
+        """Publish what ``source`` says this process has in flight, and its recent latency,
+        with every refresh of the view (no round trip of its own)."""
+        ...
+
+    def load_changed(self) -> None:
+        """This process's load changed (an attempt ended): publish it soon, so others do not
+        count an attempt that is over for long."""
+        ...
+
+    def others_in_flight(self, endpoint: str) -> int:
+        """Attempts the other processes have in flight at ``endpoint`` (0 when away)."""
+        ...
+
+    def fleet_latency(self, endpoint: str, model: str) -> float | None:
+        """The other processes' recent latency of ``model`` at ``endpoint`` (their mean)."""
+        ...
+
+    def save_lesson(self, endpoint: str, model: str, kind: str, name: str) -> None:
+        """Record what a refusal taught about ``model`` at ``endpoint``: a ``translation`` it
+        accepts, or an ``unsupported`` feature (`forge_core.providers._dialects.Lessons`)."""
+        ...
+
+    def lessons(self, endpoint: str, model: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The fleet's lessons of ``model`` at ``endpoint``: (translations, unsupported)."""
         ...
 
     def take_budget(

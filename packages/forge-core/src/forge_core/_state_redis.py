@@ -2,11 +2,13 @@
 
 Keys, all under ``{key_prefix}:``: ``breaker:{endpoint}`` (a hash: state, failures, cooldown,
 opened_at in wall-clock seconds, times_opened, version), ``probe:{endpoint}`` (the half-open
-probe lease: ``SET NX PX``, its value the holder's token) and ``health:{endpoint}`` (a status
-expiring with ``routing.health_ttl_seconds``); rate budgets (`forge_core._budget`) are two
-sorted sets per budget, ``budget:{key}:requests`` and ``budget:{key}:tokens`` (members scored
-by Redis's own clock in ms, so hosts with skewed clocks count one window), taken and pruned
-atomically by `_TAKE`.
+probe lease: ``SET NX PX``, its value the holder's token), ``health:{endpoint}`` (a status
+expiring with ``routing.health_ttl_seconds``), ``load:{endpoint}`` (a hash: each process's
+attempts in flight there and recent latency by model, JSON under the process's token, written
+with every refresh), ``lessons:{endpoint}`` (a hash: what refusals taught, one field per
+``[kind, model, name]``) and, per rate budget (`forge_core._budget`), the sorted sets
+``budget:{key}:requests`` and ``budget:{key}:tokens`` (scored by Redis's own clock in ms, so
+hosts with skewed clocks count one window), taken and pruned atomically by `_TAKE`.
 
 Cheap on the hot path: reads come from a local view of every endpoint this process has asked
 about, refreshed in one pipelined round trip when it is older than ``cache_ttl`` seconds; while
@@ -23,8 +25,10 @@ round trip, a few times a second, does not justify a second (async) client and c
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -33,13 +37,20 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from forge_core._exceptions import ConfigError
-from forge_core._state import BreakerRecord
+from forge_core._state import BreakerRecord, LoadSource
 
 logger = logging.getLogger("forge.state")
 
 __all__ = ["RedisState", "mask_url"]
 
 T = TypeVar("T")
+
+#: A process's load report expires this long after its last refresh (a process that is gone).
+_LOAD_EXPIRY_MS = 10_000
+#: Reports older than this are not counted (the process is gone).
+_LOAD_STALE_SECONDS = 5.0
+#: While a process has attempts in flight, its report is re-written this often.
+_LOAD_REPUBLISH_SECONDS = 2.0
 
 #: Delete the probe lease only if this process still holds it (its token is the value).
 _RELEASE = (
@@ -164,6 +175,13 @@ class RedisState:
         self._breakers: dict[str, BreakerRecord | None] = {}
         self._health: dict[str, str | None] = {}
         self._health_written: dict[str, tuple[float, str]] = {}
+        #: endpoint -> model -> (translations, unsupported features) the fleet learned.
+        self._lessons: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
+        self._load_sources: list[LoadSource] = []
+        self._load_dirty = threading.Event()
+        self._publisher_pid: int | None = None
+        #: endpoint -> (the other processes' attempts in flight, {model: their mean latency}).
+        self._fleet_load: dict[str, tuple[int, dict[str, float]]] = {}
         self._take = self._client.register_script(_TAKE)
         self._settle = self._client.register_script(_SETTLE)
 
@@ -236,27 +254,131 @@ class RedisState:
             self._refreshing.release()
 
     def _refresh(self) -> bool:
+        """One pipelined round trip: read every known endpoint's breaker, health and the
+        fleet's load, and write this process's load."""
         with self._state_lock:
             endpoints = list(self._known)
+        own = self._own_load()
         started = time.monotonic()
+        now = time.time()
+        count = len(endpoints)
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for endpoint in endpoints:
                 pipe.hgetall(self._key("breaker", endpoint))
             pipe.mget([self._key("health", endpoint) for endpoint in endpoints])
+            for endpoint in endpoints:
+                key = self._key("load", endpoint)
+                in_flight, latency = own.get(endpoint, (0, {}))
+                report = {"in_flight": in_flight, "latency": latency, "at": now}
+                pipe.hset(key, self._token, json.dumps(report))
+                pipe.pexpire(key, _LOAD_EXPIRY_MS)
+                pipe.hgetall(key)
+            for endpoint in endpoints:
+                pipe.hgetall(self._key("lessons", endpoint))
             result: list[Any] = pipe.execute()
             return result
 
         ok, result = self._call(read)
         if not ok or result is None:
             return False
-        for endpoint, raw in zip(endpoints, result, strict=False):
+        for endpoint, raw in zip(endpoints, result[:count], strict=True):
             self._breakers[endpoint] = _record(raw) if raw else None
-        for endpoint, status in zip(endpoints, result[-1], strict=True):
+        for endpoint, status in zip(endpoints, result[count], strict=True):
             self._health[endpoint] = status
+        loads = result[count + 1 : count + 1 + 3 * count][2::3]
+        for endpoint, reports in zip(endpoints, loads, strict=True):
+            self._fleet_load[endpoint] = self._others(reports, now)
+        for endpoint, fields in zip(endpoints, result[count + 1 + 3 * count :], strict=True):
+            self._lessons[endpoint] = _lessons_of(fields)
         self._view_at = started
         return True
+
+    def _own_load(self) -> dict[str, tuple[int, dict[str, float]]]:
+        merged: dict[str, tuple[int, dict[str, float]]] = {}
+        for source in list(self._load_sources):
+            for endpoint, (in_flight, latency) in source().items():
+                before, models = merged.get(endpoint, (0, {}))
+                merged[endpoint] = (before + in_flight, {**models, **latency})
+        return merged
+
+    def _others(self, reports: dict[str, str], now: float) -> tuple[int, dict[str, float]]:
+        """The other processes' total in flight and mean latency by model, from their fresh
+        reports (a process that stopped reporting drops out after `_LOAD_STALE_SECONDS`)."""
+        in_flight = 0
+        samples: dict[str, list[float]] = {}
+        for token, text in reports.items():
+            if token == self._token:
+                continue
+            try:
+                report = json.loads(text)
+                if now - float(report["at"]) > _LOAD_STALE_SECONDS:
+                    continue
+                in_flight += int(report["in_flight"])
+                for model, seconds in dict(report["latency"]).items():
+                    samples.setdefault(str(model), []).append(float(seconds))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return in_flight, {model: sum(v) / len(v) for model, v in samples.items()}
+
+    # -- load ------------------------------------------------------------------------------
+
+    def report_load(self, source: LoadSource) -> None:
+        """Publish ``source``'s load with every refresh of the view."""
+        self._load_sources.append(source)
+
+    def load_changed(self) -> None:
+        """Have the publisher thread write this process's load within ``cache_ttl`` (changes
+        in that time go in one write; nothing waits on the request's thread)."""
+        self._load_dirty.set()
+        if self._publisher_pid != os.getpid():
+            with self._state_lock:
+                if self._publisher_pid != os.getpid():
+                    # A forked child has no publisher thread of its parent's: start its own.
+                    self._publisher_pid = os.getpid()
+                    threading.Thread(
+                        target=self._publish_loop, name="forge-state-load", daemon=True
+                    ).start()
+
+    def _publish_loop(self) -> None:
+        while True:
+            changed = self._load_dirty.wait(_LOAD_REPUBLISH_SECONDS)
+            if changed:
+                time.sleep(self._cache_ttl)  # gather the changes of one window
+            self._load_dirty.clear()
+            own = self._own_load()
+            if changed or any(in_flight for in_flight, _ in own.values()):
+                # Re-published while anything is in flight, so a long request is not dropped
+                # as stale by the others.
+                self._publish_load(own)
+
+    def _publish_load(self, own: dict[str, tuple[int, dict[str, float]]]) -> None:
+        now = time.time()
+
+        def write() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for endpoint, (in_flight, latency) in own.items():
+                key = self._key("load", endpoint)
+                report = {"in_flight": in_flight, "latency": latency, "at": now}
+                pipe.hset(key, self._token, json.dumps(report))
+                pipe.pexpire(key, _LOAD_EXPIRY_MS)
+            pipe.execute()
+
+        if own:
+            self._call(write)
+
+    def others_in_flight(self, endpoint: str) -> int:
+        """The other processes' attempts in flight at ``endpoint`` (from the view)."""
+        if not self._view(endpoint):
+            return 0
+        return self._fleet_load.get(endpoint, (0, {}))[0]
+
+    def fleet_latency(self, endpoint: str, model: str) -> float | None:
+        """The other processes' mean recent latency of ``model`` at ``endpoint``."""
+        if not self._view(endpoint):
+            return None
+        return self._fleet_load.get(endpoint, (0, {}))[1].get(model)
 
     # -- breakers --------------------------------------------------------------------------
 
@@ -371,6 +493,21 @@ class RedisState:
         ok, result = self._call(scan)
         return result if ok and result is not None else {}
 
+    # -- lessons ---------------------------------------------------------------------------
+
+    def save_lesson(self, endpoint: str, model: str, kind: str, name: str) -> None:
+        """``HSET lessons:{endpoint} [kind, model, name] 1`` (a union: learned once is kept)."""
+        field = json.dumps([kind, model, name])
+        learned = self._lessons.setdefault(endpoint, {}).setdefault(model, (set(), set()))
+        learned[0 if kind == "translation" else 1].add(name)
+        self._call(lambda: self._client.hset(self._key("lessons", endpoint), field, "1"))
+
+    def lessons(self, endpoint: str, model: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The fleet's (translations, unsupported) of ``model`` at ``endpoint`` (the view)."""
+        self._view(endpoint)
+        translations, unsupported = self._lessons.get(endpoint, {}).get(model, (set(), set()))
+        return frozenset(translations), frozenset(unsupported)
+
     # -- rate budgets ----------------------------------------------------------------------
 
     def take_budget(
@@ -419,6 +556,18 @@ class RedisState:
         """Close the connection pool."""
         with contextlib.suppress(*self._errors):
             self._client.close()
+
+
+def _lessons_of(fields: dict[str, str]) -> dict[str, tuple[set[str], set[str]]]:
+    found: dict[str, tuple[set[str], set[str]]] = {}
+    for field in fields:
+        try:
+            kind, model, name = json.loads(field)
+        except ValueError:
+            continue
+        learned = found.setdefault(str(model), (set(), set()))
+        learned[0 if kind == "translation" else 1].add(str(name))
+    return found
 
 
 def _record(raw: dict[str, str]) -> BreakerRecord:

@@ -757,7 +757,8 @@ def stats(
         deployments.add_row(
             name,
             _host(load["endpoint"]),
-            str(load["in_flight"]),
+            str(load["in_flight"])
+            + (f" (fleet {load['fleet_in_flight']})" if "fleet_in_flight" in load else ""),
             ", ".join(load["loading"]) or "-",
             latency or "-",
         )

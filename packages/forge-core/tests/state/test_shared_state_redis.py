@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import FaultServer, hang, ok
+from dialect_servers import SelfDescribingServer, refuse_json_schema_like_llama_cpp_python
+from fault_server import FaultServer, hang, held, ok
 from forge_cli_runner import forge_cli, write_config
 from forge_core import Forge, ForgeConfig
 from redis_server import ForgeWorker, RedisServer, run_redis
@@ -167,6 +169,96 @@ def test_an_rpm_budget_holds_across_four_processes_and_the_rest_is_served_by_the
     assert calls == (60, 140)
 
 
+def test_balancing_counts_the_requests_other_processes_have_in_flight(
+    redis_server: RedisServer,
+) -> None:
+    release = threading.Event()
+    with (
+        FaultServer([held(release, "from a")], default=ok("from a"), loaded=["m"]) as host_a,
+        FaultServer(default=ok("from b"), loaded=["m"]) as host_b,
+    ):
+        config = {
+            "model_preferences": {"local_first": False},
+            "providers": {
+                "local": {
+                    "ollama": {
+                        "hosts": [
+                            {"name": "host-a", "base_url": host_a.root_url},
+                            {"name": "host-b", "base_url": host_b.root_url},
+                        ],
+                        "preferred_models": ["m"],
+                    }
+                },
+                "fallback": {"order": ["ollama"]},
+            },
+            "routing": {
+                "state": {"backend": "redis", "url": redis_server.url, "key_prefix": "load"}
+            },
+        }
+        with ForgeWorker(config) as worker:
+            worker.ready()
+            worker.send_chat(threads=1, per_thread=1)
+            assert host_a.wait_for_requests(1)
+            here = _forge(config)
+            # Both hosts have the model loaded and this process has nothing in flight: only
+            # the worker's request at host-a, seen through Redis, tells them apart.
+            deadline = time.monotonic() + 10
+            while here.router.load.in_flight(host_a.root_url) == 0:
+                assert time.monotonic() < deadline, "the worker's load never reached Redis"
+                time.sleep(0.01)
+            during = here.chat("two").route.deployment
+            release.set()
+            worker_served = worker.served()
+    assert during == "host-b"
+    assert worker_served == [("host-a", None)]
+
+
+def test_what_one_process_learned_from_a_refusal_the_others_apply_at_once(
+    redis_server: RedisServer,
+) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    structured = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+    def config(cache_ttl: float) -> ForgeConfig:
+        return ForgeConfig.model_validate(
+            {
+                "model_preferences": {"local_first": False},
+                "providers": {
+                    "endpoints": [
+                        {
+                            "name": "local-llama",
+                            "kind": "openai",
+                            "base_url": server.base_url,
+                            "default_model": "m",
+                            "api_key_env": None,
+                        }
+                    ],
+                    "fallback": {"order": ["local-llama"]},
+                },
+                "routing": {
+                    "state": {
+                        "backend": "redis",
+                        "url": redis_server.url,
+                        "key_prefix": "lessons",
+                        # Another cache_ttl is another store, as another process has.
+                        "cache_ttl_seconds": cache_ttl,
+                    }
+                },
+            }
+        )
+
+    with SelfDescribingServer(refuses=refuse_json_schema_like_llama_cpp_python) as server:
+        learner = Forge(config(0.02), env={})
+        learner.chat("hi", max_tokens=8, response_format=structured)
+        taught = Forge(config(0.021), env={})
+        assert taught.router.shared is not learner.router.shared
+        taught.chat("hi", max_tokens=8, response_format=structured)
+        formats = [seen.body["response_format"]["type"] for seen in server.requests]
+    # The learner was refused once and retried as json_object + schema; the other process
+    # sent that form at once.
+    assert formats == ["json_schema", "json_object", "json_object"]
+
+
 def test_a_redis_that_dies_mid_run_loses_no_request_and_state_is_shared_when_it_is_back() -> None:
     with (
         run_redis() as redis,
@@ -243,8 +335,11 @@ def test_forge_stats_and_health_in_a_fresh_process_show_the_fleets_circuits(
 ) -> None:
     with FaultServer(default=ok("first")) as primary, FaultServer(default=ok("second")) as second:
         config = _fleet_config(redis_server.url, primary, second, prefix="view")
-        breaker = _forge(config).router.breakers.get(primary.base_url)
+        config["providers"]["endpoints"][1]["rpm"] = 10
+        other_process = _forge(config)
+        breaker = other_process.router.breakers.get(primary.base_url)
         breaker.record_failure(breaker.admit() or _never(), trip=True)
+        assert other_process.chat("Say hi.").route.deployment == "secondary"
         path = write_config(tmp_path / "forge.yaml", config)
         stats = forge_cli("stats", "--json", "--config", str(path), cwd=tmp_path)
         health = forge_cli("health", "--json", "--config", str(path), cwd=tmp_path)
@@ -252,6 +347,9 @@ def test_forge_stats_and_health_in_a_fresh_process_show_the_fleets_circuits(
     fleet = json.loads(stats.stdout)
     assert fleet["state"] == {"backend": "redis", "url": redis_server.url, "available": True}
     assert fleet["circuits"][primary.base_url]["state"] == "open"
+    assert fleet["budgets"]["secondary"]["requests_in_window"] == 1
+    assert fleet["budgets"]["secondary"]["requests_left"] == 9
+    assert fleet["deployments"]["primary"]["fleet_in_flight"] == 0
     assert health.returncode == 0, health.stderr
     rows = {row["deployment"]: row for row in json.loads(health.stdout)["providers"]}
     assert (rows["primary"]["circuit"], rows["secondary"]["circuit"]) == ("open", "closed")

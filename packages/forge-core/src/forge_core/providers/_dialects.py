@@ -24,13 +24,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
 from forge_core._exceptions import BadRequest
 from forge_core._types import Capabilities
+
+if TYPE_CHECKING:
+    from forge_core._state import SharedState
 
 __all__ = [
     "DIALECTS",
@@ -480,12 +483,24 @@ class Lessons:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_model: dict[str, _Learned] = {}
+        self._shared: SharedState | None = None
+        self._endpoint = ""
+
+    def share(self, shared: SharedState, endpoint: str) -> None:
+        """Learn from, and teach, every process on ``shared`` (``routing.state: redis``)."""
+        self._shared = shared
+        self._endpoint = endpoint
 
     def translated(self, model: str, body: Body) -> Body:
         """``body`` with every translation learned for ``model`` that applies to it."""
         with self._lock:
             names = list(self._by_model[model].translations) if model in self._by_model else []
+        if self._shared is not None:
+            fleet, _ = self._shared.lessons(self._endpoint, model)
+            names += sorted(fleet.difference(names))
         for name in names:
+            if name not in TRANSLATIONS:
+                continue  # taught by a newer forge in the fleet
             translation = TRANSLATIONS[name]
             if translation.applies(body):
                 body = translation.apply(body)
@@ -508,6 +523,8 @@ class Lessons:
             learned = self._by_model.setdefault(model, _Learned())
             if translation not in learned.translations:
                 learned.translations.append(translation)
+        if self._shared is not None:
+            self._shared.save_lesson(self._endpoint, model, "translation", translation)
 
     def refused_again(self, model: str, body: Body, parameters: frozenset[str]) -> None:
         """The translated body was refused too: what the first refusal named is unsupported."""
@@ -518,6 +535,9 @@ class Lessons:
         with self._lock:
             learned = self._by_model.get(model)
             unsupported = set(learned.unsupported) if learned else set()
+        if self._shared is not None:
+            _, fleet = self._shared.lessons(self._endpoint, model)
+            unsupported |= fleet & set(Capabilities.model_fields)
         if not unsupported:
             return base
         return base.model_copy(update=dict.fromkeys(unsupported, False))
@@ -527,6 +547,9 @@ class Lessons:
         if features:
             with self._lock:
                 self._by_model.setdefault(model, _Learned()).unsupported.update(features)
+            if self._shared is not None:
+                for feature in sorted(features):
+                    self._shared.save_lesson(self._endpoint, model, "unsupported", feature)
 
 
 def error_text(response: httpx.Response) -> str:

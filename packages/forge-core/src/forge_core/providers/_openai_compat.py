@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import ServerSentEvent
@@ -90,6 +90,9 @@ __all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings
 
 #: The model an OpenAI-compatible endpoint embeds with when the request names none.
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+
+if TYPE_CHECKING:
+    from forge_core._state import SharedState
 
 
 class OpenAICompatibleClient:
@@ -429,6 +432,10 @@ class OpenAICompatibleClient:
 
     def _api_key(self) -> str | None:
         return read_api_key(self.provider.value, self.api_key_env, self._env)
+
+    def share_lessons(self, shared: SharedState, endpoint: str) -> None:
+        """Share what refusals teach with every process on ``shared`` (`Lessons.share`)."""
+        self._lessons.share(shared, endpoint)
 
     def key_fingerprint(self) -> str | None:
         """A fingerprint of the API key this client sends (rate budgets count per key);
