@@ -34,8 +34,10 @@ RESIDENT_TTL_SECONDS = 2.0
 #: How long a failed ``/api/ps`` (no answer, an error status) is remembered as "unknown"
 #: before the host is asked again, so a host without that API is not asked on every request.
 RESIDENT_RETRY_SECONDS = 30.0
-#: How long planning waits for an ``/api/ps`` answer it does not have yet.
-RESIDENT_WAIT_SECONDS = 0.5
+#: How long planning waits for an ``/api/ps`` answer it does not have yet: past the listing's
+#: own bound (Ollama's ``health_check_timeout``, 1 s by default), so on a loaded machine a
+#: host that does answer is not taken for one whose state is unknown.
+RESIDENT_WAIT_SECONDS = 1.5
 
 #: Lists the names of the models an endpoint has loaded now (``/api/ps``); raises on failure.
 Fetch = Callable[[], Iterable[str]]

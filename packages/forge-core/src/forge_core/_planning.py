@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -102,6 +103,8 @@ class Planner:
         self._load = load or DeploymentLoad()
         self._resident = resident or ResidentModels(clock=clock)
         self._warm_first = config.routing.balance == "warm-first"
+        #: Whose turn it is among equally good hosts (`_balanced`).
+        self._turns = itertools.count()
         #: (endpoint, model) -> when that endpoint last said it does not have the model.
         self._missing: dict[tuple[str, str], float] = {}
         #: How to list the loaded models of each deployment that can say (Ollama hosts), when
@@ -296,9 +299,11 @@ class Planner:
 
     def _balanced(self, planned: list[Candidate]) -> list[Candidate]:
         """``planned`` with the deployments of each model in balance order: the model loaded
-        there first, then the fewest attempts in flight, then the lowest recent latency (one
-        not measured yet first, so it gets measured); ties keep the config order."""
+        there first, then the fewest attempts in flight, then the lowest recent latency band
+        (within 25%: equally fast; one not measured yet first, so it gets measured); equals
+        take turns."""
         load = self._load
+        turn = next(self._turns)
 
         def rank(candidate: Candidate) -> tuple[bool, int, float]:
             endpoint = candidate.endpoint
@@ -306,12 +311,18 @@ class Planner:
             return (
                 candidate.loaded is not True,
                 load.in_flight(endpoint),
-                0.0 if latency is None else latency,
+                -math.inf if latency is None else _latency_band(latency),
             )
 
         balanced: list[Candidate] = []
         for _, same_model in itertools.groupby(planned, key=lambda c: c.model):
-            balanced.extend(sorted(same_model, key=rank))
+            ranked = sorted(((rank(c), c) for c in same_model), key=lambda pair: pair[0])
+            for _, tied in itertools.groupby(ranked, key=lambda pair: pair[0]):
+                # Equals take turns: requests planned in the same instant (a burst, before any
+                # is in flight) spread over the hosts instead of all choosing the first.
+                hosts = [candidate for _, candidate in tied]
+                start = turn % len(hosts)
+                balanced.extend(hosts[start:] + hosts[:start])
         return balanced
 
     @staticmethod
@@ -378,6 +389,15 @@ class Planner:
         first = self._config.model_preferences.default_provider or (order[0] if order else None)
         target = providers.resolve(first) if first is not None else None
         return [(name, bare) for name, _ in target] if target else None
+
+
+#: Latencies within this factor of each other are one band: equally fast for balancing.
+_LATENCY_BAND = 1.25
+
+
+def _latency_band(seconds: float) -> int:
+    """``seconds``' band on a geometric scale (`_LATENCY_BAND`); a lower band is faster."""
+    return math.floor(math.log(max(seconds, 1e-6)) / math.log(_LATENCY_BAND))
 
 
 def _loaded_names(admin: OllamaAdmin) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fake_clock import FakeClock
-from fault_server import Fault, FaultServer, held, ok, stall_mid_stream
+from fault_server import Fault, FaultServer, held, ok, slow, stall_mid_stream
 from forge_core import ChatRequest, Forge, ForgeConfig
 
 
@@ -190,7 +190,7 @@ def test_hosts_listed_as_separate_order_entries_keep_their_order() -> None:
     assert [c.deployment for c in candidates] == ["host-a", "host-b"]
 
 
-def test_a_host_without_api_ps_is_unknown_not_failed_and_the_config_order_stands() -> None:
+def test_a_host_without_api_ps_is_unknown_not_failed_and_equal_hosts_take_turns() -> None:
     with (
         FaultServer(default=ok("from a")) as host_a,  # /api/ps answers 404
         FaultServer(default=ok("from b")) as host_b,
@@ -200,5 +200,38 @@ def test_a_host_without_api_ps_is_unknown_not_failed_and_the_config_order_stands
         answer = forge.chat("hi")
         circuits = forge.stats()["circuits"]
     assert [(c.deployment, c.loaded) for c in candidates] == [("host-a", None), ("host-b", None)]
-    assert answer.route.deployment == "host-a"
+    # Nothing tells the hosts apart: the next request starts with the other one.
+    assert answer.route.deployment == "host-b"
     assert {circuit["state"] for circuit in circuits.values()} == {"closed"}
+
+
+def test_two_equal_hosts_under_100_concurrent_requests_share_them_within_one_and_a_half() -> None:
+    with (
+        FaultServer(default=slow(0.02, "from a"), loaded=["m"]) as host_a,
+        FaultServer(default=slow(0.02, "from b"), loaded=["m"]) as host_b,
+        ThreadPoolExecutor(100) as pool,
+    ):
+        forge = Forge(_two_hosts(host_a, host_b))
+        served = list(pool.map(lambda _: forge.chat("hi").route.deployment, range(100)))
+        calls = sorted([len(host_a.requests), len(host_b.requests)])
+    assert sorted(served.count(host) for host in ("host-a", "host-b")) == calls
+    assert sum(calls) == 100
+    assert calls[1] <= 1.5 * calls[0]
+
+
+def test_a_host_killed_during_a_run_loses_no_request_and_its_circuit_opens() -> None:
+    with (
+        FaultServer(default=slow(0.01, "from a"), loaded=["m"]) as host_a,
+        FaultServer(default=slow(0.01, "from b"), loaded=["m"]) as host_b,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        forge = Forge(_two_hosts(host_a, host_b))
+        before = list(pool.map(lambda _: forge.chat("hi").route.deployment, range(20)))
+        host_a.stop()
+        after = list(pool.map(lambda _: forge.chat("hi").route, range(40)))
+        circuit = forge.stats()["circuits"][host_a.root_url]["state"]
+    assert set(before) == {"host-a", "host-b"}
+    assert all(route.deployment == "host-b" for route in after)
+    assert circuit == "open"
+    # Once open, host-a is skipped without a call: a drop, not an attempt.
+    assert any(drop.deployment == "host-a" for drop in after[-1].drops)

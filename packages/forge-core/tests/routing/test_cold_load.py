@@ -19,9 +19,9 @@ from fake_clock import FakeClock
 from fault_server import FaultServer, hang, held, ok, slow
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, ForgeTimeout
 
-FIRST_TOKEN = 0.1
+FIRST_TOKEN = 1.0
 #: Longer than `FIRST_TOKEN`, well inside `FIRST_TOKEN` + a 10 s load allowance.
-LOAD_DELAY = 0.4
+LOAD_DELAY = 2.0
 
 
 def _one_host(
