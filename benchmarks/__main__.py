@@ -20,7 +20,7 @@ from benchmarks.server import Loopback, loopback_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make bench"
-NAMES = ("overhead", "failover", "streaming", "concurrency", "local", "import", "tracing")
+NAMES = ("overhead", "failover", "streaming", "concurrency", "local", "import", "tracing", "state")
 
 
 def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
@@ -36,6 +36,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "local": lambda s: suites.local(sizes),
             "import": lambda s: suites.import_time(sizes),
             "tracing": lambda s: suites.tracing(s, sizes),
+            "state": lambda s: suites.state(s, sizes),
         }
         for name in names:
             start = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import Any
 from forge_core import EMBEDDED_MODEL
 from pydantic import SecretStr
 
+from benchmarks import redis_fleet
 from benchmarks.report import Row, compare, percentile, row
 from benchmarks.server import CONTENT_PIECES, MODEL, Loopback
 
@@ -45,6 +46,8 @@ class Sizes:
     local_runs: int = 30  # pairs of runs, forge and direct back to back, order alternating
     local_max_tokens: int = 64
     import_runs: int = 5
+    #: Breaker changes timed from one process to another (``state``).
+    propagation_trials: int = 50
     #: Peers that cost seconds per run (LiteLLM's import, SDK default retries); the harness
     #: smoke test leaves them out.
     slow_peers: bool = True
@@ -61,6 +64,7 @@ SMOKE = Sizes(
     local_runs=1,
     local_max_tokens=4,
     import_runs=1,
+    propagation_trials=2,
     slow_peers=False,
 )
 
@@ -842,6 +846,134 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
     traced = next(r for r in rows if r.subject.endswith("tracing on"))
     traced.note = f"{Counting.exported} spans exported (a request span and an attempt span a call)"
     return rows
+
+
+# -- 8. shared routing state -------------------------------------------------------------------
+
+#: The most a routed call may cost with Redis state over memory state, p50 (issue #17).
+STATE_DELTA_MS = 0.3
+#: The most a breaker change may take to reach another process (issue #17).
+PROPAGATION_MS = 100.0
+#: A change not seen by then is recorded as this late (the row then misses its target).
+PROPAGATION_GIVE_UP_S = 5.0
+
+
+def state(server: Loopback, sizes: Sizes) -> list[Row]:
+    """``Forge.chat`` with ``routing.state`` memory vs redis, and how fast a breaker opened by
+    one process reaches another (target ≤ +0.3 ms p50 and ≤ 100 ms).
+
+    The redis-server is started here (`benchmarks.redis_fleet`), with ``routing.state`` at its
+    defaults besides the URL and key prefix. Skipped, with a note on stderr, where no
+    redis-server or redis client is installed.
+    """
+    why = redis_fleet.missing()
+    if why is not None:
+        print(f"# state: skipped: {why}", file=sys.stderr, flush=True)
+        return []
+    with redis_fleet.redis_server() as url:
+        rows = _state_overhead(server, sizes, url)
+        rows.append(_propagation(server, sizes, url))
+    return rows
+
+
+def _state_overhead(server: Loopback, sizes: Sizes, url: str) -> list[Row]:
+    from forge_core import Forge
+
+    memory = Forge(forge_config(server.live))
+    redis = Forge(forge_config(server.live, state={"backend": "redis", "url": url}))
+    subjects: dict[str, Callable[[], Any]] = {
+        "forge Forge.chat, state memory": lambda: (
+            memory.chat(PROMPT, max_tokens=MAX_TOKENS).content
+        ),
+        "forge Forge.chat, state redis": lambda: redis.chat(PROMPT, max_tokens=MAX_TOKENS).content,
+    }
+    for name, call in subjects.items():
+        _check(name, call())
+    with redis_fleet.command_count(url) as processed:
+        before = processed()
+        samples = _timed_rounds(subjects, sizes.calls, sizes.warmup, sizes.rounds)
+        commands = processed() - before - 1  # less the INFO that read ``before``
+    calls = len(samples["forge Forge.chat, state redis"]) + sizes.warmup
+    rows = [row("state", name, "ms/call", values) for name, values in samples.items()]
+    compare(rows, "forge Forge.chat, state redis", "forge Forge.chat, state memory")
+    mine = next(r for r in rows if r.subject == "forge Forge.chat, state redis")
+    theirs = next(r for r in rows if r.subject == "forge Forge.chat, state memory")
+    delta = mine.p50 - theirs.p50
+    mine.target, mine.met = f"≤ +{STATE_DELTA_MS:g} ms", delta <= STATE_DELTA_MS
+    mine.note = (
+        f"{delta:+.2f} ms vs memory; {commands / calls:.2f} Redis commands a call "
+        f"({commands} in {calls} calls)"
+    )
+    mine.extra["redis_commands"] = commands
+    return rows
+
+
+def _propagation(server: Loopback, sizes: Sizes, url: str) -> Row:
+    """Milliseconds from asking another process to open the circuit until this process's
+    `Forge` sees it open: the worker is sent ``trip`` at ``t0`` and this process reads
+    ``router.breakers.get(endpoint).state`` every 0.2 ms, so one clock times both ends (the
+    time includes the pipe's hand-over to the worker: an upper bound). It reads all along, as
+    a process under steady traffic would, so the view's refreshes fall anywhere in a trial."""
+    import random
+
+    from forge_core import Forge
+    from forge_core._breaker import CircuitState
+    from forge_core._health import endpoint_of
+
+    # A cooldown far past the run: an opened circuit stays open until the worker closes it.
+    config = forge_config(
+        server.live,
+        breaker_cooldown_seconds=3600,
+        state={"backend": "redis", "url": url, "key_prefix": "forge-bench-propagation"},
+    )
+    forge = Forge(config)
+    endpoint = endpoint_of(next(iter(forge.router.backends.values())))
+    breaker = forge.router.breakers.get(endpoint)
+    jitter = random.Random(17)
+    cache_ttl = config.routing.state.cache_ttl_seconds
+
+    def seen(wanted: CircuitState | None, give_up: float = PROPAGATION_GIVE_UP_S) -> float:
+        """Read the circuit every 0.2 ms until it is ``wanted`` (None: never) or ``give_up``
+        seconds have passed; the milliseconds that took."""
+        start = time.monotonic()
+        while breaker.state is not wanted and time.monotonic() - start < give_up:
+            time.sleep(0.0002)
+        return (time.monotonic() - start) * 1000
+
+    def steady_traffic() -> None:
+        # Reading on for a while, as a process under steady traffic does: the change then
+        # falls anywhere between two refreshes of its view (every cache_ttl_seconds), not
+        # always just after one.
+        seen(None, give_up=jitter.uniform(cache_ttl, 3 * cache_ttl))
+
+    opened: list[float] = []
+    closed: list[float] = []
+    with redis_fleet.BreakerWorker(config.model_dump(mode="json"), endpoint) as worker:
+        _ = breaker.state  # this process knows the endpoint, as one that routed to it would
+        for _ in range(sizes.propagation_trials):
+            steady_traffic()
+            worker.send("trip")
+            opened.append(seen(CircuitState.OPEN))
+            worker.done()
+            steady_traffic()
+            worker.send("close")
+            closed.append(seen(CircuitState.CLOSED))
+            worker.done()
+    late = sum(1 for value in opened + closed if value >= PROPAGATION_GIVE_UP_S * 1000)
+    result = row(
+        "state",
+        "breaker opened in one process, seen open by another",
+        "ms",
+        opened,
+        target=f"≤ {PROPAGATION_MS:g} ms",
+        met=percentile(opened, 95) <= PROPAGATION_MS,
+        note=(
+            f"p95 against the target; cache_ttl_seconds {cache_ttl:g}; closing seen after "
+            f"p50 {percentile(closed, 50):.2f} / p95 {percentile(closed, 95):.2f} ms"
+            + (f"; {late} changes not seen within {PROPAGATION_GIVE_UP_S:g} s" if late else "")
+        ),
+    )
+    return result
 
 
 def percentiles(values: Sequence[float]) -> tuple[float, float]:
