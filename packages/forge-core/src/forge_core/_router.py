@@ -105,7 +105,7 @@ class Router:
         self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
         self._budgets: dict[str, tuple[str, Budget] | None] = {}
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
-        self.load = load or DeploymentLoad(shared=self.shared)
+        self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
         self.resident = ResidentModels(clock=self.clock)
         self.planner = Planner(
@@ -445,6 +445,15 @@ class Router:
                     route.abandoned(candidate, ticket)
                     raise
         raise AssertionError("tenacity returns or raises")  # pragma: no cover
+
+
+def _balances(config: ForgeConfig) -> bool:
+    """Whether any order entry is balanced (``warm-first`` over several deployments): only
+    then does the fleet's load matter, and is it shared."""
+    if config.routing.balance != "warm-first":
+        return False
+    providers = config.providers
+    return any(len(providers.resolve(str(entry)) or []) > 1 for entry in providers.fallback.order)
 
 
 def _embedder(candidate: Candidate) -> EmbeddingBackend:

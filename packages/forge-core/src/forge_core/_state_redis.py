@@ -49,6 +49,8 @@ T = TypeVar("T")
 _LOAD_EXPIRY_MS = 10_000
 #: Reports older than this are not counted (the process is gone).
 _LOAD_STALE_SECONDS = 5.0
+#: How often the lessons (what refusals taught; they change rarely) are re-read.
+_LESSONS_SECONDS = 0.1
 #: While a process has attempts in flight, its report is re-written this often.
 _LOAD_REPUBLISH_SECONDS = 2.0
 
@@ -177,6 +179,10 @@ class RedisState:
         self._health_written: dict[str, tuple[float, str]] = {}
         #: endpoint -> model -> (translations, unsupported features) the fleet learned.
         self._lessons: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
+        self._lesson_endpoints: set[str] = set()
+        #: Endpoints whose fleet load this process reads (it balances over them).
+        self._load_watch: set[str] = set()
+        self._lessons_at = float("-inf")
         self._load_sources: list[LoadSource] = []
         self._load_dirty = threading.Event()
         self._publisher_pid: int | None = None
@@ -263,19 +269,29 @@ class RedisState:
         now = time.time()
         count = len(endpoints)
 
+        # Only what this process uses: load where it balances, lessons (which change rarely)
+        # of the endpoints it asked about, at most every `_LESSONS_SECONDS`.
+        with self._state_lock:
+            balanced = sorted(self._load_watch | set(own)) if self._load_sources else []
+        with self._state_lock:
+            lessons = list(self._lesson_endpoints)
+        if lessons and started - self._lessons_at < max(self._cache_ttl, _LESSONS_SECONDS):
+            lessons = []
+
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for endpoint in endpoints:
                 pipe.hgetall(self._key("breaker", endpoint))
             pipe.mget([self._key("health", endpoint) for endpoint in endpoints])
-            for endpoint in endpoints:
+            for endpoint in balanced:
                 key = self._key("load", endpoint)
-                in_flight, latency = own.get(endpoint, (0, {}))
-                report = {"in_flight": in_flight, "latency": latency, "at": now}
-                pipe.hset(key, self._token, json.dumps(report))
-                pipe.pexpire(key, _LOAD_EXPIRY_MS)
+                if endpoint in own:
+                    in_flight, latency = own[endpoint]
+                    report = {"in_flight": in_flight, "latency": latency, "at": now}
+                    pipe.hset(key, self._token, json.dumps(report))
+                    pipe.pexpire(key, _LOAD_EXPIRY_MS)
                 pipe.hgetall(key)
-            for endpoint in endpoints:
+            for endpoint in lessons:
                 pipe.hgetall(self._key("lessons", endpoint))
             result: list[Any] = pipe.execute()
             return result
@@ -287,11 +303,15 @@ class RedisState:
             self._breakers[endpoint] = _record(raw) if raw else None
         for endpoint, status in zip(endpoints, result[count], strict=True):
             self._health[endpoint] = status
-        loads = result[count + 1 : count + 1 + 3 * count][2::3]
-        for endpoint, reports in zip(endpoints, loads, strict=True):
-            self._fleet_load[endpoint] = self._others(reports, now)
-        for endpoint, fields in zip(endpoints, result[count + 1 + 3 * count :], strict=True):
+        rest = iter(result[count + 1 :])
+        for endpoint in balanced:
+            if endpoint in own:
+                next(rest), next(rest)  # the HSET and PEXPIRE answers
+            self._fleet_load[endpoint] = self._others(next(rest), now)
+        for endpoint, fields in zip(lessons, rest, strict=True):
             self._lessons[endpoint] = _lessons_of(fields)
+        if lessons:
+            self._lessons_at = started
         self._view_at = started
         return True
 
@@ -368,14 +388,22 @@ class RedisState:
         if own:
             self._call(write)
 
+    def _watch_load(self, endpoint: str) -> None:
+        if endpoint not in self._load_watch:
+            with self._state_lock:
+                self._load_watch.add(endpoint)
+                self._view_at = float("-inf")
+
     def others_in_flight(self, endpoint: str) -> int:
         """The other processes' attempts in flight at ``endpoint`` (from the view)."""
+        self._watch_load(endpoint)
         if not self._view(endpoint):
             return 0
         return self._fleet_load.get(endpoint, (0, {}))[0]
 
     def fleet_latency(self, endpoint: str, model: str) -> float | None:
         """The other processes' mean recent latency of ``model`` at ``endpoint``."""
+        self._watch_load(endpoint)
         if not self._view(endpoint):
             return None
         return self._fleet_load.get(endpoint, (0, {}))[1].get(model)
@@ -504,6 +532,11 @@ class RedisState:
 
     def lessons(self, endpoint: str, model: str) -> tuple[frozenset[str], frozenset[str]]:
         """The fleet's (translations, unsupported) of ``model`` at ``endpoint`` (the view)."""
+        if endpoint not in self._lesson_endpoints:
+            with self._state_lock:
+                self._lesson_endpoints.add(endpoint)
+                self._lessons_at = float("-inf")
+                self._view_at = float("-inf")
         self._view(endpoint)
         translations, unsupported = self._lessons.get(endpoint, {}).get(model, (set(), set()))
         return frozenset(translations), frozenset(unsupported)
