@@ -162,7 +162,8 @@ def _planner(forge: Any, first: str, count: int) -> tuple[Callable[[], Any], str
     request = ChatRequest(messages=[{"role": "user", "content": PROMPT}], max_tokens=MAX_TOKENS)
     plan = forge.router.plan
     note = ""
-    listers = forge.router.planner._listers  # the deployments asked for /api/ps
+    # The deployments the planner asks for /api/ps (none known: nothing to wait for).
+    listers = getattr(forge.router.planner, "_listers", {})
 
     def unknown(candidates: list[Any]) -> int:
         return sum(c.deployment in listers and c.loaded is None for c in candidates)
