@@ -15,12 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import suites
+from benchmarks.deployments import deployments
 from benchmarks.report import Row, machine, markdown, update_readme
 from benchmarks.server import Loopback, loopback_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make bench"
-NAMES = ("overhead", "failover", "streaming", "concurrency", "local", "import", "tracing", "state")
+NAMES = (
+    "overhead",
+    "failover",
+    "streaming",
+    "concurrency",
+    "local",
+    "import",
+    "tracing",
+    "deployments",
+    "state",
+)
 
 
 def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
@@ -37,6 +48,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "import": lambda s: suites.import_time(sizes),
             "tracing": lambda s: suites.tracing(s, sizes),
             "state": lambda s: suites.state(s, sizes),
+            "deployments": lambda s: deployments(s, sizes),
         }
         for name in names:
             start = time.perf_counter()

@@ -117,7 +117,7 @@ def machine() -> dict[str, Any]:
 
 
 def _fmt(value: float, unit: str) -> str:
-    if unit in ("ms", "ms/call"):
+    if unit in ("ms", "ms/call", "µs"):
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
     if unit in ("tokens/s", "req/s"):
         return f"{value:,.1f}"

@@ -1,11 +1,12 @@
 """A fast OpenAI-compatible loopback server for the benchmarks, run in its own process.
 
-One process listens on 127.0.0.1 on three ports, one per mode:
+One process listens on 127.0.0.1 on four ports, one per mode:
 
 - ``live``: answers ``POST .../chat/completions`` at once, as JSON or as an SSE stream
   (``"stream": true``) in the shape of ``docs/providers.md (OpenAI)``; ``GET .../models``.
 - ``stalled``: accepts connections and reads requests, never answers.
 - ``ratelimited``: answers every request with 429, an OpenAI error body and ``Retry-After``.
+- ``failing``: answers every request with 500 and an OpenAI error body (``server_error``).
 
 The fourth failure mode, ``refused``, is just a closed port (`closed_port_url`).
 HTTP/1.1 with keep-alive is parsed by hand on an asyncio ``Protocol``: the server must cost
@@ -116,6 +117,16 @@ _RATE_LIMITED = json.dumps(
         }
     }
 ).encode()
+_SERVER_ERROR = json.dumps(
+    {
+        "error": {
+            "message": "The server had an error while processing your request (benchmark).",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+).encode()
 _NOT_FOUND = (
     b'{"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}}'
 )
@@ -176,6 +187,9 @@ class _Connection(asyncio.Protocol):
                 "429 Too Many Requests", _RATE_LIMITED, f"retry-after: {RETRY_AFTER_SECONDS}\r\n"
             )
             return
+        if self._mode == "failing":
+            self._send("500 Internal Server Error", _SERVER_ERROR)
+            return
         if method == "GET" and path.rstrip("/").endswith("/models"):
             self._send("200 OK", _MODELS)
             return
@@ -216,7 +230,7 @@ async def _serve(chunk_delay: float) -> None:
     loop = asyncio.get_running_loop()
     ports: dict[str, int] = {}
     servers = []
-    for mode in ("live", "stalled", "ratelimited"):
+    for mode in ("live", "stalled", "ratelimited", "failing"):
         server = await loop.create_server(
             lambda mode=mode: _Connection(mode, chunk_delay),  # type: ignore[misc]
             "127.0.0.1",
@@ -252,6 +266,8 @@ class Loopback:
     ratelimited: str
     refused: str
     live_port: int
+    #: Answers 500 with an OpenAI error body.
+    failing: str = ""
 
 
 def closed_port_url() -> str:
@@ -283,6 +299,7 @@ def loopback_server(chunk_delay_ms: float = 1.0) -> Iterator[Loopback]:
             ratelimited=f"http://127.0.0.1:{ports['ratelimited']}/v1",
             refused=closed_port_url(),
             live_port=ports["live"],
+            failing=f"http://127.0.0.1:{ports['failing']}/v1",
         )
     finally:
         if process.stdin is not None:
