@@ -56,7 +56,7 @@ class HealthStatus(enum.StrEnum):
 
 
 class HealthCache:
-    """Endpoint -> status, each entry trusted for ``ttl`` seconds (a `cachetools.TTLCache`)."""
+    """Endpoint -> status, each entry trusted for ``ttl`` seconds."""
 
     def __init__(
         self,
@@ -69,9 +69,9 @@ class HealthCache:
         self._ttl = ttl
         self._shared = shared
         self._lock = threading.Lock()
-        self._cache: TTLCache[str, HealthStatus] = TTLCache(
-            maxsize=_MAX_ENDPOINTS, ttl=ttl, timer=self._clock.monotonic
-        )
+        # endpoint -> (expires at, status); a plain dict because a lookup is on every plan for
+        # every deployment, and a dict read needs no lock (the endpoints are the config's).
+        self._cache: dict[str, tuple[float, HealthStatus]] = {}
 
     def cached(self, endpoint: str) -> HealthStatus | None:
         """The cached status, or None when there is none or it expired (never probes).
@@ -83,13 +83,15 @@ class HealthCache:
             status = self._shared.load_health(endpoint)
             if status is not None:
                 return HealthStatus.of(status)
-        with self._lock:
-            return self._cache.get(endpoint)
+        entry = self._cache.get(endpoint)
+        if entry is None or entry[0] <= self._clock.monotonic():
+            return None
+        return entry[1]
 
     def mark(self, endpoint: str, status: HealthStatus) -> None:
         """Record ``status`` for ``endpoint`` (a probe's result, or a call that just answered)."""
         with self._lock:
-            self._cache[endpoint] = status
+            self._cache[endpoint] = (self._clock.monotonic() + self._ttl, status)
         if self._shared is not None:
             self._shared.save_health(endpoint, status.value, self._ttl)
 
@@ -127,8 +129,13 @@ class HealthCache:
 
     def snapshot(self) -> dict[str, str]:
         """Every unexpired entry (with shared state, the fleet's entries over this process's)."""
+        now = self._clock.monotonic()
         with self._lock:
-            entries = {endpoint: status.value for endpoint, status in self._cache.items()}
+            entries = {
+                endpoint: status.value
+                for endpoint, (expires, status) in self._cache.items()
+                if expires > now
+            }
         if self._shared is not None:
             entries.update(self._shared.health())
         return entries

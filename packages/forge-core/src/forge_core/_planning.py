@@ -105,6 +105,13 @@ class Planner:
         self._warm_first = config.routing.balance == "warm-first"
         #: Whose turn it is among equally good hosts (`_balanced`).
         self._turns = itertools.count()
+        #: What only the config decides, worked out once: each order's groups, each
+        #: deployment's preferred models.
+        self._resolved: dict[tuple[str, ...], list[list[tuple[str, str | None]]]] = {}
+        self._preferred = {
+            name: tuple(getattr(spec.section, "preferred_models", None) or ())
+            for name, spec in self._deployments.items()
+        }
         #: (endpoint, model) -> when that endpoint last said it does not have the model.
         self._missing: dict[tuple[str, str], float] = {}
         #: How to list the loaded models of each deployment that can say (Ollama hosts), when
@@ -198,8 +205,14 @@ class Planner:
     def _groups(self, order: Sequence[str]) -> list[list[tuple[str, str | None]]]:
         """Each order entry as the deployments (and model) it means (`ProvidersConfig.resolve`;
         the config and `ProviderSelector` refuse entries that mean none)."""
-        providers = self._config.providers
-        return [resolved for entry in order if (resolved := providers.resolve(entry))]
+        key = tuple(order)
+        groups = self._resolved.get(key)
+        if groups is None:
+            providers = self._config.providers
+            groups = [resolved for entry in order if (resolved := providers.resolve(entry))]
+            # The config is fixed: an order resolves the same way every time.
+            self._resolved[key] = groups
+        return groups
 
     def _is_local(self, name: str) -> bool:
         spec = self._deployments.get(name)
@@ -252,7 +265,7 @@ class Planner:
             # (Ollama hosts share theirs), then where it first appears in the group.
             rank: dict[str, tuple[int, int]] = {}
             for entry in listed:
-                preferred = list(getattr(entry[0].section, "preferred_models", ()))
+                preferred = self._preferred[entry[0].name]
                 for model in entry[4]:
                     place = preferred.index(model) if model in preferred else len(preferred)
                     first = rank.get(model, (place, len(rank)))
