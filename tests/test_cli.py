@@ -154,6 +154,34 @@ def test_pull_streams_documented_progress_into_a_bar_per_layer(tmp_path: Path) -
     assert "2.5/2.5 kB" in bars[0] and "1.2/1.2 kB" in bars[1]
 
 
+def test_pull_goes_to_the_ollama_host_named_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    with (
+        OllamaPullServer({"tiny:1b": LAYERS}) as laptop,
+        OllamaPullServer({"tiny:1b": LAYERS}) as gpu_box,
+    ):
+        hosts = [
+            {"name": "laptop", "base_url": laptop.base_url},
+            {"name": "gpu-box", "base_url": gpu_box.base_url},
+        ]
+        config = write_config(
+            tmp_path / "forge.yaml",
+            {
+                "providers": {
+                    "local": {"ollama": {"hosts": hosts}},
+                    "fallback": {"order": ["ollama"]},
+                }
+            },
+        )
+        named = invoke("pull", "tiny:1b", "--host", "gpu-box", "-c", str(config))
+        first = invoke("pull", "tiny:1b", "-c", str(config))
+        unknown = invoke("pull", "tiny:1b", "--host", "nas", "-c", str(config))
+        pulled = (list(laptop.pulled), list(gpu_box.pulled))
+    assert named.exit_code == 0 and first.exit_code == 0, named.output + first.output
+    assert pulled == (["tiny:1b"], ["tiny:1b"])
+    assert unknown.exit_code == 1
+    assert "'nas' is not an Ollama deployment (known: laptop, gpu-box)" in unknown.stderr
+
+
 def test_pull_of_an_unknown_model_exits_1_with_the_registry_reason(tmp_path: Path) -> None:
     with OllamaPullServer({"tiny:1b": LAYERS}) as server:
         config = ollama_config(tmp_path / "forge.yaml", server.base_url)

@@ -17,6 +17,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from forge_core._exceptions import ProviderError
+from forge_core._load import in_listing
 from forge_core._retry import Clock, SystemClock
 from forge_core._state import SharedState
 
@@ -187,12 +188,26 @@ class ModelDiscovery:
         ``/api/ps``; a listing that says nothing of it counts as not loaded)."""
         union: dict[str, dict[str, list[str]]] = {}
         for name, models in self.discover_available_models().items():
+            running = self._running(name)
             for model in models:
                 where = union.setdefault(model.id, {"pulled": [], "loaded": []})
                 where["pulled"].append(name)
-                if getattr(model, "loaded", False):
+                if getattr(model, "loaded", False) or in_listing(model.id, running):
                     where["loaded"].append(name)
         return union
+
+    def _running(self, name: str) -> frozenset[str]:
+        """The models an Ollama deployment has loaded now (``/api/ps``; none when it cannot
+        say), asked fresh: discovery is not on the request path."""
+        from forge_core.providers import ollama_admin
+
+        admin = ollama_admin(self._backends[name])
+        if admin is None:
+            return frozenset()
+        try:
+            return frozenset(m.name for m in admin.running_models(self._timeout))
+        except ProviderError:
+            return frozenset()
 
     def _listed(self, provider: str, backend: object) -> list[Any] | None:
         with self._lock:

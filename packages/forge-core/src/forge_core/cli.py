@@ -454,18 +454,32 @@ def _model_row(
 @app.command()
 def pull(
     model: Annotated[str, typer.Argument(help="Ollama model to pull, e.g. llama3.2:1b.")],
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="The Ollama deployment (a hosts: name); default: the first."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Pull a model into the configured Ollama, with a progress bar per layer.
+
+    With several Ollama ``hosts``, ``--host NAME`` says which; without it, the first listed.
 
     Examples:
 
       forge pull llama3.2:1b
 
       forge pull nomic-embed-text --config ./forge.yaml
+
+      forge pull llama3.1:8b --host gpu-box
     """
     forge = _forge_or_exit(config)
-    ollama = ollama_admin(forge.router.backends.get(Provider.OLLAMA))
+    names = forge.config.providers.named(Provider.OLLAMA.value) or []
+    if host is not None and host not in names:
+        known = ", ".join(names) or "none"
+        typer.echo(f"forge: {host!r} is not an Ollama deployment (known: {known})", err=True)
+        raise typer.Exit(1)
+    target = host if host is not None else (names[0] if names else None)
+    ollama = ollama_admin(forge.router.backends.get(target)) if target is not None else None
     if ollama is None:
         typer.echo("forge: no Ollama provider is configured", err=True)
         raise typer.Exit(1)

@@ -156,7 +156,9 @@ def test_a_bad_deployment_config_names_the_file_the_key_and_the_problem(
 def test_the_first_pulled_preferred_model_wins_across_hosts() -> None:
     with (
         FaultServer([ok("from a")], models=["mistral:7b"]) as host_a,
-        FaultServer([ok("from b")], models=["codellama:7b", "mistral:7b"]) as host_b,
+        FaultServer(
+            [ok("from b")], models=["codellama:7b", "mistral:7b"], loaded=["codellama:7b"]
+        ) as host_b,
     ):
         config = _config(
             local=_hosts(
@@ -181,7 +183,7 @@ def test_the_first_pulled_preferred_model_wins_across_hosts() -> None:
     ]
     assert where == {
         "mistral:7b": {"pulled": ["host-a", "host-b"], "loaded": []},
-        "codellama:7b": {"pulled": ["host-b"], "loaded": []},
+        "codellama:7b": {"pulled": ["host-b"], "loaded": ["host-b"]},  # /api/ps
     }
     assert answer.content == "from b"
     assert [(a.deployment, a.model) for a in answer.route.attempts] == [("host-b", "codellama:7b")]
