@@ -598,8 +598,8 @@ class StateConfig(_Section):
     retry_interval_seconds: float = Field(
         default=1.0,
         gt=0,
-        description="After Redis failed, routing uses local state for this long before "
-        "trying Redis again.",
+        description="After Redis failed, routing uses local state while a background thread "
+        "tries Redis again this often.",
     )
 
     @model_validator(mode="before")

@@ -16,9 +16,9 @@ one thread refreshes it, the others read the view they have. So a change made by
 process is seen at most ``cache_ttl`` plus one round trip later.
 
 Never blocking: every call is bounded by ``timeout`` (connect and read, no retries); the first
-failure logs one warning (the URL's password masked) and for ``retry_interval`` seconds no call
-is tried, so routing goes on with local state; the next call after that reconnects, and one
-info line says Redis is back. Calls are synchronous even on asyncio paths: a bounded sub-ms
+failure logs one warning (the URL's password masked), and from then on no call is tried, so
+routing goes on with local state, while a background thread PINGs Redis every
+``retry_interval`` seconds; when it answers, one info line says so and calls resume. Calls are synchronous even on asyncio paths: a bounded sub-ms
 round trip, a few times a second, does not justify a second (async) client and code path.
 """
 
@@ -170,8 +170,8 @@ class RedisState:
         )
         self._state_lock = threading.Lock()
         self._refreshing = threading.Lock()
-        self._skip_until = 0.0
         self._away = False
+        self._reconnector_pid: int | None = None
         self._known: list[str] = []
         self._view_at = float("-inf")
         self._breakers: dict[str, BreakerRecord | None] = {}
@@ -206,13 +206,14 @@ class RedisState:
         return not self._away
 
     def _call(self, action: Callable[[], T]) -> tuple[bool, T | None]:
-        if self._skip_until and time.monotonic() < self._skip_until:
+        if self._away:
+            if self._reconnector_pid != os.getpid():
+                self._start_reconnector()  # a forked child: the parent's thread is not here
             return False, None
         try:
             result = action()
         except self._errors as exc:
             with self._state_lock:
-                self._skip_until = time.monotonic() + self._retry_interval
                 first = not self._away
                 self._away = True
                 self._view_at = float("-inf")
@@ -223,15 +224,30 @@ class RedisState:
                     self._url,
                     type(exc).__name__,
                 )
+                self._start_reconnector()
             return False, None
-        if self._away:
-            with self._state_lock:
-                back = self._away
-                self._away = False
-                self._skip_until = 0.0
-            if back:
-                logger.info("forge: shared routing state at %s answers again", self._url)
         return True, result
+
+    def _start_reconnector(self) -> None:
+        with self._state_lock:
+            if self._reconnector_pid == os.getpid():
+                return
+            self._reconnector_pid = os.getpid()
+        threading.Thread(target=self._reconnect, name="forge-state-reconnect", daemon=True).start()
+
+    def _reconnect(self) -> None:
+        """Until Redis answers a PING (every ``retry_interval``): no request waits for it."""
+        while True:
+            time.sleep(self._retry_interval)
+            try:
+                self._client.ping()
+            except self._errors:
+                continue
+            with self._state_lock:
+                self._away = False
+                self._reconnector_pid = None
+            logger.info("forge: shared routing state at %s answers again", self._url)
+            return
 
     def _key(self, kind: str, endpoint: str) -> str:
         return f"{self._prefix}:{kind}:{endpoint}"
