@@ -34,6 +34,7 @@ __all__ = [
     "held",
     "malformed_json",
     "ok",
+    "ollama_hosts_on",
     "rate_limited",
     "reset",
     "slow",
@@ -534,3 +535,25 @@ def forge_on(*servers: FaultServer | str, clock: Any = None, **routing: Any) -> 
         else:
             specs.append({"name": name, "base_url": url, "default_model": "m"})
     return Forge(config_for(*specs, routing=routing), clock=clock)
+
+
+def ollama_hosts_on(*hosts: FaultServer, **routing: Any) -> dict[str, Any]:
+    """A config dict whose one order entry is ``ollama`` with ``hosts`` as its ``hosts:``
+    (named ``host-a``, ``host-b``, ...), each preferring model ``m``; ``routing`` keys go to
+    the ``routing`` section. Validate it with ``ForgeConfig.model_validate``."""
+    return {
+        "model_preferences": {"local_first": False},
+        "providers": {
+            "local": {
+                "ollama": {
+                    "hosts": [
+                        {"name": f"host-{chr(ord('a') + i)}", "base_url": host.root_url}
+                        for i, host in enumerate(hosts)
+                    ],
+                    "preferred_models": ["m"],
+                }
+            },
+            "fallback": {"order": ["ollama"]},
+        },
+        "routing": routing,
+    }

@@ -29,7 +29,14 @@ from typing import Any
 
 from forge_test_support import free_port
 
-__all__ = ["ForgeWorker", "RedisServer", "redis_server_binary", "run_redis"]
+__all__ = [
+    "ForgeWorker",
+    "RedisServer",
+    "chat_everywhere",
+    "fleet",
+    "redis_server_binary",
+    "run_redis",
+]
 
 START_TIMEOUT = 20.0
 
@@ -293,3 +300,34 @@ class ForgeWorker:
         if self._process.is_alive():
             self._process.kill()
             self._process.join(timeout=10)
+
+
+@contextlib.contextmanager
+def fleet(
+    config: dict[str, Any], processes: int, *, threads_each: int | None = None
+) -> Iterator[list[ForgeWorker]]:
+    """``processes`` started and ready `ForgeWorker` s of ``config``, stopped when the block
+    ends. With ``threads_each``, their chat threads start together behind one barrier (all
+    ``processes x threads_each`` of them), so a burst really is concurrent."""
+    barrier = None
+    if threads_each is not None:
+        barrier = multiprocessing.get_context("spawn").Barrier(processes * threads_each)
+    workers = [ForgeWorker(config, barrier=barrier) for _ in range(processes)]
+    try:
+        for worker in workers:
+            worker.__enter__()
+        for worker in workers:
+            worker.ready()
+        yield workers
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def chat_everywhere(
+    workers: list[ForgeWorker], threads: int, per_thread: int
+) -> list[tuple[str | None, str | None]]:
+    """Every worker routes ``threads x per_thread`` requests at once; every outcome."""
+    for worker in workers:
+        worker.send_chat(threads=threads, per_thread=per_thread)
+    return [outcome for worker in workers for outcome in worker.served()]

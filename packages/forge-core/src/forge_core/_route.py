@@ -178,7 +178,7 @@ class Route:
             return None
         self._budget_waits[candidate.key] = wait
         limits = ", ".join(
-            f"{limit} {unit}/min"
+            f"{limit} {unit if limit != 1 else unit[:-1]}/min"
             for limit, unit in ((budget.rpm, "requests"), (budget.tpm, "tokens"))
             if limit is not None
         )

@@ -15,29 +15,12 @@ from typing import Any
 
 import pytest
 from fake_clock import FakeClock
-from fault_server import Fault, FaultServer, held, ok, slow, stall_mid_stream
+from fault_server import Fault, FaultServer, held, ok, ollama_hosts_on, slow, stall_mid_stream
 from forge_core import ChatRequest, Forge, ForgeConfig
 
 
 def _two_hosts(a: FaultServer, b: FaultServer, **routing: Any) -> ForgeConfig:
-    return ForgeConfig.model_validate(
-        {
-            "model_preferences": {"local_first": False},
-            "providers": {
-                "local": {
-                    "ollama": {
-                        "hosts": [
-                            {"name": "host-a", "base_url": a.root_url},
-                            {"name": "host-b", "base_url": b.root_url},
-                        ],
-                        "preferred_models": ["m"],
-                    }
-                },
-                "fallback": {"order": ["ollama"]},
-            },
-            "routing": routing,
-        }
-    )
+    return ForgeConfig.model_validate(ollama_hosts_on(a, b, **routing))
 
 
 @pytest.mark.parametrize(

@@ -144,7 +144,7 @@ def test_a_wait_longer_than_the_deadline_fails_at_once_and_names_the_budget() ->
         calls = len(primary.requests)
     assert clock.sleeps == []
     assert calls == 1
-    assert "rate budget: 1 requests/min reached" in str(caught.value)
+    assert "rate budget: 1 request/min reached" in str(caught.value)
 
 
 def test_tpm_counts_the_estimate_then_the_reported_usage() -> None:

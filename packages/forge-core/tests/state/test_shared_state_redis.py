@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import Any
 
 import pytest
 from dialect_servers import SelfDescribingServer, refuse_json_schema_like_llama_cpp_python
-from fault_server import FaultServer, hang, held, ok
+from fault_server import FaultServer, hang, held, ok, ollama_hosts_on
 from forge_cli_runner import forge_cli, write_config
 from forge_core import Forge, ForgeConfig
-from redis_server import ForgeWorker, RedisServer, run_redis
+from redis_server import ForgeWorker, RedisServer, chat_everywhere, fleet, run_redis
 
 pytestmark = pytest.mark.redis_server
 
@@ -84,24 +83,14 @@ def test_after_the_first_timeout_anywhere_the_other_processes_skip_the_stalled_p
 ) -> None:
     with FaultServer(default=hang()) as primary, FaultServer(default=ok("second")) as secondary:
         config = _fleet_config(redis_server.url, primary, secondary, prefix="stalled")
-        workers = [ForgeWorker(config) for _ in range(3)]
-        for worker in workers:
-            worker.__enter__()
-        try:
-            for worker in workers:
-                worker.ready()
+        with fleet(config, 3) as workers:
             first = _forge(config).chat("Say hi.")
             # The one timeout anywhere: the primary stalled, the secondary answered.
             assert [(a.deployment, a.error_kind) for a in first.route.attempts] == [
                 ("primary", "timeout"),
                 ("secondary", None),
             ]
-            for worker in workers:
-                worker.send_chat(threads=3, per_thread=4)
-            outcomes = [o for worker in workers for o in worker.served()]
-        finally:
-            for worker in workers:
-                worker.close()
+            outcomes = chat_everywhere(workers, threads=3, per_thread=4)
         chat_calls_to_primary = len(primary.requests)
     assert _served_by(outcomes) == {"secondary": 36}
     assert chat_calls_to_primary == 1
@@ -116,13 +105,7 @@ def test_after_the_cooldown_exactly_one_probe_crosses_all_processes_and_threads(
         config = _fleet_config(
             redis_server.url, primary, secondary, prefix="probe", cooldown=cooldown
         )
-        barrier = multiprocessing.get_context("spawn").Barrier(4 * 4)
-        workers = [ForgeWorker(config, barrier=barrier) for _ in range(4)]
-        for worker in workers:
-            worker.__enter__()
-        try:
-            for worker in workers:
-                worker.ready()
+        with fleet(config, 4, threads_each=4) as workers:
             opener = _forge(config)
             opener.chat("Say hi.")
             breaker = opener.router.breakers.get(primary.base_url)
@@ -132,12 +115,7 @@ def test_after_the_cooldown_exactly_one_probe_crosses_all_processes_and_threads(
                 assert time.monotonic() < deadline, "the cooldown never ended"
                 time.sleep(0.02)
             # Cooldown over: 16 threads in 4 processes start together, one request each.
-            for worker in workers:
-                worker.send_chat(threads=4, per_thread=1)
-            outcomes = [o for worker in workers for o in worker.served()]
-        finally:
-            for worker in workers:
-                worker.close()
+            outcomes = chat_everywhere(workers, threads=4, per_thread=1)
         chat_calls_to_primary = len(primary.requests)
     # The opening call, then exactly one probe fleet-wide (it stalled too: re-opened).
     assert chat_calls_to_primary == 2
@@ -150,20 +128,9 @@ def test_an_rpm_budget_holds_across_four_processes_and_the_rest_is_served_by_the
     with FaultServer(default=ok("first")) as primary, FaultServer(default=ok("second")) as second:
         config = _fleet_config(redis_server.url, primary, second, prefix="rpm")
         config["providers"]["endpoints"][0]["rpm"] = 60
-        barrier = multiprocessing.get_context("spawn").Barrier(4 * 5)
-        workers = [ForgeWorker(config, barrier=barrier) for _ in range(4)]
-        for worker in workers:
-            worker.__enter__()
-        try:
-            for worker in workers:
-                worker.ready()
-            # 4 processes x 5 threads x 10 requests = 200, well within the minute.
-            for worker in workers:
-                worker.send_chat(threads=5, per_thread=10)
-            outcomes = [o for worker in workers for o in worker.served()]
-        finally:
-            for worker in workers:
-                worker.close()
+        # 4 processes x 5 threads x 10 requests = 200, well within the minute.
+        with fleet(config, 4, threads_each=5) as workers:
+            outcomes = chat_everywhere(workers, threads=5, per_thread=10)
         calls = (len(primary.requests), len(second.requests))
     assert _served_by(outcomes) == {"primary": 60, "secondary": 140}
     assert calls == (60, 140)
@@ -177,24 +144,8 @@ def test_balancing_counts_the_requests_other_processes_have_in_flight(
         FaultServer([held(release, "from a")], default=ok("from a"), loaded=["m"]) as host_a,
         FaultServer(default=ok("from b"), loaded=["m"]) as host_b,
     ):
-        config = {
-            "model_preferences": {"local_first": False},
-            "providers": {
-                "local": {
-                    "ollama": {
-                        "hosts": [
-                            {"name": "host-a", "base_url": host_a.root_url},
-                            {"name": "host-b", "base_url": host_b.root_url},
-                        ],
-                        "preferred_models": ["m"],
-                    }
-                },
-                "fallback": {"order": ["ollama"]},
-            },
-            "routing": {
-                "state": {"backend": "redis", "url": redis_server.url, "key_prefix": "load"}
-            },
-        }
+        state = {"backend": "redis", "url": redis_server.url, "key_prefix": "load"}
+        config = ollama_hosts_on(host_a, host_b, state=state)
         with ForgeWorker(config) as worker:
             worker.ready()
             worker.send_chat(threads=1, per_thread=1)
