@@ -578,8 +578,9 @@ class StateConfig(_Section):
     )
     url: str | None = Field(
         default=None,
+        repr=False,
         description="The Redis URL, e.g. redis://127.0.0.1:6379/0 (a password in it is never "
-        "logged).",
+        "logged or shown).",
     )
     key_prefix: str = Field(
         default="forge",

@@ -22,11 +22,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from forge_core._config import StateConfig
 
-__all__ = ["BreakerRecord", "LoadSource", "SharedState", "shared_state_for"]
+__all__ = ["BreakerRecord", "LoadSource", "SharedState", "mask_url", "shared_state_for"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,19 @@ class SharedState(Protocol):
         """Every budget's ``requests`` and ``tokens`` in the window (the fleet view); None
         when the store is away."""
         ...
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and a bare token user) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.username:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    # A password, or a user alone (``redis://token@host``, often a token), is masked.
+    auth = f"{parts.username or ''}:***" if parts.password is not None else "***"
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
 
 
 _stores: dict[tuple[object, ...], SharedState] = {}

@@ -34,10 +34,9 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from forge_core._exceptions import ConfigError
-from forge_core._state import BreakerRecord, LoadSource
+from forge_core._state import BreakerRecord, LoadSource, mask_url
 
 logger = logging.getLogger("forge.state")
 
@@ -117,19 +116,6 @@ if score then
 end
 return 0
 """
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (and a bare token user) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None and not parts.username:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    # A password, or a user alone (``redis://token@host``, often a token), is masked.
-    auth = f"{parts.username or ''}:***" if parts.password is not None else "***"
-    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
 
 
 class RedisState:

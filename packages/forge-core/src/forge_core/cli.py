@@ -38,6 +38,7 @@ from forge_core._health import HealthStatus, endpoint_of
 from forge_core._load import in_listing
 from forge_core._local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core._prometheus import prometheus_text
+from forge_core._state import mask_url
 from forge_core._types import ChatRequest, Provider, RouteTrail
 from forge_core.providers import ChatBackend, PullProgress, ollama_admin
 from forge_core.providers._huggingface import HuggingFaceBackend
@@ -832,7 +833,8 @@ def _ms(value: float | None) -> str:
 
 
 def _resolved_view(config: ForgeConfig) -> dict[str, Any]:
-    """The config as plain data, with each API key env var shown as set or not (never its value)."""
+    """The config as plain data, with each API key env var shown as set or not (never its value)
+    and the Redis URL's password masked."""
     data = config.model_dump(mode="json")
     for name, section in data["providers"]["cloud"].items():
         env_name = section.get("api_key_env")
@@ -840,6 +842,9 @@ def _resolved_view(config: ForgeConfig) -> dict[str, Any]:
             state = "set" if os.environ.get(env_name) else "not set"
             section["api_key"] = f"${{{env_name}}} ({state})"
         data["providers"]["cloud"][name] = section
+    state = data["routing"]["state"]
+    if state.get("url"):
+        state["url"] = mask_url(state["url"])
     return data
 
 

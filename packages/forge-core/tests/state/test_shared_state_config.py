@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from forge_core import ConfigError, Forge, ForgeConfig, load_config
-from forge_core._state import shared_state_for
-from forge_core._state_redis import mask_url
+from forge_core._state import mask_url, shared_state_for
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -84,3 +83,16 @@ def test_the_store_repr_and_url_never_show_the_password() -> None:
     assert "s3cret" not in repr(store) and "s3cret" not in store.url
     # One store (one connection pool) per URL and prefix in a process.
     assert shared_state_for(config.routing.state) is store
+
+
+def test_config_check_and_the_config_repr_never_show_the_redis_password(tmp_path: Path) -> None:
+    from forge_cli_runner import invoke
+
+    path = _write(
+        tmp_path,
+        "routing:\n  state: {backend: redis, url: 'redis://:s3cret@127.0.0.1:1/0'}\n",
+    )
+    shown = invoke("config", "check", str(path), "--json")
+    assert "redis://:***@127.0.0.1:1/0" in shown.stdout
+    assert "s3cret" not in shown.output
+    assert "s3cret" not in repr(load_config(path, env={}))
