@@ -1,7 +1,8 @@
 """The deployments benchmark (issue #15's performance rows): planning over many deployments, a
 500 from the primary, and warm-first balancing between two Ollama hosts.
 
-- **Planning**: ``forge.router.plan(request)`` (no network call) with 1 deployment vs 50, as
+- **Planning**: what a request plans before its first attempt (no network call: the first
+  candidate and whether another follows, `Planner.lazy`) with 1 deployment vs 50, as
   OpenAI-compatible deployments (``providers.cloud.openai`` plus 49 ``providers.endpoints``) in
   one order entry (``openai``: all of them, balanced) and in 50 entries (one each, no
   balancing), and as Ollama ``hosts:`` with ``routing.balance: ordered`` (and
@@ -70,7 +71,9 @@ def _openai_config(base_urls: list[str], *, one_entry: bool) -> Any:
         {"name": f"ep{i:02}", "kind": "openai", "base_url": url, "default_model": MODEL}
         for i, url in enumerate(base_urls[1:], start=1)
     ]
-    order = ["openai"] if one_entry else ["openai", *(e["name"] for e in endpoints)]
+    # ``openai`` alone is the kind: every deployment of it. ``openai:<model>`` is the cloud
+    # section's own deployment alone.
+    order = ["openai"] if one_entry else [f"openai:{MODEL}", *(e["name"] for e in endpoints)]
     return ForgeConfig.model_validate(
         {
             "providers": {
@@ -194,7 +197,24 @@ def _planner(forge: Any, first: str, count: int) -> tuple[Callable[[], Any], str
             f"planned {[c.deployment for c in candidates]} (dropped {drops}), "
             f"expected {count} with {first} (first when it is the warm one)"
         )
-    return (lambda: plan(request)), note
+    return _per_request(forge, request), note
+
+
+def _per_request(forge: Any, request: Any) -> Callable[[], Any]:
+    """What a routed request plans before its first attempt (`forge_core._route.Route`): the
+    first candidate, and whether another follows (its retry policy asks). A forge without
+    lazy plans (``Planner.lazy``) plans everything, as its requests did."""
+    planner = forge.router.planner
+    if not hasattr(planner, "lazy"):
+        plan = forge.router.plan
+        return lambda: plan(request)
+
+    def plan_request() -> Any:
+        planned = planner.lazy(request)
+        planned.first()
+        return planned.has_after(0)
+
+    return plan_request
 
 
 def _difference(rows: list[Row], subject: str, peer: str, label: str = "1 deployment") -> None:

@@ -70,8 +70,11 @@ class CircuitBreaker:
         clock: Clock | None = None,
         shared: SharedState | None = None,
         probe_lease: float = 300.0,
+        not_closed: set[str] | None = None,
     ) -> None:
         self.name = name
+        #: The names of the breakers (of one registry) that are not closed now, kept by each.
+        self._not_closed = not_closed if not_closed is not None else set()
         self._shared = shared
         self._probe_lease = probe_lease
         self._version = 0
@@ -105,6 +108,9 @@ class CircuitBreaker:
         self._opened_at = self._clock.monotonic() - max(time.time() - record.opened_at, 0.0)
         if self._state is CircuitState.CLOSED:
             self._probe_in_flight = False
+            self._not_closed.discard(self.name)
+        else:
+            self._not_closed.add(self.name)
 
     def _publish(self) -> None:
         """Write this breaker's fields as the fleet's record (half-open is stored as open)."""
@@ -142,6 +148,11 @@ class CircuitBreaker:
 
     def rejects(self) -> bool:
         """Whether a call now would be turned away (open, or half-open with a probe out)."""
+        if self._shared is None and self._state is CircuitState.CLOSED:
+            # Planning asks this of every deployment on every request: a closed circuit of
+            # this process alone changes only on a recorded failure, so no lock is needed to
+            # read it (a failure being recorded now is the same as one a moment later).
+            return False
         with self._lock:
             self._refresh()
             return self._state is CircuitState.OPEN or (
@@ -190,6 +201,7 @@ class CircuitBreaker:
             if ticket.probe or self._state is CircuitState.CLOSED:
                 changed = ticket.probe or self._failures != 0
                 self._state = CircuitState.CLOSED
+                self._not_closed.discard(self.name)
                 self._failures = 0
                 self._cooldown = self._base_cooldown
                 self._probe_in_flight = False
@@ -222,6 +234,7 @@ class CircuitBreaker:
 
     def _open(self, cooldown: float) -> None:
         self._state = CircuitState.OPEN
+        self._not_closed.add(self.name)
         self._cooldown = cooldown
         self._opened_at = self._clock.monotonic()
         self._times_opened += 1
@@ -263,6 +276,12 @@ class BreakerRegistry:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._not_closed: set[str] = set()
+
+    def all_closed(self) -> bool:
+        """Whether every breaker of this process is closed now (never with shared state: the
+        fleet's may not be). Planning then skips asking each one."""
+        return self.shared is None and not self._not_closed
 
     @classmethod
     def from_config(
@@ -296,6 +315,7 @@ class BreakerRegistry:
                     clock=self._clock,
                     shared=self.shared,
                     probe_lease=self._probe_lease,
+                    not_closed=self._not_closed,
                 )
                 self._breakers[endpoint] = breaker
             return breaker

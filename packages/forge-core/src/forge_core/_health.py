@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cachetools import TTLCache
@@ -88,6 +88,17 @@ class HealthCache:
         if entry is None or entry[0] <= self._clock.monotonic():
             return None
         return entry[1]
+
+    def cached_all(self, endpoints: Sequence[str]) -> list[HealthStatus | None]:
+        """`cached` for each of ``endpoints`` (one clock reading for all)."""
+        if self._shared is not None:
+            return [self.cached(endpoint) for endpoint in endpoints]
+        now = self._clock.monotonic()
+        cache = self._cache
+        return [
+            None if entry is None or entry[0] <= now else entry[1]
+            for entry in map(cache.get, endpoints)
+        ]
 
     def mark(self, endpoint: str, status: HealthStatus) -> None:
         """Record ``status`` for ``endpoint`` (a probe's result, or a call that just answered)."""

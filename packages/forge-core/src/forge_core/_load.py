@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,10 @@ class _Endpoint:
     latency: dict[str, float] = field(default_factory=dict)
 
 
+#: The state of an endpoint with nothing measured yet (read only).
+_IDLE = _Endpoint()
+
+
 class DeploymentLoad:
     """Attempts in flight and recent latency, per endpoint (and model); thread-safe.
 
@@ -152,6 +156,24 @@ class DeploymentLoad:
         if self._shared is not None:
             return own + self._shared.others_in_flight(endpoint)
         return own
+
+    def ranks(self, endpoints: Sequence[str], model: str) -> list[tuple[int, float | None]]:
+        """`in_flight` and `latency` of ``model`` at each of ``endpoints``, read at once (one
+        lock for all: planning ranks many deployments per request)."""
+        empty = _IDLE
+        with self._lock:
+            states = [self._endpoints.get(endpoint, empty) for endpoint in endpoints]
+            found = [(state.in_flight, state.latency.get(model)) for state in states]
+        shared = self._shared
+        if shared is None:
+            return found
+        return [
+            (
+                in_flight + shared.others_in_flight(endpoint),
+                shared.fleet_latency(endpoint, model) if latency is None else latency,
+            )
+            for endpoint, (in_flight, latency) in zip(endpoints, found, strict=True)
+        ]
 
     def loading(self, endpoint: str) -> list[str]:
         """The models an attempt in flight at ``endpoint`` is waiting to load, sorted."""
@@ -245,11 +267,19 @@ class ResidentModels:
         self._wait = wait
         self._lock = threading.Lock()
         self._listings: dict[str, _Listing] = {}
+        #: Every listing's names, and until when all of them are trusted: while they are, a
+        #: plan reads this one dict (replaced, never changed in place) instead of each entry.
+        self._known: dict[str, frozenset[str] | None] = {}
+        self._known_until = -math.inf
 
-    def names(self, wanted: Mapping[str, Fetch]) -> dict[str, frozenset[str] | None]:
+    def names(self, wanted: Mapping[str, Fetch]) -> Mapping[str, frozenset[str] | None]:
         """The loaded model names of each endpoint of ``wanted`` (endpoint -> its fetch), None
-        where unknown: from cache while trusted, else fetched (bounded wait)."""
+        where unknown: from cache while trusted, else fetched (bounded wait). The mapping may
+        hold other endpoints too."""
         now = self._clock.monotonic()
+        known = self._known
+        if now < self._known_until and wanted.keys() <= known.keys():
+            return known
         waits: list[tuple[threading.Event, float]] = []
         fetches: list[tuple[_Listing, Fetch, threading.Event]] = []
         with self._lock:
@@ -271,14 +301,23 @@ class ResidentModels:
         for done, wait_until in waits:
             done.wait(max(wait_until - time.monotonic(), 0.0))
         with self._lock:
+            if not fetches and not waits:
+                self._remember()
             return {endpoint: self._listings[endpoint].names for endpoint in wanted}
+
+    def _remember(self) -> None:
+        """Refresh `_known` from every listing (under the lock)."""
+        listings = self._listings
+        self._known = {endpoint: listing.names for endpoint, listing in listings.items()}
+        self._known_until = min((listing.until for listing in listings.values()), default=-math.inf)
 
     def mark_loaded(self, endpoint: str, model: str) -> None:
         """``model`` answered at ``endpoint``, so it is loaded there now."""
         with self._lock:
             listing = self._listings.get(endpoint)
-            if listing is not None and listing.names is not None:
+            if listing is not None and listing.names is not None and model not in listing.names:
                 listing.names = listing.names | {model}
+                self._known_until = -math.inf
 
     def _fetch(self, listing: _Listing, fetch: Fetch, done: threading.Event) -> None:
         names: frozenset[str] | None
@@ -294,4 +333,5 @@ class ResidentModels:
             listing.names = names
             listing.until = self._clock.monotonic() + trusted
             listing.done = None
+            self._known_until = -math.inf
         done.set()

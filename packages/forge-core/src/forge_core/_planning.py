@@ -5,7 +5,7 @@ provider first, local before cloud with ``local_first``), a pinned ``provider:mo
 model name first, ``fallback.enabled``, ``local_only``, the capabilities the request needs,
 and every endpoint's circuit and cached health. Each candidate left out is a `Drop` with its
 reason, so a route always says why a provider was not tried. Within one order entry, the
-deployments that serve the same model are balanced (``routing.balance``, `Planner._balanced`):
+deployments that serve the same model are balanced (``routing.balance``, `Planner._balanced_steps`):
 where the model is loaded first, then the least busy, then the fastest lately.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast, overload
 
 from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core._config import DeploymentSpec, ForgeConfig
@@ -37,7 +38,7 @@ from forge_core.providers._base import DEFAULT_HEALTH_TIMEOUT, EmbeddingBackend,
 if TYPE_CHECKING:
     from forge_core._router import Router
 
-__all__ = ["Candidate", "Planner", "ProviderSelector", "circuit_reason"]
+__all__ = ["Candidate", "Plan", "Planner", "ProviderSelector", "circuit_reason"]
 
 _EMBEDDING_NEEDS = ModelRequirements(embeddings=True)
 
@@ -80,8 +81,188 @@ def circuit_reason(breaker: CircuitBreaker) -> str:
     return f"circuit open at {breaker.name} (retry in {breaker.retry_in():.1f}s)"
 
 
+class Plan(Sequence[Candidate]):
+    """A request's candidates in order, worked out only as far as they are asked for.
+
+    The router tries the first candidate before it needs the next one, so a request that the
+    first one answers pays for planning that one (and, for its retry policy, whether another
+    follows), however many deployments the config has; a balanced order entry ranks all of
+    its deployments first. Each candidate left out on the way is appended to ``drops`` when it
+    is reached, and told to ``on_drop``. `len` and iterating to the end plan everything.
+    """
+
+    __slots__ = ("_found", "_steps", "drops", "on_drop")
+
+    def __init__(self, steps: Iterable[Candidate | Drop], drops: list[Drop] | None = None) -> None:
+        self._found: list[Candidate] = []
+        self._steps: Iterator[Candidate | Drop] | None = iter(steps)
+        self.drops: list[Drop] = [] if drops is None else drops
+        self.on_drop: Callable[[Drop], None] | None = None
+
+    def _next(self) -> bool:
+        """Plan up to the next candidate; False when there is none."""
+        steps = self._steps
+        if steps is None:
+            return False
+        for step in steps:
+            if isinstance(step, Candidate):
+                self._found.append(step)
+                return True
+            self.drops.append(step)
+            if self.on_drop is not None:
+                self.on_drop(step)
+        self._steps = None
+        return False
+
+    def _through(self, index: int) -> bool:
+        """Plan until candidate ``index`` is known; whether there is one."""
+        found = self._found
+        while len(found) <= index:
+            if not self._next():
+                return False
+        return True
+
+    def first(self) -> Candidate | None:
+        """The first candidate, None when there is none."""
+        return self._found[0] if self._through(0) else None
+
+    def has_after(self, index: int) -> bool:
+        """Whether a candidate follows candidate ``index`` (plans at most one more)."""
+        return self._through(index + 1)
+
+    @overload
+    def __getitem__(self, index: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Candidate]: ...
+
+    def __getitem__(self, index: int | slice) -> Candidate | Sequence[Candidate]:
+        if isinstance(index, slice) or index < 0:
+            self._through(sys.maxsize)
+        else:
+            self._through(index)
+        return self._found[index]
+
+    def __len__(self) -> int:
+        self._through(sys.maxsize)
+        return len(self._found)
+
+    def __iter__(self) -> Iterator[Candidate]:
+        index = 0
+        while self._through(index):
+            yield self._found[index]
+            index += 1
+
+    def __bool__(self) -> bool:
+        return self._through(0)
+
+    def __repr__(self) -> str:
+        more = "" if self._steps is None else ", ..."
+        return f"Plan([{', '.join(c.key for c in self._found)}{more}])"
+
+
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    """What only the config decides about one deployment of an order entry (per router)."""
+
+    spec: DeploymentSpec
+    backend: ChatBackend
+    endpoint: str
+    breaker: CircuitBreaker
+    #: The model the order entry names, if any.
+    model: str | None
+    #: The models a chat request tries here when they never change (None: the backend's
+    #: `ModelOrdering`, asked on every plan).
+    chat_models: tuple[str, ...] | None
+    #: The backend's `ModelOrdering.model_order` when ``chat_models`` is None.
+    model_order: Callable[[], tuple[str, ...]] | None
+    #: How to list the models loaded there (`Planner._listers`), if it can and must be asked.
+    lister: Fetch | None
+    #: The model rank's base: the deployment's ``preferred_models`` (Ollama's).
+    preferred: tuple[str, ...]
+
+    def models(self, request: ChatRequest | EmbeddingRequest) -> tuple[str, ...]:
+        """The models to try here, in order: the one named, else the embedding model for an
+        embedding request, else the backend's order (`ModelOrdering`) or its default."""
+        if self.model:
+            return (self.model,)
+        backend = self.backend
+        if isinstance(request, EmbeddingRequest) and isinstance(backend, EmbeddingBackend):
+            return (request.models.get(self.spec.kind) or backend.default_embedding_model(),)
+        return self.chat_order()
+
+    def chat_order(self) -> tuple[str, ...]:
+        """The models a chat request tries here, in order."""
+        if self.chat_models is not None:
+            return self.chat_models
+        assert self.model_order is not None  # set whenever chat_models is not
+        return self.model_order()
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One order entry's deployments, as planning uses them (per router and request kind)."""
+
+    deployments: tuple[_Deployment, ...]
+    #: The entry's deployments this forge cannot call: (kind, model, name, reason).
+    unusable: tuple[tuple[Provider, str | None, str, str], ...]
+    #: Warm-first over several deployments (`Planner._balanced_steps`).
+    balanced: bool
+    #: The order when no model list can change (chat only).
+    order: _Order | None
+    #: Each deployment's models -> the order, for model lists that can change.
+    orders: dict[tuple[tuple[str, ...], ...], _Order] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """An order entry's (deployment, model) pairs in order (`_in_model_order`)."""
+
+    pairs: tuple[tuple[_Deployment, str], ...]
+    #: The same, as each model with its deployments (for balancing).
+    runs: tuple[_Run, ...]
+
+    @classmethod
+    def of(cls, pairs: tuple[tuple[_Deployment, str], ...]) -> _Order:
+        runs = []
+        for model, same_model in itertools.groupby(pairs, key=lambda pair: pair[1]):
+            runs.append(_Run.of(model, [deployment for deployment, _ in same_model]))
+        return cls(pairs, tuple(runs))
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One model's deployments in an order entry, with what balancing reads of each."""
+
+    model: str
+    deployments: tuple[_Deployment, ...]
+    endpoints: tuple[str, ...]
+    #: endpoint -> how to list what it has loaded, for those that can say (`ResidentModels`).
+    listers: dict[str, Fetch]
+
+    @classmethod
+    def of(cls, model: str, deployments: Sequence[_Deployment]) -> _Run:
+        return cls(
+            model,
+            tuple(deployments),
+            tuple(d.endpoint for d in deployments),
+            {d.endpoint: d.lister for d in deployments if d.lister is not None},
+        )
+
+
+#: Each kind of cache a planner keeps is cleared when it grows past this many entries (its
+#: keys include the model names requests pin, which are the callers' text).
+_CACHE_LIMIT = 512
+
+
 class Planner:
-    """Orders and filters the candidates for a request from config, circuits and health."""
+    """Orders and filters the candidates for a request from config, circuits and health.
+
+    What only the config decides (each order's entries, their deployments, endpoints,
+    breakers and model orders) is worked out once per router; per request, a deployment
+    costs its circuit, health, missing-model memory and, when balanced, load, and only when
+    the router reaches it (`Plan`).
+    """
 
     def __init__(
         self,
@@ -103,15 +284,14 @@ class Planner:
         self._load = load or DeploymentLoad()
         self._resident = resident or ResidentModels(clock=clock)
         self._warm_first = config.routing.balance == "warm-first"
-        #: Whose turn it is among equally good hosts (`_balanced`).
+        #: Whose turn it is among equally good hosts (`_balanced_steps`).
         self._turns = itertools.count()
-        #: What only the config decides, worked out once: each order's groups, each
-        #: deployment's preferred models.
-        self._resolved: dict[tuple[str, ...], list[list[tuple[str, str | None]]]] = {}
-        self._preferred = {
-            name: tuple(getattr(spec.section, "preferred_models", None) or ())
-            for name, spec in self._deployments.items()
-        }
+        #: (pinned text, order, fallback, embedding) -> the groups a request plans.
+        self._plans: dict[
+            tuple[str | None, tuple[str, ...] | None, bool | None, bool], list[_Group]
+        ] = {}
+        #: (deployment, model, loaded) -> its candidate (candidates are immutable).
+        self._candidates: dict[tuple[str, str, bool | None], Candidate] = {}
         #: (endpoint, model) -> when that endpoint last said it does not have the model.
         self._missing: dict[tuple[str, str], float] = {}
         #: How to list the loaded models of each deployment that can say (Ollama hosts), when
@@ -136,7 +316,7 @@ class Planner:
             return None
         age = self._clock.monotonic() - said
         if age > self._config.routing.health_ttl_seconds:
-            del self._missing[(endpoint, model)]
+            self._missing.pop((endpoint, model), None)
             return None
         return age
 
@@ -155,14 +335,71 @@ class Planner:
         (kinds, deployment names, ``name:model`` ids) and ``fallback_enabled`` default to the
         config's (`ProviderSelector` passes its own).
         """
-        prefs = self._config.model_preferences
-        fallback = self._config.providers.fallback
-        if isinstance(request, EmbeddingRequest):
-            pinned = self._pinned(request.model)
-            fallback_enabled = request.fallback if fallback_enabled is None else fallback_enabled
-        else:
-            pinned = self._pinned(request.model or prefs.default_model)
+        planned = self.lazy(
+            request,
+            needs=needs,
+            preference_order=preference_order,
+            fallback_enabled=fallback_enabled,
+        )
+        return list(planned), planned.drops
 
+    def lazy(
+        self,
+        request: ChatRequest | EmbeddingRequest,
+        *,
+        drops: list[Drop] | None = None,
+        needs: ModelRequirements | None = None,
+        preference_order: Sequence[str] | None = None,
+        fallback_enabled: bool | None = None,
+    ) -> Plan:
+        """`plan` as a `Plan`, worked out as the router reaches each candidate; its drops are
+        appended to ``drops`` (a route's trail) as they are found."""
+        embedding = isinstance(request, EmbeddingRequest)
+        if isinstance(request, EmbeddingRequest):
+            pinned = request.model
+            if fallback_enabled is None:
+                fallback_enabled = request.fallback
+        else:
+            pinned = request.model or self._config.model_preferences.default_model
+        key = (
+            pinned or None,
+            None if preference_order is None else tuple(preference_order),
+            fallback_enabled,
+            embedding,
+        )
+        groups = self._plans.get(key)
+        if groups is None:
+            if len(self._plans) >= _CACHE_LIMIT:
+                self._plans.clear()
+            groups = self._plans[key] = self._groups_for(
+                pinned, preference_order, fallback_enabled, embedding
+            )
+        local_only = (
+            self._config.model_preferences.local_only
+            if request.local_only is None
+            else request.local_only
+        )
+        if needs is None:
+            needs = (
+                _EMBEDDING_NEEDS if embedding else ModelRequirements.of(cast(ChatRequest, request))
+            )
+        return Plan(self._steps(groups, request, needs, local_only), drops)
+
+    # -- what the config decides, once --------------------------------------------------------
+
+    def _groups_for(
+        self,
+        pinned_text: str | None,
+        preference_order: Sequence[str] | None,
+        fallback_enabled: bool | None,
+        embedding: bool,
+    ) -> list[_Group]:
+        """The groups a request plans, from the order (default provider first, local first),
+        the pinned model and ``fallback.enabled``; each deployment in the first group that
+        has it."""
+        prefs = self._config.model_preferences
+        providers = self._config.providers
+        fallback = providers.fallback
         if preference_order is not None:
             order = list(preference_order)
         else:
@@ -170,7 +407,9 @@ class Planner:
             default = prefs.default_provider
             if default is not None:
                 order = [default] + [entry for entry in order if entry != default]
-        groups = self._groups(order)
+        # Each order entry as the deployments (and model) it means (`ProvidersConfig.resolve`;
+        # the config and `ProviderSelector` refuse entries that mean none).
+        groups = [resolved for entry in order if (resolved := providers.resolve(entry))]
         if preference_order is None and prefs.local_first:
             groups = [
                 part
@@ -178,6 +417,7 @@ class Planner:
                 for group in groups
                 if (part := [item for item in group if self._is_local(item[0]) is local])
             ]
+        pinned = self._pinned(pinned_text)
         if pinned is not None:
             taken = {name for name, _ in pinned}
             groups = [pinned] + [
@@ -185,189 +425,232 @@ class Planner:
             ]
         if not (fallback.enabled if fallback_enabled is None else fallback_enabled):
             groups = groups[:1]
-
-        local_only = prefs.local_only if request.local_only is None else request.local_only
-        if needs is None:
-            needs = (
-                _EMBEDDING_NEEDS
-                if isinstance(request, EmbeddingRequest)
-                else ModelRequirements.of(request)
-            )
-        candidates: list[Candidate] = []
-        drops: list[Drop] = []
         seen: set[tuple[str, str | None]] = set()
+        planned = []
         for group in groups:
             group = [item for item in group if item not in seen]
             seen.update(group)
-            self._plan_group(group, request, needs, local_only, candidates, drops)
-        return candidates, drops
-
-    def _groups(self, order: Sequence[str]) -> list[list[tuple[str, str | None]]]:
-        """Each order entry as the deployments (and model) it means (`ProvidersConfig.resolve`;
-        the config and `ProviderSelector` refuse entries that mean none)."""
-        key = tuple(order)
-        groups = self._resolved.get(key)
-        if groups is None:
-            providers = self._config.providers
-            groups = [resolved for entry in order if (resolved := providers.resolve(entry))]
-            # The config is fixed: an order resolves the same way every time.
-            self._resolved[key] = groups
-        return groups
+            planned.append(self._group(group, embedding))
+        return planned
 
     def _is_local(self, name: str) -> bool:
         spec = self._deployments.get(name)
         return spec.local if spec is not None else False
 
-    def _plan_group(
-        self,
-        group: list[tuple[str, str | None]],
-        request: ChatRequest | EmbeddingRequest,
-        needs: ModelRequirements,
-        local_only: bool,
-        candidates: list[Candidate],
-        drops: list[Drop],
-    ) -> None:
-        """The candidates of one order entry: its deployments' models, model by model (the
-        first model on each deployment that has it, then the next model), so a preferred
-        model found on any host wins over a less preferred one."""
-        listed: list[tuple[DeploymentSpec, ChatBackend, str, CircuitBreaker, list[str]]] = []
+    def _group(self, group: Sequence[tuple[str, str | None]], embedding: bool) -> _Group:
+        deployments: list[_Deployment] = []
+        unusable: list[tuple[Provider, str | None, str, str]] = []
         for name, model in group:
             spec = self._deployments[name]
             backend = self._backends.get(name)
             if backend is None:
-                drops.append(
-                    Drop(
-                        provider=spec.kind,
-                        model=model,
-                        deployment=name,
-                        reason="no client for this deployment in this forge version",
-                    )
-                )
+                reason = "no client for this deployment in this forge version"
+                unusable.append((spec.kind, model, name, reason))
                 continue
-            if needs.embeddings and not isinstance(backend, EmbeddingBackend):
-                drops.append(
-                    Drop(
-                        provider=spec.kind,
-                        model=model,
-                        deployment=name,
-                        reason=f"{name} has no embeddings API",
-                    )
-                )
+            if embedding and not isinstance(backend, EmbeddingBackend):
+                unusable.append((spec.kind, model, name, f"{name} has no embeddings API"))
                 continue
             endpoint = endpoint_of(backend)
-            breaker = self._breakers.get(endpoint)
-            models = self._models(backend, spec.kind, model, request)
-            listed.append((spec, backend, endpoint, breaker, models))
-        if len(listed) == 1:
-            ordered = [(listed[0], model) for model in listed[0][4]]
+            ordering = not model and _orders_models(type(backend))
+            deployments.append(
+                _Deployment(
+                    spec=spec,
+                    backend=backend,
+                    endpoint=endpoint,
+                    breaker=self._breakers.get(endpoint),
+                    model=model,
+                    chat_models=None if ordering else (model or backend.default_model(),),
+                    model_order=cast(ModelOrdering, backend).model_order if ordering else None,
+                    lister=self._listers.get(name),
+                    preferred=tuple(getattr(spec.section, "preferred_models", None) or ()),
+                )
+            )
+        fixed = not embedding and all(d.chat_models is not None for d in deployments)
+        return _Group(
+            deployments=tuple(deployments),
+            unusable=tuple(unusable),
+            balanced=self._warm_first and len(deployments) > 1,
+            order=(
+                _Order.of(
+                    _in_model_order(
+                        deployments, [cast(tuple[str, ...], d.chat_models) for d in deployments]
+                    )
+                )
+                if fixed
+                else None
+            ),
+        )
+
+    # -- per request ----------------------------------------------------------------------------
+
+    def _order(self, group: _Group, request: ChatRequest | EmbeddingRequest) -> _Order:
+        """``group``'s (deployment, model) pairs in order (`_in_model_order`)."""
+        if group.order is not None:
+            return group.order
+        deployments = group.deployments
+        if isinstance(request, EmbeddingRequest):
+            models = tuple(deployment.models(request) for deployment in deployments)
         else:
-            # A model's place: in the preferred_models order where its deployment has one
-            # (Ollama hosts share theirs), then where it first appears in the group.
-            rank: dict[str, tuple[int, int]] = {}
-            for entry in listed:
-                preferred = self._preferred[entry[0].name]
-                for model in entry[4]:
-                    place = preferred.index(model) if model in preferred else len(preferred)
-                    first = rank.get(model, (place, len(rank)))
-                    rank[model] = (min(first[0], place), first[1])
-            ordered = sorted(
-                ((entry, model) for entry in listed for model in entry[4]),
-                key=lambda pair: rank[pair[1]],
-            )
-        usable: list[tuple[DeploymentSpec, ChatBackend, str, CircuitBreaker, str]] = []
-        for (spec, backend, endpoint, breaker, _), name in ordered:
-            age = self._missing_since(endpoint, name)
-            reason: str | None
-            if age is not None:
-                reason = f"model not found at {endpoint} ({age:.0f}s ago)"
-            else:
-                reason = self._unusable(backend, spec, name, needs, local_only, endpoint, breaker)
-            if reason is not None:
-                drops.append(
-                    Drop(provider=spec.kind, model=name, deployment=spec.name, reason=reason)
-                )
-                continue
-            usable.append((spec, backend, endpoint, breaker, name))
-        listers = self._listers
-        wanted = {entry[2]: lister for entry in usable if (lister := listers.get(entry[0].name))}
-        resident = self._resident.names(wanted) if wanted else {}
-        planned = []
-        for spec, backend, endpoint, breaker, name in usable:
-            names = resident.get(endpoint)
-            planned.append(
-                Candidate(
-                    spec.kind,
-                    name,
-                    backend,
-                    endpoint,
-                    breaker,
-                    deployment=spec.name,
-                    local=spec.local,
-                    loaded=None if names is None else in_listing(name, names),
-                )
-            )
-        if self._warm_first and len(listed) > 1:
-            planned = self._balanced(planned)
-        candidates.extend(planned)
+            models = tuple(deployment.chat_order() for deployment in deployments)
+        orders = group.orders
+        order = orders.get(models)
+        if order is None:
+            if len(orders) >= _CACHE_LIMIT:
+                orders.clear()
+            order = orders[models] = _Order.of(_in_model_order(deployments, models))
+        return order
 
-    def _balanced(self, planned: list[Candidate]) -> list[Candidate]:
-        """``planned`` with the deployments of each model in balance order: the model loaded
-        there first, then the fewest attempts in flight, then the lowest recent latency band
-        (within 25%: equally fast; one not measured yet first, so it gets measured); equals
-        take turns."""
-        load = self._load
-        turn = next(self._turns)
-
-        def rank(candidate: Candidate) -> tuple[bool, int, float]:
-            endpoint = candidate.endpoint
-            latency = load.latency(endpoint, candidate.model)
-            return (
-                candidate.loaded is not True,
-                load.in_flight(endpoint),
-                -math.inf if latency is None else _latency_band(latency),
-            )
-
-        balanced: list[Candidate] = []
-        for _, same_model in itertools.groupby(planned, key=lambda c: c.model):
-            ranked = sorted(((rank(c), c) for c in same_model), key=lambda pair: pair[0])
-            for _, tied in itertools.groupby(ranked, key=lambda pair: pair[0]):
-                # Equals take turns: requests planned in the same instant (a burst, before any
-                # is in flight) spread over the hosts instead of all choosing the first.
-                hosts = [candidate for _, candidate in tied]
-                start = turn % len(hosts)
-                balanced.extend(hosts[start:] + hosts[:start])
-        return balanced
-
-    @staticmethod
-    def _models(
-        backend: ChatBackend,
-        provider: Provider,
-        model: str | None,
-        request: ChatRequest | EmbeddingRequest,
-    ) -> list[str]:
-        """The models to try at ``backend``, in order: the one named, else the embedding model
-        for an embedding request, else the backend's order (`ModelOrdering`) or its default."""
-        if model:
-            return [model]
-        if isinstance(request, EmbeddingRequest) and isinstance(backend, EmbeddingBackend):
-            return [request.models.get(provider) or backend.default_embedding_model()]
-        if _orders_models(type(backend)):
-            return cast(ModelOrdering, backend).model_order()
-        return [backend.default_model()]
-
-    def _unusable(
+    def _steps(
         self,
-        backend: ChatBackend,
-        spec: DeploymentSpec,
-        model: str,
+        groups: Sequence[_Group],
+        request: ChatRequest | EmbeddingRequest,
         needs: ModelRequirements,
         local_only: bool,
-        endpoint: str,
-        breaker: CircuitBreaker,
+    ) -> Iterator[Candidate | Drop]:
+        """Every group's candidates and drops, in order (`Plan` pulls them one at a time)."""
+        for group in groups:
+            for kind, named, name, why in group.unusable:
+                yield Drop(provider=kind, model=named, deployment=name, reason=why)
+            order = self._order(group, request)
+            if group.balanced:
+                yield from self._balanced_steps(order, needs, local_only)
+                continue
+            for deployment, model in order.pairs:
+                reason = self._unusable(deployment, model, needs, local_only)
+                if reason is not None:
+                    yield _drop(deployment, model, reason)
+                    continue
+                loaded: bool | None = None
+                if deployment.lister is not None:
+                    endpoint = deployment.endpoint
+                    names = self._resident.names({endpoint: deployment.lister}).get(endpoint)
+                    loaded = None if names is None else in_listing(model, names)
+                yield self._candidate(deployment, model, loaded)
+
+    def _balanced_steps(
+        self, order: _Order, needs: ModelRequirements, local_only: bool
+    ) -> Iterator[Candidate | Drop]:
+        """The pairs with the deployments of each model in balance order: the model loaded
+        there first, then the fewest attempts in flight, then the lowest recent latency band
+        (within 25%: equally fast; one not measured yet first, so it gets measured); equals
+        take turns. Every deployment of a model is ranked before the first is planned; one
+        that lacks the model or whose circuit or cached health turns calls away is neither
+        ranked nor asked what it has loaded."""
+        turn = next(self._turns)
+        for run in order.runs:
+            model, deployments = run.model, run.deployments
+            if (
+                self._missing
+                or HealthStatus.DOWN in self._health.cached_all(run.endpoints)
+                or (
+                    not self._breakers.all_closed()
+                    and any(deployment.breaker.rejects() for deployment in deployments)
+                )
+            ):
+                alive: list[_Deployment] = []
+                for deployment in deployments:
+                    reason = self._missing_reason(deployment, model)
+                    if reason is None:
+                        down = self._down(deployment)
+                        if down is None:
+                            alive.append(deployment)
+                            continue
+                        # The reason `_unusable` gives first, as for an unbalanced entry.
+                        reason = self._unfit(deployment, model, needs, local_only) or down
+                    yield _drop(deployment, model, reason)
+                if not alive:
+                    continue
+                run = _Run.of(model, alive)
+            loaded = self._loaded(run, model)
+            # Each deployment's rank as one int, so that the sort compares ints: not loaded,
+            # then in flight, then the latency band (`_band_code`), then its index in the run
+            # (the low 16 bits: a stable sort, and where to find the deployment).
+            code = _band_code
+            ranked = sorted(
+                [
+                    ((loaded_here is not True) << 56 | in_flight << 24 | code(latency) << 16) | i
+                    for i, (loaded_here, (in_flight, latency)) in enumerate(
+                        zip(loaded, self._load.ranks(run.endpoints, model), strict=True)
+                    )
+                ]
+            )
+            deployments = run.deployments
+            start, count = 0, len(ranked)
+            while start < count:
+                # Equals take turns: requests planned in the same instant (a burst, before any
+                # is in flight) spread over the hosts instead of all choosing the first.
+                rank, end = ranked[start] >> 16, start + 1
+                while end < count and ranked[end] >> 16 == rank:
+                    end += 1
+                tied = ranked[start:end]
+                first = turn % len(tied)
+                for entry in tied[first:] + tied[:first]:
+                    index = entry & 0xFFFF
+                    deployment = deployments[index]
+                    reason = self._unfit(deployment, model, needs, local_only)
+                    if reason is not None:
+                        yield _drop(deployment, model, reason)
+                    else:
+                        yield self._candidate(deployment, model, loaded[index])
+                start = end
+
+    def _loaded(self, run: _Run, model: str) -> Sequence[bool | None]:
+        """Whether ``model`` is loaded at each of ``run``'s deployments (`in_listing`; None:
+        unknown, or a deployment that cannot say)."""
+        if not run.listers:
+            return (None,) * len(run.deployments)
+        resident = self._resident.names(run.listers)
+        latest = None if ":" in model else f"{model}:latest"
+        return [
+            None if names is None else (model in names or (latest is not None and latest in names))
+            for names in map(resident.get, run.endpoints)
+        ]
+
+    def _candidate(self, deployment: _Deployment, model: str, loaded: bool | None) -> Candidate:
+        key = (deployment.spec.name, model, loaded)
+        candidate = self._candidates.get(key)
+        if candidate is None:
+            if len(self._candidates) >= _CACHE_LIMIT:
+                self._candidates.clear()
+            spec = deployment.spec
+            candidate = self._candidates[key] = Candidate(
+                spec.kind,
+                model,
+                deployment.backend,
+                deployment.endpoint,
+                deployment.breaker,
+                deployment=spec.name,
+                local=spec.local,
+                loaded=loaded,
+            )
+        return candidate
+
+    def _unusable(
+        self, deployment: _Deployment, model: str, needs: ModelRequirements, local_only: bool
     ) -> str | None:
-        """Why ``backend`` cannot serve ``model`` now, known without a network call."""
-        if local_only and not spec.local:
+        """Why ``deployment`` cannot serve ``model`` now, known without a network call."""
+        return (
+            self._missing_reason(deployment, model)
+            or self._unfit(deployment, model, needs, local_only)
+            or self._down(deployment)
+        )
+
+    def _missing_reason(self, deployment: _Deployment, model: str) -> str | None:
+        if not self._missing:
+            return None
+        age = self._missing_since(deployment.endpoint, model)
+        if age is None:
+            return None
+        return f"model not found at {deployment.endpoint} ({age:.0f}s ago)"
+
+    @staticmethod
+    def _unfit(
+        deployment: _Deployment, model: str, needs: ModelRequirements, local_only: bool
+    ) -> str | None:
+        """Why this request may not, or ``model`` cannot, go to ``deployment``."""
+        if local_only and not deployment.spec.local:
             return "local_only: cloud not allowed"
+        backend = deployment.backend
         unmet = needs.unmet(backend.capabilities(model))
         if unmet:
             return "lacks " + ", ".join(unmet)
@@ -375,10 +658,14 @@ class Planner:
             backend.check_ready(model)
         except ProviderError as exc:
             return str(exc)
+        return None
+
+    def _down(self, deployment: _Deployment) -> str | None:
+        """Why ``deployment``'s endpoint turns calls away now: its circuit, its cached health."""
+        breaker = deployment.breaker
         if breaker.rejects():
             return circuit_reason(breaker)
-        cached = self._health.cached(endpoint)
-        if cached is HealthStatus.DOWN:
+        if self._health.cached(deployment.endpoint) is HealthStatus.DOWN:
             return "health check: down (cached)"
         return None
 
@@ -404,13 +691,55 @@ class Planner:
         return [(name, bare) for name, _ in target] if target else None
 
 
+def _drop(deployment: _Deployment, model: str, reason: str) -> Drop:
+    spec = deployment.spec
+    return Drop(provider=spec.kind, model=model, deployment=spec.name, reason=reason)
+
+
+def _in_model_order(
+    deployments: Sequence[_Deployment], models: Sequence[tuple[str, ...]]
+) -> tuple[tuple[_Deployment, str], ...]:
+    """Each deployment's models, model by model (the first model on each deployment that has
+    it, then the next model), so a preferred model found on any deployment wins over a less
+    preferred one. A model's place: in the ``preferred_models`` order where its deployment
+    has one (Ollama hosts share theirs), then where it first appears in the group."""
+    if len(deployments) == 1:
+        return tuple((deployments[0], model) for model in models[0])
+    rank: dict[str, tuple[int, int]] = {}
+    for deployment, names in zip(deployments, models, strict=True):
+        preferred = deployment.preferred
+        for model in names:
+            place = preferred.index(model) if model in preferred else len(preferred)
+            first = rank.get(model, (place, len(rank)))
+            rank[model] = (min(first[0], place), first[1])
+    return tuple(
+        sorted(
+            (
+                (deployment, model)
+                for deployment, names in zip(deployments, models, strict=True)
+                for model in names
+            ),
+            key=lambda pair: rank[pair[1]],
+        )
+    )
+
+
 #: Latencies within this factor of each other are one band: equally fast for balancing.
 _LATENCY_BAND = 1.25
 
 
-def _latency_band(seconds: float) -> int:
-    """``seconds``' band on a geometric scale (`_LATENCY_BAND`); a lower band is faster."""
-    return math.floor(math.log(max(seconds, 1e-6)) / math.log(_LATENCY_BAND))
+_LOG_BAND = math.log(_LATENCY_BAND)
+
+
+@functools.lru_cache(maxsize=4096)
+def _band_code(seconds: float | None) -> int:
+    """``seconds``' band on a geometric scale (`_LATENCY_BAND`) as 1..127, a lower band
+    faster (1 µs and below is 1; 0: not measured yet, ranked first). Cached: a deployment's
+    latency changes only when it answers, and it is ranked on every plan of a balanced entry."""
+    if seconds is None:
+        return 0
+    band = math.floor(math.log(max(seconds, 1e-6)) / _LOG_BAND)  # -62 at 1 µs
+    return min(band + 63, 127)
 
 
 def _loaded_names(admin: OllamaAdmin) -> list[str]:

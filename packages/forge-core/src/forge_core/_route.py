@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from tenacity import AttemptManager
@@ -30,7 +30,7 @@ from forge_core._exceptions import (
 )
 from forge_core._health import HealthStatus
 from forge_core._load import Busy
-from forge_core._planning import Candidate, circuit_reason
+from forge_core._planning import Candidate, Plan, circuit_reason
 from forge_core._retry import FirstAttempt, RetryScope
 from forge_core._streaming import Opened, Said, StreamState
 from forge_core._types import (
@@ -75,15 +75,21 @@ class Route:
     ) -> None:
         self.router = router
         self.clock = router.clock
-        self.candidates, drops = router.plan(request)
-        self.trail = RouteTrail(drops=drops)
+        self.trail = RouteTrail()
+        # Planned as far as the request goes (`Plan`): each drop reached joins the trail. The
+        # first candidate (and the drops before it) now, so the observer starts with them;
+        # it hears of each later drop when the plan reaches it.
+        plan = router.planner.lazy(request, drops=self.trail.drops)
+        plan.first()
+        self.candidates: Sequence[Candidate] = plan
         self._started = self.clock.monotonic()
         self._deadline = self._started + router.config.routing.total_timeout_seconds
         self._last_provider: Provider | None = None
         #: Endpoints this request's failures already counted against (`failed`).
         self._counted_at: set[str] = set()
         #: Cost, spans and metrics of this request (`Telemetry.observe`).
-        self.observer = router.telemetry.observe(request, self.candidates, self.trail, otel_context)
+        self.observer = router.telemetry.observe(request, plan, self.trail, otel_context)
+        plan.on_drop = self.observer.dropped
         #: Endpoints that gave no HTTP answer in this request (refused, dropped, timed out), and
         #: the model asked: their other candidates (the next preferred model) are skipped.
         self._silent: dict[str, str] = {}
@@ -94,6 +100,13 @@ class Route:
         self._reservation: Reservation | None = None
         #: Candidates skipped for their rate budget in this pass, and when each frees.
         self._budget_waits: dict[str, float] = {}
+
+    def _has_after(self, index: int) -> bool:
+        """Whether a candidate follows candidate ``index`` (planning at most one more)."""
+        candidates = self.candidates
+        if isinstance(candidates, Plan):
+            return candidates.has_after(index)
+        return index < len(candidates) - 1
 
     def _elapsed_ms(self, since: float) -> float:
         return (self.clock.monotonic() - since) * 1000.0
@@ -110,7 +123,7 @@ class Route:
         return RetryScope(
             clock=self.clock,
             deadline=self._deadline,
-            has_fallback=index < len(self.candidates) - 1,
+            has_fallback=self._has_after(index),
             local=candidate.local,
             rng=self.router.rng,
             circuit_allows=lambda: breaker.state is not CircuitState.OPEN,
@@ -458,7 +471,7 @@ class Route:
         return (
             self.router.config.routing.midstream == "continue"
             and not said.tool_calls
-            and index < len(self.candidates) - 1
+            and self._has_after(index)
         )
 
     def interrupted(

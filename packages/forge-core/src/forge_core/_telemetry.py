@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -341,7 +341,7 @@ class Telemetry:
     def observe(
         self,
         request: ChatRequest | EmbeddingRequest,
-        candidates: list[Candidate],
+        candidates: Sequence[Candidate],
         trail: RouteTrail,
         context: Any = None,
     ) -> Observation:
@@ -472,7 +472,7 @@ class _Traced(Observation):
         telemetry: Telemetry,
         ins: _Instruments,
         request: ChatRequest | EmbeddingRequest,
-        candidates: list[Candidate],
+        candidates: Sequence[Candidate],
         trail: RouteTrail,
         context: Any,
     ) -> None:

@@ -132,7 +132,7 @@ class ModelOrdering(Protocol):
     """A backend with a preferred order of chat models, tried in turn when a request names
     none (Ollama's ``preferred_models``, filtered by what the server has pulled)."""
 
-    def model_order(self) -> list[str]:
+    def model_order(self) -> tuple[str, ...]:
         """The models to try, best first; known without a network call."""
         ...
 

@@ -297,19 +297,19 @@ class _AdminBacked:
     #: How long a listing of pulled models is trusted for the order.
     discovery_ttl_seconds: float = 300.0
 
-    def model_order(self) -> list[str]:
+    def model_order(self) -> tuple[str, ...]:
         """``preferred_models`` in order, less those the last fresh ``/api/tags`` (with
         ``auto_discovery``) did not list; all of them when there is no fresh listing, so a
         missing one costs a 404 (the endpoint is up: the next model is tried, and the planner
         remembers it). No network call."""
-        order = list(self.preferred_models) or [self._default_model]
+        order = self.preferred_models or (self._default_model,)
         pulled = self.admin.pulled
         if not self.auto_discovery or pulled is None:
             return order
         listed_at, names = pulled
         if time.monotonic() - listed_at > self.discovery_ttl_seconds:
             return order
-        return [model for model in order if _is_pulled(model, names)]
+        return tuple(model for model in order if _is_pulled(model, names))
 
     def capabilities(self, model: str) -> Capabilities:
         """From the last ``/api/show`` of ``model`` when there was one, else the defaults."""
