@@ -50,6 +50,8 @@ def test_deployments_rows() -> None:
         assert rows[subject].peer == peer
         assert rows[subject].target == "≤ +50 µs"
         assert " µs vs 1 deployment" in rows[subject].note
+    assert rows[f"raw httpx, {MANY} clients in turn"].peer == "raw httpx, 1 client"
+    assert "connections in turn cost raw httpx" in rows[f"Forge.chat, {MANY} deployments"].note
     warm = rows[f"plan: ollama hosts, warm-first, {MANY} deployments"]
     assert "/api/ps known" in warm.note
     assert rows["500: forge ForgeChat, circuit closed"].target == "≤ 1.5x"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -310,6 +310,19 @@ class ResidentModels:
         listings = self._listings
         self._known = {endpoint: listing.names for endpoint, listing in listings.items()}
         self._known_until = min((listing.until for listing in listings.values()), default=-math.inf)
+
+    def trusted(self, endpoints: Collection[str]) -> bool:
+        """Whether every one of ``endpoints`` has a listing that is trusted now (`names`
+        would neither fetch nor wait)."""
+        now = self._clock.monotonic()
+        if now < self._known_until and all(endpoint in self._known for endpoint in endpoints):
+            return True
+        with self._lock:
+            listings = self._listings
+            return all(
+                (listing := listings.get(endpoint)) is not None and now < listing.until
+                for endpoint in endpoints
+            )
 
     def mark_loaded(self, endpoint: str, model: str) -> None:
         """``model`` answered at ``endpoint``, so it is loaded there now."""

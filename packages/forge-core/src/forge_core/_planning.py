@@ -11,6 +11,7 @@ where the model is loaded first, then the least busy, then the fastest lately.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import math
@@ -286,9 +287,11 @@ class Planner:
         self._warm_first = config.routing.balance == "warm-first"
         #: Whose turn it is among equally good hosts (`_balanced_steps`).
         self._turns = itertools.count()
-        #: (pinned text, order, fallback, embedding) -> the groups a request plans.
+        #: (pinned text, order, fallback, embedding) -> the groups a request plans, and those
+        #: of their deployments asked what they have loaded (`_groups`).
         self._plans: dict[
-            tuple[str | None, tuple[str, ...] | None, bool | None, bool], list[_Group]
+            tuple[str | None, tuple[str, ...] | None, bool | None, bool],
+            tuple[list[_Group], dict[str, _Deployment]],
         ] = {}
         #: (deployment, model, loaded) -> its candidate (candidates are immutable).
         self._candidates: dict[tuple[str, str, bool | None], Candidate] = {}
@@ -354,6 +357,42 @@ class Planner:
     ) -> Plan:
         """`plan` as a `Plan`, worked out as the router reaches each candidate; its drops are
         appended to ``drops`` (a route's trail) as they are found."""
+        groups, _ = self._groups(request, preference_order, fallback_enabled)
+        embedding = isinstance(request, EmbeddingRequest)
+        local_only = (
+            self._config.model_preferences.local_only
+            if request.local_only is None
+            else request.local_only
+        )
+        if needs is None:
+            needs = (
+                _EMBEDDING_NEEDS if embedding else ModelRequirements.of(cast(ChatRequest, request))
+            )
+        return Plan(self._steps(groups, request, needs, local_only), drops)
+
+    async def aready(self, request: ChatRequest | EmbeddingRequest) -> None:
+        """Before an async request plans: fetch, in a thread, the ``/api/ps`` listings that
+        planning it would wait for (expired ones of hosts whose circuit and health allow
+        calls), so the wait (at most `RESIDENT_WAIT_SECONDS`) never blocks the event loop."""
+        _, listed = self._groups(request)
+        if not listed or self._resident.trusted(listed):
+            return
+        wanted = {
+            endpoint: cast(Fetch, deployment.lister)
+            for endpoint, deployment in listed.items()
+            if self._down(deployment) is None
+        }
+        if wanted and not self._resident.trusted(wanted):
+            await asyncio.to_thread(self._resident.names, wanted)
+
+    def _groups(
+        self,
+        request: ChatRequest | EmbeddingRequest,
+        preference_order: Sequence[str] | None = None,
+        fallback_enabled: bool | None = None,
+    ) -> tuple[list[_Group], dict[str, _Deployment]]:
+        """The groups ``request`` plans (`_groups_for`, cached), and those of their deployments
+        that are asked what they have loaded, by endpoint."""
         embedding = isinstance(request, EmbeddingRequest)
         if isinstance(request, EmbeddingRequest):
             pinned = request.model
@@ -367,23 +406,16 @@ class Planner:
             fallback_enabled,
             embedding,
         )
-        groups = self._plans.get(key)
-        if groups is None:
+        found = self._plans.get(key)
+        if found is None:
             if len(self._plans) >= _CACHE_LIMIT:
                 self._plans.clear()
-            groups = self._plans[key] = self._groups_for(
-                pinned, preference_order, fallback_enabled, embedding
-            )
-        local_only = (
-            self._config.model_preferences.local_only
-            if request.local_only is None
-            else request.local_only
-        )
-        if needs is None:
-            needs = (
-                _EMBEDDING_NEEDS if embedding else ModelRequirements.of(cast(ChatRequest, request))
-            )
-        return Plan(self._steps(groups, request, needs, local_only), drops)
+            groups = self._groups_for(pinned, preference_order, fallback_enabled, embedding)
+            listed = {
+                d.endpoint: d for group in groups for d in group.deployments if d.lister is not None
+            }
+            found = self._plans[key] = (groups, listed)
+        return found
 
     # -- what the config decides, once --------------------------------------------------------
 

@@ -254,6 +254,7 @@ class Router:
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async `chat`; the first-token limit is enforced here, at its limit."""
+        await self.planner.aready(request)
         return await self._acall(
             Route(self, request),
             lambda candidate, timeouts: candidate.backend.achat(request, candidate.model, timeouts),
@@ -273,6 +274,7 @@ class Router:
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Async `embed`."""
         texts = request.input
+        await self.planner.aready(request)
         return await self._acall(
             Route(self, request),
             lambda candidate, timeouts: _embedder(candidate).aembed(
@@ -358,6 +360,7 @@ class Router:
         ``otel_context``: the OpenTelemetry context the request's span is a child of (None:
         the current one).
         """
+        await self.planner.aready(request)
         route = Route(self, request, otel_context=otel_context)
         said = Said()
         asked = request

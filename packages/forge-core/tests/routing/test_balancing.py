@@ -9,7 +9,9 @@ Ollama's documented ``/api/tags`` and ``/api/ps``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -218,3 +220,48 @@ def test_a_host_killed_during_a_run_loses_no_request_and_its_circuit_opens() -> 
     assert circuit == "open"
     # Once open, host-a is skipped without a call: a drop, not an attempt.
     assert any(drop.deployment == "host-a" for drop in after[-1].drops)
+
+
+class _SlowListing(FaultServer):
+    """A host whose ``/api/ps`` takes ``delay`` seconds to answer."""
+
+    def __init__(self, delay: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        if path == "/api/ps":
+            time.sleep(self.delay)
+        return super()._get(path)
+
+
+def test_an_async_request_waits_for_api_ps_without_blocking_the_event_loop() -> None:
+    async def run(forge: Forge) -> tuple[str, int]:
+        ticks = 0
+        answered = False
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not answered:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        try:
+            answer = await forge.achat("hi")
+        finally:
+            answered = True
+            await ticker
+        return str(answer.route.deployment), ticks
+
+    with (
+        _SlowListing(0.4, default=ok("from a"), loaded=[]) as host_a,
+        _SlowListing(0.4, default=ok("from b"), loaded=["m"]) as host_b,
+    ):
+        forge = Forge(_two_hosts(host_a, host_b))
+        served, ticks = asyncio.run(run(forge))
+    # The listings took 0.4 s and planning waited for them (the warm host serves), while the
+    # loop ran on: a blocked loop would have ticked about once.
+    assert served == "host-b"
+    assert ticks >= 10
