@@ -326,6 +326,7 @@ class Route:
             and exc.phase in ("first_token", "total")
             and not streamed
             and self._cold_start()
+            and self.router.forgive_load(candidate)
         ):
             # The host was loading the model (a cold start): slow, not broken. The request
             # fails over all the same; the circuit stays as it was.
@@ -379,6 +380,7 @@ class Route:
             return
         if busy.loading:
             self.router.resident.mark_loaded(candidate.endpoint, candidate.model)
+            self.router.loaded(candidate)
         busy.first_token(seconds)
 
     def _succeeded(

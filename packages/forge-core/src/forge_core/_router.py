@@ -108,6 +108,8 @@ class Router:
         self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
         self.resident = ResidentModels(clock=self.clock)
+        #: (endpoint, model) whose cold start timed out and was forgiven (`forgive_load`).
+        self._forgiven_loads: set[tuple[str, str]] = set()
         self.planner = Planner(
             config,
             self._backends,
@@ -191,6 +193,21 @@ class Router:
             return 0.0
         spec = self.config.providers.deployments.get(candidate.deployment)
         return spec.load_timeout_seconds if spec is not None else 0.0
+
+    def forgive_load(self, candidate: Candidate) -> bool:
+        """Whether a timeout while ``candidate``'s model was loading is forgiven (no circuit
+        failure): once, until the model answers there. A second one means the host cannot
+        load it in time (too big, or stuck): it counts as any timeout, so the circuit opens
+        instead of every request waiting out the load allowance again."""
+        key = (candidate.endpoint, candidate.model)
+        if key in self._forgiven_loads:
+            return False
+        self._forgiven_loads.add(key)
+        return True
+
+    def loaded(self, candidate: Candidate) -> None:
+        """``candidate``'s model answered after a cold start: a later load is forgiven again."""
+        self._forgiven_loads.discard((candidate.endpoint, candidate.model))
 
     def budget_of(self, deployment: str) -> tuple[str, Budget] | None:
         """``deployment``'s rate budget and the key it is counted under (the deployment and a

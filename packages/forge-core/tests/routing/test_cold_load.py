@@ -18,6 +18,7 @@ import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, hang, held, ok, slow
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, ForgeTimeout
+from forge_core._load import RESIDENT_TTL_SECONDS
 
 FIRST_TOKEN = 1.0
 #: Longer than `FIRST_TOKEN`, well inside `FIRST_TOKEN` + a 10 s load allowance.
@@ -150,3 +151,43 @@ def test_health_is_warming_while_a_request_waits_for_its_model_to_load() -> None
     assert loading == ["m"]
     # The answer says the model is loaded there now, before the next /api/ps.
     assert [c.loaded for c in candidates] == [True]
+
+
+def test_a_second_load_timeout_before_the_model_answers_opens_the_circuit() -> None:
+    # A host that never finishes loading (a model too big for it, a stuck load) must not make
+    # every request wait out the allowance: forgiven once, then a timeout like any other.
+    with (
+        FaultServer(default=hang(), loaded=[]) as host,
+        FaultServer(default=ok("from the spare")) as spare,
+    ):
+        forge = Forge(_one_host(host, load_timeout=0.2, spare=spare), clock=FakeClock())
+        first = forge.chat("hi")
+        after_first = forge.stats()["circuits"][host.root_url]["state"]
+        second = forge.chat("hi")
+        after_second = forge.stats()["circuits"][host.root_url]["state"]
+        third = forge.chat("hi")
+    assert [a.content for a in (first, second, third)] == ["from the spare"] * 3
+    assert (after_first, after_second) == ("closed", "open")  # breaker_open_on_timeout
+    assert [a.deployment for a in third.route.attempts] == ["spare"]
+    assert third.route.drops[0].reason.startswith("circuit open at")
+
+
+def test_a_model_that_answered_after_a_load_is_forgiven_again_on_its_next_cold_start() -> None:
+    script = [hang(), slow(LOAD_DELAY, "loaded"), hang()]
+    with (
+        FaultServer(script, default=ok(), loaded=[]) as host,
+        FaultServer(default=ok("from the spare")) as spare,
+    ):
+        config = _one_host(host, load_timeout=LOAD_DELAY + 1.0, spare=spare)
+        routing = config.routing.model_copy(update={"first_token_timeout_seconds": 0.3})
+        clock = FakeClock()
+        forge = Forge(config.model_copy(update={"routing": routing}), clock=clock)
+        answers = []
+        for _ in range(3):
+            answers.append(forge.chat("hi"))
+            # The host unloads the model between requests: its /api/ps, asked again once the
+            # last answer expired, keeps saying not loaded.
+            clock.advance(RESIDENT_TTL_SECONDS + 1.0)
+        circuit = forge.stats()["circuits"][host.root_url]["state"]
+    assert [a.content for a in answers] == ["from the spare", "loaded", "from the spare"]
+    assert circuit == "closed"
