@@ -823,8 +823,9 @@ class ProviderSelector:
         return usable[0] if usable else None
 
     def check_health(self) -> dict[str, HealthStatus]:
-        """Health of each preferred deployment's endpoint (cached, else a cheap probe), by
-        deployment name (a kind in the preference order means each of its deployments)."""
+        """Health of each preferred deployment's endpoint (cached, else a cheap probe;
+        ``warming`` while a request waits there for a model to load), by deployment name (a
+        kind in the preference order means each of its deployments)."""
         backends = self._router.backends
         providers = self._router.config.providers
         names: list[str] = []
@@ -833,8 +834,6 @@ class ProviderSelector:
                 if name in backends and name not in names:
                     names.append(name)
         return {
-            name: self._router.health.check(
-                endpoint_of(backends[name]), backends[name], self.health_check_timeout
-            )
+            name: self._router.check_health(backends[name], timeout=self.health_check_timeout)
             for name in names
         }

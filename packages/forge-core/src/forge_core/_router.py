@@ -175,11 +175,18 @@ class Router:
                 row["fleet_in_flight"] = self.load.in_flight(endpoint)
         return view
 
-    def check_health(self, backend: ChatBackend, *, refresh: bool = False) -> HealthStatus:
-        """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe;
-        ``warming`` while an attempt of this router waits there for a model to load."""
+    def check_health(
+        self,
+        backend: ChatBackend,
+        *,
+        refresh: bool = False,
+        timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    ) -> HealthStatus:
+        """``backend``'s endpoint health, from the cache or (``refresh``) its own cheap probe
+        (bounded by ``timeout``); ``warming`` while an attempt of this router waits there for
+        a model to load."""
         endpoint = endpoint_of(backend)
-        status = self.health.check(endpoint, backend, DEFAULT_HEALTH_TIMEOUT, refresh=refresh)
+        status = self.health.check(endpoint, backend, timeout, refresh=refresh)
         if status is HealthStatus.UP and self.load.loading(endpoint):
             return HealthStatus.WARMING
         return status

@@ -18,7 +18,9 @@ import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, hang, held, ok, slow
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, ForgeTimeout
+from forge_core._health import HealthStatus
 from forge_core._load import RESIDENT_TTL_SECONDS
+from forge_core._planning import ProviderSelector
 
 FIRST_TOKEN = 1.0
 #: Longer than `FIRST_TOKEN`, well inside `FIRST_TOKEN` + a 10 s load allowance.
@@ -137,6 +139,7 @@ def test_health_is_warming_while_a_request_waits_for_its_model_to_load() -> None
         pending = pool.submit(forge.chat, "hi")
         assert host.wait_for_requests(1)
         during = forge.check_health(refresh=True)
+        selected = ProviderSelector(forge.router, ["ollama"]).check_health()
         loading = forge.stats()["deployments"]["cold-box"]["loading"]
         release.set()
         answer = pending.result(timeout=10)
@@ -148,6 +151,7 @@ def test_health_is_warming_while_a_request_waits_for_its_model_to_load() -> None
         {"cold-box": "warming"},
         {"cold-box": "up"},
     )
+    assert selected == {"cold-box": HealthStatus.WARMING}
     assert loading == ["m"]
     # The answer says the model is loaded there now, before the next /api/ps.
     assert [c.loaded for c in candidates] == [True]
