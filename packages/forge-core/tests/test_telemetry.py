@@ -25,6 +25,7 @@ from forge_core import (
     Provider,
     StreamInterrupted,
 )
+from forge_core import _telemetry as telemetry_module
 from forge_core._config import apply_overrides
 from forge_core._metrics import Metrics
 from forge_core._telemetry import DURATION_BUCKETS, TOKEN_BUCKETS, Telemetry, _current
@@ -311,6 +312,105 @@ def test_drops_are_span_events_and_breaker_transitions_are_counted(otel: Collect
     (dropped,) = otel.points("forge.router.drops")
     assert dropped.value == 1
     assert dict(dropped.attributes)["forge.drop.reason"] == "circuit_open"
+
+
+# -- metric measurements: batched, attribute sets cached ------------------------------------------
+
+
+def test_measurements_wait_for_a_collection_and_each_collection_sees_them(otel: Collected) -> None:
+    instruments = _current()
+    assert instruments is not None
+    with FaultServer([ok("one"), ok("two")]) as server:
+        forge = forge_on(server)
+        forge.chat("first")
+        # Kept by forge (duration, input and output tokens) until a reader collects...
+        assert len(instruments._pending) == 3
+        (point,) = otel.points("gen_ai.client.operation.duration")
+        assert point.count == 1
+        assert len(instruments._pending) == 0
+        # ...and each collection sees what was measured before it.
+        forge.chat("second")
+        (point,) = otel.points("gen_ai.client.operation.duration")
+        assert point.count == 2
+
+
+def test_a_full_batch_of_measurements_goes_to_the_sdk_without_a_collection(
+    otel: Collected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry_module, "_BATCH", 4)
+    instruments = _current()
+    assert instruments is not None
+    with FaultServer([ok("one"), ok("two")]) as server:
+        forge = forge_on(server)
+        forge.chat("first")
+        forge.chat("second")  # the 4th measurement hands the four over
+    assert len(instruments._pending) == 2
+    # Each measurement once: the four handed over and the two a collection takes.
+    assert {kind: p.sum for kind, p in _usage(otel).items()} == {"input": 6, "output": 8}
+
+
+def test_changing_the_providers_hands_what_was_measured_to_the_old_ones() -> None:
+    with in_memory_telemetry() as first:
+        with FaultServer([ok("hi")]) as server:
+            forge_on(server).chat("hello")
+        with in_memory_telemetry():
+            (point,) = first.points("gen_ai.client.operation.duration")
+            assert point.count == 1
+
+
+def test_cached_attribute_sets_do_not_carry_one_request_into_another(otel: Collected) -> None:
+    refused = closed_port_url()
+    with FaultServer([ok("one"), ok("two"), ok("three")]) as server:
+        direct = forge_on(server)
+        direct.chat("first", max_tokens=5)
+        with pytest.raises(FallbackFailed):
+            forge_on(refused).chat("fails")
+        forge_on(refused, server).chat("falls back")
+        direct.chat("again")
+    by_outcome: dict[tuple[str, str | None], int] = {}
+    for point in otel.points("gen_ai.client.operation.duration"):
+        found = dict(point.attributes)
+        key = (str(found["gen_ai.provider.name"]), found.get("error.type"))
+        by_outcome[key] = by_outcome.get(key, 0) + point.count
+        if found.get("error.type") is None:
+            assert "server.port" in found and "gen_ai.response.model" in found
+    assert by_outcome == {
+        ("openai", None): 2,
+        ("openai", "fallback_failed"): 1,
+        ("openrouter", None): 1,
+    }
+    usage = [dict(p.attributes) for p in otel.points("gen_ai.client.token.usage")]
+    assert sorted((u["gen_ai.provider.name"], u["gen_ai.token.type"]) for u in usage) == [
+        ("openai", "input"),
+        ("openai", "output"),
+        ("openrouter", "input"),
+        ("openrouter", "output"),
+    ]
+    assert all("error.type" not in u for u in usage)
+    # The spans are each their own: the first request's max_tokens is not on the last one's.
+    roots = sorted(otel.roots(), key=lambda span: span.start_time or 0)
+    assert [attributes(root).get("gen_ai.request.max_tokens") for root in roots] == [
+        5,
+        None,
+        None,
+        None,
+    ]
+    assert [attributes(root).get("forge.route.fallback") for root in roots] == [
+        None,
+        None,
+        True,
+        None,
+    ]
+    for root in roots:
+        for attempt in otel.children(root):
+            outcome = attributes(attempt)["forge.attempt.outcome"]
+            assert (outcome == "ok") is ("error.type" not in attributes(attempt))
+
+
+def _usage(otel: Collected) -> dict[str, Any]:
+    return {
+        dict(p.attributes)["gen_ai.token.type"]: p for p in otel.points("gen_ai.client.token.usage")
+    }
 
 
 # -- conventions, switches, imports ---------------------------------------------------------------

@@ -14,7 +14,8 @@ without it installed the cost is one failed import, once, and while the applicat
 no OpenTelemetry provider (the API's are no-ops) nothing is traced either. Spans and metrics
 go to the application's global providers, or to the ones `set_telemetry_providers` names.
 While a request runs its observation only notes times and numbers; the spans (with those
-times) and the metric records are made once, when it ends.
+times) are made once, when it ends, and its metric measurements are handed to the SDK in
+batches (`_Instruments.measure`): at the latest when a reader collects.
 Nothing a user wrote (prompts, answers) and no error message goes into a span: error types,
 forge's own drop reasons (URLs without credentials), names and numbers only.
 """
@@ -22,6 +23,7 @@ forge's own drop reasons (URLs without credentials), names and numbers only.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import re
@@ -29,7 +31,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -86,6 +89,8 @@ DURATION_BUCKETS = (
 )
 #: Bucket boundaries the GenAI conventions give for token counts.
 TOKEN_BUCKETS = tuple(4.0**n for n in range(14))
+#: An answer's metric attribute sets (`Telemetry.served_attributes`): duration, input, output.
+_Served = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]
 #: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value asking for the latest GenAI conventions only.
 LATEST_GEN_AI = "gen_ai_latest_experimental"
 
@@ -108,8 +113,11 @@ def set_telemetry_providers(tracer_provider: Any = None, meter_provider: Any = N
     """
     global _providers, _instruments
     with _lock:
+        old = _instruments
         _providers = (tracer_provider, meter_provider)
         _instruments = None
+    if old is not None:
+        old.flush()  # what was measured belongs to the providers in force when it was
 
 
 def _current() -> _Instruments | None:
@@ -135,6 +143,9 @@ def _latest_conventions() -> bool:
 
 #: How long "no OpenTelemetry provider is set" is trusted before `_Instruments.active` asks again.
 _RECHECK_SECONDS = 1.0
+#: Metric measurements `_Instruments.measure` keeps before handing them to the SDK in one go
+#: (about 40 requests' worth; a collection takes them all before it reads the instruments).
+_BATCH = 128
 
 
 class _Instruments:
@@ -203,9 +214,14 @@ class _Instruments:
             unit="{USD}",
             description="What the answers cost, from the price table (local models: 0).",
         )
+        #: Measurements not yet given to the SDK: (instrument's record or add, value,
+        #: attributes, context). `measure` appends, `flush` hands them over.
+        self._pending: deque[tuple[Callable[..., None], float, Mapping[str, Any], Any]] = deque()
+        #: Whether the instruments take a measurement's context (OpenTelemetry 1.28 and later).
+        self._contexts = "context" in inspect.signature(self.duration.record).parameters
         meter.create_observable_gauge(
             "forge.local.model.memory",
-            callbacks=[_model_memory],
+            callbacks=[self._collecting],
             unit="By",
             description="Resident memory of each loaded in-process model.",
         )
@@ -215,6 +231,45 @@ class _Instruments:
             unit="s",
             description="How long each loaded in-process model took to load.",
         )
+
+    def measure(
+        self, record: Callable[..., None], value: float, attributes: Mapping[str, Any], context: Any
+    ) -> None:
+        """Measure ``value`` with ``record`` (an instrument's ``record`` or ``add``), in a batch.
+
+        The SDK's cost of one measurement is mostly copying, checking and hashing its
+        attributes, and it is about half when measurements follow each other than when each
+        comes between two HTTP calls (measured with the SDK of uv.lock, ``benchmarks/README.md``).
+        So they wait here until `_BATCH` have come, or a reader collects (`_collecting`: every
+        export and every scrape sees all measurements made before it), or the providers change.
+        """
+        pending = self._pending
+        pending.append((record, value, attributes, context if self._contexts else None))
+        if len(pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the measurements kept by `measure` to the SDK (any thread, any number at once)."""
+        pending = self._pending
+        # No more than were there: on a busy process a flush is never an endless one.
+        for _ in range(len(pending)):
+            try:
+                record, value, attributes, context = pending.popleft()
+            except IndexError:  # another thread took the rest
+                return
+            try:
+                if context is None:
+                    record(value, attributes)
+                else:
+                    record(value, attributes, context)
+            except Exception:  # telemetry never fails a request, nor a collection
+                logger.debug("forge: a metric measurement failed", exc_info=True)
+
+    def _collecting(self, options: Any) -> Iterable[Any]:
+        """The memory gauge's callback: the SDK calls it first when a reader collects, so the
+        kept measurements are handed over before the reader reads the instruments."""
+        self.flush()
+        return _model_memory(options)
 
     def active(self) -> bool:
         """Whether spans and metrics would go anywhere (a provider that is not a no-op).
@@ -295,7 +350,7 @@ class Telemetry:
         self.latest = _latest_conventions()
         # Attribute sets that repeat on every request, built once (they are never mutated).
         self._attempts: dict[str, Mapping[str, Any]] = {}
-        self._served: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        self._served: dict[tuple[str, str, str], _Served] = {}
         _live.add(self)
 
     def provider_attributes(self, attributes: dict[str, Any], provider: Provider | None) -> None:
@@ -322,10 +377,9 @@ class Telemetry:
             cached = self._attempts[key] = _bounded(self._attempts, attributes)
         return cached
 
-    def served_attributes(
-        self, operation: str, candidate: Candidate, model: str
-    ) -> Mapping[str, Any]:
-        """The metric attributes of an answer from ``candidate`` by ``model``."""
+    def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
+        """The metric attributes of an answer from ``candidate`` by ``model``: its duration's,
+        and its input and output token counts' (the same with ``gen_ai.token.type``)."""
         key = (operation, candidate.key + " " + candidate.endpoint, model)
         cached = self._served.get(key)
         if cached is None:
@@ -335,7 +389,14 @@ class Telemetry:
             attributes["gen_ai.response.model"] = model
             if _is_http(candidate.endpoint):
                 attributes.update(_server(candidate.endpoint))
-            cached = self._served[key] = _bounded(self._served, attributes)
+            served = (
+                attributes,
+                {**attributes, "gen_ai.token.type": "input"},
+                {**attributes, "gen_ai.token.type": "output"},
+            )
+            if len(self._served) >= 512:
+                self._served.clear()
+            cached = self._served[key] = served
         return cached
 
     def observe(
@@ -628,9 +689,14 @@ class _Traced(Observation):
         else:
             self._record_failure(attributes, end)
 
+    def _measure(self, record: Callable[..., None], value: float, attributes: Any) -> None:
+        """One metric measurement, in the request's context (for exemplars), batched."""
+        self._ins.measure(record, value, attributes, self._context)
+
     def _emit_drop(self, span: Any, at: int, drop: Drop) -> None:
         reason = _drop_reason(drop.reason)
-        self._ins.drops.add(
+        self._measure(
+            self._ins.drops.add,
             1,
             {
                 "gen_ai.operation.name": self._operation,
@@ -682,7 +748,8 @@ class _Traced(Observation):
         span.end(end_time=attempt.end_ns or self._end_ns)
 
     def _transition(self, endpoint: str, before: str, after: str) -> None:
-        self._ins.transitions.add(
+        self._measure(
+            self._ins.transitions.add,
             1,
             {"forge.endpoint": endpoint, "forge.breaker.from": before, "forge.breaker.to": after},
         )
@@ -728,17 +795,19 @@ class _Traced(Observation):
         ins = self._ins
         candidate = end.candidate
         operation = self._operation
-        metric = self.telemetry.served_attributes(operation, candidate, end.model)
-        ins.duration.record(end.duration, metric)
+        metric, inputs, outputs = self.telemetry.served_attributes(operation, candidate, end.model)
+        measure = self._measure
+        measure(ins.duration.record, end.duration, metric)
         if end.input_tokens is not None:
-            ins.tokens.record(end.input_tokens, {**metric, "gen_ai.token.type": "input"})
+            measure(ins.tokens.record, end.input_tokens, inputs)
         if end.output_tokens is not None:
-            ins.tokens.record(end.output_tokens, {**metric, "gen_ai.token.type": "output"})
+            measure(ins.tokens.record, end.output_tokens, outputs)
         if end.stream and end.ttft_ms is not None:
-            ins.first_chunk.record(end.ttft_ms / 1000.0, metric)
+            measure(ins.first_chunk.record, end.ttft_ms / 1000.0, metric)
         first = self._first
         if first is not None and first.key != candidate.key:
-            ins.fallbacks.add(
+            measure(
+                ins.fallbacks.add,
                 1,
                 {
                     "gen_ai.operation.name": operation,
@@ -747,7 +816,8 @@ class _Traced(Observation):
                 },
             )
         if end.cost:
-            ins.cost.add(
+            measure(
+                ins.cost.add,
                 end.cost,
                 {
                     "gen_ai.provider.name": candidate.provider.value,
@@ -767,9 +837,9 @@ class _Traced(Observation):
             )
             if key in attributes
         }
-        ins.duration.record(end.duration, {**metric, "error.type": end.kind})
+        self._measure(ins.duration.record, end.duration, {**metric, "error.type": end.kind})
         if end.stream and end.ttft_ms is not None:
-            ins.first_chunk.record(end.ttft_ms / 1000.0, metric)
+            self._measure(ins.first_chunk.record, end.ttft_ms / 1000.0, metric)
 
 
 class _Attempt:
