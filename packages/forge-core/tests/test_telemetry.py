@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import FaultServer, close_mid_stream, forge_on, ok, stall_mid_stream
+from fake_clock import FakeClock
+from fault_server import FaultServer, close_mid_stream, forge_on, ok, stall_mid_stream, status
 from forge_core import (
     FallbackFailed,
     Forge,
@@ -405,6 +406,23 @@ def test_cached_attribute_sets_do_not_carry_one_request_into_another(otel: Colle
         for attempt in otel.children(root):
             outcome = attributes(attempt)["forge.attempt.outcome"]
             assert (outcome == "ok") is ("error.type" not in attributes(attempt))
+
+
+def test_a_retried_attempt_has_its_own_attributes_and_the_next_request_none_of_them(
+    otel: Collected,
+) -> None:
+    with FaultServer([status(503), ok("one"), ok("two")]) as server:
+        forge = forge_on(server, clock=FakeClock())
+        forge.chat("retried")
+        forge.chat("first try")
+    first, second = sorted(otel.roots(), key=lambda span: span.start_time or 0)
+    failed, retried = (attributes(span) for span in otel.children(first))
+    assert (failed["forge.attempt.outcome"], failed["error.type"]) == ("unavailable",) * 2
+    assert "forge.attempt.retry" not in failed
+    assert retried["forge.attempt.outcome"] == "ok" and retried["forge.attempt.retry"] == 1
+    assert "error.type" not in retried
+    (plain,) = (attributes(span) for span in otel.children(second))
+    assert {key: value for key, value in retried.items() if key != "forge.attempt.retry"} == plain
 
 
 def _usage(otel: Collected) -> dict[str, Any]:

@@ -91,6 +91,8 @@ DURATION_BUCKETS = (
 TOKEN_BUCKETS = tuple(4.0**n for n in range(14))
 #: An answer's metric attribute sets (`Telemetry.served_attributes`): duration, input, output.
 _Served = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]
+#: An attempt span's name, whether it is an HTTP call, its attributes (`attempt_attributes`).
+_AttemptSpan = tuple[str, bool, Mapping[str, Any]]
 #: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value asking for the latest GenAI conventions only.
 LATEST_GEN_AI = "gen_ai_latest_experimental"
 
@@ -349,7 +351,7 @@ class Telemetry:
         #: Emit only the latest GenAI conventions (``OTEL_SEMCONV_STABILITY_OPT_IN``), read once.
         self.latest = _latest_conventions()
         # Attribute sets that repeat on every request, built once (they are never mutated).
-        self._attempts: dict[str, Mapping[str, Any]] = {}
+        self._attempts: dict[tuple[str, str, str, str], _AttemptSpan] = {}
         self._served: dict[tuple[str, str, str], _Served] = {}
         _live.add(self)
 
@@ -361,20 +363,27 @@ class Telemetry:
         if not self.latest:
             attributes["gen_ai.system"] = name
 
-    def attempt_attributes(self, candidate: Candidate) -> Mapping[str, Any]:
-        """The attributes every attempt span at ``candidate`` starts with."""
-        key = candidate.key + " " + candidate.endpoint
+    def attempt_attributes(self, candidate: Candidate, state: str) -> _AttemptSpan:
+        """The name of an attempt span at ``candidate``, whether it is an HTTP call, and the
+        attributes of one that answered, first try, in breaker ``state`` (unchanged): others
+        start from a copy and add their own."""
+        key = (candidate.deployment, candidate.model, candidate.endpoint, state)
         cached = self._attempts.get(key)
         if cached is None:
+            http = _is_http(candidate.endpoint)
             attributes: dict[str, Any] = {
                 "forge.provider": candidate.provider.value,
                 "forge.deployment": candidate.deployment,
                 "forge.model": candidate.model,
                 "forge.endpoint": _safe_url(candidate.endpoint),
             }
-            if _is_http(candidate.endpoint):
+            if http:
                 attributes.update(_server(candidate.endpoint))
-            cached = self._attempts[key] = _bounded(self._attempts, attributes)
+            attributes["forge.breaker.state"] = state
+            attributes["forge.attempt.outcome"] = "ok"
+            if len(self._attempts) >= 512:
+                self._attempts.clear()
+            cached = self._attempts[key] = (f"forge.attempt {candidate.key}", http, attributes)
         return cached
 
     def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
@@ -642,13 +651,22 @@ class _Traced(Observation):
         first = self._first
         request = self._request
         operation = self._operation
-        model = first.model if first is not None else _model_of(request.model)
-        attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
-        self.telemetry.provider_attributes(
-            attributes, first.provider if first is not None else None
-        )
-        if model:
-            attributes["gen_ai.request.model"] = model
+        served: _Served | None = None
+        if isinstance(end, _Answer):
+            # Named after the candidate that served (the first planned, unless it fell back):
+            # operation, provider, request and response model, server, as its metrics are.
+            candidate = end.candidate
+            served = self.telemetry.served_attributes(operation, candidate, end.model)
+            attributes = dict(served[0])
+            model: str | None = candidate.model
+        else:
+            model = first.model if first is not None else _model_of(request.model)
+            attributes = {"gen_ai.operation.name": operation}
+            self.telemetry.provider_attributes(
+                attributes, first.provider if first is not None else None
+            )
+            if model:
+                attributes["gen_ai.request.model"] = model
         if isinstance(request, ChatRequest):
             if request.max_tokens is not None:
                 attributes["gen_ai.request.max_tokens"] = request.max_tokens
@@ -657,7 +675,7 @@ class _Traced(Observation):
             if request.response_format:
                 attributes["gen_ai.output.type"] = "json"
         if isinstance(end, _Answer):
-            model = self._answered_attributes(attributes, end) or model
+            self._answered_attributes(attributes, end)
         else:
             self._failed_attributes(attributes, end)
         attributes["forge.route.attempts"] = len(self._attempts)
@@ -678,16 +696,16 @@ class _Traced(Observation):
         )
         for at, drop in self._drops:
             self._emit_drop(span, at, drop)
-        parent = ins.set_span_in_context(span)
+        parent = ins.set_span_in_context(span, self._context)
         for attempt in self._attempts:
             self._emit_attempt(parent, attempt)
         if isinstance(end, _Failure):
             span.set_status(ins.status(ins.error, end.kind))
         span.end(end_time=self._end_ns)
-        if isinstance(end, _Answer):
-            self._record_answer(end)
-        else:
+        if isinstance(end, _Failure):
             self._record_failure(attributes, end)
+        elif served is not None:
+            self._record_answer(end, served)
 
     def _measure(self, record: Callable[..., None], value: float, attributes: Any) -> None:
         """One metric measurement, in the request's context (for exemplars), batched."""
@@ -718,28 +736,29 @@ class _Traced(Observation):
 
     def _emit_attempt(self, parent: Any, attempt: _Attempt) -> None:
         ins = self._ins
-        candidate = attempt.candidate
-        attributes = dict(self.telemetry.attempt_attributes(candidate))
         before = attempt.before
         after = attempt.after or before
-        attributes["forge.breaker.state"] = after.value
-        if attempt.retry:
-            attributes["forge.attempt.retry"] = attempt.retry
-        endpoint = attributes["forge.endpoint"]
-        if attempt.probe:
-            attributes["forge.breaker.probe"] = True
-            self._transition(endpoint, "open", before.value)
-        if after is not before:
-            attributes["forge.breaker.transition"] = f"{before.value}->{after.value}"
-            self._transition(endpoint, before.value, after.value)
         outcome = attempt.outcome
-        attributes["forge.attempt.outcome"] = outcome or "ok"
-        if outcome is not None:
-            attributes["error.type"] = outcome
+        name, http, common = self.telemetry.attempt_attributes(attempt.candidate, after.value)
+        attributes = common
+        if attempt.retry or attempt.probe or after is not before or outcome is not None:
+            attributes = dict(common)
+            if attempt.retry:
+                attributes["forge.attempt.retry"] = attempt.retry
+            endpoint = attributes["forge.endpoint"]
+            if attempt.probe:
+                attributes["forge.breaker.probe"] = True
+                self._transition(endpoint, "open", before.value)
+            if after is not before:
+                attributes["forge.breaker.transition"] = f"{before.value}->{after.value}"
+                self._transition(endpoint, before.value, after.value)
+            if outcome is not None:
+                attributes["forge.attempt.outcome"] = outcome
+                attributes["error.type"] = outcome
         span = ins.tracer.start_span(
-            f"forge.attempt {candidate.key}",
+            name,
             context=parent,
-            kind=ins.client if _is_http(candidate.endpoint) else ins.internal,
+            kind=ins.client if http else ins.internal,
             attributes=attributes,
             start_time=attempt.start_ns,
         )
@@ -754,19 +773,11 @@ class _Traced(Observation):
             {"forge.endpoint": endpoint, "forge.breaker.from": before, "forge.breaker.to": after},
         )
 
-    def _answered_attributes(self, attributes: dict[str, Any], end: _Answer) -> str | None:
-        """Add the answer's attributes; returns the serving model if it is not the first's."""
-        candidate = end.candidate
+    def _answered_attributes(self, attributes: dict[str, Any], end: _Answer) -> None:
+        """Add the answer's own attributes to those of the candidate that served it."""
         first = self._first
-        served_model = None
-        attributes["gen_ai.response.model"] = end.model
-        if first is not None and first.key != candidate.key:
-            # Named after the candidate that served, not the first planned.
-            self.telemetry.provider_attributes(attributes, candidate.provider)
-            attributes["gen_ai.request.model"] = served_model = candidate.model
+        if first is not None and first is not end.candidate and first.key != end.candidate.key:
             attributes["forge.route.fallback"] = True
-        if _is_http(candidate.endpoint):
-            attributes.update(_server(candidate.endpoint))
         if end.dimensions is not None:
             attributes["gen_ai.embeddings.dimension.count"] = end.dimensions
         if end.finish_reason:
@@ -777,7 +788,6 @@ class _Traced(Observation):
             attributes["gen_ai.usage.output_tokens"] = end.output_tokens
         if end.cost is not None:
             attributes["forge.cost.usd"] = end.cost
-        return served_model
 
     def _failed_attributes(self, attributes: dict[str, Any], end: _Failure) -> None:
         """Add the failure's attributes: the last candidate tried, the error type."""
@@ -791,11 +801,11 @@ class _Traced(Observation):
         if failed:
             attributes["forge.route.last_error"] = failed[-1]
 
-    def _record_answer(self, end: _Answer) -> None:
+    def _record_answer(self, end: _Answer, served: _Served) -> None:
         ins = self._ins
         candidate = end.candidate
         operation = self._operation
-        metric, inputs, outputs = self.telemetry.served_attributes(operation, candidate, end.model)
+        metric, inputs, outputs = served
         measure = self._measure
         measure(ins.duration.record, end.duration, metric)
         if end.input_tokens is not None:
@@ -916,13 +926,6 @@ class _Failure:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _bounded(cache: dict[Any, Any], value: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``value``, after emptying ``cache`` if it grew past a few hundred entries."""
-    if len(cache) >= 512:
-        cache.clear()
-    return value
 
 
 def _model_of(text: str | None) -> str | None:
