@@ -23,7 +23,6 @@ def test_tracing_rows() -> None:
     on = rows["forge ForgeChat.invoke, tracing on"]
     assert on.peer == "forge ForgeChat.invoke, tracing off"
     assert on.target == "≤ 1.05x"
-    calls = suites.SMOKE.warmup + suites.SMOKE.rounds * -(
-        -suites.SMOKE.calls // suites.SMOKE.rounds
-    )
+    rounds = suites.TRACING_SAMPLES * suites.SMOKE.rounds
+    calls = suites.SMOKE.warmup + rounds * -(-suites.TRACING_SAMPLES * suites.SMOKE.calls // rounds)
     assert on.note.startswith(f"{2 * (calls + 1)} spans exported")
