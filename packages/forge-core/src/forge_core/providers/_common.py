@@ -46,6 +46,7 @@ __all__ = [
     "reason",
     "redact",
     "retry_after",
+    "timeout_extension",
     "timeout_for",
 ]
 
@@ -86,6 +87,12 @@ def timeout_for(timeouts: AttemptTimeouts) -> httpx.Timeout:
     """The httpx timeout of one attempt: read capped by the total deadline, connect by read."""
     read = timeouts.read_timeout()
     return httpx.Timeout(read, connect=min(timeouts.connect, read))
+
+
+def timeout_extension(timeouts: AttemptTimeouts) -> dict[str, float]:
+    """`timeout_for` in the form httpx keeps it on a request (``extensions["timeout"]``)."""
+    read = timeouts.read_timeout()
+    return {"connect": min(timeouts.connect, read), "read": read, "write": read, "pool": read}
 
 
 def redact(text: str) -> str:

@@ -25,9 +25,12 @@ from forge_core._exceptions import MalformedResponse, ProviderError, ProviderUna
 from forge_core._http import ClientPool, default_pool
 from forge_core._types import ChatChunk, Provider
 from forge_core.providers._base import AttemptTimeouts
-from forge_core.providers._common import timeout_for, transport_error
+from forge_core.providers._common import timeout_extension, transport_error
 
-__all__ = ["Call", "StatusTranslator", "StreamParser", "Transport"]
+__all__ = ["Call", "StatusTranslator", "StreamParser", "Transport", "join_url"]
+
+#: Paths a transport keeps the absolute URL of (a client uses a handful).
+_MAX_URLS = 64
 
 #: The client's translator of an HTTP error response into a forge error (for ``model``).
 StatusTranslator = Callable[[httpx.Response, str], ProviderError]
@@ -46,6 +49,16 @@ class Call:
     json: Any = None
     params: Mapping[str, Any] | None = None
     events: Literal["sse", "ndjson"] = "sse"
+
+
+def join_url(base_url: httpx.URL, path: str) -> httpx.URL:
+    """``path`` on a client with ``base_url``, as ``httpx.Client.build_request`` merges them: an
+    absolute URL as it is, else appended to the base URL's path (which gets a trailing ``/``)."""
+    url = httpx.URL(path)
+    if not url.is_relative_url:
+        return url
+    base_path = base_url.raw_path if base_url.raw_path.endswith(b"/") else base_url.raw_path + b"/"
+    return base_url.copy_with(raw_path=base_path + url.raw_path.lstrip(b"/"))
 
 
 class StreamParser(Protocol):
@@ -124,13 +137,16 @@ class Transport:
         self._unavailable = unavailable
         self.timeout_seconds = timeout_seconds
         self._pool = pool or default_pool
+        # Each path's absolute URL, with the base URL it was joined to (`_url`).
+        self._urls: dict[str, tuple[httpx.URL, httpx.URL]] = {}
 
     # -- one response -------------------------------------------------------------------------
 
     def send(self, call: Call, timeouts: AttemptTimeouts | float | None = None) -> httpx.Response:
         """The complete response to ``call``; an error status raises its forge error."""
         with _Translated(self, call, timeouts):
-            response = self._pool.sync_client(self.base_url).request(**self._args(call, timeouts))
+            client = self._pool.sync_client(self.base_url)
+            response = client.request(**self._args(client, call, timeouts))
             response.read()
         return self._checked(response, call)
 
@@ -140,7 +156,7 @@ class Transport:
         """Async `send`."""
         with _Translated(self, call, timeouts):
             client = self._pool.async_client(self.base_url)
-            response = await client.request(**self._args(call, timeouts))
+            response = await client.request(**self._args(client, call, timeouts))
             await response.aread()
         return self._checked(response, call)
 
@@ -148,11 +164,8 @@ class Transport:
         """The status ``call`` answers with inside ``timeout`` seconds; None when it does not
         (no connection, no key, too slow). Never raises a forge error."""
         try:
-            return (
-                self._pool.sync_client(self.base_url)
-                .request(**self._args(call, timeout))
-                .status_code
-            )
+            client = self._pool.sync_client(self.base_url)
+            return client.request(**self._args(client, call, timeout)).status_code
         except (ProviderError, httpx.HTTPError):
             return None
 
@@ -160,7 +173,7 @@ class Transport:
         """Async `probe`."""
         try:
             client = self._pool.async_client(self.base_url)
-            return (await client.request(**self._args(call, timeout))).status_code
+            return (await client.request(**self._args(client, call, timeout))).status_code
         except (ProviderError, httpx.HTTPError):
             return None
 
@@ -175,7 +188,10 @@ class Transport:
         sending slowly cannot outlive it.
         """
         client = self._pool.sync_client(self.base_url)
-        with _Translated(self, call, timeouts), client.stream(**self._args(call, timeouts)) as got:
+        with (
+            _Translated(self, call, timeouts),
+            client.stream(**self._args(client, call, timeouts)) as got,
+        ):
             if got.is_error:
                 got.read()
             self._checked(got, call)
@@ -189,7 +205,7 @@ class Transport:
         """Async `items`."""
         client = self._pool.async_client(self.base_url)
         with _Translated(self, call, timeouts):
-            async with client.stream(**self._args(call, timeouts)) as got:
+            async with client.stream(**self._args(client, call, timeouts)) as got:
                 if got.is_error:
                     await got.aread()
                 self._checked(got, call)
@@ -240,19 +256,39 @@ class Transport:
             unavailable=self._unavailable,
         )
 
-    def _args(self, call: Call, timeouts: AttemptTimeouts | float | None) -> dict[str, Any]:
+    def _args(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        call: Call,
+        timeouts: AttemptTimeouts | float | None,
+    ) -> dict[str, Any]:
         if isinstance(timeouts, AttemptTimeouts):
-            timeout: httpx.Timeout | float = timeout_for(timeouts)
+            timeout = timeout_extension(timeouts)
         else:
-            timeout = self.timeout_seconds if timeouts is None else timeouts
+            seconds = self.timeout_seconds if timeouts is None else timeouts
+            timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
         return {
             "method": call.method,
-            "url": call.path,
+            "url": self._url(client, call.path),
             "json": call.json,
             "params": call.params,
             "headers": self._headers(),
-            "timeout": timeout,
+            # httpx's own form of a request's timeout (what `httpx.Timeout` becomes), so the
+            # client does not build and convert a `Timeout` per request.
+            "extensions": {"timeout": timeout},
         }
+
+    def _url(self, client: httpx.Client | httpx.AsyncClient, path: str) -> httpx.URL:
+        """``path`` joined to ``client``'s base URL as httpx joins it, once per path and client:
+        an absolute `httpx.URL` is sent as it is, so no request parses the URL again."""
+        base = client.base_url
+        known = self._urls.get(path)
+        if known is not None and known[0] is base:
+            return known[1]
+        url = join_url(base, path)
+        if len(self._urls) < _MAX_URLS:
+            self._urls[path] = (base, url)
+        return url
 
     def _checked(self, response: httpx.Response, call: Call) -> httpx.Response:
         if response.status_code >= 400:

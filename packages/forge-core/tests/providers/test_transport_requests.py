@@ -1,0 +1,107 @@
+"""What the `Transport` puts on the wire: the URL httpx itself would build from the client's base
+URL and the call's path, and the attempt's timeouts in httpx's own form."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from forge_core import Provider, ProviderError
+from forge_core._http import ClientPool
+from forge_core.providers._base import AttemptTimeouts
+from forge_core.providers._transport import Call, Transport, join_url
+
+BASES = [
+    "http://127.0.0.1:8080/v1",
+    "http://h",
+    "http://h/",
+    "https://api.openai.com/v1/",
+    "https://openrouter.ai/api/v1",
+    "http://user:pw@h/x%20y/v1",
+    "http://h/v1?x=1",
+    "http://[::1]:80/v1",
+]
+PATHS = [
+    "/chat/completions",
+    "chat/completions",
+    "/models",
+    "",
+    "/a b",
+    "/x?y=1",
+    "https://o/props",
+]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_a_path_joins_its_base_url_as_httpx_joins_them(base: str) -> None:
+    client = httpx.Client(base_url=base)
+    for path in PATHS:
+        expected = client.build_request("GET", path).url
+        joined = join_url(client.base_url, path)
+        assert joined == expected and joined.raw_path == expected.raw_path, path
+
+
+def _no_error_expected(response: httpx.Response, model: str) -> ProviderError:
+    raise AssertionError(f"unexpected HTTP {response.status_code}")
+
+
+class _Capturing(ClientPool):
+    """Every client answers ``{}`` from memory and keeps the requests it was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[httpx.Request] = []
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return httpx.Response(200, json={})
+
+    def sync_client(self, base_url: str) -> httpx.Client:
+        with self._lock:
+            client = self._sync.get(base_url)
+            if client is None or client.is_closed:
+                client = httpx.Client(
+                    base_url=base_url, transport=httpx.MockTransport(self._answer)
+                )
+                self._sync[base_url] = client
+            return client
+
+
+def test_a_call_is_sent_to_the_joined_url_with_the_attempts_timeouts() -> None:
+    pool = _Capturing()
+    transport = Transport(
+        Provider.OPENAI,
+        "http://h:1/v1",
+        headers=lambda: {"Accept": "application/json"},
+        status_error=_no_error_expected,
+        timeout_seconds=7.0,
+        pool=pool,
+    )
+    timeouts = AttemptTimeouts(connect=2.0, read=9.0, total_deadline=time.monotonic() + 600)
+    transport.send(Call("POST", "/chat/completions", "m", {"a": 1}), timeouts)
+    transport.send(Call("GET", "/models"))
+    transport.send(Call("GET", "/models"), 3.0)
+    first, second, third = pool.sent
+    assert str(first.url) == "http://h:1/v1/chat/completions" and first.content == b'{"a":1}'
+    assert first.extensions["timeout"] == {"connect": 2.0, "read": 9.0, "write": 9.0, "pool": 9.0}
+    assert first.headers["accept"] == "application/json"
+    assert str(second.url) == "http://h:1/v1/models"
+    assert second.extensions["timeout"] == httpx.Timeout(7.0).as_dict()
+    assert third.extensions["timeout"] == httpx.Timeout(3.0).as_dict()
+
+
+def test_a_replaced_client_gets_its_urls_joined_again() -> None:
+    pool = _Capturing()
+    transport = Transport(
+        Provider.OPENAI,
+        "http://h:1/v1",
+        headers=dict,
+        status_error=_no_error_expected,
+        pool=pool,
+    )
+    transport.send(Call("GET", "/models"))
+    pool.close()
+    transport.send(Call("GET", "/models"))
+    assert [str(request.url) for request in pool.sent] == ["http://h:1/v1/models"] * 2
+    assert transport._urls["/models"][0] is pool.sync_client("http://h:1/v1").base_url
