@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 from forge_core import Provider, ProviderError
-from forge_core._http import ClientPool
+from forge_core._http import ClientPool, _AsyncClient, _Client
 from forge_core.providers._base import AttemptTimeouts
 from forge_core.providers._transport import Call, Transport, join_url
 
@@ -105,3 +105,27 @@ def test_a_replaced_client_gets_its_urls_joined_again() -> None:
     transport.send(Call("GET", "/models"))
     assert [str(request.url) for request in pool.sent] == ["http://h:1/v1/models"] * 2
     assert transport._urls["/models"][0] is pool.sync_client("http://h:1/v1").base_url
+
+
+def _cookie_server(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/login":
+        return httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"}, json={})
+    return httpx.Response(200, json={"cookie": request.headers.get("cookie")})
+
+
+def test_the_pooled_clients_keep_the_cookies_a_server_sets() -> None:
+    client = _Client(base_url="http://h", transport=httpx.MockTransport(_cookie_server))
+    assert client.get("/a").json() == {"cookie": None}
+    client.get("/login")
+    assert client.get("/a").json() == {"cookie": "session=abc"}
+    assert client.cookies["session"] == "abc"
+    client.cookies = {"other": "1"}
+    assert client.get("/a").json() == {"cookie": "other=1"}
+
+
+async def test_the_pooled_async_clients_keep_the_cookies_a_server_sets() -> None:
+    transport = httpx.MockTransport(_cookie_server)
+    async with _AsyncClient(base_url="http://h", transport=transport) as client:
+        assert (await client.get("/a")).json() == {"cookie": None}
+        await client.get("/login")
+        assert (await client.get("/a")).json() == {"cookie": "session=abc"}
