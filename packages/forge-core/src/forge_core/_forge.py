@@ -29,6 +29,9 @@ __all__ = ["Forge", "MessagesInput"]
 #: What `Forge.chat` accepts as the conversation: a prompt, or messages (objects or dicts).
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 
+#: The keyword arguments `Forge.chat` and its siblings take: `ChatRequest` fields.
+_PARAMETERS = frozenset(ChatRequest.model_fields)
+
 
 class Forge:
     """A local-first router over every configured provider.
@@ -202,11 +205,13 @@ def _embedding_request(
 
 
 def _request(messages: MessagesInput | ChatRequest, params: Mapping[str, Any]) -> ChatRequest:
-    unknown = sorted(set(params) - set(ChatRequest.model_fields) - {"messages"})
+    if isinstance(messages, ChatRequest) and not params:
+        return messages
+    unknown = sorted(set(params) - _PARAMETERS)
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
     if isinstance(messages, ChatRequest):
-        return messages.model_copy(update=dict(params)) if params else messages
+        return messages.model_copy(update=dict(params))
     if isinstance(messages, str):
         conversation = [Message(role="user", content=messages)]
     else:
