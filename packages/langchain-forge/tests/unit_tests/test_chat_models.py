@@ -7,6 +7,7 @@ test can reach a server.
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,14 @@ def test_langchains_stop_argument_wins_over_a_stop_keyword() -> None:
     assert chat._request(messages, None, {}).stop == ["default"]
     assert chat._request(messages, None, {"stop": ["kw"]}).stop == ["kw"]
     assert chat._request(messages, ["arg"], {"stop": ["kw"]}).stop == ["arg"]
+
+
+def test_the_generate_methods_keep_their_own_signature_for_langchains_per_call_check() -> None:
+    chat = ForgeChat()
+    for method in (chat._generate, chat._agenerate):
+        code = method.__func__.__code__
+        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        assert list(inspect.signature(method).parameters)[: len(names)] == list(names)
+        assert "run_manager" in inspect.signature(method).parameters
+    copied = copy.copy(chat)
+    assert inspect.signature(copied._generate) == inspect.signature(chat._generate)
