@@ -253,11 +253,17 @@ def test_a_redis_that_stops_answering_costs_a_bounded_wait_and_no_request(
         forge = _forge(config)
         assert forge.chat("Say hi.").route.deployment == "primary"
         caplog.set_level(logging.INFO, logger="forge.state")
+        shared = forge.router.shared
+        assert shared is not None
         with redis.paused():
             answers = [forge.chat("Say hi.").route.deployment for _ in range(5)]
-            assert forge.router.shared is not None
-            assert not forge.router.shared.available()
-    assert answers == ["primary"] * 5
+            # The thread reading Redis when it stopped (a request's, or the load publisher's)
+            # gives up at its socket timeout; meanwhile requests keep the view they have.
+            deadline = time.monotonic() + 5.0
+            while shared.available() and time.monotonic() < deadline:
+                answers.append(forge.chat("Say hi.").route.deployment)
+            assert not shared.available()
+    assert set(answers) == {"primary"}
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "TimeoutError" in warnings[0].getMessage()
