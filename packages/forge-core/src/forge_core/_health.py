@@ -73,6 +73,8 @@ class HealthCache:
         # endpoint -> (expires at, status); a plain dict because a lookup is on every plan for
         # every deployment, and a dict read needs no lock (the endpoints are the config's).
         self._cache: dict[str, tuple[float, HealthStatus]] = {}
+        #: The endpoints whose last mark is down (some may have expired since).
+        self._down: set[str] = set()
 
     def cached(self, endpoint: str) -> HealthStatus | None:
         """The cached status, or None when there is none or it expired (never probes).
@@ -89,6 +91,11 @@ class HealthCache:
             return None
         return entry[1]
 
+    def none_down(self) -> bool:
+        """Whether no endpoint is cached as down (never with shared state: the fleet may
+        know one). Planning then skips looking each one up."""
+        return self._shared is None and not self._down
+
     def cached_all(self, endpoints: Sequence[str]) -> list[HealthStatus | None]:
         """`cached` for each of ``endpoints`` (one clock reading for all)."""
         if self._shared is not None:
@@ -104,6 +111,10 @@ class HealthCache:
         """Record ``status`` for ``endpoint`` (a probe's result, or a call that just answered)."""
         with self._lock:
             self._cache[endpoint] = (self._clock.monotonic() + self._ttl, status)
+            if status is HealthStatus.DOWN:
+                self._down.add(endpoint)
+            else:
+                self._down.discard(endpoint)
         if self._shared is not None:
             self._shared.save_health(endpoint, status.value, self._ttl)
 

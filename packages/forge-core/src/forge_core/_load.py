@@ -99,10 +99,25 @@ class _Endpoint:
     loading: dict[str, int] = field(default_factory=dict)
     #: model -> latency average, seconds.
     latency: dict[str, float] = field(default_factory=dict)
+    #: model -> that average's `latency_band`, kept with it (planning reads it per request).
+    bands: dict[str, int] = field(default_factory=dict)
 
 
 #: The state of an endpoint with nothing measured yet (read only).
 _IDLE = _Endpoint()
+
+#: Latencies within this factor of each other are one band: equally fast for balancing.
+LATENCY_BAND = 1.25
+_LOG_BAND = math.log(LATENCY_BAND)
+
+
+def latency_band(seconds: float | None) -> int:
+    """``seconds``' band on a geometric scale (`LATENCY_BAND`) as 1..127, a lower band
+    faster (1 µs and below is 1); 0 when not measured yet, which ranks first."""
+    if seconds is None:
+        return 0
+    band = math.floor(math.log(max(seconds, 1e-6)) / _LOG_BAND)  # -62 at 1 µs
+    return min(band + 63, 127)
 
 
 class DeploymentLoad:
@@ -157,21 +172,24 @@ class DeploymentLoad:
             return own + self._shared.others_in_flight(endpoint)
         return own
 
-    def ranks(self, endpoints: Sequence[str], model: str) -> list[tuple[int, float | None]]:
-        """`in_flight` and `latency` of ``model`` at each of ``endpoints``, read at once (one
-        lock for all: planning ranks many deployments per request)."""
+    def ranks(self, endpoints: Sequence[str], model: str) -> list[int]:
+        """Each of ``endpoints``' load for ``model`` as one int, lower first: `in_flight`
+        above the 8 low bits, the `latency_band` of `latency` in them. Read at once (one lock
+        for all: planning ranks many deployments per request)."""
         empty = _IDLE
+        get = self._endpoints.get
         with self._lock:
-            states = [self._endpoints.get(endpoint, empty) for endpoint in endpoints]
+            if self._shared is None:
+                return [
+                    (state := get(endpoint, empty)).in_flight << 8 | state.bands.get(model, 0)
+                    for endpoint in endpoints
+                ]
+            states = [get(endpoint, empty) for endpoint in endpoints]
             found = [(state.in_flight, state.latency.get(model)) for state in states]
         shared = self._shared
-        if shared is None:
-            return found
         return [
-            (
-                in_flight + shared.others_in_flight(endpoint),
-                shared.fleet_latency(endpoint, model) if latency is None else latency,
-            )
+            (in_flight + shared.others_in_flight(endpoint)) << 8
+            | latency_band(shared.fleet_latency(endpoint, model) if latency is None else latency)
             for endpoint, (in_flight, latency) in zip(endpoints, found, strict=True)
         ]
 
@@ -209,11 +227,12 @@ class DeploymentLoad:
 
     def _sample(self, endpoint: str, model: str, seconds: float) -> None:
         with self._lock:
-            latency = self._endpoints[endpoint].latency
-            previous = latency.get(model)
-            latency[model] = (
+            state = self._endpoints[endpoint]
+            previous = state.latency.get(model)
+            average = state.latency[model] = (
                 seconds if previous is None else previous + self._smoothing * (seconds - previous)
             )
+            state.bands[model] = latency_band(average)
 
     def _loaded(self, endpoint: str, model: str) -> None:
         with self._lock:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -573,7 +572,10 @@ class Planner:
             model, deployments = run.model, run.deployments
             if (
                 self._missing
-                or HealthStatus.DOWN in self._health.cached_all(run.endpoints)
+                or (
+                    not self._health.none_down()
+                    and HealthStatus.DOWN in self._health.cached_all(run.endpoints)
+                )
                 or (
                     not self._breakers.all_closed()
                     and any(deployment.breaker.rejects() for deployment in deployments)
@@ -593,19 +595,21 @@ class Planner:
                 if not alive:
                     continue
                 run = _Run.of(model, alive)
-            loaded = self._loaded(run, model)
             # Each deployment's rank as one int, so that the sort compares ints: not loaded,
-            # then in flight, then the latency band (`_band_code`), then its index in the run
-            # (the low 16 bits: a stable sort, and where to find the deployment).
-            code = _band_code
-            ranked = sorted(
-                [
-                    ((loaded_here is not True) << 56 | in_flight << 24 | code(latency) << 16) | i
-                    for i, (loaded_here, (in_flight, latency)) in enumerate(
-                        zip(loaded, self._load.ranks(run.endpoints, model), strict=True)
-                    )
-                ]
-            )
+            # then its load (`DeploymentLoad.ranks`: in flight, then the latency band), then
+            # its index in the run (the low 16 bits: a stable sort, and where to find it).
+            loads = self._load.ranks(run.endpoints, model)
+            loaded: Sequence[bool | None] | None = None
+            if run.listers:
+                loaded = self._loaded(run, model)
+                ranked = sorted(
+                    [
+                        ((here is not True) << 56 | load << 16) | i
+                        for i, (here, load) in enumerate(zip(loaded, loads, strict=True))
+                    ]
+                )
+            else:  # none known to be loaded: the same first part for all
+                ranked = sorted([load << 16 | i for i, load in enumerate(loads)])
             deployments = run.deployments
             start, count = 0, len(ranked)
             while start < count:
@@ -623,14 +627,13 @@ class Planner:
                     if reason is not None:
                         yield _drop(deployment, model, reason)
                     else:
-                        yield self._candidate(deployment, model, loaded[index])
+                        here = None if loaded is None else loaded[index]
+                        yield self._candidate(deployment, model, here)
                 start = end
 
     def _loaded(self, run: _Run, model: str) -> Sequence[bool | None]:
         """Whether ``model`` is loaded at each of ``run``'s deployments (`in_listing`; None:
         unknown, or a deployment that cannot say)."""
-        if not run.listers:
-            return (None,) * len(run.deployments)
         resident = self._resident.names(run.listers)
         latest = None if ":" in model else f"{model}:latest"
         return [
@@ -754,24 +757,6 @@ def _in_model_order(
             key=lambda pair: rank[pair[1]],
         )
     )
-
-
-#: Latencies within this factor of each other are one band: equally fast for balancing.
-_LATENCY_BAND = 1.25
-
-
-_LOG_BAND = math.log(_LATENCY_BAND)
-
-
-@functools.lru_cache(maxsize=4096)
-def _band_code(seconds: float | None) -> int:
-    """``seconds``' band on a geometric scale (`_LATENCY_BAND`) as 1..127, a lower band
-    faster (1 µs and below is 1; 0: not measured yet, ranked first). Cached: a deployment's
-    latency changes only when it answers, and it is ranked on every plan of a balanced entry."""
-    if seconds is None:
-        return 0
-    band = math.floor(math.log(max(seconds, 1e-6)) / _LOG_BAND)  # -62 at 1 µs
-    return min(band + 63, 127)
 
 
 def _loaded_names(admin: OllamaAdmin) -> list[str]:

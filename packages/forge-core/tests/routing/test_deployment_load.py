@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from fake_clock import FakeClock
-from forge_core._load import DeploymentLoad, ResidentModels, in_listing
+from forge_core._load import DeploymentLoad, ResidentModels, in_listing, latency_band
 
 HOST = "http://127.0.0.1:1"
 
@@ -25,6 +25,25 @@ def test_in_flight_counts_attempts_until_each_has_ended_once() -> None:
     assert load.in_flight(HOST) == 1
     assert load.in_flight("http://elsewhere") == 0
     assert load.latency(HOST, "m") == 0.5
+
+
+def test_ranks_put_fewer_in_flight_first_then_a_faster_band_and_unmeasured_first() -> None:
+    load = DeploymentLoad(smoothing=1.0)
+    for endpoint, seconds in (("slow", 0.2), ("fast", 0.1), ("close", 0.105), ("busy", 0.01)):
+        load.started(endpoint, "m").ended(seconds)
+    held = load.started("busy", "m")
+    ranks = dict(
+        zip(
+            ["slow", "fast", "close", "busy", "new"],
+            load.ranks(["slow", "fast", "close", "busy", "new"], "m"),
+            strict=True,
+        )
+    )
+    held.ended()
+    # Never measured: first, so it gets measured. 5% apart: one band (equally fast).
+    assert ranks["new"] < ranks["fast"] == ranks["close"] < ranks["slow"] < ranks["busy"]
+    assert load.ranks(["busy"], "other model") == [0]
+    assert latency_band(None) == 0 < latency_band(1e-9) == latency_band(1e-6) == 1
 
 
 def test_latency_is_a_moving_average_of_first_token_times() -> None:

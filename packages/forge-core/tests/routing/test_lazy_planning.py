@@ -145,3 +145,23 @@ def test_pinning_many_distinct_models_keeps_the_planner_caches_bounded() -> None
         assert [c.model for c in candidates] == [f"model-{i}"]
     assert len(planner._plans) <= _CACHE_LIMIT
     assert len(planner._candidates) <= _CACHE_LIMIT
+
+
+def test_a_balanced_entry_drops_a_host_cached_down_and_takes_it_back_once_it_is_up() -> None:
+    from forge_core._health import HealthStatus
+
+    with (
+        FaultServer(default=ok("from a"), loaded=["m"]) as host_a,
+        FaultServer(default=ok("from b"), loaded=[]) as host_b,
+    ):
+        config = ForgeConfig.model_validate(ollama_hosts_on(host_a, host_b))
+        forge = Forge(config, clock=FakeClock())
+        forge.router.health.mark(host_a.root_url, HealthStatus.DOWN)
+        down = forge.chat("hi")
+        forge.router.health.mark(host_a.root_url, HealthStatus.UP)
+        up = forge.chat("hi")
+    assert down.route.deployment == "host-b"
+    assert [(d.deployment, d.reason) for d in down.route.drops] == [
+        ("host-a", "health check: down (cached)")
+    ]
+    assert up.route.deployment == "host-a" and up.route.drops == []
