@@ -46,36 +46,28 @@ class _Cookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
-class _Client(httpx.Client):
+class _CookieJarOnSetCookie:
+    """Gives an httpx client a `_Cookies` jar (for `_Client` and `_AsyncClient` alike)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._forge_cookies = _Cookies(options.get("cookies"))
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._forge_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._forge_cookies = _Cookies(cookies)
+
+
+class _Client(_CookieJarOnSetCookie, httpx.Client):
     """An `httpx.Client` whose cookie jar is a `_Cookies`; otherwise httpx's own."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._forge_cookies = _Cookies(options.get("cookies"))
 
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._forge_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        self._forge_cookies = _Cookies(cookies)
-
-
-class _AsyncClient(httpx.AsyncClient):
+class _AsyncClient(_CookieJarOnSetCookie, httpx.AsyncClient):
     """An `httpx.AsyncClient` whose cookie jar is a `_Cookies`; otherwise httpx's own."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._forge_cookies = _Cookies(options.get("cookies"))
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._forge_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        self._forge_cookies = _Cookies(cookies)
 
 
 class ClientPool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from forge_core._retry import Clock, SystemClock
 if TYPE_CHECKING:
     from forge_core._state import SharedState
 
-__all__ = ["Busy", "DeploymentLoad", "ResidentModels", "in_listing"]
+__all__ = ["Busy", "DeploymentLoad", "ResidentModels", "in_listing", "listed_as"]
 
 #: Weight of the newest sample in the latency average (the older ones share the rest).
 LATENCY_SMOOTHING = 0.3
@@ -43,10 +43,15 @@ RESIDENT_WAIT_SECONDS = 1.5
 Fetch = Callable[[], Iterable[str]]
 
 
+def listed_as(model: str) -> tuple[str, ...]:
+    """The names ``model`` has in an Ollama listing (``/api/ps``, ``/api/tags``): itself, and
+    its ``latest`` tag for a bare name."""
+    return (model,) if ":" in model else (model, f"{model}:latest")
+
+
 def in_listing(model: str, names: frozenset[str]) -> bool:
-    """Whether ``model`` is among an Ollama listing's ``names`` (``/api/ps``, ``/api/tags``):
-    a bare name means its ``latest`` tag."""
-    return model in names or (":" not in model and f"{model}:latest" in names)
+    """Whether ``model`` is among an Ollama listing's ``names`` (`listed_as`)."""
+    return not names.isdisjoint(listed_as(model))
 
 
 class Busy:
@@ -297,7 +302,7 @@ class ResidentModels:
         hold other endpoints too."""
         now = self._clock.monotonic()
         known = self._known
-        if now < self._known_until and wanted.keys() <= known.keys():
+        if self._all_known(wanted, now):
             return known
         waits: list[tuple[threading.Event, float]] = []
         fetches: list[tuple[_Listing, Fetch, threading.Event]] = []
@@ -324,17 +329,22 @@ class ResidentModels:
                 self._remember()
             return {endpoint: self._listings[endpoint].names for endpoint in wanted}
 
+    def _all_known(self, endpoints: Mapping[str, object], now: float) -> bool:
+        """Whether `_known` holds every endpoint of ``endpoints`` and all of it is trusted at
+        ``now`` (read without the lock: `_known` is replaced, never changed in place)."""
+        return now < self._known_until and endpoints.keys() <= self._known.keys()
+
     def _remember(self) -> None:
         """Refresh `_known` from every listing (under the lock)."""
         listings = self._listings
         self._known = {endpoint: listing.names for endpoint, listing in listings.items()}
         self._known_until = min((listing.until for listing in listings.values()), default=-math.inf)
 
-    def trusted(self, endpoints: Collection[str]) -> bool:
-        """Whether every one of ``endpoints`` has a listing that is trusted now (`names`
-        would neither fetch nor wait)."""
+    def trusted(self, endpoints: Mapping[str, object]) -> bool:
+        """Whether every endpoint of ``endpoints`` (keyed by endpoint) has a listing that is
+        trusted now (`names` would neither fetch nor wait)."""
         now = self._clock.monotonic()
-        if now < self._known_until and all(endpoint in self._known for endpoint in endpoints):
+        if self._all_known(endpoints, now):
             return True
         with self._lock:
             listings = self._listings

@@ -23,7 +23,7 @@ from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core._config import DeploymentSpec, ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, endpoint_of
-from forge_core._load import DeploymentLoad, Fetch, ResidentModels, in_listing
+from forge_core._load import DeploymentLoad, Fetch, ResidentModels, in_listing, listed_as
 from forge_core._retry import Clock
 from forge_core._types import (
     ChatRequest,
@@ -635,9 +635,9 @@ class Planner:
         """Whether ``model`` is loaded at each of ``run``'s deployments (`in_listing`; None:
         unknown, or a deployment that cannot say)."""
         resident = self._resident.names(run.listers)
-        latest = None if ":" in model else f"{model}:latest"
+        aliases = listed_as(model)  # once a run, not once a deployment
         return [
-            None if names is None else (model in names or (latest is not None and latest in names))
+            None if names is None else not names.isdisjoint(aliases)
             for names in map(resident.get, run.endpoints)
         ]
 

@@ -47,7 +47,6 @@ __all__ = [
     "redact",
     "retry_after",
     "timeout_extension",
-    "timeout_for",
 ]
 
 MAX_MESSAGE = 300
@@ -83,14 +82,9 @@ def read_api_key(
     return key
 
 
-def timeout_for(timeouts: AttemptTimeouts) -> httpx.Timeout:
-    """The httpx timeout of one attempt: read capped by the total deadline, connect by read."""
-    read = timeouts.read_timeout()
-    return httpx.Timeout(read, connect=min(timeouts.connect, read))
-
-
 def timeout_extension(timeouts: AttemptTimeouts) -> dict[str, float]:
-    """`timeout_for` in the form httpx keeps it on a request (``extensions["timeout"]``)."""
+    """The httpx timeout of one attempt (read capped by the total deadline, connect by read),
+    in the form httpx keeps it on a request (``extensions["timeout"]``)."""
     read = timeouts.read_timeout()
     return {"connect": min(timeouts.connect, read), "read": read, "write": read, "pool": read}
 
