@@ -12,13 +12,22 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_clock import FakeClock
-from fault_server import FaultServer, close_mid_stream, forge_on, ok, stall_mid_stream, status
+from fault_server import (
+    FaultServer,
+    close_mid_stream,
+    forge_on,
+    held,
+    ok,
+    stall_mid_stream,
+    status,
+)
 from forge_core import (
     FallbackFailed,
     Forge,
@@ -30,8 +39,9 @@ from forge_core import _telemetry as telemetry_module
 from forge_core._config import apply_overrides
 from forge_core._metrics import Metrics
 from forge_core._telemetry import DURATION_BUCKETS, TOKEN_BUCKETS, Telemetry, _current
-from forge_test_support import closed_port_url
+from forge_test_support import closed_port_url, config_for
 from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_support import Collected, in_memory_telemetry
 
@@ -127,6 +137,82 @@ async def test_async_calls_trace_the_same(otel: Collected) -> None:
     root = only_root(otel)
     assert root.name == "chat m"
     assert [span.name for span in otel.children(root)] == ["forge.attempt openai:m"]
+
+
+# -- when the spans are made ----------------------------------------------------------------------
+
+
+class _ReleaseOnAttemptStart(SpanProcessor):
+    """Sets ``release`` when an attempt span starts (the server holds its answer until then)."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+        self.started: list[str] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span.name)
+        if span.name.startswith("forge.attempt"):
+            self.release.set()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_spans_start_while_the_attempt_waits_for_its_answer(otel: Collected, mode: str) -> None:
+    # The server answers only once the attempt's span has started: were the spans made when the
+    # request ended, it would hold its answer until forge's 2 s first-token limit.
+    release = threading.Event()
+    processor = _ReleaseOnAttemptStart(release)
+    otel.tracer_provider.add_span_processor(processor)
+    with FaultServer([held(release, "hi")]) as server:
+        forge = forge_on(server, first_token_timeout_seconds=2.0)
+        if mode == "sync":
+            answer = forge.chat("hello", max_tokens=5)
+        else:
+            answer = asyncio.run(forge.achat("hello", max_tokens=5))
+    assert answer.content == "hi"
+    assert processor.started == ["chat m", "forge.attempt openai:m"]
+    root = only_root(otel)
+    # Started with what was known then, ended with the rest: the same attributes in the end.
+    assert attributes(root)["gen_ai.request.max_tokens"] == 5
+    assert attributes(root)["gen_ai.response.model"] == answer.model
+    assert attributes(root)["gen_ai.usage.output_tokens"] == 4
+    (attempt,) = otel.children(root)
+    assert attributes(attempt)["forge.attempt.outcome"] == "ok"
+    assert root.start_time <= attempt.start_time <= attempt.end_time <= root.end_time
+
+
+def test_a_span_started_for_a_candidate_that_failed_is_renamed_for_the_one_that_served(
+    otel: Collected,
+) -> None:
+    with (
+        FaultServer([status(500, "boom")]) as failing,
+        FaultServer([ok("hi")], models=("other",)) as serving,
+    ):
+        forge = Forge(
+            config_for(
+                {"name": "openai", "base_url": failing.base_url, "default_model": "m"},
+                {"name": "openrouter", "base_url": serving.base_url, "default_model": "other"},
+                routing={"max_retries": 0},
+            )
+        )
+        answer = forge.chat("hello")
+    assert answer.provider is Provider.OPENROUTER
+    root = only_root(otel)
+    # The request span started as "chat m" at openai while the first attempt waited.
+    assert root.name == "chat other"
+    root_attributes = attributes(root)
+    assert root_attributes["gen_ai.provider.name"] == "openrouter"
+    assert root_attributes["gen_ai.request.model"] == "other"
+    assert root_attributes["server.port"] == _port(serving)
+    assert root_attributes["forge.route.fallback"] is True
+    failed, served = otel.children(root)
+    assert attributes(failed)["forge.attempt.outcome"] == attributes(failed)["error.type"]
+    assert attributes(failed)["server.port"] == _port(failing)
+    assert failed.status.status_code is StatusCode.ERROR
+    assert attributes(served)["forge.attempt.outcome"] == "ok"
+
+
+def _port(server: FaultServer) -> int:
+    return int(server.base_url.rsplit(":", 1)[1].split("/")[0])
 
 
 # -- a fallback -----------------------------------------------------------------------------------
@@ -335,10 +421,36 @@ def test_measurements_wait_for_a_collection_and_each_collection_sees_them(otel: 
         assert point.count == 2
 
 
-def test_a_full_batch_of_measurements_goes_to_the_sdk_without_a_collection(
+def test_a_request_waiting_for_its_answer_hands_a_full_batch_to_the_sdk(
     otel: Collected, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(telemetry_module, "_BATCH", 4)
+    monkeypatch.setattr(telemetry_module, "_BATCH", 3)
+    instruments = _current()
+    assert instruments is not None
+    handed: list[int] = []
+    original = instruments.flush
+
+    def flush() -> None:
+        before = len(instruments._pending)
+        original()
+        handed.append(before - len(instruments._pending))
+
+    monkeypatch.setattr(instruments, "flush", flush)
+    with FaultServer([ok("one"), ok("two")]) as server:
+        forge = forge_on(server)
+        forge.chat("first")
+        assert len(instruments._pending) == 3 and handed == []
+        forge.chat("second")
+    # The second request handed over the first one's three while it waited, and kept its own.
+    assert handed == [3]
+    assert len(instruments._pending) == 3
+    assert {kind: p.sum for kind, p in _usage(otel).items()} == {"input": 6, "output": 8}
+
+
+def test_measurements_go_to_the_sdk_without_a_collection_or_a_wait_once_too_many_are_kept(
+    otel: Collected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry_module, "_MOST_KEPT", 4)
     instruments = _current()
     assert instruments is not None
     with FaultServer([ok("one"), ok("two")]) as server:

@@ -239,6 +239,7 @@ class Route:
             connect=self.router.config.routing.connect_timeout_seconds,
             read=(max(first, idle) if stream else first) + grace,
             total_deadline=time.monotonic() + max(self.remaining(), 0.0) + grace,
+            while_waiting=self.observer.while_waiting(),
         )
 
     def first_token_limit(self, candidate: Candidate, started: float) -> tuple[float, str]:

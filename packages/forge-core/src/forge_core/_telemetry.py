@@ -13,9 +13,12 @@ OpenTelemetry is imported on the first request that uses it, never by ``import f
 without it installed the cost is one failed import, once, and while the application has set
 no OpenTelemetry provider (the API's are no-ops) nothing is traced either. Spans and metrics
 go to the application's global providers, or to the ones `set_telemetry_providers` names.
-While a request runs its observation only notes times and numbers; the spans (with those
-times) are made once, when it ends, and its metric measurements are handed to the SDK in
-batches (`_Instruments.measure`): at the latest when a reader collects.
+While a request runs its observation notes times and numbers; the spans are started (with
+the times noted) while an HTTP attempt waits for its answer, on time the caller spends waiting
+anyway (`AttemptTimeouts.while_waiting`), and ended with the rest of their attributes when the
+request ends; where no attempt waited on HTTP (an in-process model, a refused port) they are
+made then, whole. Metric measurements are handed to the SDK in batches
+(`_Instruments.measure`): while a later request waits, or when a reader collects.
 Nothing a user wrote (prompts, answers) and no error message goes into a span: error types,
 forge's own drop reasons (URLs without credentials), names and numbers only.
 """
@@ -91,8 +94,9 @@ DURATION_BUCKETS = (
 TOKEN_BUCKETS = tuple(4.0**n for n in range(14))
 #: An answer's metric attribute sets (`Telemetry.served_attributes`): duration, input, output.
 _Served = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]
-#: An attempt span's name, whether it is an HTTP call, its attributes (`attempt_attributes`).
-_AttemptSpan = tuple[str, bool, Mapping[str, Any]]
+#: An attempt span's name, whether it is an HTTP call, its attributes when it answered, and
+#: those it starts with (the same without its outcome) (`attempt_attributes`).
+_AttemptSpan = tuple[str, bool, Mapping[str, Any], Mapping[str, Any]]
 #: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value asking for the latest GenAI conventions only.
 LATEST_GEN_AI = "gen_ai_latest_experimental"
 
@@ -145,9 +149,15 @@ def _latest_conventions() -> bool:
 
 #: How long "no OpenTelemetry provider is set" is trusted before `_Instruments.active` asks again.
 _RECHECK_SECONDS = 1.0
-#: Metric measurements `_Instruments.measure` keeps before handing them to the SDK in one go
-#: (about 40 requests' worth; a collection takes them all before it reads the instruments).
+#: Metric measurements kept before the next request that waits for an HTTP answer hands them
+#: to the SDK in one go (about 40 requests' worth; a collection takes them all before it reads
+#: the instruments).
 _BATCH = 128
+#: Measurements kept before the request that makes one more hands them over itself (no request
+#: waited on HTTP since: in-process models).
+_MOST_KEPT = 4 * _BATCH
+#: An attribute a span did not start with (`_changed`).
+_ABSENT = object()
 
 
 class _Instruments:
@@ -242,12 +252,19 @@ class _Instruments:
         The SDK's cost of one measurement is mostly copying, checking and hashing its
         attributes, and it is about half when measurements follow each other than when each
         comes between two HTTP calls (measured with the SDK of uv.lock, ``benchmarks/README.md``).
-        So they wait here until `_BATCH` have come, or a reader collects (`_collecting`: every
-        export and every scrape sees all measurements made before it), or the providers change.
+        So they wait here until `_BATCH` have come and a request waits for its HTTP answer
+        (`flush_batch`: the caller is waiting anyway), or `_MOST_KEPT` have come, or a reader
+        collects (`_collecting`: every export and every scrape sees all measurements made
+        before it), or the providers change.
         """
         pending = self._pending
         pending.append((record, value, attributes, context if self._contexts else None))
-        if len(pending) >= _BATCH:
+        if len(pending) >= _MOST_KEPT:
+            self.flush()
+
+    def flush_batch(self) -> None:
+        """`flush`, once `_BATCH` measurements are kept."""
+        if len(self._pending) >= _BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -352,6 +369,7 @@ class Telemetry:
         self.latest = _latest_conventions()
         # Attribute sets that repeat on every request, built once (they are never mutated).
         self._attempts: dict[tuple[str, str, str, str], _AttemptSpan] = {}
+        self._requests: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._served: dict[tuple[str, str, str], _Served] = {}
         _live.add(self)
 
@@ -380,10 +398,28 @@ class Telemetry:
             if http:
                 attributes.update(_server(candidate.endpoint))
             attributes["forge.breaker.state"] = state
+            start = dict(attributes)
             attributes["forge.attempt.outcome"] = "ok"
             if len(self._attempts) >= 512:
                 self._attempts.clear()
-            cached = self._attempts[key] = (f"forge.attempt {candidate.key}", http, attributes)
+            name = f"forge.attempt {candidate.key}"
+            cached = self._attempts[key] = (name, http, attributes, start)
+        return cached
+
+    def request_attributes(self, operation: str, candidate: Candidate) -> Mapping[str, Any]:
+        """What a request for ``operation`` at ``candidate`` is known by before it is answered:
+        operation, provider, requested model, server (the attributes samplers are given)."""
+        key = (operation, candidate.key + " " + candidate.endpoint)
+        cached = self._requests.get(key)
+        if cached is None:
+            attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
+            self.provider_attributes(attributes, candidate.provider)
+            attributes["gen_ai.request.model"] = candidate.model
+            if _is_http(candidate.endpoint):
+                attributes.update(_server(candidate.endpoint))
+            if len(self._requests) >= 512:
+                self._requests.clear()
+            cached = self._requests[key] = attributes
         return cached
 
     def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
@@ -392,12 +428,8 @@ class Telemetry:
         key = (operation, candidate.key + " " + candidate.endpoint, model)
         cached = self._served.get(key)
         if cached is None:
-            attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
-            self.provider_attributes(attributes, candidate.provider)
-            attributes["gen_ai.request.model"] = candidate.model
+            attributes = dict(self.request_attributes(operation, candidate))
             attributes["gen_ai.response.model"] = model
-            if _is_http(candidate.endpoint):
-                attributes.update(_server(candidate.endpoint))
             served = (
                 attributes,
                 {**attributes, "gen_ai.token.type": "input"},
@@ -442,6 +474,11 @@ class Observation:
     def __init__(self, telemetry: Telemetry, trail: RouteTrail) -> None:
         self.telemetry = telemetry
         self.trail = trail
+
+    def while_waiting(self) -> Callable[[], None] | None:
+        """What to run while an attempt waits for its answer (`AttemptTimeouts.while_waiting`);
+        None when there is nothing to do."""
+        return None
 
     def dropped(self, drop: Drop) -> None:
         """A candidate was not called (its circuit refused, the deadline had passed)."""
@@ -517,9 +554,12 @@ class Observation:
 class _Traced(Observation):
     """An `Observation` that becomes OpenTelemetry spans and metrics.
 
-    While the request runs it only notes times, breaker states and numbers; when it ends,
-    `_emit` makes the request span and its attempt spans with those start and end times, and
-    records the metrics, in one place.
+    While the request runs it notes times, breaker states and numbers. The first time an
+    attempt waits on HTTP for its answer (`while_waiting`) it starts the request span and the
+    attempt's span with what is known then, and hands the SDK the measurements earlier requests
+    left once they make a batch: the SDK's costly part, done while the caller waits anyway. When the request
+    ends, `_emit` gives each span the rest of its attributes and ends it at the time noted, or
+    makes it whole then if it was never started, and records the metrics, in one place.
     """
 
     __slots__ = (
@@ -527,12 +567,18 @@ class _Traced(Observation):
         "_attempts",
         "_context",
         "_drops",
+        "_emitted_drops",
         "_end",
         "_end_ns",
         "_first",
         "_ins",
         "_operation",
+        "_parent",
         "_request",
+        "_span",
+        "_span_attributes",
+        "_span_candidate",
+        "_span_name",
         "_start_ns",
         "_tries",
     )
@@ -556,9 +602,20 @@ class _Traced(Observation):
         self._attempt: _Attempt | None = None
         self._attempts: list[_Attempt] = []
         self._drops: list[tuple[int, Drop]] = [(self._start_ns, drop) for drop in trail.drops]
+        self._emitted_drops = 0
         self._tries: dict[str, int] = {}
         self._end: _Answer | _Failure | None = None
         self._end_ns = 0
+        #: The request span once started (`_start_span`), its name and starting attributes,
+        #: and the context its attempt spans are children in.
+        self._span: Any = None
+        self._span_name = ""
+        self._span_attributes: Mapping[str, Any] = {}
+        self._span_candidate: Candidate | None = None
+        self._parent: Any = None
+
+    def while_waiting(self) -> Callable[[], None] | None:
+        return self._waiting
 
     def dropped(self, drop: Drop) -> None:
         self._drops.append((time.time_ns(), drop))
@@ -570,6 +627,39 @@ class _Traced(Observation):
         self._attempt = _Attempt(
             candidate, time.time_ns(), candidate.breaker.state, ticket.probe, retry
         )
+
+    def _waiting(self) -> None:
+        """The attempt in flight has sent its request: start its span (and the request's)."""
+        attempt = self._attempt
+        if attempt is None or attempt.span is not None or self._end is not None:
+            return  # an attempt waits once; httpcore may send again on a fresh connection
+        try:
+            ins = self._ins
+            span = self._span
+            candidate = attempt.candidate
+            if span is None:
+                known = dict(self.telemetry.request_attributes(self._operation, candidate))
+                self._request_parameters(known)
+                span = self._start_span(f"{self._operation} {candidate.model}", known)
+                self._span_candidate = candidate
+            self._emit_drops(span)
+            name, http, _, start = self.telemetry.attempt_attributes(
+                candidate, attempt.before.value
+            )
+            if attempt.retry or attempt.probe:
+                start = dict(start)
+                self._attempt_parameters(start, attempt)
+            attempt.span = ins.tracer.start_span(
+                name,
+                context=self._parent,
+                kind=ins.client if http else ins.internal,
+                attributes=start,
+                start_time=attempt.start_ns,
+            )
+            attempt.span_attributes = start
+            ins.flush_batch()
+        except Exception:  # telemetry never fails a request
+            logger.debug("forge: telemetry failed while a request waited", exc_info=True)
 
     def attempt_ended(self, candidate: Candidate, error: ProviderError | None) -> None:
         attempt = self._attempt
@@ -646,7 +736,20 @@ class _Traced(Observation):
     # -- the spans and metrics, once the request has ended ----------------------------------------
 
     def _emit(self, end: _Answer | _Failure) -> None:
-        """Make the spans (with the times noted) and record the metrics of the request."""
+        """End the spans (made now, if never started) and record the metrics of the request."""
+        span = self._span
+        if isinstance(end, _Answer) and span is not None and end.candidate is self._span_candidate:
+            # The usual end: the span started for the candidate that served. It gets what only
+            # the answer says; the rest it has.
+            attributes: dict[str, Any] = {"gen_ai.response.model": end.model}
+            self._answered_attributes(attributes, end)
+            self._route_attributes(attributes, end)
+            span.set_attributes(attributes)
+            self._end_spans(span, end)
+            self._record_answer(
+                end, self.telemetry.served_attributes(self._operation, end.candidate, end.model)
+            )
+            return
         ins = self._ins
         first = self._first
         request = self._request
@@ -667,17 +770,31 @@ class _Traced(Observation):
             )
             if model:
                 attributes["gen_ai.request.model"] = model
-        if isinstance(request, ChatRequest):
-            if request.max_tokens is not None:
-                attributes["gen_ai.request.max_tokens"] = request.max_tokens
-            if request.temperature is not None:
-                attributes["gen_ai.request.temperature"] = request.temperature
-            if request.response_format:
-                attributes["gen_ai.output.type"] = "json"
+        self._request_parameters(attributes)
         if isinstance(end, _Answer):
             self._answered_attributes(attributes, end)
         else:
             self._failed_attributes(attributes, end)
+        self._route_attributes(attributes, end)
+        name = f"{operation} {model}" if model else operation
+        if span is None:
+            span = self._start_span(name, attributes)
+        else:
+            changed = _changed(self._span_attributes, attributes)
+            if changed:
+                span.set_attributes(changed)
+            if name != self._span_name:
+                span.update_name(name)
+        if isinstance(end, _Failure):
+            span.set_status(ins.status(ins.error, end.kind))
+        self._end_spans(span, end)
+        if isinstance(end, _Failure):
+            self._record_failure(attributes, end)
+        elif served is not None:
+            self._record_answer(end, served)
+
+    def _route_attributes(self, attributes: dict[str, Any], end: _Answer | _Failure) -> None:
+        """Add how the request went: attempts, drops, whether it streamed and how soon."""
         attributes["forge.route.attempts"] = len(self._attempts)
         if self._drops:
             attributes["forge.route.drops"] = len(self._drops)
@@ -685,31 +802,51 @@ class _Traced(Observation):
             attributes["gen_ai.request.stream"] = True
             if end.ttft_ms is not None:
                 attributes["gen_ai.response.time_to_first_chunk"] = end.ttft_ms / 1000.0
-        # All attributes at once: the span is made when the request has ended.
+
+    def _end_spans(self, span: Any, end: _Answer | _Failure) -> None:
+        """The drops not yet added, the attempt spans, then the request span, at their ends."""
+        self._emit_drops(span)
+        for attempt in self._attempts:
+            self._emit_attempt(attempt)
+        span.end(end_time=self._end_ns)
+
+    def _request_parameters(self, attributes: dict[str, Any]) -> None:
+        """Add what the request asked for (maximum tokens, temperature, output type)."""
+        request = self._request
+        if isinstance(request, ChatRequest):
+            if request.max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = request.max_tokens
+            if request.temperature is not None:
+                attributes["gen_ai.request.temperature"] = request.temperature
+            if request.response_format:
+                attributes["gen_ai.output.type"] = "json"
+
+    def _start_span(self, name: str, attributes: Mapping[str, Any]) -> Any:
+        """Start the request span, at the request's start, as a child of the caller's span."""
+        ins = self._ins
+        first = self._first
         kind = ins.client if first is not None and _is_http(first.endpoint) else ins.internal
         span = ins.tracer.start_span(
-            f"{operation} {model}" if model else operation,
+            name,
             context=self._context,
             kind=kind,
             attributes=attributes,
             start_time=self._start_ns,
         )
-        for at, drop in self._drops:
-            self._emit_drop(span, at, drop)
-        parent = ins.set_span_in_context(span, self._context)
-        for attempt in self._attempts:
-            self._emit_attempt(parent, attempt)
-        if isinstance(end, _Failure):
-            span.set_status(ins.status(ins.error, end.kind))
-        span.end(end_time=self._end_ns)
-        if isinstance(end, _Failure):
-            self._record_failure(attributes, end)
-        elif served is not None:
-            self._record_answer(end, served)
+        self._span, self._span_name, self._span_attributes = span, name, attributes
+        self._parent = ins.set_span_in_context(span, self._context)
+        return span
 
     def _measure(self, record: Callable[..., None], value: float, attributes: Any) -> None:
         """One metric measurement, in the request's context (for exemplars), batched."""
         self._ins.measure(record, value, attributes, self._context)
+
+    def _emit_drops(self, span: Any) -> None:
+        """The drops noted since the last call, as events of the request span (and counted)."""
+        drops = self._drops
+        for at, drop in drops[self._emitted_drops :]:
+            self._emit_drop(span, at, drop)
+        self._emitted_drops = len(drops)
 
     def _emit_drop(self, span: Any, at: int, drop: Drop) -> None:
         reason = _drop_reason(drop.reason)
@@ -734,20 +871,25 @@ class _Traced(Observation):
             timestamp=at,
         )
 
-    def _emit_attempt(self, parent: Any, attempt: _Attempt) -> None:
+    def _attempt_parameters(self, attributes: dict[str, Any], attempt: _Attempt) -> None:
+        """Add what is known of ``attempt`` when it starts: a retry's number, a probe."""
+        if attempt.retry:
+            attributes["forge.attempt.retry"] = attempt.retry
+        if attempt.probe:
+            attributes["forge.breaker.probe"] = True
+
+    def _emit_attempt(self, attempt: _Attempt) -> None:
         ins = self._ins
         before = attempt.before
         after = attempt.after or before
         outcome = attempt.outcome
-        name, http, common = self.telemetry.attempt_attributes(attempt.candidate, after.value)
+        name, http, common, _ = self.telemetry.attempt_attributes(attempt.candidate, after.value)
         attributes = common
         if attempt.retry or attempt.probe or after is not before or outcome is not None:
             attributes = dict(common)
-            if attempt.retry:
-                attributes["forge.attempt.retry"] = attempt.retry
+            self._attempt_parameters(attributes, attempt)
             endpoint = attributes["forge.endpoint"]
             if attempt.probe:
-                attributes["forge.breaker.probe"] = True
                 self._transition(endpoint, "open", before.value)
             if after is not before:
                 attributes["forge.breaker.transition"] = f"{before.value}->{after.value}"
@@ -755,13 +897,22 @@ class _Traced(Observation):
             if outcome is not None:
                 attributes["forge.attempt.outcome"] = outcome
                 attributes["error.type"] = outcome
-        span = ins.tracer.start_span(
-            name,
-            context=parent,
-            kind=ins.client if http else ins.internal,
-            attributes=attributes,
-            start_time=attempt.start_ns,
-        )
+        span = attempt.span
+        if span is not None and attributes is common:
+            # It started with these but its outcome (no retry, probe, transition or error).
+            span.set_attribute("forge.attempt.outcome", "ok")
+        elif span is None:
+            span = ins.tracer.start_span(
+                name,
+                context=self._parent,
+                kind=ins.client if http else ins.internal,
+                attributes=attributes,
+                start_time=attempt.start_ns,
+            )
+        else:
+            changed = _changed(attempt.span_attributes, attributes)
+            if changed:
+                span.set_attributes(changed)
         if outcome is not None:
             span.set_status(ins.status(ins.error, outcome))
         span.end(end_time=attempt.end_ns or self._end_ns)
@@ -796,6 +947,8 @@ class _Traced(Observation):
         if last is not None:
             self.telemetry.provider_attributes(attributes, last.provider)
             attributes["gen_ai.request.model"] = last.model
+            if _is_http(last.endpoint):
+                attributes.update(_server(last.endpoint))
         attributes["error.type"] = end.kind
         failed = [attempt.outcome for attempt in attempts if attempt.outcome]
         if failed:
@@ -853,9 +1006,20 @@ class _Traced(Observation):
 
 
 class _Attempt:
-    """One attempt as the request's thread saw it."""
+    """One attempt as the request's thread saw it (and its span, once started)."""
 
-    __slots__ = ("after", "before", "candidate", "end_ns", "outcome", "probe", "retry", "start_ns")
+    __slots__ = (
+        "after",
+        "before",
+        "candidate",
+        "end_ns",
+        "outcome",
+        "probe",
+        "retry",
+        "span",
+        "span_attributes",
+        "start_ns",
+    )
 
     def __init__(
         self, candidate: Candidate, start_ns: int, before: CircuitState, probe: bool, retry: int
@@ -868,6 +1032,8 @@ class _Attempt:
         self.end_ns = 0
         self.after: CircuitState | None = None
         self.outcome: str | None = None
+        self.span: Any = None
+        self.span_attributes: Mapping[str, Any] = {}
 
 
 class _Answer:
@@ -926,6 +1092,11 @@ class _Failure:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _changed(started: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``attributes`` a span that started with ``started`` does not have yet."""
+    return {key: value for key, value in attributes.items() if started.get(key, _ABSENT) != value}
 
 
 def _model_of(text: str | None) -> str | None:

@@ -1,12 +1,18 @@
 """What the `Transport` puts on the wire: the URL httpx itself would build from the client's base
-URL and the call's path, and the attempt's timeouts in httpx's own form."""
+URL and the call's path, and the attempt's timeouts in httpx's own form; and when it runs the
+attempt's ``while_waiting`` work (once the request is sent, before the answer is read)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from fault_server import FaultServer, held
 from forge_core import Provider, ProviderError
 from forge_core._http import ClientPool, _AsyncClient, _Client
 from forge_core.providers._base import AttemptTimeouts
@@ -129,3 +135,59 @@ async def test_the_pooled_async_clients_keep_the_cookies_a_server_sets() -> None
         assert (await client.get("/a")).json() == {"cookie": None}
         await client.get("/login")
         assert (await client.get("/a")).json() == {"cookie": "session=abc"}
+
+
+@pytest.mark.parametrize("mode", ["send", "asend", "items", "aitems"])
+def test_while_waiting_runs_once_a_call_is_sent_and_before_its_answer_is_read(mode: str) -> None:
+    # Each answer is held until the call's waiting work ran: run after the answer was read, it
+    # would never come (the attempt's 5 s read timeout would fail the call).
+    releases = [threading.Event(), threading.Event()]
+    ran: list[bool] = []
+    with FaultServer([held(releases[0], "one"), held(releases[1], "two")]) as server:
+        pool = ClientPool()
+        transport = Transport(
+            Provider.OPENAI,
+            server.base_url,
+            headers=dict,
+            status_error=_no_error_expected,
+            pool=pool,
+        )
+
+        def waiting() -> None:
+            # The server has the whole request by now (a bounded wait).
+            ran.append(server.wait_for_requests(len(ran) + 1, timeout=5.0))
+            releases[len(ran) - 1].set()
+
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):
+            timeouts = AttemptTimeouts(
+                connect=2.0, read=5.0, total_deadline=time.monotonic() + 60, while_waiting=waiting
+            )
+            call = Call("POST", "/chat/completions", "m", body | {"stream": "items" in mode})
+            if mode == "send":
+                assert transport.send(call, timeouts).json()["choices"]
+            elif mode == "asend":
+                assert asyncio.run(transport.asend(call, timeouts)).json()["choices"]
+            elif mode == "items":
+                assert list(transport.items(call, timeouts))
+            else:
+                assert asyncio.run(_collected(transport.aitems(call, timeouts)))
+        pool.close()
+    assert ran == [True, True]
+
+
+async def _collected(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
+def test_calls_without_an_attempts_waiting_work_send_no_trace_extension() -> None:
+    pool = _Capturing()
+    transport = Transport(
+        Provider.OPENAI, "http://h:1/v1", headers=dict, status_error=_no_error_expected, pool=pool
+    )
+    transport.send(
+        Call("GET", "/models"),
+        AttemptTimeouts(connect=2.0, read=9.0, total_deadline=time.monotonic() + 600),
+    )
+    transport.send(Call("GET", "/models"))
+    assert all("trace" not in request.extensions for request in pool.sent)

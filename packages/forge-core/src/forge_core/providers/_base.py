@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,11 +38,15 @@ class AttemptTimeouts:
 
     ``read`` bounds the wait for the first token and between chunks; ``total_deadline`` is a
     ``time.monotonic()`` instant that bounds the whole request, fallbacks included.
+    ``while_waiting``, when set, is the router's work to do once the request has been sent and
+    its answer is awaited (forge's telemetry starts the attempt's spans then, on time the
+    caller spends waiting anyway); an HTTP backend calls it then, others never. It never raises.
     """
 
     connect: float
     read: float
     total_deadline: float
+    while_waiting: Callable[[], None] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the total deadline; raises `ForgeTimeout` when none are."""

@@ -31,6 +31,9 @@ __all__ = ["Call", "StatusTranslator", "StreamParser", "Transport", "join_url"]
 
 #: Paths a transport keeps the absolute URL of (a client uses a handful).
 _MAX_URLS = 64
+#: The httpcore trace event (``http11.`` or ``http2.`` before it) after which a request has
+#: been sent and its answer is awaited: when `AttemptTimeouts.while_waiting` runs.
+_AWAITING_ANSWER = "receive_response_headers.started"
 
 #: The client's translator of an HTTP error response into a forge error (for ``model``).
 StatusTranslator = Callable[[httpx.Response, str], ProviderError]
@@ -59,6 +62,24 @@ def join_url(base_url: httpx.URL, path: str) -> httpx.URL:
         return url
     base_path = base_url.raw_path if base_url.raw_path.endswith(b"/") else base_url.raw_path + b"/"
     return base_url.copy_with(raw_path=base_path + url.raw_path.lstrip(b"/"))
+
+
+def _while_waiting(work: Callable[[], None], *, asynchronous: bool) -> Callable[..., Any]:
+    """httpcore's ``trace`` extension (a coroutine function for an async client, as httpcore
+    requires) that runs ``work`` once the request is sent, before its answer is read."""
+    if asynchronous:
+
+        async def atrace(event: str, info: Mapping[str, Any]) -> None:
+            if event.endswith(_AWAITING_ANSWER):
+                work()
+
+        return atrace
+
+    def trace(event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(_AWAITING_ANSWER):
+            work()
+
+    return trace
 
 
 class StreamParser(Protocol):
@@ -267,15 +288,20 @@ class Transport:
         else:
             seconds = self.timeout_seconds if timeouts is None else timeouts
             timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+        # httpx's own form of a request's timeout (what `httpx.Timeout` becomes), so the
+        # client does not build and convert a `Timeout` per request.
+        extensions: dict[str, Any] = {"timeout": timeout}
+        if isinstance(timeouts, AttemptTimeouts) and timeouts.while_waiting is not None:
+            extensions["trace"] = _while_waiting(
+                timeouts.while_waiting, asynchronous=isinstance(client, httpx.AsyncClient)
+            )
         return {
             "method": call.method,
             "url": self._url(client, call.path),
             "json": call.json,
             "params": call.params,
             "headers": self._headers(),
-            # httpx's own form of a request's timeout (what `httpx.Timeout` becomes), so the
-            # client does not build and convert a `Timeout` per request.
-            "extensions": {"timeout": timeout},
+            "extensions": extensions,
         }
 
     def _url(self, client: httpx.Client | httpx.AsyncClient, path: str) -> httpx.URL:
