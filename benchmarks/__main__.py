@@ -46,7 +46,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "concurrency": lambda s: suites.concurrency(s, sizes),
             "local": lambda s: suites.local(sizes),
             "import": lambda s: suites.import_time(sizes),
-            "tracing": lambda s: suites.tracing(s, sizes),
+            "tracing": lambda s: suites.tracing(s, sizes) + suites.tracing_a_model(sizes),
             "state": lambda s: suites.state(s, sizes),
             "deployments": lambda s: deployments(s, sizes),
         }

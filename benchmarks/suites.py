@@ -855,6 +855,65 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def tracing_a_model(sizes: Sizes) -> list[Row]:
+    """The same pair with the embedded GGUF answering in this process (8 tokens, temperature
+    0): what tracing costs against a real model's time, for scale (no target)."""
+    from forge_core import ForgeConfig, set_telemetry_providers
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    def chat(enabled: bool) -> Any:
+        from langchain_forge import ForgeChat
+
+        config = ForgeConfig.model_validate(
+            {
+                "providers": {
+                    "local": {
+                        "huggingface": {
+                            "models": [{"name": LOCAL_MODEL}],
+                            "keep_alive_seconds": None,
+                            "isolation": "thread",
+                        }
+                    },
+                    "fallback": {"enabled": True, "order": ["huggingface"]},
+                },
+                "telemetry": {"enabled": enabled},
+            }
+        )
+        return ForgeChat(
+            config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=MAX_TOKENS
+        )
+
+    off, on = chat(False), chat(True)
+    subjects: dict[str, Callable[[], Any]] = {
+        "forge ForgeChat.invoke (embedded model), tracing off": lambda: off.invoke(PROMPT).content,
+        "forge ForgeChat.invoke (embedded model), tracing on": lambda: on.invoke(PROMPT).content,
+    }
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    set_telemetry_providers(tracer_provider, meter_provider)
+    try:
+        for call in subjects.values():
+            call()  # loads the model (both share it)
+        samples = _timed_rounds(subjects, sizes.local_runs, 1, max(1, sizes.local_runs // 3))
+    finally:
+        set_telemetry_providers()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    rows = [row("tracing", name, "ms/call", values) for name, values in samples.items()]
+    names = list(subjects)
+    compare(rows, names[1], names[0])
+    rows[1].note = f"{MAX_TOKENS} tokens an answer: for scale, the target is the row above"
+    return rows
+
+
 # -- 8. shared routing state -------------------------------------------------------------------
 
 #: The most a routed call may cost with Redis state over memory state, p50 (issue #17).

@@ -27,3 +27,10 @@ def test_local_rows() -> None:
     worker_ttft = rows["forge ForgeChat.stream (local, worker process) TTFT"]
     assert worker_ttft.peer == "forge ForgeChat.stream (local, in process) TTFT"
     assert "worker resident memory" in worker_ttft.note
+
+
+def test_tracing_a_model_rows() -> None:
+    rows = well_formed(suites.tracing_a_model(suites.SMOKE), "tracing")
+    on = rows["forge ForgeChat.invoke (embedded model), tracing on"]
+    assert on.peer == "forge ForgeChat.invoke (embedded model), tracing off"
+    assert on.target is None and on.ratio is not None
