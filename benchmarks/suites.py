@@ -8,11 +8,12 @@ they are dev-only (the ``bench`` dependency group) and never imported from ``pac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -628,6 +629,31 @@ def concurrency(server: Loopback, sizes: Sizes) -> list[Row]:
 # -- 5. local -----------------------------------------------------------------------------------
 
 
+def _embedded_chat(isolation: str, max_tokens: int, *, telemetry: bool = True) -> Any:
+    """A `ForgeChat` on the embedded GGUF alone (``isolation``: process or thread), at
+    temperature 0; ``telemetry`` is its ``telemetry.enabled``."""
+    from forge_core import ForgeConfig
+    from langchain_forge import ForgeChat
+
+    huggingface = {
+        "models": [{"name": LOCAL_MODEL}],
+        "keep_alive_seconds": None,
+        "isolation": isolation,
+    }
+    config = ForgeConfig.model_validate(
+        {
+            "providers": {
+                "local": {"huggingface": huggingface},
+                "fallback": {"enabled": True, "order": ["huggingface"]},
+            },
+            "telemetry": {"enabled": telemetry},
+        }
+    )
+    return ForgeChat(
+        config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=max_tokens
+    )
+
+
 def local(sizes: Sizes) -> list[Row]:
     """Tokens/s and TTFT of the embedded GGUF: ``ForgeChat.stream`` with the model in a worker
     process (``isolation: process``) and in this process (``thread``) vs llama-cpp-python direct.
@@ -640,7 +666,6 @@ def local(sizes: Sizes) -> list[Row]:
     """
     import llama_cpp
     import psutil
-    from forge_core import ForgeConfig
     from forge_core._local_models import packaged_model
     from forge_core.providers._huggingface import REPEAT_PENALTY
     from langchain_forge import ForgeChat
@@ -649,25 +674,8 @@ def local(sizes: Sizes) -> list[Row]:
     packaged = packaged_model(LOCAL_MODEL)
     assert packaged is not None
 
-    def forge_chat(isolation: str) -> ForgeChat:
-        huggingface = {
-            "models": [{"name": LOCAL_MODEL}],
-            "keep_alive_seconds": None,
-            "isolation": isolation,
-        }
-        config = ForgeConfig.model_validate(
-            {
-                "providers": {
-                    "local": {"huggingface": huggingface},
-                    "fallback": {"enabled": True, "order": ["huggingface"]},
-                },
-            }
-        )
-        return ForgeChat(
-            config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=max_tokens
-        )
-
-    worker_chat, thread_chat = forge_chat("process"), forge_chat("thread")
+    worker_chat = _embedded_chat("process", max_tokens)
+    thread_chat = _embedded_chat("thread", max_tokens)
     llama = llama_cpp.Llama(
         model_path=str(packaged.path()),
         chat_format=packaged.chat_format,
@@ -799,31 +807,50 @@ def import_time(
 TRACING_SAMPLES = 4
 
 
-def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
-    """``ForgeChat.invoke`` with forge's OpenTelemetry telemetry off and on (target ≤ 1.05x).
-
-    On: the OpenTelemetry SDK as an application would run it, a `TracerProvider` whose
-    `BatchSpanProcessor` exports to an exporter that only counts, and a `MeterProvider` with a
-    pull reader (as Prometheus scrapes), given to forge with ``set_telemetry_providers``. Off:
-    ``telemetry.enabled: false``. Two `ForgeChat`s on the live server, alternating in rounds.
-    """
+@contextlib.contextmanager
+def _sdk_telemetry() -> Iterator[Callable[[], int]]:
+    """The OpenTelemetry SDK as an application would run it, given to forge for the block: a
+    `TracerProvider` whose `BatchSpanProcessor` exports to an exporter that only counts, and a
+    `MeterProvider` with a pull reader (as Prometheus scrapes). Yields the count of spans
+    exported so far (flushing first)."""
     from forge_core import set_telemetry_providers
-    from forge_core._config import apply_overrides
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    class Counting(SpanExporter):
-        exported = 0
+    exported = [0]
 
+    class Counting(SpanExporter):
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-            Counting.exported += len(spans)
+            exported[0] += len(spans)
             return SpanExportResult.SUCCESS
 
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Counting()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+    def count() -> int:
+        tracer_provider.force_flush()
+        return exported[0]
+
+    set_telemetry_providers(tracer_provider, meter_provider)
+    try:
+        yield count
+    finally:
+        set_telemetry_providers()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+
+def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
+    """``ForgeChat.invoke`` with forge's OpenTelemetry telemetry off and on (target ≤ 1.05x).
+
+    On: `_sdk_telemetry`. Off: ``telemetry.enabled: false``. Two `ForgeChat`s on the live
+    server, alternating in rounds.
+    """
+    from forge_core._config import apply_overrides
+
     config = forge_config(server.live)
     off = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": False}}))
     on = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": True}}))
@@ -831,18 +858,13 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
         "forge ForgeChat.invoke, tracing off": lambda: off.invoke(PROMPT).content,
         "forge ForgeChat.invoke, tracing on": lambda: on.invoke(PROMPT).content,
     }
-    set_telemetry_providers(tracer_provider, meter_provider)
-    try:
+    with _sdk_telemetry() as exported:
         for name, call in subjects.items():
             _check(name, call())
         samples = _timed_rounds(
             subjects, TRACING_SAMPLES * sizes.calls, sizes.warmup, TRACING_SAMPLES * sizes.rounds
         )
-        tracer_provider.force_flush()
-    finally:
-        set_telemetry_providers()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
+        spans = exported()
     rows = [row("tracing", name, "ms/call", values) for name, values in samples.items()]
     compare(
         rows,
@@ -851,62 +873,24 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
         limit=1.05,
     )
     traced = next(r for r in rows if r.subject.endswith("tracing on"))
-    traced.note = f"{Counting.exported} spans exported (a request span and an attempt span a call)"
+    traced.note = f"{spans} spans exported (a request span and an attempt span a call)"
     return rows
 
 
 def tracing_a_model(sizes: Sizes) -> list[Row]:
     """The same pair with the embedded GGUF answering in this process (8 tokens, temperature
     0): what tracing costs against a real model's time, for scale (no target)."""
-    from forge_core import ForgeConfig, set_telemetry_providers
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class Dropping(SpanExporter):
-        def export(self, spans: Sequence[Any]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    def chat(enabled: bool) -> Any:
-        from langchain_forge import ForgeChat
-
-        config = ForgeConfig.model_validate(
-            {
-                "providers": {
-                    "local": {
-                        "huggingface": {
-                            "models": [{"name": LOCAL_MODEL}],
-                            "keep_alive_seconds": None,
-                            "isolation": "thread",
-                        }
-                    },
-                    "fallback": {"enabled": True, "order": ["huggingface"]},
-                },
-                "telemetry": {"enabled": enabled},
-            }
-        )
-        return ForgeChat(
-            config=config, model=f"huggingface:{LOCAL_MODEL}", temperature=0, max_tokens=MAX_TOKENS
-        )
-
-    off, on = chat(False), chat(True)
+    off = _embedded_chat("thread", MAX_TOKENS, telemetry=False)
+    on = _embedded_chat("thread", MAX_TOKENS, telemetry=True)
     subjects: dict[str, Callable[[], Any]] = {
         "forge ForgeChat.invoke (embedded model), tracing off": lambda: off.invoke(PROMPT).content,
         "forge ForgeChat.invoke (embedded model), tracing on": lambda: on.invoke(PROMPT).content,
     }
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(Dropping()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    set_telemetry_providers(tracer_provider, meter_provider)
-    try:
-        for call in subjects.values():
-            call()  # loads the model (both share it)
+    with _sdk_telemetry():
+        for name, call in subjects.items():
+            if not call():  # loads the model (both share it)
+                raise RuntimeError(f"{name}: the embedded model gave an empty answer")
         samples = _timed_rounds(subjects, sizes.local_runs, 1, max(1, sizes.local_runs // 3))
-    finally:
-        set_telemetry_providers()
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
     rows = [row("tracing", name, "ms/call", values) for name, values in samples.items()]
     names = list(subjects)
     compare(rows, names[1], names[0])

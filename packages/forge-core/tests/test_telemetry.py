@@ -38,7 +38,13 @@ from forge_core import (
 from forge_core import _telemetry as telemetry_module
 from forge_core._config import apply_overrides
 from forge_core._metrics import Metrics
-from forge_core._telemetry import DURATION_BUCKETS, TOKEN_BUCKETS, Telemetry, _current
+from forge_core._telemetry import (
+    DURATION_BUCKETS,
+    TOKEN_BUCKETS,
+    Telemetry,
+    _current,
+    _Instruments,
+)
 from forge_test_support import closed_port_url, config_for
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
@@ -143,7 +149,8 @@ async def test_async_calls_trace_the_same(otel: Collected) -> None:
 
 
 class _ReleaseOnAttemptStart(SpanProcessor):
-    """Sets ``release`` when an attempt span starts (the server holds its answer until then)."""
+    """Keeps the names of spans as they start; sets ``release`` when an attempt span starts (a
+    server can hold its answer until then)."""
 
     def __init__(self, release: threading.Event) -> None:
         self.release = release
@@ -183,6 +190,8 @@ def test_the_spans_start_while_the_attempt_waits_for_its_answer(otel: Collected,
 def test_a_span_started_for_a_candidate_that_failed_is_renamed_for_the_one_that_served(
     otel: Collected,
 ) -> None:
+    processor = _ReleaseOnAttemptStart(threading.Event())
+    otel.tracer_provider.add_span_processor(processor)
     with (
         FaultServer([status(500, "boom")]) as failing,
         FaultServer([ok("hi")], models=("other",)) as serving,
@@ -196,8 +205,14 @@ def test_a_span_started_for_a_candidate_that_failed_is_renamed_for_the_one_that_
         )
         answer = forge.chat("hello")
     assert answer.provider is Provider.OPENROUTER
+    # The request span started as "chat m", for openai, while the first attempt waited...
+    assert processor.started == [
+        "chat m",
+        "forge.attempt openai:m",
+        "forge.attempt openrouter:other",
+    ]
     root = only_root(otel)
-    # The request span started as "chat m" at openai while the first attempt waited.
+    # ...and ended named, and described, after the one that served.
     assert root.name == "chat other"
     root_attributes = attributes(root)
     assert root_attributes["gen_ai.provider.name"] == "openrouter"
@@ -404,9 +419,17 @@ def test_drops_are_span_events_and_breaker_transitions_are_counted(otel: Collect
 # -- metric measurements: batched, attribute sets cached ------------------------------------------
 
 
-def test_measurements_wait_for_a_collection_and_each_collection_sees_them(otel: Collected) -> None:
-    instruments = _current()
-    assert instruments is not None
+@pytest.fixture
+def instruments(otel: Collected) -> _Instruments:
+    """forge's instruments on the in-memory providers (their measurements not yet handed over)."""
+    current = _current()
+    assert current is not None
+    return current
+
+
+def test_measurements_wait_for_a_collection_and_each_collection_sees_them(
+    otel: Collected, instruments: _Instruments
+) -> None:
     with FaultServer([ok("one"), ok("two")]) as server:
         forge = forge_on(server)
         forge.chat("first")
@@ -422,11 +445,9 @@ def test_measurements_wait_for_a_collection_and_each_collection_sees_them(otel: 
 
 
 def test_a_request_waiting_for_its_answer_hands_a_full_batch_to_the_sdk(
-    otel: Collected, monkeypatch: pytest.MonkeyPatch
+    otel: Collected, instruments: _Instruments, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(telemetry_module, "_BATCH", 3)
-    instruments = _current()
-    assert instruments is not None
     handed: list[int] = []
     original = instruments.flush
 
@@ -448,11 +469,9 @@ def test_a_request_waiting_for_its_answer_hands_a_full_batch_to_the_sdk(
 
 
 def test_measurements_go_to_the_sdk_without_a_collection_or_a_wait_once_too_many_are_kept(
-    otel: Collected, monkeypatch: pytest.MonkeyPatch
+    otel: Collected, instruments: _Instruments, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(telemetry_module, "_MOST_KEPT", 4)
-    instruments = _current()
-    assert instruments is not None
     with FaultServer([ok("one"), ok("two")]) as server:
         forge = forge_on(server)
         forge.chat("first")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast, overload
 
 from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
+from forge_core._caches import remember
 from forge_core._config import DeploymentSpec, ForgeConfig
 from forge_core._exceptions import ProviderError
 from forge_core._health import HealthCache, HealthStatus, endpoint_of
@@ -250,11 +251,6 @@ class _Run:
         )
 
 
-#: Each kind of cache a planner keeps is cleared when it grows past this many entries (its
-#: keys include the model names requests pin, which are the callers' text).
-_CACHE_LIMIT = 512
-
-
 class Planner:
     """Orders and filters the candidates for a request from config, circuits and health.
 
@@ -407,13 +403,11 @@ class Planner:
         )
         found = self._plans.get(key)
         if found is None:
-            if len(self._plans) >= _CACHE_LIMIT:
-                self._plans.clear()
             groups = self._groups_for(pinned, preference_order, fallback_enabled, embedding)
             listed = {
                 d.endpoint: d for group in groups for d in group.deployments if d.lister is not None
             }
-            found = self._plans[key] = (groups, listed)
+            found = remember(self._plans, key, (groups, listed))
         return found
 
     # -- what the config decides, once --------------------------------------------------------
@@ -526,9 +520,7 @@ class Planner:
         orders = group.orders
         order = orders.get(models)
         if order is None:
-            if len(orders) >= _CACHE_LIMIT:
-                orders.clear()
-            order = orders[models] = _Order.of(_in_model_order(deployments, models))
+            order = remember(orders, models, _Order.of(_in_model_order(deployments, models)))
         return order
 
     def _steps(
@@ -645,10 +637,8 @@ class Planner:
         key = (deployment.spec.name, model, loaded)
         candidate = self._candidates.get(key)
         if candidate is None:
-            if len(self._candidates) >= _CACHE_LIMIT:
-                self._candidates.clear()
             spec = deployment.spec
-            candidate = self._candidates[key] = Candidate(
+            candidate = Candidate(
                 spec.kind,
                 model,
                 deployment.backend,
@@ -658,6 +648,7 @@ class Planner:
                 local=spec.local,
                 loaded=loaded,
             )
+            remember(self._candidates, key, candidate)
         return candidate
 
     def _unusable(

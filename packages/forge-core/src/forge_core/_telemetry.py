@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from forge_core._caches import remember
 from forge_core._exceptions import FallbackFailed, ForgeError, StreamInterrupted
 from forge_core._pricing import Pricing
 from forge_core._types import (
@@ -400,10 +401,8 @@ class Telemetry:
             attributes["forge.breaker.state"] = state
             start = dict(attributes)
             attributes["forge.attempt.outcome"] = "ok"
-            if len(self._attempts) >= 512:
-                self._attempts.clear()
             name = f"forge.attempt {candidate.key}"
-            cached = self._attempts[key] = (name, http, attributes, start)
+            cached = remember(self._attempts, key, (name, http, attributes, start))
         return cached
 
     def request_attributes(self, operation: str, candidate: Candidate) -> Mapping[str, Any]:
@@ -417,9 +416,7 @@ class Telemetry:
             attributes["gen_ai.request.model"] = candidate.model
             if _is_http(candidate.endpoint):
                 attributes.update(_server(candidate.endpoint))
-            if len(self._requests) >= 512:
-                self._requests.clear()
-            cached = self._requests[key] = attributes
+            cached = remember(self._requests, key, attributes)
         return cached
 
     def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
@@ -435,9 +432,7 @@ class Telemetry:
                 {**attributes, "gen_ai.token.type": "input"},
                 {**attributes, "gen_ai.token.type": "output"},
             )
-            if len(self._served) >= 512:
-                self._served.clear()
-            cached = self._served[key] = served
+            cached = remember(self._served, key, served)
         return cached
 
     def observe(
@@ -554,12 +549,13 @@ class Observation:
 class _Traced(Observation):
     """An `Observation` that becomes OpenTelemetry spans and metrics.
 
-    While the request runs it notes times, breaker states and numbers. The first time an
-    attempt waits on HTTP for its answer (`while_waiting`) it starts the request span and the
-    attempt's span with what is known then, and hands the SDK the measurements earlier requests
-    left once they make a batch: the SDK's costly part, done while the caller waits anyway. When the request
-    ends, `_emit` gives each span the rest of its attributes and ends it at the time noted, or
-    makes it whole then if it was never started, and records the metrics, in one place.
+    While the request runs it notes times, breaker states and numbers. When an attempt waits
+    on HTTP for its answer (`while_waiting`) it starts the attempt's span (and, the first
+    time, the request span) with what is known then, and hands the SDK the measurements
+    earlier requests left once they make a batch: the SDK's costly part, done while the caller
+    waits anyway. When the request ends, `_emit` gives each span the rest of its attributes
+    and ends it at the time noted, or makes it whole then if it was never started, and records
+    the metrics, in one place.
     """
 
     __slots__ = (

@@ -14,7 +14,8 @@ import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, ok, ollama_hosts_on
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig
-from forge_core._planning import _CACHE_LIMIT, Plan
+from forge_core._caches import CACHE_LIMIT
+from forge_core._planning import Plan
 from forge_test_support import closed_port_url
 
 #: A public address: a deployment there is not local, so ``local_only`` drops it.
@@ -140,11 +141,11 @@ def test_a_balanced_entry_ranks_all_its_hosts_and_skips_dead_ones_without_asking
 def test_pinning_many_distinct_models_keeps_the_planner_caches_bounded() -> None:
     forge = Forge(_endpoints("http://127.0.0.1:9/v1"), clock=FakeClock())
     planner = forge.router.planner
-    for i in range(_CACHE_LIMIT + 50):
+    for i in range(CACHE_LIMIT + 50):
         candidates, _ = forge.router.plan(ChatRequest(messages=[], model=f"ep0:model-{i}"))
         assert [c.model for c in candidates] == [f"model-{i}"]
-    assert len(planner._plans) <= _CACHE_LIMIT
-    assert len(planner._candidates) <= _CACHE_LIMIT
+    assert len(planner._plans) <= CACHE_LIMIT
+    assert len(planner._candidates) <= CACHE_LIMIT
 
 
 def test_a_balanced_entry_drops_a_host_cached_down_and_takes_it_back_once_it_is_up() -> None:
