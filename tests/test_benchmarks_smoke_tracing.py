@@ -26,3 +26,11 @@ def test_tracing_rows() -> None:
     rounds = suites.TRACING_SAMPLES * suites.SMOKE.rounds
     calls = suites.SMOKE.warmup + rounds * -(-suites.TRACING_SAMPLES * suites.SMOKE.calls // rounds)
     assert on.note.startswith(f"{2 * (calls + 1)} spans exported")
+    assert on.note.endswith(f"the median of {rounds} rounds' p50 ratios")
+
+
+def test_round_pairs_are_each_rounds_p50s() -> None:
+    # Two rounds of three calls each (`_timed_rounds` keeps a subject's rounds in order); the
+    # machine was twice as slow in the second round, for both subjects alike.
+    samples = {"on": [1.1, 9.0, 1.0, 2.2, 2.3, 0.1], "off": [1.0, 1.1, 0.9, 2.0, 2.1, 1.9]}
+    assert suites._round_pairs(samples, "on", "off", 2) == [(1.1, 1.0), (2.2, 2.0)]

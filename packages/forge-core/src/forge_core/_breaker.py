@@ -142,6 +142,8 @@ class CircuitBreaker:
     @property
     def state(self) -> CircuitState:
         """The current state (open turns half-open once its cooldown has passed)."""
+        if self._shared is None and self._state is CircuitState.CLOSED:
+            return CircuitState.CLOSED  # as in `rejects`: no lock needed to read it
         with self._lock:
             self._refresh()
             return self._state

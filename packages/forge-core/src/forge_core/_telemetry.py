@@ -370,8 +370,8 @@ class Telemetry:
         self.latest = _latest_conventions()
         # Attribute sets that repeat on every request, built once (they are never mutated).
         self._attempts: dict[tuple[str, str, str, str], _AttemptSpan] = {}
-        self._requests: dict[tuple[str, str], Mapping[str, Any]] = {}
-        self._served: dict[tuple[str, str, str], _Served] = {}
+        self._requests: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
+        self._served: dict[tuple[str, str, str, str, str], _Served] = {}
         _live.add(self)
 
     def provider_attributes(self, attributes: dict[str, Any], provider: Provider | None) -> None:
@@ -408,7 +408,7 @@ class Telemetry:
     def request_attributes(self, operation: str, candidate: Candidate) -> Mapping[str, Any]:
         """What a request for ``operation`` at ``candidate`` is known by before it is answered:
         operation, provider, requested model, server (the attributes samplers are given)."""
-        key = (operation, candidate.key + " " + candidate.endpoint)
+        key = (operation, candidate.deployment, candidate.model, candidate.endpoint)
         cached = self._requests.get(key)
         if cached is None:
             attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
@@ -422,7 +422,7 @@ class Telemetry:
     def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
         """The metric attributes of an answer from ``candidate`` by ``model``: its duration's,
         and its input and output token counts' (the same with ``gen_ai.token.type``)."""
-        key = (operation, candidate.key + " " + candidate.endpoint, model)
+        key = (operation, candidate.deployment, candidate.model, candidate.endpoint, model)
         cached = self._served.get(key)
         if cached is None:
             attributes = dict(self.request_attributes(operation, candidate))
@@ -576,7 +576,6 @@ class _Traced(Observation):
         "_span_candidate",
         "_span_name",
         "_start_ns",
-        "_tries",
     )
 
     def __init__(
@@ -597,9 +596,11 @@ class _Traced(Observation):
         self._operation = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
         self._attempt: _Attempt | None = None
         self._attempts: list[_Attempt] = []
-        self._drops: list[tuple[int, Drop]] = [(self._start_ns, drop) for drop in trail.drops]
+        drops = trail.drops
+        self._drops: list[tuple[int, Drop]] = (
+            [(self._start_ns, drop) for drop in drops] if drops else []
+        )
         self._emitted_drops = 0
-        self._tries: dict[str, int] = {}
         self._end: _Answer | _Failure | None = None
         self._end_ns = 0
         #: The request span once started (`_start_span`), its name and starting attributes,
@@ -617,9 +618,10 @@ class _Traced(Observation):
         self._drops.append((time.time_ns(), drop))
 
     def attempt_started(self, candidate: Candidate, ticket: Ticket) -> None:
-        key = candidate.key
-        retry = self._tries.get(key, 0)
-        self._tries[key] = retry + 1
+        retry = 0
+        for earlier in self._attempts:  # none on a first attempt
+            if earlier.candidate is candidate or earlier.candidate.key == candidate.key:
+                retry += 1
         self._attempt = _Attempt(
             candidate, time.time_ns(), candidate.breaker.state, ticket.probe, retry
         )
@@ -875,10 +877,22 @@ class _Traced(Observation):
             attributes["forge.breaker.probe"] = True
 
     def _emit_attempt(self, attempt: _Attempt) -> None:
-        ins = self._ins
         before = attempt.before
         after = attempt.after or before
         outcome = attempt.outcome
+        span = attempt.span
+        if (
+            span is not None
+            and outcome is None
+            and after is before
+            and not attempt.retry
+            and not attempt.probe
+        ):
+            # The usual attempt: it started with all its attributes but its outcome.
+            span.set_attribute("forge.attempt.outcome", "ok")
+            span.end(end_time=attempt.end_ns or self._end_ns)
+            return
+        ins = self._ins
         name, http, common, _ = self.telemetry.attempt_attributes(attempt.candidate, after.value)
         attributes = common
         if attempt.retry or attempt.probe or after is not before or outcome is not None:
@@ -893,11 +907,7 @@ class _Traced(Observation):
             if outcome is not None:
                 attributes["forge.attempt.outcome"] = outcome
                 attributes["error.type"] = outcome
-        span = attempt.span
-        if span is not None and attributes is common:
-            # It started with these but its outcome (no retry, probe, transition or error).
-            span.set_attribute("forge.attempt.outcome", "ok")
-        elif span is None:
+        if span is None:
             span = ins.tracer.start_span(
                 name,
                 context=self._parent,
@@ -964,7 +974,7 @@ class _Traced(Observation):
         if end.stream and end.ttft_ms is not None:
             measure(ins.first_chunk.record, end.ttft_ms / 1000.0, metric)
         first = self._first
-        if first is not None and first.key != candidate.key:
+        if first is not None and first is not candidate and first.key != candidate.key:
             measure(
                 ins.fallbacks.add,
                 1,

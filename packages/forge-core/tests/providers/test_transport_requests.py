@@ -165,9 +165,14 @@ def test_while_waiting_runs_once_a_call_is_sent_and_before_its_answer_is_read(mo
             )
             call = Call("POST", "/chat/completions", "m", body | {"stream": "items" in mode})
             if mode == "send":
-                assert transport.send(call, timeouts).json()["choices"]
+                response = transport.send(call, timeouts)
+                assert response.json()["choices"]
+                # Once it ran httpcore is not asked to call it again for this request.
+                assert "trace" not in response.request.extensions
             elif mode == "asend":
-                assert asyncio.run(transport.asend(call, timeouts)).json()["choices"]
+                response = asyncio.run(transport.asend(call, timeouts))
+                assert response.json()["choices"]
+                assert "trace" not in response.request.extensions
             elif mode == "items":
                 assert list(transport.items(call, timeouts))
             else:

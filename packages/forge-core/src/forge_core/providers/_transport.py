@@ -66,20 +66,27 @@ def join_url(base_url: httpx.URL, path: str) -> httpx.URL:
 
 def _while_waiting(work: Callable[[], None], *, asynchronous: bool) -> Callable[..., Any]:
     """httpcore's ``trace`` extension (a coroutine function for an async client, as httpcore
-    requires) that runs ``work`` once the request is sent, before its answer is read."""
+    requires) that runs ``work`` once the request is sent, before its answer is read.
+
+    It then takes itself off the request (httpcore hands each event the request in ``info``
+    and looks the extension up afresh for each step), so httpcore stops calling it for the
+    rest of the exchange: about half of its ten calls a request, on the caller's time.
+    """
+
+    def fire(event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(_AWAITING_ANSWER):
+            request = info.get("request")
+            if request is not None:
+                request.extensions.pop("trace", None)
+            work()
+
     if asynchronous:
 
         async def atrace(event: str, info: Mapping[str, Any]) -> None:
-            if event.endswith(_AWAITING_ANSWER):
-                work()
+            fire(event, info)
 
         return atrace
-
-    def trace(event: str, info: Mapping[str, Any]) -> None:
-        if event.endswith(_AWAITING_ANSWER):
-            work()
-
-    return trace
+    return fire
 
 
 class StreamParser(Protocol):
