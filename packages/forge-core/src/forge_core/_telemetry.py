@@ -596,10 +596,7 @@ class _Traced(Observation):
         self._operation = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
         self._attempt: _Attempt | None = None
         self._attempts: list[_Attempt] = []
-        drops = trail.drops
-        self._drops: list[tuple[int, Drop]] = (
-            [(self._start_ns, drop) for drop in drops] if drops else []
-        )
+        self._drops: list[tuple[int, Drop]] = [(self._start_ns, drop) for drop in trail.drops]
         self._emitted_drops = 0
         self._end: _Answer | _Failure | None = None
         self._end_ns = 0
