@@ -136,7 +136,7 @@ class _JumpingClock:
         self.offset = 0.0
 
     def expire(self) -> None:
-        from forge_core._load import RESIDENT_TTL_SECONDS
+        from forge_core.routing.load import RESIDENT_TTL_SECONDS
 
         self.offset += RESIDENT_TTL_SECONDS + 0.1
 
@@ -202,7 +202,7 @@ def _planner(forge: Any, first: str, count: int) -> tuple[Callable[[], Any], str
 
 
 def _per_request(forge: Any, request: Any) -> Callable[[], Any]:
-    """What a routed request plans before its first attempt (`forge_core._route.Route`): the
+    """What a routed request plans before its first attempt (`forge_core.routing.route.Route`): the
     first candidate, and whether another follows (its retry policy asks). A forge without
     lazy plans (``Planner.lazy``) plans everything, as its requests did."""
     planner = forge.router.planner

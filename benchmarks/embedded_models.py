@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forge_core import Forge, ForgeConfig, HuggingFaceConfig
-from forge_core.providers._huggingface import HuggingFaceBackend, unload_models
+from forge_core.backends.local.backend import HuggingFaceBackend, unload_models
 
 #: (question, a word a right answer contains), lower case.
 QUESTIONS = [

@@ -108,7 +108,7 @@ def command_count(url: str) -> Iterator[Callable[[], int]]:
 
 def _worker_main(config: dict[str, Any], endpoint: str, pipe: Connection) -> None:
     from forge_core import Forge, ForgeConfig
-    from forge_core._breaker import Ticket
+    from forge_core.routing.breaker import Ticket
 
     forge = Forge(ForgeConfig.model_validate(config), env={})
     breaker = forge.router.breakers.get(endpoint)

@@ -685,8 +685,8 @@ def local(sizes: Sizes) -> list[Row]:
     """
     import llama_cpp
     import psutil
-    from forge_core._local_models import packaged_model
-    from forge_core.providers._huggingface import REPEAT_PENALTY
+    from forge_core.config.local_models import packaged_model
+    from forge_core.backends.local.backend import REPEAT_PENALTY
     from langchain_forge import ForgeChat
 
     max_tokens = sizes.local_max_tokens
@@ -868,7 +868,7 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
     On: `_sdk_telemetry`. Off: ``telemetry.enabled: false``. Two `ForgeChat`s on the live
     server, alternating in rounds; the ratio is taken round by round (`_round_pairs`).
     """
-    from forge_core._config import apply_overrides
+    from forge_core.config.schema import apply_overrides
 
     config = forge_config(server.live)
     off = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": False}}))
@@ -984,8 +984,8 @@ def _propagation(server: Loopback, sizes: Sizes, url: str) -> Row:
     import random
 
     from forge_core import Forge
-    from forge_core._breaker import CircuitState
-    from forge_core._health import endpoint_of
+    from forge_core.routing.breaker import CircuitState
+    from forge_core.routing.health import endpoint_of
 
     # A cooldown far past the run: an opened circuit stays open until the worker closes it.
     config = forge_config(

@@ -13,7 +13,7 @@ __all__ = ["FakeClock"]
 
 
 class FakeClock:
-    """Injectable `forge_core._retry.Clock` whose sleeps cost no time."""
+    """Injectable `forge_core.routing.retry.Clock` whose sleeps cost no time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ from typing import Any
 
 from forge_cassettes import CANARY_KEYS, RecordingPool
 from forge_core import ChatChunk, ChatRequest, ChatResponse, Message, Provider, ProviderError
-from forge_core.providers import ChatBackend, build_backends
+from forge_core.backends import ChatBackend, build_backends
 from forge_test_support import config_for
 
 #: ``tool_choice`` that forces a call of `weather_tool`.

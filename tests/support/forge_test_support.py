@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import httpx
 from forge_core import ForgeConfig
-from forge_core.providers._base import AttemptTimeouts
+from forge_core.backends.base import AttemptTimeouts
 
 EMBEDDED_MODEL = "gemma-3-270m"
 SERVER_START_TIMEOUT = 120.0

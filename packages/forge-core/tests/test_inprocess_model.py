@@ -6,7 +6,7 @@ import json
 
 import pytest
 from forge_core import Forge, ModelNotFound, Provider
-from forge_core.providers import _local_pool
+from forge_core.backends.local import pool as _local_pool
 from forge_test_support import config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model

@@ -22,7 +22,7 @@ from forge_core import (
     Provider,
     load_config,
 )
-from forge_core._pricing import DEFAULT_PRICES
+from forge_core.observability.pricing import DEFAULT_PRICES
 from forge_test_support import config_for
 
 

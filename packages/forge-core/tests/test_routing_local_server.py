@@ -198,8 +198,8 @@ def test_api_key_never_appears_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatc
 def test_ollama_refusal_is_ollama_unavailable() -> None:
     import time
 
-    from forge_core.providers import build_backends
-    from forge_core.providers._base import AttemptTimeouts
+    from forge_core.backends import build_backends
+    from forge_core.backends.base import AttemptTimeouts
 
     config = config_for({"name": "ollama", "base_url": closed_port_url()})
     backend = build_backends(config)[Provider.OLLAMA]

@@ -36,9 +36,9 @@ from forge_core import (
     StreamInterrupted,
 )
 from forge_core import _telemetry as telemetry_module
-from forge_core._config import apply_overrides
-from forge_core._metrics import Metrics
-from forge_core._telemetry import (
+from forge_core.config.schema import apply_overrides
+from forge_core.observability.metrics import Metrics
+from forge_core.observability.telemetry import (
     DURATION_BUCKETS,
     TOKEN_BUCKETS,
     Telemetry,
@@ -697,7 +697,7 @@ def test_without_opentelemetry_installed_routing_and_pricing_work() -> None:
     ],
 )
 def test_drop_reasons_fall_into_a_few_categories(reason: str, category: str) -> None:
-    from forge_core._telemetry import _drop_reason, _redact
+    from forge_core.observability.telemetry import _drop_reason, _redact
 
     assert _drop_reason(reason) == category
     assert _redact("circuit open at https://user:pw@h/v1") == "circuit open at https://h/v1"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from forge_core import ModelId, Provider, RouteTrail
-from forge_core._types import Attempt, Drop
+from forge_core.types import Attempt, Drop
 
 
 @pytest.mark.parametrize(

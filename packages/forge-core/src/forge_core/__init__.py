@@ -5,7 +5,7 @@
 Heavy optional dependencies (llama-cpp-python) are imported only when a local model runs.
 """
 
-from forge_core._config import (
+from forge_core.config.schema import (
     AnthropicConfig,
     CloudProvidersConfig,
     FallbackConfig,
@@ -26,8 +26,8 @@ from forge_core._config import (
     load_config,
     routing_overrides,
 )
-from forge_core._embeddings import Embedder
-from forge_core._exceptions import (
+from forge_core.embedder import Embedder
+from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
     CapabilityMismatch,
@@ -45,19 +45,19 @@ from forge_core._exceptions import (
     StreamInterrupted,
     WorkerCrashed,
 )
-from forge_core._forge import Forge, MessagesInput
-from forge_core._local_models import EMBEDDED_MODEL
-from forge_core._pricing import Pricing
-from forge_core._prometheus import prometheus_text
-from forge_core._shared import (
+from forge_core.forge import Forge, MessagesInput
+from forge_core.config.local_models import EMBEDDED_MODEL
+from forge_core.observability.pricing import Pricing
+from forge_core.observability.prometheus import prometheus_text
+from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
     config_identity,
     shared_forge,
 )
-from forge_core._telemetry import set_telemetry_providers
-from forge_core._tool_calls import ToolCallAccumulator
-from forge_core._types import (
+from forge_core.observability.telemetry import set_telemetry_providers
+from forge_core.tool_calls import ToolCallAccumulator
+from forge_core.types import (
     CALL_PARAMETERS,
     Attempt,
     Capabilities,

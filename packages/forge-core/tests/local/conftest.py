@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from forge_core.providers._local_pool import unload_models
+from forge_core.backends.local.pool import unload_models
 from forge_tiny_onnx import TinyOnnxModel, build_tiny_onnx_model
 
 

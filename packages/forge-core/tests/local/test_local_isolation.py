@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from fault_server import FaultServer, ok
 from forge_core import EMBEDDED_MODEL, Forge, Provider, StreamInterrupted
-from forge_core.providers import _huggingface, _local_worker
-from forge_core.providers._huggingface import HuggingFaceBackend
-from forge_core.providers._local_pool import unload_models
+from forge_core.backends.local import backend as _huggingface, worker as _local_worker
+from forge_core.backends.local.backend import HuggingFaceBackend
+from forge_core.backends.local.pool import unload_models
 from forge_test_support import config_for
 
 pytestmark = pytest.mark.local_model

@@ -24,7 +24,7 @@ from forge_core import (
     RateLimited,
     ToolCall,
 )
-from forge_core.providers import AnthropicClient, ModelCatalog, build_backends
+from forge_core.backends import AnthropicClient, ModelCatalog, build_backends
 from forge_provider_support import FORCE_WEATHER, chat_request, weather_tool
 from forge_test_support import attempt_timeouts, config_for
 

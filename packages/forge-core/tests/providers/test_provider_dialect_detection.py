@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from dialect_servers import SELF_DESCRIPTIONS, SelfDescribingServer
 from forge_core import ChatRequest, Message, Provider, ProviderUnavailable
-from forge_core.providers import OpenAICompatibleClient, build_backends
-from forge_core.providers._dialects import PROBES
+from forge_core.backends import OpenAICompatibleClient, build_backends
+from forge_core.backends.http.openai.dialects import PROBES
 from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, closed_port_url, config_for
 

@@ -17,8 +17,8 @@ from forge_core import (
     Message,
     Provider,
 )
-from forge_core.providers import build_backends
-from forge_core.providers._openai_wire import build_body
+from forge_core.backends import build_backends
+from forge_core.backends.http.openai.wire import build_body
 from forge_provider_support import FORCE_WEATHER, weather_tool
 from forge_test_support import (
     LocalServer,

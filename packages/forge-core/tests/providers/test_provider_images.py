@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from forge_cassettes import CANARY_KEYS, RecordingPool, use_cassette
 from forge_core import CapabilityMismatch, ChatRequest, Forge, Message, ModelRequirements, Provider
-from forge_core.providers import AnthropicClient, OllamaClient, OllamaOpenAIClient, build_backends
+from forge_core.backends import AnthropicClient, OllamaClient, OllamaOpenAIClient, build_backends
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 PIXEL = (

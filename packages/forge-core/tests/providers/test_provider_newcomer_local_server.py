@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from forge_core import ChatRequest, FallbackFailed, Forge, Message, Provider
-from forge_core.providers import OpenAICompatibleClient, build_backends
+from forge_core.backends import OpenAICompatibleClient, build_backends
 from forge_provider_support import weather_tool
 from forge_test_support import LocalServer, attempt_timeouts, config_for, openai_compatible_on
 

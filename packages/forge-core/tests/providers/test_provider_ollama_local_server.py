@@ -7,7 +7,7 @@ test_provider_ollama_native.py.
 from __future__ import annotations
 
 import pytest
-from forge_core.providers import OllamaClient, OllamaOpenAIClient
+from forge_core.backends import OllamaClient, OllamaOpenAIClient
 from forge_test_support import LocalServer
 
 pytestmark = pytest.mark.local_server

@@ -16,7 +16,7 @@ from forge_core import (
     Provider,
     ProviderUnavailable,
 )
-from forge_core.providers import (
+from forge_core.backends import (
     ModelCatalog,
     OllamaClient,
     OllamaModel,

@@ -19,7 +19,7 @@ from forge_core import (
     RateLimited,
     ToolCall,
 )
-from forge_core.providers import ModelCatalog, OpenAICompatibleClient, build_backends
+from forge_core.backends import ModelCatalog, OpenAICompatibleClient, build_backends
 from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, config_for
 

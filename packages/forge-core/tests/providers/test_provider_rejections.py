@@ -24,7 +24,7 @@ from dialect_servers import (
 from fake_clock import FakeClock
 from fault_server import Fault, status
 from forge_core import BadRequest, ChatRequest, Forge, Message, Provider, ProviderUnavailable
-from forge_core.providers import OpenAICompatibleClient, build_backends
+from forge_core.backends import OpenAICompatibleClient, build_backends
 from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, config_for
 

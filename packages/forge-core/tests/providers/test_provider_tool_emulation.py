@@ -14,7 +14,7 @@ import pytest
 from dialect_servers import SELF_DESCRIPTIONS, SelfDescribingServer
 from fault_server import ok
 from forge_core import ChatRequest, MalformedResponse, Message, Provider, ToolCall
-from forge_core.providers import OpenAICompatibleClient, build_backends
+from forge_core.backends import OpenAICompatibleClient, build_backends
 from forge_provider_support import weather_tool
 from forge_test_support import attempt_timeouts, config_for
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fault_server import FaultServer, held
 from forge_core import Provider, ProviderError
-from forge_core._http import ClientPool, _AsyncClient, _Client
-from forge_core.providers._base import AttemptTimeouts
-from forge_core.providers._transport import Call, Transport, join_url
+from forge_core.backends.http.pool import ClientPool, _AsyncClient, _Client
+from forge_core.backends.base import AttemptTimeouts
+from forge_core.backends.http.transport import Call, Transport, join_url
 
 BASES = [
     "http://127.0.0.1:8080/v1",

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from fake_clock import FakeClock
-from forge_core._breaker import BreakerRegistry, CircuitBreaker, CircuitState
+from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker, CircuitState
 
 
 def breaker(clock: FakeClock, **kwargs: float) -> CircuitBreaker:

@@ -18,9 +18,9 @@ import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, hang, held, ok, slow
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, ForgeTimeout
-from forge_core._health import HealthStatus
-from forge_core._load import RESIDENT_TTL_SECONDS
-from forge_core._planning import ProviderSelector
+from forge_core.routing.health import HealthStatus
+from forge_core.routing.load import RESIDENT_TTL_SECONDS
+from forge_core.routing.planning import ProviderSelector
 
 FIRST_TOKEN = 1.0
 #: Longer than `FIRST_TOKEN`, well inside `FIRST_TOKEN` + a 10 s load allowance.

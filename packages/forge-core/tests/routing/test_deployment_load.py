@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from fake_clock import FakeClock
-from forge_core._load import DeploymentLoad, ResidentModels, in_listing, latency_band
+from forge_core.routing.load import DeploymentLoad, ResidentModels, in_listing, latency_band
 
 HOST = "http://127.0.0.1:1"
 

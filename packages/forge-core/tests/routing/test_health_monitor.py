@@ -6,7 +6,7 @@ Its run against llama-cpp-python's real server is in test_health_monitor_local_s
 from __future__ import annotations
 
 import pytest
-from forge_core._health import HealthMonitor
+from forge_core.routing.health import HealthMonitor
 
 
 def test_monitor_rounds_refresh_rather_than_reuse_the_cache() -> None:

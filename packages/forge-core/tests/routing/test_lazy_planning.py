@@ -15,7 +15,7 @@ from fake_clock import FakeClock
 from fault_server import FaultServer, ok, ollama_hosts_on
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig
 from forge_core._caches import CACHE_LIMIT
-from forge_core._planning import Plan
+from forge_core.routing.planning import Plan
 from forge_test_support import closed_port_url
 
 #: A public address: a deployment there is not local, so ``local_only`` drops it.
@@ -149,7 +149,7 @@ def test_pinning_many_distinct_models_keeps_the_planner_caches_bounded() -> None
 
 
 def test_a_balanced_entry_drops_a_host_cached_down_and_takes_it_back_once_it_is_up() -> None:
-    from forge_core._health import HealthStatus
+    from forge_core.routing.health import HealthStatus
 
     with (
         FaultServer(default=ok("from a"), loaded=["m"]) as host_a,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fake_clock import FakeClock
 from fault_server import FaultServer, forge_on, status
 from forge_core import ModelRequirements, Provider
-from forge_core._health import HealthStatus
-from forge_core._planning import ProviderSelector
+from forge_core.routing.health import HealthStatus
+from forge_core.routing.planning import ProviderSelector
 
 
 def test_select_provider_follows_its_own_preference_order() -> None:

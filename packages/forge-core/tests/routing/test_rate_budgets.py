@@ -15,7 +15,7 @@ import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, ok
 from forge_core import FallbackFailed, Forge, ForgeConfig
-from forge_core._budget import Budget, RateBudgets, estimate_tokens
+from forge_core.routing.budget import Budget, RateBudgets, estimate_tokens
 
 
 def _endpoint(name: str, server: FaultServer, **budget: Any) -> dict[str, Any]:

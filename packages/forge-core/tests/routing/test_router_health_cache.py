@@ -5,7 +5,7 @@ from __future__ import annotations
 from fake_clock import FakeClock
 from fault_server import FaultServer, forge_on
 from forge_core import ChatRequest, Provider
-from forge_core._health import HealthCache, HealthStatus
+from forge_core.routing.health import HealthCache, HealthStatus
 
 PROMPT = "hi"
 

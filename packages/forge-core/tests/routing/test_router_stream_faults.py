@@ -25,7 +25,7 @@ from forge_core import (
     ProviderUnavailable,
     StreamInterrupted,
 )
-from forge_core._streaming import CONTINUE_PROMPT
+from forge_core.routing.streaming import CONTINUE_PROMPT
 
 PROMPT = "hi"
 

@@ -277,7 +277,7 @@ def test_a_redis_that_stops_answering_costs_a_bounded_wait_and_no_request(
 
 
 def test_a_key_prefix_keeps_two_configs_on_one_redis_apart(redis_server: RedisServer) -> None:
-    from forge_core._state_redis import RedisState
+    from forge_core.state.redis import RedisState
 
     with FaultServer(default=ok("first")) as primary, FaultServer(default=ok("second")) as second:
         team_a = _forge(_fleet_config(redis_server.url, primary, second, prefix="team-a"))

@@ -1,6 +1,6 @@
 """Tool calls through ForgeChat on llama-cpp-python's server with the gemma chat format, which
 has no tool calling of its own for ``auto``: forge emulates it through schema-constrained output
-(``forge_core.providers._tool_emulation``). Configured as a newcomer configures it: only
+(``forge_core.backends.http.openai.tool_emulation``). Configured as a newcomer configures it: only
 ``base_url`` and ``api_key``.
 """
 

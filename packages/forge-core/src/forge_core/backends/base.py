@@ -1,0 +1,183 @@
+"""The protocol every provider backend implements, and the deadline passed to each attempt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from forge_core.errors import ForgeTimeout
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+)
+
+__all__ = [
+    "DEFAULT_HEALTH_TIMEOUT",
+    "AttemptTimeouts",
+    "ChatBackend",
+    "EmbeddingBackend",
+    "ModelCatalog",
+    "ModelInfo",
+]
+
+#: Seconds a health probe may take (docs/behaviour.md, Health: a cheap probe with a short timeout).
+DEFAULT_HEALTH_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class AttemptTimeouts:
+    """Deadlines for one attempt.
+
+    ``read`` bounds the wait for the first token and between chunks; ``total_deadline`` is a
+    ``time.monotonic()`` instant that bounds the whole request, fallbacks included.
+    ``while_waiting``, when set, is the router's work to do once the request has been sent and
+    its answer is awaited (forge's telemetry starts the attempt's spans then, on time the
+    caller spends waiting anyway); an HTTP backend calls it then, others never. It never raises.
+    """
+
+    connect: float
+    read: float
+    total_deadline: float
+    while_waiting: Callable[[], None] | None = None
+
+    def remaining(self) -> float:
+        """Seconds left before the total deadline; raises `ForgeTimeout` when none are."""
+        left = self.total_deadline - time.monotonic()
+        if left <= 0:
+            raise ForgeTimeout("total deadline passed", timeout_seconds=0.0)
+        return left
+
+    def read_timeout(self) -> float:
+        """The read timeout to use now: the per-read limit capped by the total deadline."""
+        return min(self.read, self.remaining())
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """One provider endpoint that can answer chat requests.
+
+    ``check_ready`` runs before any network call and raises when the candidate cannot be used
+    at all (no API key, missing extra, model file absent); the router records that as a drop.
+    """
+
+    provider: Provider
+
+    def default_model(self) -> str:
+        """The model used when the request names none for this provider."""
+        ...
+
+    def check_ready(self, model: str) -> None:
+        """Raise a `ProviderError` if this backend cannot serve ``model`` without trying."""
+        ...
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` can do here, known without a network call (cached metadata at most)."""
+        ...
+
+    def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
+        """One complete answer (the router fills in ``route``)."""
+        ...
+
+    def stream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> Generator[ChatChunk, None, None]:
+        """The answer as chunks; the router adds the route to the last one."""
+        ...
+
+    async def achat(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> ChatResponse:
+        """Async `chat`."""
+        ...
+
+    def astream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """A `ChatBackend` whose endpoint also turns texts into vectors.
+
+    The router sends embedding requests only to backends that implement this and whose
+    `ChatBackend.capabilities` say ``embeddings`` for the model; breakers, health, retries and
+    metrics are the endpoint's, shared with chat.
+    """
+
+    provider: Provider
+
+    def default_embedding_model(self) -> str:
+        """The model that embeds when the request names none for this provider."""
+        ...
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """One vector per text, in order (the router fills in ``route``)."""
+        ...
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        ...
+
+
+@runtime_checkable
+class ModelOrdering(Protocol):
+    """A backend with a preferred order of chat models, tried in turn when a request names
+    none (Ollama's ``preferred_models``, filtered by what the server has pulled)."""
+
+    def model_order(self) -> tuple[str, ...]:
+        """The models to try, best first; known without a network call."""
+        ...
+
+
+class ModelInfo(BaseModel):
+    """One model a provider lists: its id, and what its listing says it can do.
+
+    ``capabilities`` is None when the listing says nothing about them (OpenAI's ``/models``);
+    ``raw`` keeps the provider's own entry for callers that need more.
+    """
+
+    id: str
+    provider: Provider
+    name: str | None = None
+    context_window: int | None = None
+    capabilities: Capabilities | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelCatalog(Protocol):
+    """A backend that can list its models and probe its health over the network.
+
+    Separate from `ChatBackend` so in-process backends need not pretend to have an endpoint;
+    every HTTP client implements both. ``health`` never raises: a probe that fails is False.
+    """
+
+    provider: Provider
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models this endpoint serves (raises a `ProviderError` when it cannot say)."""
+        ...
+
+    async def alist_models(self) -> list[ModelInfo]:
+        """Async `list_models`."""
+        ...
+
+    def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """True when the endpoint answers a cheap, unbilled probe within ``timeout`` seconds."""
+        ...
+
+    async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
+        """Async `health`."""
+        ...

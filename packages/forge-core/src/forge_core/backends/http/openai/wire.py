@@ -1,0 +1,255 @@
+"""OpenAI chat-completions wire format: request bodies out, responses and chunks in.
+
+Shared by every backend that speaks it: the HTTP client (OpenAI, OpenRouter, Ollama's ``/v1``,
+llama-cpp-python's server) and the in-process llama-cpp-python backend, whose
+``create_chat_completion`` returns the same shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from forge_core.errors import CapabilityMismatch
+from forge_core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Message,
+    Provider,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from forge_core.backends.common import embedding_vector, new_tool_call_id, parse_arguments
+from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
+
+__all__ = [
+    "build_body",
+    "embeddings_body",
+    "message_to_wire",
+    "parse_chunk",
+    "parse_completion",
+    "parse_embeddings",
+    "parse_usage",
+]
+
+
+def message_to_wire(message: Message) -> dict[str, Any]:
+    """One `Message` as an OpenAI chat message."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        parts: list[dict[str, Any]] = []
+        if message.content:
+            parts.append({"type": "text", "text": message.content})
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+        wire["content"] = parts
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    if message.name is not None and message.role != "tool":
+        wire["name"] = message.name
+    return wire
+
+
+def build_body(
+    request: ChatRequest,
+    model: str,
+    *,
+    stream: bool,
+    max_tokens_field: str = "max_tokens",
+    include_usage: bool = True,
+    dialect: str | Dialect = "openai",
+) -> dict[str, Any]:
+    """The JSON body of a chat-completions request, in ``dialect`` (a `Dialect` or its name).
+
+    ``max_tokens_field`` is the token-limit field when the dialect leaves it to the client:
+    ``max_completion_tokens`` for OpenAI itself; compatible servers (llama-cpp-python, Ollama)
+    only honour the legacy ``max_tokens``. The dialect says how the server spells structured
+    output and tool choice, and whether it reports usage on streams (docs/providers.md).
+    """
+    spoken = dialect_named(dialect) if isinstance(dialect, str) else dialect
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [message_to_wire(message) for message in request.messages],
+        "stream": stream,
+    }
+    if stream and include_usage and spoken.stream_usage:
+        body["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        body[spoken.max_tokens_field or max_tokens_field] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
+    tools, tool_choice = _tool_choice(request.tools, request.tool_choice, spoken)
+    if tools:
+        body["tools"] = tools
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if request.response_format is not None:
+        body["response_format"] = _response_format(request.response_format, spoken)
+    return body
+
+
+def _tool_choice(
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+    dialect: Dialect,
+) -> tuple[list[dict[str, Any]] | None, str | dict[str, Any] | None]:
+    """The tools and ``tool_choice`` as ``dialect`` takes them."""
+    if not tools:
+        return tools, tool_choice
+    if dialect.tool_choice == "llama-cpp":
+        return tools, _llama_cpp_tool_choice(tools, tool_choice)
+    named = _named_tool(tool_choice)
+    if named is None or dialect.tool_choice == "openai":
+        return tools, tool_choice
+    # The server cannot force a named tool; offering only that tool says the same.
+    only = [tool for tool in tools if (tool.get("function") or {}).get("name") == named] or tools
+    if dialect.tool_choice == "named-as-required":
+        return only, "required"
+    return only, tool_choice
+
+
+def _named_tool(tool_choice: str | dict[str, Any] | None) -> str | None:
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def _llama_cpp_tool_choice(
+    tools: list[dict[str, Any]], tool_choice: str | dict[str, Any] | None
+) -> str | dict[str, Any] | None:
+    """``tool_choice`` as llama-cpp-python's ``chatml-function-calling`` takes it.
+
+    It offers no tools at all without a ``tool_choice`` (OpenAI means ``auto``) and fails with a
+    500 on ``required``; forcing the only tool is what ``required`` means with one tool.
+    """
+    if tool_choice is None:
+        return "auto"
+    if tool_choice == "required":
+        if len(tools) == 1:
+            return {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
+        raise CapabilityMismatch(
+            "llama-cpp-python's server cannot require a call to one of several tools; "
+            "name the tool in tool_choice or pass tool_choice='auto'"
+        )
+    return tool_choice
+
+
+def _response_format(response_format: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
+    """``response_format`` as ``dialect`` takes it.
+
+    llama-cpp-python's server answers ``json_schema`` with a 500 but constrains generation to a
+    schema given as ``{"type": "json_object", "schema": ...}``; LM Studio refuses
+    ``json_object`` but takes a ``json_schema`` that allows any object.
+    """
+    kind = response_format.get("type")
+    if dialect.schema_as_json_object and kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    if dialect.json_object_as_schema and kind == "json_object":
+        schema = response_format.get("schema") or any_object()
+        return {"type": "json_schema", "json_schema": {"name": "json_object", "schema": schema}}
+    return response_format
+
+
+def parse_usage(data: Any) -> Usage | None:
+    """``usage`` of a response or chunk, or None when absent."""
+    fields = _usage_fields(data)
+    return Usage(**fields) if fields is not None else None
+
+
+def _usage_fields(data: Any) -> dict[str, int] | None:
+    if not isinstance(data, dict):
+        return None
+    return {
+        "input_tokens": int(data.get("prompt_tokens") or 0),
+        "output_tokens": int(data.get("completion_tokens") or 0),
+    }
+
+
+def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> ChatResponse:
+    """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    tool_calls = [
+        ToolCall(
+            id=call.get("id") or new_tool_call_id(),
+            name=call["function"]["name"],
+            arguments=parse_arguments(call["function"].get("arguments")),
+        )
+        for call in message.get("tool_calls") or []
+    ]
+    # One validation for the answer, its usage and its (empty) route: a third cheaper than
+    # building the three models one by one.
+    return ChatResponse.model_validate(
+        {
+            "content": message.get("content"),
+            "tool_calls": tool_calls,
+            "finish_reason": choice.get("finish_reason"),
+            "usage": _usage_fields(data.get("usage")),
+            "provider": provider,
+            "model": str(data.get("model") or model),
+            "route": {},
+        }
+    )
+
+
+def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChunk:
+    """One streamed chunk. The usage-only last chunk has ``choices: []``."""
+    choices = data.get("choices") or []
+    content = ""
+    deltas: list[ToolCallDelta] = []
+    finish_reason = None
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        content = delta.get("content") or ""
+        for fragment in delta.get("tool_calls") or []:
+            function = fragment.get("function") or {}
+            deltas.append(
+                ToolCallDelta(
+                    index=int(fragment.get("index", 0)),
+                    id=fragment.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments") or "",
+                )
+            )
+        finish_reason = choice.get("finish_reason")
+    return ChatChunk(
+        content=content,
+        tool_call_deltas=deltas,
+        finish_reason=finish_reason,
+        usage=parse_usage(data.get("usage")),
+        provider=provider,
+        model=str(data.get("model") or model),
+    )
+
+
+def embeddings_body(texts: list[str], model: str) -> dict[str, Any]:
+    """The JSON body of ``POST /embeddings`` (float vectors, never base64)."""
+    return {"model": model, "input": texts, "encoding_format": "float"}
+
+
+def parse_embeddings(data: Any, provider: Provider, model: str) -> EmbeddingResponse:
+    """An ``/embeddings`` answer: ``data[i].embedding`` ordered by ``index``, ``usage``."""
+    items = sorted(data["data"], key=lambda item: int(item.get("index", 0)))
+    tokens = (data.get("usage") or {}).get("prompt_tokens")
+    return EmbeddingResponse(
+        vectors=[embedding_vector(item["embedding"]) for item in items],
+        provider=provider,
+        model=str(data.get("model") or model),
+        input_tokens=int(tokens) if tokens is not None else None,
+    )

@@ -1,0 +1,221 @@
+"""`Forge`: the one object users (and the framework packages) talk to."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import Any
+
+from forge_core.config.schema import ForgeConfig, apply_overrides, load_config
+from forge_core.routing.health import HealthMonitor
+from forge_core.backends.http.pool import ClientPool
+from forge_core.routing.retry import Clock
+from forge_core.routing.router import Router
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    ModelRequirements,
+    Provider,
+)
+from forge_core.backends import build_backends
+
+__all__ = ["Forge", "MessagesInput"]
+
+#: What `Forge.chat` accepts as the conversation: a prompt, or messages (objects or dicts).
+MessagesInput = str | Sequence[Message | Mapping[str, Any]]
+
+#: The keyword arguments `Forge.chat` and its siblings take: `ChatRequest` fields.
+_PARAMETERS = frozenset(ChatRequest.model_fields)
+
+
+class Forge:
+    """A local-first router over every configured provider.
+
+    ``config`` is a `ForgeConfig`, a path to a ``forge.yaml``, or None (``$FORGE_CONFIG``,
+    ``./forge.yaml``, the user config dir, then built-in defaults). ``overrides`` has the file's
+    shape and wins over the file and the ``FORGE_*`` env vars. ``env`` is where provider
+    clients read the API keys named by ``api_key_env`` (default: ``os.environ``), so a key can
+    be handed to one `Forge` without putting it in the process environment.
+
+    Example:
+        ```python
+        forge = Forge()
+        answer = forge.chat("Why is the sky blue?", max_tokens=64)
+        print(answer.content, answer.provider, answer.route.attempts)
+        ```
+    """
+
+    def __init__(
+        self,
+        config: ForgeConfig | str | os.PathLike[str] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        pool: ClientPool | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if isinstance(config, ForgeConfig):
+            self.config = apply_overrides(config, overrides) if overrides else config
+        else:
+            self.config = load_config(config, overrides=overrides)
+        backends = build_backends(self.config, pool=pool, env=env)
+        self._router = Router(self.config, backends, clock=clock)
+
+    @property
+    def router(self) -> Router:
+        """The router (candidate planning and fallback)."""
+        return self._router
+
+    def capabilities(
+        self, model: str | None = None, needs: ModelRequirements | None = None
+    ) -> Capabilities | None:
+        """What the route for ``model`` with ``needs`` can do, decided without a network call.
+
+        The `Capabilities` of the first candidate the router would try for a request naming
+        ``model`` (None: the configured preferences) that needs ``needs``; None when every
+        candidate is dropped (none can meet the needs, or none is usable now). Framework
+        packages answer "can this model call tools / honour a JSON schema / how large is its
+        context" with it.
+        """
+        request = ChatRequest(messages=[], model=model)
+        candidates, _ = self._router.plan(request, needs=needs or ModelRequirements())
+        if not candidates:
+            return None
+        first = candidates[0]
+        return first.backend.capabilities(first.model)
+
+    def warm(self, models: Sequence[str] | None = None) -> list[str]:
+        """Load the in-process (``huggingface``) models now rather than on first request.
+
+        ``models`` defaults to every configured one (else the embedded model). Returns the names
+        loaded; a model that cannot load raises its `ProviderError` (``ModelNotFound`` …).
+        """
+        backend = self._router.backends.get(Provider.HUGGINGFACE)
+        warm = getattr(backend, "warm", None)
+        if warm is None:
+            return []
+        return list(warm(list(models) if models is not None else None))
+
+    def stats(self) -> dict[str, Any]:
+        """What the router has seen since this `Forge` was made.
+
+        ``models``: per ``provider:model`` requests (attempts), successes, failures by kind,
+        latency and TTFT percentiles (ms, over the most recent calls), ``input_tokens``,
+        ``output_tokens`` and ``spend_usd``; ``usage``: ``local_tokens``, ``cloud_tokens``,
+        ``local_share`` (of all tokens, None before any), ``spend_usd`` and
+        ``unpriced_tokens`` (cloud tokens of a model with no price in the ``pricing`` table);
+        ``circuits``: each endpoint's breaker state; ``deployments``: per deployment sent to,
+        its ``endpoint``, ``in_flight`` attempts, the models ``loading`` (a cold start in
+        flight) and ``latency_ms``, the recent latency by model that balancing uses (a moving
+        average of the first token of a stream, else the whole answer); ``health``: unexpired
+        cached health;
+        ``backends``: each backend's own ``stats()`` where it has one (local models: load
+        time, memory …). `forge_core.prometheus_text` renders it for Prometheus.
+        """
+        stats = self._router.stats()
+        stats["health"] = self._router.health.snapshot()
+        backends: dict[str, Any] = {}
+        for name, backend in self._router.backends.items():
+            own = getattr(backend, "stats", None)
+            if callable(own):
+                backends[name] = own()
+        stats["backends"] = backends
+        return stats
+
+    def check_health(self, *, refresh: bool = False) -> dict[str, str]:
+        """Each deployment in the fallback order (a kind: each of its deployments), by name:
+        ``up``, ``warming`` (a request this `Forge` sent waits there for its model to load),
+        ``down`` or ``unknown``.
+
+        Cached results are used while fresh (``routing.health_ttl_seconds``) unless
+        ``refresh``; otherwise the backend's own cheap probe runs (never a billed call).
+        Candidates cached as down are skipped by the router until the entry expires.
+        """
+        backends = self._router.backends
+        return {
+            name: self._router.check_health(backends[name], refresh=refresh).value
+            for name in self.config.providers.ordered_names()
+            if name in backends
+        }
+
+    def start_health_monitor(self, interval_seconds: float = 10.0) -> HealthMonitor:
+        """Re-probe every provider's health now and every ``interval_seconds`` in the background.
+
+        The router then skips a provider that went down without a failed attempt, and tries
+        one that came back. Call ``stop()`` on the returned monitor (or use it as a context
+        manager) to end it.
+        """
+        return HealthMonitor(lambda: self.check_health(refresh=True), interval_seconds).start()
+
+    def chat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
+        """Route one chat request and return the first successful answer.
+
+        ``params`` are `ChatRequest` fields: ``model``, ``temperature``, ``max_tokens``,
+        ``stop``, ``tools``, ``tool_choice``, ``response_format``, ``local_only``.
+        """
+        return self._router.chat(_request(messages, params))
+
+    async def achat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
+        """Async `chat`."""
+        return await self._router.achat(_request(messages, params))
+
+    def stream(
+        self, messages: MessagesInput | ChatRequest, **params: Any
+    ) -> Generator[ChatChunk, None, None]:
+        """Route a request and stream the answer; the last chunk carries usage and the route."""
+        return self._router.stream(_request(messages, params))
+
+    def astream(
+        self, messages: MessagesInput | ChatRequest, **params: Any
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`."""
+        return self._router.astream(_request(messages, params))
+
+    def embed(self, texts: Sequence[str] | EmbeddingRequest, **params: Any) -> EmbeddingResponse:
+        """Route one batch of texts to the first provider that embeds them; one vector per
+        text, in order, with the route.
+
+        ``params`` are `EmbeddingRequest` fields: ``model``, ``models``, ``local_only``,
+        ``fallback``. Breakers, health, retries and metrics are the ones chat uses, per
+        endpoint. Each call routes afresh: to keep one index in one vector space, use
+        `Embedder`, which stays on the model that served first.
+        """
+        return self._router.embed(_embedding_request(texts, params))
+
+    async def aembed(
+        self, texts: Sequence[str] | EmbeddingRequest, **params: Any
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        return await self._router.aembed(_embedding_request(texts, params))
+
+
+def _embedding_request(
+    texts: Sequence[str] | EmbeddingRequest, params: Mapping[str, Any]
+) -> EmbeddingRequest:
+    if isinstance(texts, EmbeddingRequest):
+        return texts.model_copy(update=dict(params)) if params else texts
+    if isinstance(texts, str):
+        raise TypeError("embed takes a list of texts, not one string")
+    return EmbeddingRequest(input=list(texts), **params)
+
+
+def _request(messages: MessagesInput | ChatRequest, params: Mapping[str, Any]) -> ChatRequest:
+    if isinstance(messages, ChatRequest) and not params:
+        return messages
+    unknown = sorted(set(params) - _PARAMETERS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    if isinstance(messages, ChatRequest):
+        return messages.model_copy(update=dict(params))
+    if isinstance(messages, str):
+        conversation = [Message(role="user", content=messages)]
+    else:
+        conversation = [
+            item if isinstance(item, Message) else Message.model_validate(item) for item in messages
+        ]
+    return ChatRequest(messages=conversation, **params)

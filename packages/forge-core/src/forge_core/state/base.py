@@ -1,0 +1,197 @@
+"""Where routing state lives: this process (``memory``, the default) or a shared store.
+
+`CircuitBreaker`, `BreakerRegistry` and `HealthCache` keep their state in their own fields, as
+they always have; that *is* the memory store. With ``routing.state.backend: redis`` they are
+also given a `SharedState` (`forge_core.state.redis.RedisState`), which they read through
+(a local view, fresh for ``cache_ttl_seconds``) and write to on every change, so every process
+on the same Redis and key prefix sees one breaker and one health entry per endpoint, and one
+half-open probe lease fleet-wide.
+
+It also keeps the fleet's rate-budget logs (`forge_core.routing.budget`), and each process's attempts
+in flight and recent latency per endpoint (`forge_core.routing.load.DeploymentLoad`), so balancing
+sees the fleet's load, and what endpoints' refusals taught (`_dialects.Lessons`).
+
+A `SharedState` never blocks a request for long and never raises: each call is bounded by a
+short socket timeout, and while the store is unreachable every method answers "unknown" (None,
+or True for a probe lease, so the local breaker decides alone) until it is tried again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from forge_core.config.schema import StateConfig
+
+__all__ = ["BreakerRecord", "LoadSource", "SharedState", "mask_url", "shared_state_for"]
+
+
+@dataclass(frozen=True)
+class BreakerRecord:
+    """One endpoint's breaker as the fleet shares it.
+
+    ``opened_at`` is wall-clock time (seconds since the epoch), since processes share no
+    monotonic clock; ``version`` grows by one on every write, so a reader adopts only newer
+    records.
+    """
+
+    state: str
+    failures: int
+    cooldown: float
+    opened_at: float
+    times_opened: int
+    version: int = 0
+
+
+#: What a process reports of its own load: endpoint -> (attempts in flight, {model: recent
+#: latency in seconds}).
+LoadSource = Callable[[], dict[str, tuple[int, dict[str, float]]]]
+
+
+class SharedState(Protocol):
+    """A store of breaker records, probe leases and health entries, shared by processes."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is (its password masked)."""
+        ...
+
+    def available(self) -> bool:
+        """Whether the store answered its last call (False while it is being skipped)."""
+        ...
+
+    def load_breaker(self, endpoint: str, *, fresh: bool = False) -> BreakerRecord | None:
+        """The shared record of ``endpoint`` (from the local view unless ``fresh``); None if
+        there is none or the store is away."""
+        ...
+
+    def save_breaker(self, endpoint: str, record: BreakerRecord) -> int | None:
+        """Store ``record``; the version it got, None when the store is away."""
+        ...
+
+    def acquire_probe(self, endpoint: str, lease_seconds: float) -> bool:
+        """Take the fleet's one half-open probe lease of ``endpoint``.
+
+        True when this process holds it now, or when the store is away (the local breaker
+        then decides alone); False when another process holds it.
+        """
+        ...
+
+    def release_probe(self, endpoint: str) -> None:
+        """Give back the probe lease this process holds (no-op otherwise)."""
+        ...
+
+    def breakers(self) -> dict[str, BreakerRecord]:
+        """Every endpoint's shared record (the fleet view; a scan, not for the hot path)."""
+        ...
+
+    def load_health(self, endpoint: str) -> str | None:
+        """The fleet's unexpired health status of ``endpoint``, None if none or away."""
+        ...
+
+    def save_health(self, endpoint: str, status: str, ttl: float) -> None:
+        """Record ``status`` for ``endpoint``, expiring after ``ttl`` seconds."""
+        ...
+
+    def health(self) -> dict[str, str]:
+        """Every unexpired health entry (the fleet view)."""
+        ...
+
+    def report_load(self, source: LoadSource) -> None:
+        """Publish what ``source`` says this process has in flight, and its recent latency,
+        with every refresh of the view (no round trip of its own)."""
+        ...
+
+    def load_changed(self) -> None:
+        """This process's load changed (an attempt ended): publish it soon, so others do not
+        count an attempt that is over for long."""
+        ...
+
+    def others_in_flight(self, endpoint: str) -> int:
+        """Attempts the other processes have in flight at ``endpoint`` (0 when away)."""
+        ...
+
+    def fleet_latency(self, endpoint: str, model: str) -> float | None:
+        """The other processes' recent latency of ``model`` at ``endpoint`` (their mean)."""
+        ...
+
+    def save_lesson(self, endpoint: str, model: str, kind: str, name: str) -> None:
+        """Record what a refusal taught about ``model`` at ``endpoint``: a ``translation`` it
+        accepts, or an ``unsupported`` feature (`forge_core.backends.http.openai.dialects.Lessons`)."""
+        ...
+
+    def lessons(self, endpoint: str, model: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The fleet's lessons of ``model`` at ``endpoint``: (translations, unsupported)."""
+        ...
+
+    def take_budget(
+        self, key: str, rpm: int, tpm: int, tokens: int, member: str, window: float
+    ) -> tuple[bool, float] | None:
+        """Count one request (``member``, ``tokens``) against budget ``key`` atomically, if
+        it fits in the last ``window`` seconds (``rpm``/``tpm`` 0: no limit of that kind).
+
+        (True, 0.0) when counted, (False, seconds until it would fit) when not (``math.inf``:
+        never), None when the store is away (the caller counts alone).
+        """
+        ...
+
+    def settle_budget(self, key: str, member: str, reserved: int, tokens: int) -> None:
+        """Replace the ``reserved`` tokens of ``member`` by the ``tokens`` it used."""
+        ...
+
+    def budgets(self, window: float) -> dict[str, dict[str, int]] | None:
+        """Every budget's ``requests`` and ``tokens`` in the window (the fleet view); None
+        when the store is away."""
+        ...
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and a bare token user) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.username:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    # A password, or a user alone (``redis://token@host``, often a token), is masked.
+    auth = f"{parts.username or ''}:***" if parts.password is not None else "***"
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+
+
+_stores: dict[tuple[object, ...], SharedState] = {}
+_stores_lock = threading.Lock()
+
+
+def shared_state_for(config: StateConfig) -> SharedState | None:
+    """The store ``routing.state`` names: None for ``memory``.
+
+    One `RedisState` (one connection pool) per URL, key prefix and bounds in a process, however
+    many `Forge` objects use it. Redis needs forge-core[redis].
+    """
+    if config.backend == "memory" or config.url is None:
+        return None
+    key = (
+        config.url,
+        config.key_prefix,
+        config.timeout_seconds,
+        config.cache_ttl_seconds,
+        config.retry_interval_seconds,
+    )
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            from forge_core.state.redis import RedisState
+
+            store = RedisState(
+                config.url,
+                key_prefix=config.key_prefix,
+                timeout=config.timeout_seconds,
+                cache_ttl=config.cache_ttl_seconds,
+                retry_interval=config.retry_interval_seconds,
+            )
+            _stores[key] = store
+        return store
