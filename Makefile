@@ -28,6 +28,7 @@ lint: install
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
 	$(UV) run --locked mypy
+	$(UV) run --locked lint-imports
 
 # Benchmarks vs peers (dev-only `bench` group); rewrites the README's results section.
 bench: $(UV)

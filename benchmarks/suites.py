@@ -685,8 +685,8 @@ def local(sizes: Sizes) -> list[Row]:
     """
     import llama_cpp
     import psutil
-    from forge_core.config.local_models import packaged_model
     from forge_core.backends.local.backend import REPEAT_PENALTY
+    from forge_core.config.local_models import packaged_model
     from langchain_forge import ForgeChat
 
     max_tokens = sizes.local_max_tokens

@@ -5,6 +5,8 @@
 Heavy optional dependencies (llama-cpp-python) are imported only when a local model runs.
 """
 
+from forge_core._version import __version__
+from forge_core.config.local_models import EMBEDDED_MODEL
 from forge_core.config.schema import (
     AnthropicConfig,
     CloudProvidersConfig,
@@ -46,16 +48,15 @@ from forge_core.errors import (
     WorkerCrashed,
 )
 from forge_core.forge import Forge, MessagesInput
-from forge_core.config.local_models import EMBEDDED_MODEL
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.prometheus import prometheus_text
+from forge_core.observability.telemetry import set_telemetry_providers
 from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
     config_identity,
     shared_forge,
 )
-from forge_core.observability.telemetry import set_telemetry_providers
 from forge_core.tool_calls import ToolCallAccumulator
 from forge_core.types import (
     CALL_PARAMETERS,
@@ -77,8 +78,6 @@ from forge_core.types import (
     Usage,
     resolve_tool_choice,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CALL_PARAMETERS",

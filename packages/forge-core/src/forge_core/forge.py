@@ -6,9 +6,10 @@ import os
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
+from forge_core.backends import build_backends
+from forge_core.backends.http.pool import ClientPool
 from forge_core.config.schema import ForgeConfig, apply_overrides, load_config
 from forge_core.routing.health import HealthMonitor
-from forge_core.backends.http.pool import ClientPool
 from forge_core.routing.retry import Clock
 from forge_core.routing.router import Router
 from forge_core.types import (
@@ -22,7 +23,6 @@ from forge_core.types import (
     ModelRequirements,
     Provider,
 )
-from forge_core.backends import build_backends
 
 __all__ = ["Forge", "MessagesInput"]
 

@@ -8,13 +8,14 @@ far" while streaming does not re-implement the joining rule.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from forge_core.types import ToolCall, ToolCallDelta
-from forge_core.backends.common import parse_arguments
 
-__all__ = ["ToolCallAccumulator"]
+__all__ = ["ToolCallAccumulator", "parse_arguments"]
 
 
 @dataclass
@@ -93,3 +94,15 @@ class ToolCallAccumulator:
 
 def _id(index: int, call: _Call) -> str:
     return call.id or f"call_{index}"
+
+
+def parse_arguments(raw: Any) -> dict[str, Any]:
+    """Tool-call arguments as a dict, from a JSON string, a dict, or nothing."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    parsed = json.loads(raw)
+    if not isinstance(parsed, dict):
+        raise ValueError("tool call arguments are not a JSON object")
+    return parsed

@@ -8,7 +8,8 @@ import math
 import pytest
 from forge_cassettes import embedding_cassettes
 from forge_core import EMBEDDED_MODEL, Embedder, HuggingFaceConfig, Provider
-from forge_core.backends.local import backend as _huggingface, pool as _local_pool
+from forge_core.backends.local import backend as _huggingface
+from forge_core.backends.local import pool as _local_pool
 from forge_test_support import closed_port_url, config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model

@@ -23,10 +23,11 @@ from forge_core import (
     Provider,
     ToolCall,
 )
-from forge_core.config.local_models import gpu_layers
-from forge_core.backends.local import backend as _huggingface, pool as _local_pool
+from forge_core.backends.local import backend as _huggingface
+from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.local.backend import HuggingFaceBackend
 from forge_core.backends.local.engine import _ToolPlan, _wire_messages, chat_format_for
+from forge_core.config.local_models import gpu_layers
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model

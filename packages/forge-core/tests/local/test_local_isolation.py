@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fault_server import FaultServer, ok
 from forge_core import EMBEDDED_MODEL, Forge, Provider, StreamInterrupted
-from forge_core.backends.local import backend as _huggingface, worker as _local_worker
+from forge_core.backends.local import backend as _huggingface
+from forge_core.backends.local import worker as _local_worker
 from forge_core.backends.local.backend import HuggingFaceBackend
 from forge_core.backends.local.pool import unload_models
 from forge_test_support import config_for

@@ -19,10 +19,10 @@ from forge_core import (
     Message,
     ModelNotFound,
 )
-from forge_core.config.local_models import llama_output_logged
 from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.local.backend import HuggingFaceBackend
 from forge_core.backends.local.pool import unload_models
+from forge_core.config.local_models import llama_output_logged
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 from forge_tiny_onnx import TinyOnnxModel
 

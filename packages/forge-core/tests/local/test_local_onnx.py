@@ -15,9 +15,9 @@ from forge_core import (
     Message,
     Provider,
 )
-from forge_core.config.local_models import resolve_local_model
 from forge_core.backends.local.backend import HuggingFaceBackend
 from forge_core.backends.local.onnx import OnnxCausalLM, render_chat
+from forge_core.config.local_models import resolve_local_model
 from forge_test_support import attempt_timeouts, config_for
 from forge_tiny_onnx import EOS_ID, TinyOnnxModel
 

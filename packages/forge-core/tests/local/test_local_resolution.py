@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from forge_core import ChatRequest, HuggingFaceConfig, Message, ModelNotFound
-from forge_core.config.local_models import resolve_local_model
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.local.backend import HuggingFaceBackend
+from forge_core.config.local_models import resolve_local_model
 
 pytestmark = pytest.mark.local_model
 

@@ -14,9 +14,9 @@ from forge_core import (
     Provider,
     ProviderUnavailable,
 )
-from forge_core.routing.retry import RetryPolicy
 from forge_core.backends import OpenAICompatibleClient
 from forge_core.backends.common import transport_error
+from forge_core.routing.retry import RetryPolicy
 from forge_test_support import attempt_timeouts, closed_port_url, config_for
 
 ARGS = {"where": "x at http://h", "provider": "openai", "model": "m"}

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fault_server import FaultServer, held
 from forge_core import Provider, ProviderError
-from forge_core.backends.http.pool import ClientPool, _AsyncClient, _Client
 from forge_core.backends.base import AttemptTimeouts
+from forge_core.backends.http.pool import ClientPool, _AsyncClient, _Client
 from forge_core.backends.http.transport import Call, Transport, join_url
 
 BASES = [

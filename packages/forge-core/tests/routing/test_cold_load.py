@@ -20,7 +20,7 @@ from fault_server import FaultServer, hang, held, ok, slow
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, ForgeTimeout
 from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import RESIDENT_TTL_SECONDS
-from forge_core.routing.planning import ProviderSelector
+from forge_core.routing.selector import ProviderSelector
 
 FIRST_TOKEN = 1.0
 #: Longer than `FIRST_TOKEN`, well inside `FIRST_TOKEN` + a 10 s load allowance.

@@ -6,7 +6,7 @@ from fake_clock import FakeClock
 from fault_server import FaultServer, forge_on, status
 from forge_core import ModelRequirements, Provider
 from forge_core.routing.health import HealthStatus
-from forge_core.routing.planning import ProviderSelector
+from forge_core.routing.selector import ProviderSelector
 
 
 def test_select_provider_follows_its_own_preference_order() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from forge_core import ConfigError, Forge, ForgeConfig, load_config
-from forge_core.state.base import mask_url, shared_state_for
+from forge_core.state import mask_url, shared_state_for
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -5,17 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from forge_core.config.schema import (
-    AnthropicConfig,
-    DeploymentSpec,
-    ForgeConfig,
-    HuggingFaceConfig,
-    OllamaConfig,
-    OpenRouterConfig,
-)
-from forge_core.backends.http.pool import ClientPool
-from forge_core.types import Capabilities, Provider
-from forge_core.backends.http.anthropic import AnthropicClient
 from forge_core.backends.base import (
     AttemptTimeouts,
     ChatBackend,
@@ -23,7 +12,7 @@ from forge_core.backends.base import (
     ModelCatalog,
     ModelInfo,
 )
-from forge_core.backends.local.backend import HuggingFaceBackend, LlamaCppBackend
+from forge_core.backends.http.anthropic import AnthropicClient
 from forge_core.backends.http.ollama import (
     OllamaAdmin,
     OllamaClient,
@@ -36,6 +25,17 @@ from forge_core.backends.http.ollama import (
     ollama_admin,
 )
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
+from forge_core.backends.http.pool import ClientPool
+from forge_core.backends.local.backend import HuggingFaceBackend, LlamaCppBackend
+from forge_core.config.schema import (
+    AnthropicConfig,
+    DeploymentSpec,
+    ForgeConfig,
+    HuggingFaceConfig,
+    OllamaConfig,
+    OpenRouterConfig,
+)
+from forge_core.types import Capabilities, Provider
 
 __all__ = [
     "AnthropicClient",
@@ -57,7 +57,6 @@ __all__ = [
     "build_backend",
     "build_backends",
     "ollama_admin",
-    "read_timeout_for",
 ]
 
 #: Ollama model used when ``preferred_models`` is empty and the request names none.
@@ -161,11 +160,3 @@ def build_backend(
         pool=pool,
         env=env,
     )
-
-
-def read_timeout_for(config: ForgeConfig, deployment: str) -> float:
-    """Seconds to wait for the first token and between chunks from ``deployment`` (a name;
-    in-process models and unknown names: the total deadline)."""
-    spec = config.providers.deployments.get(deployment)
-    timeout = spec.timeout_seconds if spec is not None else None
-    return timeout if timeout is not None else config.routing.total_timeout_seconds

@@ -24,8 +24,11 @@ __all__ = [
     "AttemptTimeouts",
     "ChatBackend",
     "EmbeddingBackend",
+    "LessonStore",
     "ModelCatalog",
     "ModelInfo",
+    "ModelOrdering",
+    "ResidentModelsReport",
 ]
 
 #: Seconds a health probe may take (docs/behaviour.md, Health: a cheap probe with a short timeout).
@@ -138,6 +141,33 @@ class ModelOrdering(Protocol):
 
     def model_order(self) -> tuple[str, ...]:
         """The models to try, best first; known without a network call."""
+        ...
+
+
+@runtime_checkable
+class ResidentModelsReport(Protocol):
+    """A backend whose server can say which models it has in memory now (Ollama's
+    ``/api/ps``): balancing prefers a deployment where the model is loaded, and a cold start
+    gets its load allowance."""
+
+    def loaded_models(self, timeout: float | None = None) -> list[str]:
+        """The names of the models loaded now (a network call bounded by ``timeout``; None:
+        the backend's health-check timeout); raises a `ProviderError` when it cannot say."""
+        ...
+
+
+@runtime_checkable
+class LessonStore(Protocol):
+    """Where a backend shares what an endpoint taught it (a parameter it refused, the form
+    it took instead) with the other processes of a fleet: the fleet's shared state."""
+
+    def save_lesson(self, endpoint: str, model: str, kind: str, name: str) -> None:
+        """Remember what a refusal taught about ``model`` at ``endpoint``: a ``translation``
+        it accepts, or an ``unsupported`` feature."""
+        ...
+
+    def lessons(self, endpoint: str, model: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The fleet's lessons of ``model`` at ``endpoint``: (translations, unsupported)."""
         ...
 
 

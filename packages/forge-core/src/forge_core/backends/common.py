@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from forge_core.backends.base import AttemptTimeouts
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -30,8 +30,8 @@ from forge_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from forge_core.tool_calls import parse_arguments
 from forge_core.types import ToolCall, ToolCallDelta
-from forge_core.backends.base import AttemptTimeouts
 
 __all__ = [
     "MAX_MESSAGE",
@@ -40,7 +40,6 @@ __all__ = [
     "embedding_vector",
     "fingerprint_of_key",
     "new_tool_call_id",
-    "parse_arguments",
     "parse_data_url",
     "read_api_key",
     "reason",
@@ -127,18 +126,6 @@ def retry_after(response: httpx.Response) -> float | None:
 def new_tool_call_id() -> str:
     """A fresh tool-call id for providers that send none (never the tool's name)."""
     return "call_" + uuid.uuid4().hex[:24]
-
-
-def parse_arguments(raw: Any) -> dict[str, Any]:
-    """Tool-call arguments as a dict, from a JSON string, a dict, or nothing."""
-    if isinstance(raw, dict):
-        return raw
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
-    parsed = json.loads(raw)
-    if not isinstance(parsed, dict):
-        raise ValueError("tool call arguments are not a JSON object")
-    return parsed
 
 
 @dataclass

@@ -25,6 +25,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from forge_core.backends import ChatBackend, PullProgress, ollama_admin
+from forge_core.backends.http.openai.client import OpenAICompatibleClient
+from forge_core.backends.local.backend import HuggingFaceBackend
+from forge_core.config.local_models import EMBEDDED_MODEL, resolve_local_model
 from forge_core.config.schema import DeploymentSpec, ForgeConfig, load_config
 from forge_core.errors import (
     AuthenticationFailed,
@@ -34,15 +38,11 @@ from forge_core.errors import (
     ProviderError,
 )
 from forge_core.forge import Forge
+from forge_core.observability.prometheus import prometheus_text
 from forge_core.routing.health import HealthStatus, endpoint_of
 from forge_core.routing.load import in_listing
-from forge_core.config.local_models import EMBEDDED_MODEL, resolve_local_model
-from forge_core.observability.prometheus import prometheus_text
 from forge_core.state.base import mask_url
 from forge_core.types import ChatRequest, Provider, RouteTrail
-from forge_core.backends import ChatBackend, PullProgress, ollama_admin
-from forge_core.backends.local.backend import HuggingFaceBackend
-from forge_core.backends.http.openai.client import OpenAICompatibleClient
 
 app = typer.Typer(
     name="forge",
@@ -888,4 +888,3 @@ def _report(route: RouteTrail | None) -> None:
 def main() -> None:
     """Entry point of the ``forge`` script."""
     app()
-

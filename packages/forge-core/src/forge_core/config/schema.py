@@ -1040,3 +1040,11 @@ def _config_error(
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_timeout_for(config: ForgeConfig, deployment: str) -> float:
+    """Seconds to wait for the first token and between chunks from ``deployment`` (a name;
+    in-process models and unknown names: the total deadline)."""
+    spec = config.providers.deployments.get(deployment)
+    timeout = spec.timeout_seconds if spec is not None else None
+    return timeout if timeout is not None else config.routing.total_timeout_seconds

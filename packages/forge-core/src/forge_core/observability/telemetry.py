@@ -56,11 +56,12 @@ from forge_core.types import (
 )
 
 if TYPE_CHECKING:
-    from forge_core.routing.breaker import CircuitState, Ticket
+    import enum
+
     from forge_core.config.schema import ForgeConfig
     from forge_core.errors import ProviderError
     from forge_core.observability.metrics import Metrics
-    from forge_core.routing.planning import Candidate
+    from forge_core.observability.observed import ObservedCandidate as Candidate
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -169,7 +170,7 @@ class _Instruments:
         from opentelemetry.metrics import _internal as metrics_internal
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
-        from forge_core import __version__
+        from forge_core._version import __version__
 
         # Given providers are taken as real; the global ones only once the application has
         # set one (until then OpenTelemetry's are no-ops, and forge skips all the work).
@@ -478,7 +479,7 @@ class Observation:
     def dropped(self, drop: Drop) -> None:
         """A candidate was not called (its circuit refused, the deadline had passed)."""
 
-    def attempt_started(self, candidate: Candidate, ticket: Ticket) -> None:
+    def attempt_started(self, candidate: Candidate, probe: bool) -> None:
         """The circuit admitted one attempt at ``candidate``."""
 
     def attempt_ended(self, candidate: Candidate, error: ProviderError | None) -> None:
@@ -614,14 +615,12 @@ class _Traced(Observation):
     def dropped(self, drop: Drop) -> None:
         self._drops.append((time.time_ns(), drop))
 
-    def attempt_started(self, candidate: Candidate, ticket: Ticket) -> None:
+    def attempt_started(self, candidate: Candidate, probe: bool) -> None:
         retry = 0
         for earlier in self._attempts:  # none on a first attempt
             if earlier.candidate is candidate or earlier.candidate.key == candidate.key:
                 retry += 1
-        self._attempt = _Attempt(
-            candidate, time.time_ns(), candidate.breaker.state, ticket.probe, retry
-        )
+        self._attempt = _Attempt(candidate, time.time_ns(), candidate.breaker.state, probe, retry)
 
     def _waiting(self) -> None:
         """The attempt in flight has sent its request: start its span (and the request's)."""
@@ -1025,7 +1024,7 @@ class _Attempt:
     )
 
     def __init__(
-        self, candidate: Candidate, start_ns: int, before: CircuitState, probe: bool, retry: int
+        self, candidate: Candidate, start_ns: int, before: enum.Enum, probe: bool, retry: int
     ) -> None:
         self.candidate = candidate
         self.start_ns = start_ns
@@ -1033,7 +1032,7 @@ class _Attempt:
         self.probe = probe
         self.retry = retry
         self.end_ns = 0
-        self.after: CircuitState | None = None
+        self.after: enum.Enum | None = None
         self.outcome: str | None = None
         self.span: Any = None
         self.span_attributes: Mapping[str, Any] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from forge_core.backends.base import ResidentModelsReport
 from forge_core.errors import ProviderError
 from forge_core.routing.load import in_listing
 from forge_core.routing.retry import Clock, SystemClock
@@ -221,13 +222,11 @@ class ModelDiscovery:
     def _running(self, name: str) -> frozenset[str]:
         """The models an Ollama deployment has loaded now (``/api/ps``; none when it cannot
         say), asked fresh: discovery is not on the request path."""
-        from forge_core.backends import ollama_admin
-
-        admin = ollama_admin(self._backends[name])
-        if admin is None:
+        backend = self._backends[name]
+        if not isinstance(backend, ResidentModelsReport):
             return frozenset()
         try:
-            return frozenset(m.name for m in admin.running_models(self._timeout))
+            return frozenset(backend.loaded_models(self._timeout))
         except ProviderError:
             return frozenset()
 

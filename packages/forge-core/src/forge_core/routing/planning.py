@@ -17,12 +17,18 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast, overload
+from typing import cast, overload
 
-from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core._caches import remember
+from forge_core.backends.base import (
+    ChatBackend,
+    EmbeddingBackend,
+    ModelOrdering,
+    ResidentModelsReport,
+)
 from forge_core.config.schema import DeploymentSpec, ForgeConfig
 from forge_core.errors import ProviderError
+from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core.routing.health import HealthCache, HealthStatus, endpoint_of
 from forge_core.routing.load import DeploymentLoad, Fetch, ResidentModels, in_listing, listed_as
 from forge_core.routing.retry import Clock
@@ -33,13 +39,8 @@ from forge_core.types import (
     ModelRequirements,
     Provider,
 )
-from forge_core.backends import ChatBackend, OllamaAdmin, ollama_admin
-from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, EmbeddingBackend, ModelOrdering
 
-if TYPE_CHECKING:
-    from forge_core.routing.router import Router
-
-__all__ = ["Candidate", "Plan", "Planner", "ProviderSelector", "circuit_reason"]
+__all__ = ["Candidate", "Plan", "Planner", "circuit_reason"]
 
 _EMBEDDING_NEEDS = ModelRequirements(embeddings=True)
 
@@ -296,10 +297,11 @@ class Planner:
         #: balancing or a load allowance needs to know.
         self._listers: dict[str, Fetch] = {}
         for name, backend in backends.items():
-            admin = ollama_admin(backend)
             spec = self._deployments[name]
-            if admin is not None and (self._warm_first or spec.load_timeout_seconds > 0):
-                self._listers[name] = functools.partial(_loaded_names, admin)
+            if isinstance(backend, ResidentModelsReport) and (
+                self._warm_first or spec.load_timeout_seconds > 0
+            ):
+                self._listers[name] = backend.loaded_models
 
     def model_missing(self, candidate: Candidate) -> None:
         """Remember that ``candidate``'s endpoint answered "no such model" (a 404): for
@@ -748,68 +750,3 @@ def _in_model_order(
             key=lambda pair: rank[pair[1]],
         )
     )
-
-
-def _loaded_names(admin: OllamaAdmin) -> list[str]:
-    """The models ``admin``'s server has loaded now, within its health-check timeout."""
-    return [model.name for model in admin.running_models(admin.health_check_timeout)]
-
-
-class ProviderSelector:
-    """``ProviderSelector``: which candidate serves given model requirements.
-
-    A view over a `Router`'s planning (capabilities, ``local_only``, open circuits and cached
-    health, all without a network call), with its own ``preference_order`` and
-    ``fallback_enabled``. ``health_check_timeout`` bounds `check_health` probes.
-    """
-
-    def __init__(
-        self,
-        router: Router,
-        preference_order: Sequence[Provider | str] | None = None,
-        fallback_enabled: bool = True,
-        health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
-    ) -> None:
-        self._router = router
-        self.preference_order = (
-            [str(p) for p in preference_order] if preference_order is not None else None
-        )
-        for entry in self.preference_order or []:
-            if router.config.providers.resolve(entry) is None:
-                raise ValueError(router.config.providers.unknown(entry))
-        self.fallback_enabled = fallback_enabled
-        self.health_check_timeout = health_check_timeout
-
-    def candidates(
-        self, model_requirements: ModelRequirements | None = None, *, local_only: bool | None = None
-    ) -> tuple[list[Candidate], list[Drop]]:
-        """Every usable candidate in order, and every dropped one with its reason."""
-        return self._router.plan(
-            ChatRequest(messages=[], local_only=local_only),
-            needs=model_requirements or ModelRequirements(),
-            preference_order=self.preference_order,
-            fallback_enabled=self.fallback_enabled,
-        )
-
-    def select_provider(
-        self, model_requirements: ModelRequirements | None = None, *, local_only: bool | None = None
-    ) -> Candidate | None:
-        """The first usable candidate, or None when every one is dropped."""
-        usable, _ = self.candidates(model_requirements, local_only=local_only)
-        return usable[0] if usable else None
-
-    def check_health(self) -> dict[str, HealthStatus]:
-        """Health of each preferred deployment's endpoint (cached, else a cheap probe;
-        ``warming`` while a request waits there for a model to load), by deployment name (a
-        kind in the preference order means each of its deployments)."""
-        backends = self._router.backends
-        providers = self._router.config.providers
-        names: list[str] = []
-        for entry in self.preference_order or list(backends):
-            for name, _ in providers.resolve(entry) or []:
-                if name in backends and name not in names:
-                    names.append(name)
-        return {
-            name: self._router.check_health(backends[name], timeout=self.health_check_timeout)
-            for name in names
-        }

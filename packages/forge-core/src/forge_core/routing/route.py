@@ -13,12 +13,11 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from tenacity import AttemptManager
 
-from forge_core.routing.breaker import CircuitState, Ticket
-from forge_core.routing.budget import Reservation, estimate_tokens
+from forge_core.backends.base import AttemptTimeouts
 from forge_core.errors import (
     FallbackFailed,
     ForgeError,
@@ -28,6 +27,9 @@ from forge_core.errors import (
     ProviderError,
     StreamInterrupted,
 )
+from forge_core.routing.breaker import CircuitState, Ticket
+from forge_core.routing.budget import Reservation, estimate_tokens
+from forge_core.routing.context import RoutingContext
 from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import Busy
 from forge_core.routing.planning import Candidate, Plan, circuit_reason
@@ -44,10 +46,6 @@ from forge_core.types import (
     Provider,
     RouteTrail,
 )
-from forge_core.backends.base import AttemptTimeouts
-
-if TYPE_CHECKING:
-    from forge_core.routing.router import Router
 
 __all__ = ["Route", "Skip"]
 
@@ -68,27 +66,27 @@ class Route:
 
     def __init__(
         self,
-        router: Router,
+        context: RoutingContext,
         request: ChatRequest | EmbeddingRequest,
         *,
         otel_context: Any = None,
     ) -> None:
-        self.router = router
-        self.clock = router.clock
+        self.context = context
+        self.clock = context.clock
         self.trail = RouteTrail()
         # Planned as far as the request goes (`Plan`): each drop reached joins the trail. The
         # first candidate (and the drops before it) now, so the observer starts with them;
         # it hears of each later drop when the plan reaches it.
-        plan = router.planner.lazy(request, drops=self.trail.drops)
+        plan = context.planner.lazy(request, drops=self.trail.drops)
         plan.first()
         self.candidates: Sequence[Candidate] = plan
         self._started = self.clock.monotonic()
-        self._deadline = self._started + router.config.routing.total_timeout_seconds
+        self._deadline = self._started + context.routing.total_timeout_seconds
         self._last_provider: Provider | None = None
         #: Endpoints this request's failures already counted against (`failed`).
         self._counted_at: set[str] = set()
         #: Cost, spans and metrics of this request (`Telemetry.observe`).
-        self.observer = router.telemetry.observe(request, plan, self.trail, otel_context)
+        self.observer = context.telemetry.observe(request, plan, self.trail, otel_context)
         plan.on_drop = self.observer.dropped
         #: Endpoints that gave no HTTP answer in this request (refused, dropped, timed out), and
         #: the model asked: their other candidates (the next preferred model) are skipped.
@@ -125,17 +123,17 @@ class Route:
             deadline=self._deadline,
             has_fallback=self._has_after(index),
             local=candidate.local,
-            rng=self.router.rng,
+            rng=self.context.rng,
             circuit_allows=lambda: breaker.state is not CircuitState.OPEN,
         )
 
     def attempts(self, index: int) -> Iterator[FirstAttempt | AttemptManager]:
         """The attempts at candidate ``index`` (`RetryPolicy.attempts`), sync."""
-        return self.router.retry_policy.attempts(self._retry_scope(index))
+        return self.context.retry_policy.attempts(self._retry_scope(index))
 
     def aattempts(self, index: int) -> AsyncIterator[FirstAttempt | AttemptManager]:
         """The attempts at candidate ``index`` (`RetryPolicy.aattempts`), async."""
-        return self.router.retry_policy.aattempts(self._retry_scope(index))
+        return self.context.retry_policy.aattempts(self._retry_scope(index))
 
     def admit(self, candidate: Candidate) -> Ticket:
         """The circuit's permission for one attempt; `Skip` (and a drop) when refused."""
@@ -165,8 +163,8 @@ class Route:
             self.trail.drops.append(drop)
             self.observer.dropped(drop)
             raise Skip(reason)
-        self.observer.attempt_started(candidate, ticket)
-        self._busy = self.router.load.started(
+        self.observer.attempt_started(candidate, ticket.probe)
+        self._busy = self.context.load.started(
             candidate.endpoint, candidate.model, loading=candidate.loaded is False
         )
         return ticket
@@ -174,7 +172,7 @@ class Route:
     def _take_budget(self, candidate: Candidate) -> str | None:
         """Count this attempt against ``candidate``'s rate budget; why not, when it is over."""
         self._reservation = None
-        found = self.router.budget_of(candidate.deployment)
+        found = self.context.limits.budget_of(candidate.deployment)
         if found is None:
             return None
         key, budget = found
@@ -185,7 +183,7 @@ class Route:
             )
         else:
             tokens = estimate_tokens(request.input, 0)
-        reservation, wait = self.router.budgets.take(key, budget, tokens)
+        reservation, wait = self.context.budgets.take(key, budget, tokens)
         if reservation is not None:
             self._reservation = reservation
             return None
@@ -232,11 +230,11 @@ class Route:
         With ``backstop`` the router enforces the limits itself (async) and the provider's
         are a little longer, so the trail always names the limit that was meant to fire.
         """
-        first, idle = self.router.limits(candidate.deployment)
-        first += self.router.load_allowance(candidate)
+        first, idle = self.context.limits.limits(candidate.deployment)
+        first += self.context.limits.load_allowance(candidate)
         grace = _BACKSTOP_GRACE if backstop else 0.0
         return AttemptTimeouts(
-            connect=self.router.config.routing.connect_timeout_seconds,
+            connect=self.context.routing.connect_timeout_seconds,
             read=(max(first, idle) if stream else first) + grace,
             total_deadline=time.monotonic() + max(self.remaining(), 0.0) + grace,
             while_waiting=self.observer.while_waiting(),
@@ -245,8 +243,8 @@ class Route:
     def first_token_limit(self, candidate: Candidate, started: float) -> tuple[float, str]:
         """Seconds the first token may take from now (a cold start's load allowance
         included), and which limit that is."""
-        first, _ = self.router.limits(candidate.deployment)
-        first += self.router.load_allowance(candidate)
+        first, _ = self.context.limits.limits(candidate.deployment)
+        first += self.context.limits.load_allowance(candidate)
         left = first - (self.clock.monotonic() - started)
         remaining = self.remaining()
         return (left, "first_token") if left <= remaining else (remaining, "total")
@@ -254,9 +252,9 @@ class Route:
     def timeout(self, candidate: Candidate, phase: str, seconds: float) -> ForgeTimeout:
         """The error for a limit the router itself enforced."""
         what = {"first_token": "no first token", "idle": "no chunk", "total": "total deadline"}
-        first, idle = self.router.limits(candidate.deployment)
-        allowance = self.router.load_allowance(candidate)
-        total = self.router.config.routing.total_timeout_seconds
+        first, idle = self.context.limits.limits(candidate.deployment)
+        allowance = self.context.limits.load_allowance(candidate)
+        total = self.context.routing.total_timeout_seconds
         limits = {"first_token": first + allowance, "idle": idle, "total": total}
         seconds = limits.get(phase, seconds)
         loading = (
@@ -278,7 +276,7 @@ class Route:
         if not isinstance(exc, ForgeTimeout) or exc.phase is not None:
             return exc
         phase = "total" if self.remaining() <= 0 else ("idle" if streamed else "first_token")
-        allowance = self.router.load_allowance(candidate) if phase == "first_token" else 0.0
+        allowance = self.context.limits.load_allowance(candidate) if phase == "first_token" else 0.0
         loading = f" (with {allowance:.3g}s to load the model)" if allowance else ""
         labelled = ForgeTimeout(
             f"{phase.replace('_', '-')} timeout{loading}: {exc}",
@@ -316,9 +314,9 @@ class Route:
                 elapsed_ms=elapsed,
             )
         )
-        self.router.metrics.record(candidate.key, ok=False, kind=exc.kind)
+        self.context.metrics.record(candidate.key, ok=False, kind=exc.kind)
         if isinstance(exc, ModelNotFound):
-            self.router.planner.model_missing(candidate)
+            self.context.planner.model_missing(candidate)
         elif exc.status_code is None and exc.retryable:
             self._silent.setdefault(candidate.endpoint, candidate.model)
         breaker = candidate.breaker
@@ -327,16 +325,14 @@ class Route:
             and exc.phase in ("first_token", "total")
             and not streamed
             and self._cold_start()
-            and self.router.forgive_load(candidate)
+            and self.context.limits.forgive_load(candidate)
         ):
             # The host was loading the model (a cold start): slow, not broken. The request
             # fails over all the same; the circuit stays as it was.
             logger.info("forge: %s timed out loading the model: no circuit failure", candidate.key)
             breaker.release(ticket)
         elif exc.retryable:
-            trip = (
-                isinstance(exc, ForgeTimeout) and self.router.config.routing.breaker_open_on_timeout
-            )
+            trip = isinstance(exc, ForgeTimeout) and self.context.routing.breaker_open_on_timeout
             if candidate.endpoint in self._counted_at and not (ticket.probe or trip):
                 # A retry of a request already counted here: the circuit opens on failures of
                 # distinct requests, so one request cannot take the endpoint from the others.
@@ -380,8 +376,8 @@ class Route:
         if busy is None:
             return
         if busy.loading:
-            self.router.resident.mark_loaded(candidate.endpoint, candidate.model)
-            self.router.loaded(candidate)
+            self.context.resident.mark_loaded(candidate.endpoint, candidate.model)
+            self.context.limits.loaded(candidate)
         busy.first_token(seconds)
 
     def _succeeded(
@@ -402,7 +398,7 @@ class Route:
                 elapsed_ms=elapsed,
             )
         )
-        self.router.metrics.record(
+        self.context.metrics.record(
             candidate.key,
             ok=True,
             latency_ms=elapsed,
@@ -412,7 +408,7 @@ class Route:
         self._model_answered(candidate, (ttft_ms if ttft_ms is not None else elapsed) / 1000.0)
         self._attempt_ended()
         self.observer.attempt_ended(candidate, None)
-        self.router.health.mark(candidate.endpoint, HealthStatus.UP)
+        self.context.health.mark(candidate.endpoint, HealthStatus.UP)
         self.trail.provider = candidate.provider
         self.trail.deployment = candidate.deployment
         self.trail.model = model
@@ -439,7 +435,7 @@ class Route:
         self._reservation = None
         total = usage if isinstance(usage, int) else getattr(usage, "total_tokens", None)
         if reservation is not None and total:
-            self.router.budgets.settle(reservation, int(total))
+            self.context.budgets.settle(reservation, int(total))
 
     def stream_finished(
         self, candidate: Candidate, opened: Opened[Any], state: StreamState
@@ -472,7 +468,7 @@ class Route:
     def may_continue(self, index: int, said: Said) -> bool:
         """Whether ``midstream: continue`` applies: text only, and a candidate left to ask."""
         return (
-            self.router.config.routing.midstream == "continue"
+            self.context.routing.midstream == "continue"
             and not said.tool_calls
             and self._has_after(index)
         )

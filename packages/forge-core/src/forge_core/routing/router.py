@@ -15,17 +15,25 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from typing import Any
 
-from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker
-from forge_core.routing.budget import Budget, RateBudgets
+from forge_core.backends.base import (
+    DEFAULT_HEALTH_TIMEOUT,
+    AttemptTimeouts,
+    ChatBackend,
+    EmbeddingBackend,
+)
 from forge_core.config.schema import ForgeConfig
 from forge_core.errors import ProviderError
-from forge_core.routing.health import HealthCache, HealthStatus, ModelDiscovery, endpoint_of
-from forge_core.routing.load import DeploymentLoad, ResidentModels
 from forge_core.observability.metrics import Metrics
+from forge_core.observability.telemetry import Telemetry
+from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker
+from forge_core.routing.budget import RateBudgets
+from forge_core.routing.context import RoutingContext
+from forge_core.routing.health import HealthCache, HealthStatus, ModelDiscovery, endpoint_of
+from forge_core.routing.limits import DeploymentLimits
+from forge_core.routing.load import DeploymentLoad, ResidentModels
 from forge_core.routing.planning import Candidate, Planner
 from forge_core.routing.retry import Clock, RetryPolicy, SystemClock
 from forge_core.routing.route import R, Route, Skip
-from forge_core.state.base import shared_state_for
 from forge_core.routing.streaming import (
     Opened,
     Said,
@@ -34,19 +42,13 @@ from forge_core.routing.streaming import (
     has_token,
     in_background,
 )
-from forge_core.observability.telemetry import Telemetry
+from forge_core.state import shared_state_for
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
-)
-from forge_core.backends import ChatBackend, read_timeout_for
-from forge_core.backends.base import (
-    DEFAULT_HEALTH_TIMEOUT,
-    AttemptTimeouts,
-    EmbeddingBackend,
 )
 
 __all__ = ["Router"]
@@ -100,16 +102,14 @@ class Router:
             health_check_timeout=DEFAULT_HEALTH_TIMEOUT,
             clock=self.clock,
         )
-        self._limits: dict[str, tuple[float, float]] = {}
         #: Requests and tokens sent per deployment and key, against ``rpm``/``tpm``.
         self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
-        self._budgets: dict[str, tuple[str, Budget] | None] = {}
+        #: Per deployment: time limits, cold-start allowance, rate budget.
+        self.limits = DeploymentLimits(config, self._backends)
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
         self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
         self.resident = ResidentModels(clock=self.clock)
-        #: (endpoint, model) whose cold start timed out and was forgiven (`forgive_load`).
-        self._forgiven_loads: set[tuple[str, str]] = set()
         self.planner = Planner(
             config,
             self._backends,
@@ -124,6 +124,21 @@ class Router:
         self.plan = self.planner.plan
         #: Prices answers and, when enabled, traces each request (`_telemetry`).
         self.telemetry = Telemetry(config, self.metrics, self._backends)
+        #: What each request's `Route` uses of this router.
+        self.context = RoutingContext(
+            routing=config.routing,
+            clock=self.clock,
+            rng=self.rng,
+            retry_policy=self.retry_policy,
+            planner=self.planner,
+            limits=self.limits,
+            health=self.health,
+            load=self.load,
+            resident=self.resident,
+            budgets=self.budgets,
+            metrics=self.metrics,
+            telemetry=self.telemetry,
+        )
 
     @property
     def backends(self) -> dict[str, ChatBackend]:
@@ -191,53 +206,13 @@ class Router:
             return HealthStatus.WARMING
         return status
 
-    # -- selection --------------------------------------------------------------------------
-
-    def load_allowance(self, candidate: Candidate) -> float:
-        """Seconds added to ``candidate``'s first-token limit: its deployment's
-        ``load_timeout_seconds`` when the model is not loaded there (a cold start), else 0."""
-        if candidate.loaded is not False:
-            return 0.0
-        spec = self.config.providers.deployments.get(candidate.deployment)
-        return spec.load_timeout_seconds if spec is not None else 0.0
-
-    def forgive_load(self, candidate: Candidate) -> bool:
-        """Whether a timeout while ``candidate``'s model was loading is forgiven (no circuit
-        failure): once, until the model answers there. A second one means the host cannot
-        load it in time (too big, or stuck): it counts as any timeout, so the circuit opens
-        instead of every request waiting out the load allowance again."""
-        key = (candidate.endpoint, candidate.model)
-        if key in self._forgiven_loads:
-            return False
-        self._forgiven_loads.add(key)
-        return True
-
-    def loaded(self, candidate: Candidate) -> None:
-        """``candidate``'s model answered after a cold start: a later load is forgiven again."""
-        self._forgiven_loads.discard((candidate.endpoint, candidate.model))
-
-    def budget_of(self, deployment: str) -> tuple[str, Budget] | None:
-        """``deployment``'s rate budget and the key it is counted under (the deployment and a
-        fingerprint of its API key), None when it has none."""
-        if deployment in self._budgets:
-            return self._budgets[deployment]
-        spec = self.config.providers.deployments[deployment]
-        budget = Budget(rpm=spec.rpm, tpm=spec.tpm)
-        found: tuple[str, Budget] | None = None
-        if budget:
-            fingerprint = getattr(self._backends.get(deployment), "key_fingerprint", None)
-            key = (fingerprint() if fingerprint is not None else None) or "no-key"
-            found = (f"{deployment}:{key}", budget)
-        self._budgets[deployment] = found
-        return found
-
     def budget_view(self) -> dict[str, dict[str, Any]]:
         """Each deployment with a rate budget: its limits, what was sent in the window (the
         fleet's with shared state) and what is left."""
         used = self.budgets.snapshot()
         view: dict[str, dict[str, Any]] = {}
         for name in self._backends:
-            found = self.budget_of(name)
+            found = self.limits.budget_of(name)
             if found is None:
                 continue
             key, budget = found
@@ -254,25 +229,12 @@ class Router:
             }
         return view
 
-    def limits(self, deployment: str) -> tuple[float, float]:
-        """The first-token and idle limits for ``deployment`` (fixed by the config: kept)."""
-        limits = self._limits.get(deployment)
-        if limits is None:
-            routing = self.config.routing
-            default = read_timeout_for(self.config, deployment)
-            limits = (
-                routing.first_token_timeout_seconds or default,
-                routing.idle_timeout_seconds or default,
-            )
-            self._limits[deployment] = limits
-        return limits
-
     # -- chat -------------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """The first successful answer among the candidates."""
         return self._call(
-            Route(self, request),
+            Route(self.context, request),
             lambda candidate, timeouts: candidate.backend.chat(request, candidate.model, timeouts),
         )
 
@@ -280,7 +242,7 @@ class Router:
         """Async `chat`; the first-token limit is enforced here, at its limit."""
         await self.planner.aready(request)
         return await self._acall(
-            Route(self, request),
+            Route(self.context, request),
             lambda candidate, timeouts: candidate.backend.achat(request, candidate.model, timeouts),
         )
 
@@ -289,7 +251,7 @@ class Router:
         health and metrics per endpoint as chat."""
         texts = request.input
         return self._call(
-            Route(self, request),
+            Route(self.context, request),
             lambda candidate, timeouts: _embedder(candidate).embed(
                 texts, candidate.model, timeouts
             ),
@@ -300,7 +262,7 @@ class Router:
         texts = request.input
         await self.planner.aready(request)
         return await self._acall(
-            Route(self, request),
+            Route(self.context, request),
             lambda candidate, timeouts: _embedder(candidate).aembed(
                 texts, candidate.model, timeouts
             ),
@@ -385,7 +347,7 @@ class Router:
         the current one).
         """
         await self.planner.aready(request)
-        route = Route(self, request, otel_context=otel_context)
+        route = Route(self.context, request, otel_context=otel_context)
         said = Said()
         asked = request
         while True:
@@ -400,7 +362,7 @@ class Router:
                         for out in state.take(chunk):
                             yield out
                     if not opened.done:
-                        _, idle = self.limits(candidate.deployment)
+                        _, idle = self.limits.limits(candidate.deployment)
                         while True:
                             limit = min(idle, route.remaining())
                             try:

@@ -18,16 +18,15 @@ or True for a probe lease, so the local breaker decides alone) until it is tried
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from forge_core.config.schema import StateConfig
+    pass
 
-__all__ = ["BreakerRecord", "LoadSource", "SharedState", "mask_url", "shared_state_for"]
+__all__ = ["BreakerRecord", "LoadSource", "SharedState", "mask_url"]
 
 
 @dataclass(frozen=True)
@@ -160,38 +159,3 @@ def mask_url(url: str) -> str:
     # A password, or a user alone (``redis://token@host``, often a token), is masked.
     auth = f"{parts.username or ''}:***" if parts.password is not None else "***"
     return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
-
-
-_stores: dict[tuple[object, ...], SharedState] = {}
-_stores_lock = threading.Lock()
-
-
-def shared_state_for(config: StateConfig) -> SharedState | None:
-    """The store ``routing.state`` names: None for ``memory``.
-
-    One `RedisState` (one connection pool) per URL, key prefix and bounds in a process, however
-    many `Forge` objects use it. Redis needs forge-core[redis].
-    """
-    if config.backend == "memory" or config.url is None:
-        return None
-    key = (
-        config.url,
-        config.key_prefix,
-        config.timeout_seconds,
-        config.cache_ttl_seconds,
-        config.retry_interval_seconds,
-    )
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            from forge_core.state.redis import RedisState
-
-            store = RedisState(
-                config.url,
-                key_prefix=config.key_prefix,
-                timeout=config.timeout_seconds,
-                cache_ttl=config.cache_ttl_seconds,
-                retry_interval=config.retry_interval_seconds,
-            )
-            _stores[key] = store
-        return store

@@ -23,29 +23,6 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent
 
-from forge_core.errors import (
-    AuthenticationFailed,
-    BadRequest,
-    CapabilityMismatch,
-    ForgeTimeout,
-    MalformedResponse,
-    ModelNotFound,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-)
-from forge_core.backends.http.pool import ClientPool
-from forge_core.types import (
-    Capabilities,
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    Message,
-    Provider,
-    RouteTrail,
-    ToolCall,
-    Usage,
-)
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.backends.common import (
     MAX_MESSAGE,
@@ -57,7 +34,30 @@ from forge_core.backends.common import (
     redact,
     retry_after,
 )
+from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
+from forge_core.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CapabilityMismatch,
+    ForgeTimeout,
+    MalformedResponse,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    Provider,
+    RouteTrail,
+    ToolCall,
+    Usage,
+)
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicClient"]
 

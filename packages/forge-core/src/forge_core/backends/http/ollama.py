@@ -27,6 +27,19 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
+from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
+from forge_core.backends.common import (
+    MAX_MESSAGE,
+    ToolCallAssembler,
+    embedding_vector,
+    new_tool_call_id,
+    parse_data_url,
+    redact,
+    status_error,
+)
+from forge_core.backends.http.openai.client import OpenAICompatibleClient, checked_count
+from forge_core.backends.http.pool import ClientPool
+from forge_core.backends.http.transport import Call, Transport
 from forge_core.errors import (
     CapabilityMismatch,
     MalformedResponse,
@@ -35,7 +48,6 @@ from forge_core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from forge_core.backends.http.pool import ClientPool
 from forge_core.types import (
     Capabilities,
     ChatChunk,
@@ -48,18 +60,6 @@ from forge_core.types import (
     ToolCall,
     Usage,
 )
-from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
-from forge_core.backends.common import (
-    MAX_MESSAGE,
-    ToolCallAssembler,
-    embedding_vector,
-    new_tool_call_id,
-    parse_data_url,
-    redact,
-    status_error,
-)
-from forge_core.backends.http.openai.client import OpenAICompatibleClient, checked_count
-from forge_core.backends.http.transport import Call, Transport
 
 __all__ = [
     "DEFAULT_OLLAMA_EMBEDDING_MODEL",
@@ -322,6 +322,11 @@ class _AdminBacked:
     async def alist_models(self) -> list[ModelInfo]:
         """Async `list_models`."""
         return list(await self.admin.apulled_models())
+
+    def loaded_models(self, timeout: float | None = None) -> list[str]:
+        """The models the server has loaded now (``GET /api/ps``)."""
+        bound = timeout if timeout is not None else self.admin.health_check_timeout
+        return [model.name for model in self.admin.running_models(bound)]
 
     def health(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """`OllamaAdmin.health_check`."""

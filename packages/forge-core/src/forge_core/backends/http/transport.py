@@ -21,11 +21,11 @@ from typing import Any, Literal, Protocol
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from forge_core.errors import MalformedResponse, ProviderError, ProviderUnavailable
-from forge_core.backends.http.pool import ClientPool, default_pool
-from forge_core.types import ChatChunk, Provider
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.common import timeout_extension, transport_error
+from forge_core.backends.http.pool import ClientPool, default_pool
+from forge_core.errors import MalformedResponse, ProviderError, ProviderUnavailable
+from forge_core.types import ChatChunk, Provider
 
 __all__ = ["Call", "StatusTranslator", "StreamParser", "Transport", "join_url"]
 

@@ -29,26 +29,9 @@ from collections.abc import AsyncGenerator, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from forge_core.config.schema import HuggingFaceConfig
-from forge_core.errors import MissingDependency, ProviderError
-from forge_core.config.local_models import (
-    EMBEDDED_MODEL,
-    resolve_local_model,
-)
 from forge_core._threads import in_thread
-from forge_core.types import (
-    Capabilities,
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    EmbeddingResponse,
-    Provider,
-    RouteTrail,
-    ToolCall,
-    ToolCallDelta,
-)
-from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
+from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.local.engine import (
     LLAMA_HINT,
     ONNX_HINT,
@@ -67,6 +50,23 @@ from forge_core.backends.local.worker import (
     WorkerInstance,
     crash_record,
     runtime_check,
+)
+from forge_core.config.local_models import (
+    EMBEDDED_MODEL,
+    resolve_local_model,
+)
+from forge_core.config.schema import HuggingFaceConfig
+from forge_core.errors import MissingDependency, ProviderError
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+    RouteTrail,
+    ToolCall,
+    ToolCallDelta,
 )
 
 __all__ = [

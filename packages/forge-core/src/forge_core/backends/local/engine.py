@@ -14,6 +14,9 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from forge_core.backends.base import AttemptTimeouts
+from forge_core.backends.http.openai.wire import message_to_wire
+from forge_core.config.local_models import ResolvedModel, gpu_layers, llama_output_logged
 from forge_core.config.schema import HuggingFaceConfig
 from forge_core.errors import (
     BadRequest,
@@ -23,7 +26,6 @@ from forge_core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from forge_core.config.local_models import ResolvedModel, gpu_layers, llama_output_logged
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -33,8 +35,6 @@ from forge_core.types import (
     ToolCallDelta,
     Usage,
 )
-from forge_core.backends.base import AttemptTimeouts
-from forge_core.backends.http.openai.wire import message_to_wire
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

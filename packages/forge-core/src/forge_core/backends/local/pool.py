@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge_core.config.schema import HuggingFaceConfig
-from forge_core.errors import ForgeTimeout
-from forge_core.config.local_models import ResolvedModel, gpu_layers
-from forge_core.types import Provider
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.local.engine import Purpose, make_instance
 from forge_core.backends.local.worker import WorkerInstance
+from forge_core.config.local_models import ResolvedModel, gpu_layers
+from forge_core.config.schema import HuggingFaceConfig
+from forge_core.errors import ForgeTimeout
+from forge_core.types import Provider
 
 __all__ = [
     "LOAD_TIMEOUT",

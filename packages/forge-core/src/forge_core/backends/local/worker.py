@@ -43,10 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from forge_core import errors as _exceptions
-from forge_core.config.schema import HuggingFaceConfig
-from forge_core.errors import ForgeTimeout, ProviderError, WorkerCrashed
-from forge_core.config.local_models import ResolvedModel
-from forge_core.types import ChatChunk, ChatRequest, Message
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.local.engine import (
     Purpose,
@@ -55,6 +51,10 @@ from forge_core.backends.local.engine import (
     generation_for,
     make_instance,
 )
+from forge_core.config.local_models import ResolvedModel
+from forge_core.config.schema import HuggingFaceConfig
+from forge_core.errors import ForgeTimeout, ProviderError, WorkerCrashed
+from forge_core.types import ChatChunk, ChatRequest, Message
 
 __all__ = ["CrashRecord", "WorkerInstance", "crash_record", "runtime_check"]
 

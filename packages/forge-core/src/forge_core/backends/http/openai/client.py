@@ -28,23 +28,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from httpx_sse import ServerSentEvent
 
-from forge_core.errors import (
-    AuthenticationFailed,
-    BadRequest,
-    CapabilityMismatch,
-    MalformedResponse,
-    ProviderError,
-    ProviderUnavailable,
-)
-from forge_core.backends.http.pool import ClientPool
-from forge_core.types import (
-    Capabilities,
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    EmbeddingResponse,
-    Provider,
-)
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.backends.common import (
     MAX_MESSAGE,
@@ -69,13 +52,6 @@ from forge_core.backends.http.openai.dialects import (
     rejected,
     rejected_parameters,
 )
-from forge_core.backends.http.openai.wire import (
-    build_body,
-    embeddings_body,
-    parse_chunk,
-    parse_completion,
-    parse_embeddings,
-)
 from forge_core.backends.http.openai.tool_emulation import (
     aemulated_stream,
     emulated_body,
@@ -84,7 +60,31 @@ from forge_core.backends.http.openai.tool_emulation import (
     emulates,
     is_forced,
 )
+from forge_core.backends.http.openai.wire import (
+    build_body,
+    embeddings_body,
+    parse_chunk,
+    parse_completion,
+    parse_embeddings,
+)
+from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
+from forge_core.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CapabilityMismatch,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+)
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+)
 
 __all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings_from"]
 
@@ -92,7 +92,7 @@ __all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 
 if TYPE_CHECKING:
-    from forge_core.state.base import SharedState
+    from forge_core.backends.base import LessonStore
 
 
 class OpenAICompatibleClient:
@@ -433,7 +433,7 @@ class OpenAICompatibleClient:
     def _api_key(self) -> str | None:
         return read_api_key(self.provider.value, self.api_key_env, self._env)
 
-    def share_lessons(self, shared: SharedState, endpoint: str) -> None:
+    def share_lessons(self, shared: LessonStore, endpoint: str) -> None:
         """Share what refusals teach with every process on ``shared`` (`Lessons.share`)."""
         self._lessons.share(shared, endpoint)
 

@@ -33,7 +33,7 @@ from forge_core.errors import BadRequest
 from forge_core.types import Capabilities
 
 if TYPE_CHECKING:
-    from forge_core.state.base import SharedState
+    from forge_core.backends.base import LessonStore
 
 __all__ = [
     "DIALECTS",
@@ -483,10 +483,10 @@ class Lessons:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_model: dict[str, _Learned] = {}
-        self._shared: SharedState | None = None
+        self._shared: LessonStore | None = None
         self._endpoint = ""
 
-    def share(self, shared: SharedState, endpoint: str) -> None:
+    def share(self, shared: LessonStore, endpoint: str) -> None:
         """Learn from, and teach, every process on ``shared`` (``routing.state: redis``)."""
         self._shared = shared
         self._endpoint = endpoint

@@ -20,10 +20,10 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
-from forge_core.errors import MalformedResponse
-from forge_core.types import ChatChunk, ChatRequest, ChatResponse, ToolCall, ToolCallDelta
 from forge_core.backends.common import new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect
+from forge_core.errors import MalformedResponse
+from forge_core.types import ChatChunk, ChatRequest, ChatResponse, ToolCall, ToolCallDelta
 
 __all__ = [
     "aemulated_stream",

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from forge_core.backends.common import embedding_vector, new_tool_call_id
+from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 from forge_core.errors import CapabilityMismatch
+from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -22,8 +25,6 @@ from forge_core.types import (
     ToolCallDelta,
     Usage,
 )
-from forge_core.backends.common import embedding_vector, new_tool_call_id, parse_arguments
-from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 
 __all__ = [
     "build_body",
