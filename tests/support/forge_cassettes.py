@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import vcr
-from forge_core._http import ClientPool
+from forge_core.backends.http.pool import ClientPool
 
 CASSETTES = Path(__file__).resolve().parents[2] / "packages" / "forge-core" / "tests" / "cassettes"
 EMBEDDING_CASSETTES = CASSETTES.parent / "embeddings" / "cassettes"
