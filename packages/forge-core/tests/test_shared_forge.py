@@ -13,7 +13,8 @@ from typing import Any
 
 import forge_core
 import pytest
-from forge_core import ConfigError, Forge, ForgeConfig, _shared, shared_forge
+from forge_core import ConfigError, Forge, ForgeConfig, shared_forge
+from forge_core import shared as _shared
 from forge_test_support import closed_port_url, config_for
 
 SECRET = "sk-test-do-not-print-4f2a9c"

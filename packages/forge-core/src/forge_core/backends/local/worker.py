@@ -42,7 +42,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from forge_core import errors as _exceptions
+from forge_core import errors
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.local.engine import (
     Purpose,
@@ -366,9 +366,9 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 
 def _rebuilt(error: tuple[str, str]) -> ProviderError:
     name, message = error
-    cls = getattr(_exceptions, name, None)
+    cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, ProviderError)) or cls is WorkerCrashed:
-        cls = _exceptions.ProviderUnavailable
+        cls = errors.ProviderUnavailable
     return cls(message, provider="huggingface")
 
 
