@@ -755,7 +755,7 @@ def local(sizes: Sizes) -> list[Row]:
             ttfts[name].append(first * 1000)
     worker_rss = sum(
         psutil.Process(pid).memory_info().rss
-        for model in worker_chat._get_forge().stats()["backends"]["huggingface"]["models"]
+        for model in worker_chat.shared_forge().stats()["backends"]["huggingface"]["models"]
         for pid in model["worker_pids"]
     )
     rows = [

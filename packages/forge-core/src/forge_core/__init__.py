@@ -51,6 +51,7 @@ from forge_core.forge import Forge, MessagesInput
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.prometheus import prometheus_text
 from forge_core.observability.telemetry import set_telemetry_providers
+from forge_core.options import ForgeOptions
 from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
@@ -102,6 +103,7 @@ __all__ = [
     "Forge",
     "ForgeConfig",
     "ForgeError",
+    "ForgeOptions",
     "ForgeSource",
     "ForgeTimeout",
     "HuggingFaceConfig",

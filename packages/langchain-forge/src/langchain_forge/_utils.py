@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import forge_core
 from langchain_core.messages import (
@@ -17,18 +17,11 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
-from pydantic import SecretStr
 
 __all__ = [
-    "API_KEY_ENV",
-    "ENDPOINT_SECTIONS",
     "REQUEST_PARAMS",
-    "RoutingFields",
-    "api_key_layer",
     "chunk_to_message_chunk",
     "content_to_text",
-    "endpoint_provider",
-    "forge_overrides",
     "message_from_forge",
     "message_to_forge",
     "messages_to_forge",
@@ -56,71 +49,6 @@ _CHAT_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
     "user": "user",
     "assistant": "assistant",
 }
-
-
-# -- which Forge ------------------------------------------------------------------------------
-
-#: Name under which an ``api_key`` field is handed to forge's provider client: it exists only in
-#: the private layer that client reads keys from, never in ``os.environ``. One name for ForgeChat
-#: and ForgeEmbeddings, so a chat model and embeddings given the same key and routing options
-#: get the same shared `forge_core.Forge` (one set of breakers and health for both).
-API_KEY_ENV = "FORGECHAT_API_KEY"
-
-#: Providers an ``api_key`` / ``base_url`` field can configure, and their section in the config.
-ENDPOINT_SECTIONS: dict[forge_core.Provider, tuple[str, str]] = {
-    forge_core.Provider.OPENAI: ("cloud", "openai"),
-    forge_core.Provider.OPENROUTER: ("cloud", "openrouter"),
-    forge_core.Provider.ANTHROPIC: ("cloud", "anthropic"),
-    forge_core.Provider.OLLAMA: ("local", "ollama"),
-}
-
-
-def endpoint_provider(model: str | None) -> forge_core.Provider:
-    """The provider ``api_key`` and ``base_url`` configure: ``model``'s, else ``openai``."""
-    pinned = forge_core.ModelId.parse(model).provider if model else None
-    return pinned or forge_core.Provider.OPENAI
-
-
-class RoutingFields(Protocol):
-    """The routing and endpoint fields `ForgeChat` and `ForgeEmbeddings` share."""
-
-    model: str | None
-    fallback_order: list[str] | None
-    local_first: bool | None
-    local_only: bool | None
-    timeout: float | None
-    max_retries: int | None
-    base_url: str | None
-    api_key: SecretStr | None
-
-
-def forge_overrides(fields: RoutingFields) -> dict[str, Any]:
-    """forge.yaml-shaped overrides from the routing fields that are set
-    (`forge_core.routing_overrides`) and the endpoint ``base_url`` and ``api_key`` configure
-    for ``model``'s provider."""
-    overrides = forge_core.routing_overrides(
-        fallback_order=fields.fallback_order,
-        local_first=fields.local_first,
-        local_only=fields.local_only,
-        timeout=fields.timeout,
-        max_retries=fields.max_retries,
-    )
-    endpoint: dict[str, Any] = {}
-    if fields.base_url is not None:
-        endpoint["base_url"] = fields.base_url
-    if fields.api_key is not None:
-        endpoint["api_key_env"] = API_KEY_ENV
-    if endpoint:
-        group, name = ENDPOINT_SECTIONS[endpoint_provider(fields.model)]
-        providers: dict[str, Any] = overrides.setdefault("providers", {})
-        providers.setdefault(group, {})[name] = endpoint
-    return overrides
-
-
-def api_key_layer(api_key: SecretStr | None) -> dict[str, str] | None:
-    """The private env layer that carries ``api_key`` to forge's clients (`forge_overrides`
-    points the endpoint's ``api_key_env`` at it), or None without a key."""
-    return {API_KEY_ENV: api_key.get_secret_value()} if api_key is not None else None
 
 
 # -- requests ---------------------------------------------------------------------------------

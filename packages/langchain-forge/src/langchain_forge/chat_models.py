@@ -6,7 +6,6 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, Literal
 
 import forge_core
@@ -23,14 +22,10 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import ConfigDict, Field
 
 from langchain_forge._utils import (
-    ENDPOINT_SECTIONS,
-    api_key_layer,
     chunk_to_message_chunk,
-    endpoint_provider,
-    forge_overrides,
     messages_to_forge,
     request_params,
     response_to_message,
@@ -46,7 +41,7 @@ AUTO_MODEL_NAME = "auto"
 StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
 
 
-class ForgeChat(BaseChatModel):
+class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
     """Chat model routed by forge: local models first, cloud providers as fallback.
 
     Every call goes through `forge_core.Forge`, which picks the provider (Ollama, a GGUF
@@ -225,7 +220,6 @@ class ForgeChat(BaseChatModel):
     """
 
     model_config = ConfigDict(hide_input_in_errors=True)
-    _forge_source: forge_core.ForgeSource = PrivateAttr(default_factory=forge_core.ForgeSource)
 
     model: str | None = Field(default_factory=lambda: os.environ.get("FORGE_DEFAULT_MODEL") or None)
     """``provider:model`` or a bare model name; defaults to ``$FORGE_DEFAULT_MODEL``, and when
@@ -240,68 +234,8 @@ class ForgeChat(BaseChatModel):
     stop: list[str] | None = None
     """Default stop sequences (the ``stop`` argument of a call replaces them)."""
 
-    timeout: float | None = None
-    """Deadline in seconds for a whole request, fallbacks included.
-
-    Sets forge's ``routing.total_timeout_seconds``; None keeps the config's value.
-    """
-
-    max_retries: int | None = None
-    """Retries of one candidate after a retryable error (``routing.max_retries``); None keeps
-    the config's value. Fallback to the next candidate happens either way."""
-
     streaming: bool = False
     """Whether ``invoke`` streams the answer internally (callbacks then get every token)."""
-
-    config: forge_core.ForgeConfig | str | Path | None = Field(
-        default_factory=lambda: os.environ.get("FORGE_CONFIG") or None
-    )
-    """A `forge_core.ForgeConfig` or the path of a ``forge.yaml``; defaults to ``$FORGE_CONFIG``.
-
-    None uses ``./forge.yaml``, the user config dir, then forge's defaults.
-    """
-
-    fallback_order: list[str] | None = None
-    """Providers or deployments (kinds, names, ``name:model``) to try, in order (``providers.fallback.order``); None keeps the config's."""
-
-    local_first: bool | None = None
-    """Try local providers before cloud ones (``model_preferences.local_first``)."""
-
-    local_only: bool | None = None
-    """Never send a request to a cloud provider (``model_preferences.local_only``)."""
-
-    api_key: SecretStr | None = None
-    """API key of the provider that ``model`` pins (``openai:``, ``openrouter:``,
-    ``anthropic:``); with no provider in ``model``, of the ``openai`` provider.
-
-    None: the key comes from the env var the config names (``api_key_env``). Never shown in a
-    repr, an error or a log.
-    """
-
-    base_url: str | None = None
-    """Base URL of the provider that ``model`` pins (``ollama:``, ``openai:`` ...); with no
-    provider in ``model``, of the ``openai`` provider (any OpenAI-compatible server).
-
-    None keeps the config's.
-    """
-
-    @model_validator(mode="after")
-    def _check_endpoint_target(self) -> ForgeChat:
-        """``api_key`` / ``base_url`` must name something the targeted provider can use."""
-        if self.api_key is None and self.base_url is None:
-            return self
-        provider = self._endpoint_provider()
-        if provider not in ENDPOINT_SECTIONS:
-            raise ValueError(
-                f"ForgeChat: api_key and base_url configure an HTTP provider; "
-                f"'{provider.value}' runs models in process and takes neither"
-            )
-        if self.api_key is not None and provider is forge_core.Provider.OLLAMA:
-            raise ValueError(
-                "ForgeChat: api_key configures a cloud provider (openai, openrouter, "
-                "anthropic); the pinned provider 'ollama' sends no key"
-            )
-        return self
 
     # -- LangChain metadata -------------------------------------------------------------------
 
@@ -322,7 +256,7 @@ class ForgeChat(BaseChatModel):
             "fallback_order": self.fallback_order,
             "local_first": self.local_first,
             "local_only": self.local_only,
-            "config": self._source().config_identity(self.config),
+            "config": self.config_identity(),
             "base_url": self.base_url,
         }
 
@@ -346,36 +280,6 @@ class ForgeChat(BaseChatModel):
         return params
 
     # -- forge --------------------------------------------------------------------------------
-
-    def _endpoint_provider(self) -> forge_core.Provider:
-        """The provider ``api_key`` and ``base_url`` configure: ``model``'s, else ``openai``."""
-        return endpoint_provider(self.model)
-
-    def _overrides(self) -> dict[str, Any]:
-        """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
-        return forge_overrides(self)
-
-    def _get_forge(self) -> forge_core.Forge:
-        """The `forge_core.Forge` for ``config``, the routing fields and the endpoint fields.
-
-        From `forge_core.shared_forge` (through this model's `forge_core.ForgeSource`, so a
-        call costs a comparison): every `ForgeChat` with the same options (LangChain may build
-        one per request) shares one `Forge`, its HTTP pools, breakers and health; a changed
-        field gives another.
-        """
-        # The key reaches only forge's clients (a private env layer), never os.environ, so
-        # subprocesses and other models do not inherit it.
-        return self._source().get(
-            self.config, overrides=self._overrides(), api_keys=api_key_layer(self.api_key)
-        )
-
-    def _source(self) -> forge_core.ForgeSource:
-        """``_forge_source``, read from pydantic's private store: the attribute itself is found
-        by pydantic's ``__getattr__`` after a failed lookup (~1.5 µs), and every call reads it
-        twice (`_identifying_params`, `_get_forge`)."""
-        private = self.__pydantic_private__
-        source = private.get("_forge_source") if private else None
-        return source if isinstance(source, forge_core.ForgeSource) else self._forge_source
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -406,7 +310,7 @@ class ForgeChat(BaseChatModel):
     ) -> ChatResult:
         """Route one request through forge and return its answer."""
         request = self._request(messages, stop, kwargs)
-        return _chat_result(self._get_forge().chat(request))
+        return _chat_result(self.shared_forge().chat(request))
 
     async def _agenerate(
         self,
@@ -417,7 +321,7 @@ class ForgeChat(BaseChatModel):
     ) -> ChatResult:
         """Async `_generate` (forge's native ``achat``)."""
         request = self._request(messages, stop, kwargs)
-        return _chat_result(await self._get_forge().achat(request))
+        return _chat_result(await self.shared_forge().achat(request))
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None], /) -> dict[str, Any]:
         """The ``llm_output`` of a batch (``generate``): every answer's route, the summed
@@ -444,7 +348,7 @@ class ForgeChat(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         """Stream through forge: content chunks, then one last chunk with usage and route."""
         request = self._request(messages, stop, kwargs)
-        chunks = self._get_forge().stream(request)
+        chunks = self.shared_forge().stream(request)
         named_calls: set[int] = set()
         try:
             for chunk in chunks:
@@ -467,7 +371,7 @@ class ForgeChat(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Async `_stream` (forge's native ``astream``)."""
         request = self._request(messages, stop, kwargs)
-        chunks = self._get_forge().astream(request)
+        chunks = self.shared_forge().astream(request)
         named_calls: set[int] = set()
         try:
             async for chunk in chunks:

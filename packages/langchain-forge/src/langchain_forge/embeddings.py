@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import forge_core
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-
-from langchain_forge._utils import api_key_layer, endpoint_provider, forge_overrides
+from pydantic import ConfigDict, Field, PrivateAttr
 
 __all__ = ["ForgeEmbeddings"]
 
 #: Inputs per routed call when ``batch_size`` is not set.
 DEFAULT_BATCH_SIZE = 32
-
-#: Providers with an embeddings API that ``api_key`` / ``base_url`` can configure.
-_EMBEDDING_ENDPOINTS = frozenset({forge_core.Provider.OPENAI, forge_core.Provider.OLLAMA})
 
 #: Built embedders: one lock for all instances, because it must survive ``copy.deepcopy``.
 _build_lock = threading.Lock()
@@ -43,7 +36,7 @@ class _EmbedderState:
         return self
 
 
-class ForgeEmbeddings(BaseModel, Embeddings):
+class ForgeEmbeddings(forge_core.ForgeOptions, Embeddings):
     """Embeddings routed by forge: in process by default, Ollama or OpenAI when configured.
 
     The same routing as `llamaindex_forge.ForgeEmbedding` and as ForgeChat's chat: a
@@ -99,6 +92,7 @@ class ForgeEmbeddings(BaseModel, Embeddings):
     """
 
     model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
+    embeds: ClassVar[bool] = True
 
     model: str | None = None
     """``provider:model`` or a bare model name; None lets the forge config decide."""
@@ -115,64 +109,9 @@ class ForgeEmbeddings(BaseModel, Embeddings):
     """Keep every call on the provider and model that served the first one, so vectors always
     share one space (a failure of that model then raises instead of switching models)."""
 
-    config: forge_core.ForgeConfig | str | Path | None = Field(
-        default_factory=lambda: os.environ.get("FORGE_CONFIG") or None
-    )
-    """A `forge_core.ForgeConfig` or the path of a ``forge.yaml``; defaults to ``$FORGE_CONFIG``.
-
-    None uses ``./forge.yaml``, the user config dir, then forge's defaults.
-    """
-
-    fallback_order: list[str] | None = None
-    """Providers or deployments (kinds, names, ``name:model``) to try, in order (``providers.fallback.order``); None keeps the config's."""
-
-    local_first: bool | None = None
-    """Try local providers before cloud ones (``model_preferences.local_first``)."""
-
-    local_only: bool | None = None
-    """Never send a text to a cloud provider (``model_preferences.local_only``)."""
-
-    timeout: float | None = Field(default=None, gt=0)
-    """Deadline in seconds for one routed call, fallbacks included
-    (``routing.total_timeout_seconds``); None keeps the config's value."""
-
-    max_retries: int | None = Field(default=None, ge=0)
-    """Retries of one candidate after a retryable error (``routing.max_retries``)."""
-
-    api_key: SecretStr | None = None
-    """API key of ``openai`` (the cloud provider with an embeddings API here). None: the env
-    var the config names (``api_key_env``). Never shown in a repr, an error or a log."""
-
-    base_url: str | None = None
-    """Base URL of the provider ``model`` pins (``openai:`` or ``ollama:``), or of ``openai``
-    (any OpenAI-compatible server) when ``model`` names no provider; None keeps the config's."""
-
     _state: _EmbedderState | None = PrivateAttr(default=None)
-    _forge_source: forge_core.ForgeSource = PrivateAttr(default_factory=forge_core.ForgeSource)
-
-    @model_validator(mode="after")
-    def _check_endpoint_target(self) -> ForgeEmbeddings:
-        """``api_key`` / ``base_url`` must configure a provider that embeds over HTTP."""
-        if self.api_key is None and self.base_url is None:
-            return self
-        provider = self._endpoint_provider()
-        if provider not in _EMBEDDING_ENDPOINTS:
-            raise ValueError(
-                f"ForgeEmbeddings: api_key and base_url configure openai or ollama; the pinned "
-                f"provider '{provider.value}' takes neither"
-            )
-        if self.api_key is not None and provider is forge_core.Provider.OLLAMA:
-            raise ValueError("ForgeEmbeddings: the pinned provider 'ollama' sends no api_key")
-        return self
 
     # -- forge ----------------------------------------------------------------------------------
-
-    def _endpoint_provider(self) -> forge_core.Provider:
-        return endpoint_provider(self.model)
-
-    def _overrides(self) -> dict[str, Any]:
-        """forge.yaml-shaped overrides from the routing and endpoint fields that are set."""
-        return forge_overrides(self)
 
     @property
     def embedder(self) -> forge_core.Embedder:
@@ -182,9 +121,9 @@ class ForgeEmbeddings(BaseModel, Embeddings):
         Building loads the configuration, so a bad ``config`` raises `forge_core.ConfigError`
         on the first embedding call.
         """
-        overrides = self._overrides()
+        overrides = self.forge_overrides()
         inputs = (
-            self._forge_source.config_identity(self.config),
+            self.config_identity(),
             overrides,
             self.api_key,
             self.model,
@@ -194,11 +133,7 @@ class ForgeEmbeddings(BaseModel, Embeddings):
         with _build_lock:
             state = self._state
             if state is None or state.inputs != inputs:
-                # The key reaches only forge's clients (a private env layer), never
-                # os.environ, so subprocesses and other models do not inherit it.
-                forge = self._forge_source.get(
-                    self.config, overrides=overrides, api_keys=api_key_layer(self.api_key)
-                )
+                forge = self.shared_forge()
                 embedder = forge_core.Embedder(
                     forge=forge,
                     model=self.model,

@@ -76,5 +76,5 @@ def test_the_endpoint_stays_for_plain_calls_whatever_a_structured_call_did(
         assert raw["parsed"] is None
         answer = llm.invoke("Say hello.")
         assert _served_by_this_endpoint(answer)
-    stats = llm._get_forge().stats()["circuits"]
+    stats = llm.shared_forge().stats()["circuits"]
     assert [circuit["times_opened"] for circuit in stats.values()] == [0]

@@ -51,8 +51,8 @@ def test_construction_is_lazy_and_stores_compatibility_fields() -> None:
 def test_unset_routing_fields_leave_the_config_untouched() -> None:
     config = _refused_config()
     chat = ForgeChat(config=config)
-    assert chat._overrides() == {}
-    assert chat._get_forge().config == config
+    assert chat.forge_overrides() == {}
+    assert chat.shared_forge().config == config
 
 
 def test_routing_fields_become_forge_overrides() -> None:
@@ -64,12 +64,12 @@ def test_routing_fields_become_forge_overrides() -> None:
         timeout=7,
         max_retries=0,
     )
-    assert chat._overrides() == {
+    assert chat.forge_overrides() == {
         "providers": {"fallback": {"order": ["openai", "ollama"]}},
         "model_preferences": {"local_first": True, "local_only": False},
         "routing": {"total_timeout_seconds": 7, "max_retries": 0},
     }
-    built = chat._get_forge().config
+    built = chat.shared_forge().config
     assert built.providers.fallback.order == [Provider.OPENAI, Provider.OLLAMA]
     assert built.model_preferences.local_first is True
     assert built.routing.max_retries == 0
@@ -79,32 +79,32 @@ def test_routing_fields_become_forge_overrides() -> None:
 def test_fallback_order_and_local_first_reach_forges_plan() -> None:
     request = ChatRequest(messages=[Message(role="user", content="hi")])
     cloud_first = ForgeChat(config=_refused_config(), fallback_order=["openai", "ollama"])
-    candidates, _ = cloud_first._get_forge().router.plan(request)
+    candidates, _ = cloud_first.shared_forge().router.plan(request)
     assert [c.provider for c in candidates] == [Provider.OPENAI, Provider.OLLAMA]
 
     local_first = cloud_first.model_copy(update={"local_first": True})
-    candidates, _ = local_first._get_forge().router.plan(request)
+    candidates, _ = local_first.shared_forge().router.plan(request)
     assert [c.provider for c in candidates] == [Provider.OLLAMA, Provider.OPENAI]
 
 
 def test_forge_is_built_once_and_rebuilt_when_a_routing_field_changes() -> None:
     chat = ForgeChat(config=_refused_config())
-    forge = chat._get_forge()
-    assert chat._get_forge() is forge
+    forge = chat.shared_forge()
+    assert chat.shared_forge() is forge
     chat.local_only = True
-    rebuilt = chat._get_forge()
+    rebuilt = chat.shared_forge()
     assert rebuilt is not forge
     assert rebuilt.config.model_preferences.local_only is True
 
 
 def test_copies_work_after_the_forge_was_built() -> None:
     chat = ForgeChat(config=_refused_config())
-    chat._get_forge()
+    chat.shared_forge()
     clone = copy.deepcopy(chat)
     assert clone == chat
     other = chat.model_copy(update={"fallback_order": ["openai"]})
-    assert other._get_forge().config.providers.fallback.order == [Provider.OPENAI]
-    assert chat._get_forge().config.providers.fallback.order == [Provider.OLLAMA, Provider.OPENAI]
+    assert other.shared_forge().config.providers.fallback.order == [Provider.OPENAI]
+    assert chat.shared_forge().config.providers.fallback.order == [Provider.OLLAMA, Provider.OPENAI]
 
 
 def test_config_may_be_a_path_to_forge_yaml(tmp_path: Path) -> None:
@@ -115,11 +115,11 @@ def test_config_may_be_a_path_to_forge_yaml(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     chat = ForgeChat(config=path, local_only=False)
-    built = chat._get_forge().config
+    built = chat.shared_forge().config
     assert built.source == str(path)
     assert built.providers.fallback.order == [Provider.HUGGINGFACE, Provider.OLLAMA]
     assert built.model_preferences.local_only is False  # the field wins over the file
-    assert ForgeChat(config=str(path))._get_forge().config.model_preferences.local_only is True
+    assert ForgeChat(config=str(path)).shared_forge().config.model_preferences.local_only is True
 
 
 def test_invalid_override_raises_forges_config_error() -> None:

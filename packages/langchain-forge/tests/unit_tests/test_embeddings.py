@@ -162,8 +162,10 @@ def test_chat_and_embeddings_with_the_same_options_share_one_forge() -> None:
     config = config_for({"name": "openai", "base_url": closed_port_url(), "default_model": "m"})
     options: dict[str, Any] = {"config": config, "local_first": True, "api_key": SecretStr(KEY)}
     embeddings = ForgeEmbeddings(**options)
-    assert embeddings.embedder.forge is ForgeChat(**options)._get_forge()
-    assert embeddings.embedder.forge is not ForgeChat(config=config, local_first=True)._get_forge()
+    assert embeddings.embedder.forge is ForgeChat(**options).shared_forge()
+    assert (
+        embeddings.embedder.forge is not ForgeChat(config=config, local_first=True).shared_forge()
+    )
 
 
 # -- routing options --------------------------------------------------------------------------
@@ -284,7 +286,7 @@ def test_base_url_configures_the_pinned_ollama() -> None:
     [
         ({"model": "huggingface:smollm2-135m", "api_key": SecretStr(KEY)}, "takes neither"),
         ({"model": "anthropic:claude", "base_url": "http://127.0.0.1:9"}, "takes neither"),
-        ({"model": "ollama:m", "api_key": SecretStr(KEY)}, "sends no api_key"),
+        ({"model": "ollama:m", "api_key": SecretStr(KEY)}, "sends no key"),
     ],
 )
 def test_endpoint_fields_for_a_provider_that_cannot_use_them_are_refused(

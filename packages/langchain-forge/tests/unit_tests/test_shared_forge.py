@@ -32,8 +32,10 @@ def test_two_instances_with_the_same_options_share_one_forge() -> None:
     config = _config()
     first = ForgeChat(config=config, local_only=True, timeout=5)
     second = ForgeChat(config=config, local_only=True, timeout=5, temperature=0.2)
-    assert first._get_forge() is second._get_forge()
-    assert first._get_forge() is forge_core.shared_forge(config, overrides=first._overrides())
+    assert first.shared_forge() is second.shared_forge()
+    assert first.shared_forge() is forge_core.shared_forge(
+        config, overrides=first.forge_overrides()
+    )
 
 
 def test_a_config_file_is_shared_by_path(tmp_path: Path) -> None:
@@ -42,14 +44,14 @@ def test_a_config_file_is_shared_by_path(tmp_path: Path) -> None:
         f"providers:\n  local:\n    ollama:\n      base_url: {closed_port_url()}\n",
         encoding="utf-8",
     )
-    assert ForgeChat(config=path)._get_forge() is ForgeChat(config=str(path))._get_forge()
+    assert ForgeChat(config=path).shared_forge() is ForgeChat(config=str(path)).shared_forge()
 
 
 def test_different_routing_options_get_different_forges() -> None:
     config = _config()
     assert (
-        ForgeChat(config=config, local_only=True)._get_forge()
-        is not ForgeChat(config=config)._get_forge()
+        ForgeChat(config=config, local_only=True).shared_forge()
+        is not ForgeChat(config=config).shared_forge()
     )
 
 
@@ -58,5 +60,5 @@ def test_the_same_api_key_shares_and_another_key_does_not() -> None:
     first = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET)
     same = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET)
     other = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET + "2")
-    assert first._get_forge() is same._get_forge()
-    assert first._get_forge() is not other._get_forge()
+    assert first.shared_forge() is same.shared_forge()
+    assert first.shared_forge() is not other.shared_forge()

@@ -156,12 +156,12 @@ def test_endpoint_fields_configure_the_pinned_provider() -> None:
         base_url="http://127.0.0.1:9/v1",
         api_key=SecretStr("sk-unit-secret-123"),
     )
-    assert chat._overrides()["providers"]["cloud"]["openrouter"]["base_url"] == (
+    assert chat.forge_overrides()["providers"]["cloud"]["openrouter"]["base_url"] == (
         "http://127.0.0.1:9/v1"
     )
     # With no provider in `model`, they configure openai.
     unpinned = ForgeChat(model=None, base_url="http://127.0.0.1:9/v1")
-    assert unpinned._overrides()["providers"]["cloud"]["openai"] == {
+    assert unpinned.forge_overrides()["providers"]["cloud"]["openai"] == {
         "base_url": "http://127.0.0.1:9/v1"
     }
     assert "sk-unit-secret-123" not in repr(chat) and "**********" in repr(chat)

@@ -37,7 +37,6 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel, ValidationError
 
-from llamaindex_forge._routing import RoutingOptions
 from llamaindex_forge._utils import (
     ToolCallAssembler,
     chat_response,
@@ -116,7 +115,7 @@ def _announce(answer: forge_core.ChatResponse | forge_core.ChatChunk) -> None:
         )
 
 
-class ForgeLLM(RoutingOptions, FunctionCallingLLM):
+class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
     """A LlamaIndex LLM routed by forge: local models first, cloud providers as fallback.
 
     Provider choice, fallback and retries all happen in `forge_core.Forge`; this class only
@@ -183,7 +182,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
 
         ``is_function_calling_model`` is true when `forge_core.Forge.capabilities` finds a
         candidate that calls tools (from the configuration, without a network call); a
-        configuration that does not load reads as false here and raises on the first call.
+        configuration that does not load raises its `forge_core.ConfigError` here.
         ``context_window`` is the option when set, else the context window the first candidate
         reports (the in-process model's ``n_ctx``), else the option's default.
         """
@@ -203,12 +202,9 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         return window or self.context_window
 
     def _capabilities(self, needs: forge_core.ModelRequirements) -> forge_core.Capabilities | None:
-        """`forge_core.Forge.capabilities` of this LLM's route; None when the configuration
-        does not load (the first call then raises the error)."""
-        try:
-            return self.forge.capabilities(self.model, needs)
-        except forge_core.ForgeError:
-            return None
+        """`forge_core.Forge.capabilities` of this LLM's route (None: no candidate can meet
+        ``needs``); a configuration that does not load raises its `forge_core.ConfigError`."""
+        return self.forge.capabilities(self.model, needs)
 
     @property
     def forge(self) -> forge_core.Forge:
@@ -219,7 +215,7 @@ class ForgeLLM(RoutingOptions, FunctionCallingLLM):
         the config file) gives another. The first use of a set of options loads the
         configuration, so a bad ``config`` raises `forge_core.ConfigError` here.
         """
-        return self._shared_forge()
+        return self.shared_forge()
 
     def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         defaults = {

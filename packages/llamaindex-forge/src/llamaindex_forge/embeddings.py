@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import forge_core
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from llamaindex_forge._routing import RoutingOptions
 from llamaindex_forge.base import ForgeRouteEvent, dispatcher
 
 __all__ = ["ForgeEmbedding"]
@@ -17,7 +16,7 @@ __all__ = ["ForgeEmbedding"]
 UNPINNED_MODEL_NAME = "forge"
 
 
-class ForgeEmbedding(RoutingOptions, BaseEmbedding):
+class ForgeEmbedding(forge_core.ForgeOptions, BaseEmbedding):
     """LlamaIndex embeddings from forge: in process by default, Ollama or OpenAI when configured.
 
     Which provider embeds is decided by `forge_core.Embedder` with the same configuration,
@@ -39,6 +38,8 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
         print(index.as_query_engine().query("What is in these files?"))
         ```
     """
+
+    embeds: ClassVar[bool] = True
 
     model: str | None = Field(
         default=None,
@@ -83,7 +84,7 @@ class ForgeEmbedding(RoutingOptions, BaseEmbedding):
         """
         if self._embedder is None:
             self._embedder = forge_core.Embedder(
-                forge=self._shared_forge(),
+                forge=self.shared_forge(),
                 model=self.model,
                 models=self.models,
                 pin_after_first=self.pin_after_first,

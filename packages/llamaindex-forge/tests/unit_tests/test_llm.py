@@ -34,7 +34,7 @@ def test_defaults() -> None:
     assert llm.local_first is None
     assert llm.local_only is None
     assert llm.context_window == 2048
-    assert llm.overrides == {}
+    assert llm.forge_overrides() == {}
 
 
 def test_metadata_defaults() -> None:
@@ -59,9 +59,11 @@ def test_route_without_a_usable_provider_is_not_function_calling() -> None:
     assert ForgeLLM(config=config, local_only=True).metadata.is_function_calling_model is False
 
 
-def test_metadata_is_not_function_calling_when_the_config_is_broken(tmp_path: Path) -> None:
+def test_metadata_raises_the_error_of_a_broken_config(tmp_path: Path) -> None:
+    # A config that does not load is an error to see, not "not a function-calling model".
     llm = ForgeLLM(config=str(tmp_path / "absent.yaml"))
-    assert llm.metadata.is_function_calling_model is False
+    with pytest.raises(forge_core.ConfigError, match="absent.yaml"):
+        _ = llm.metadata
 
 
 def test_metadata_follows_options() -> None:
@@ -99,12 +101,14 @@ def test_config_of_another_type_is_rejected() -> None:
 
 def test_overrides_are_built_from_the_options_that_are_set() -> None:
     llm = ForgeLLM(fallback_order=["openai", "ollama"], local_only=True, timeout=30)
-    assert llm.overrides == {
+    assert llm.forge_overrides() == {
         "providers": {"fallback": {"order": ["openai", "ollama"]}},
         "model_preferences": {"local_only": True},
         "routing": {"total_timeout_seconds": 30},
     }
-    assert ForgeLLM(local_first=False).overrides == {"model_preferences": {"local_first": False}}
+    assert ForgeLLM(local_first=False).forge_overrides() == {
+        "model_preferences": {"local_first": False}
+    }
 
 
 # -- the Forge behind it -----------------------------------------------------------------------
@@ -250,3 +254,28 @@ def test_metadata_context_window_comes_from_the_first_candidate() -> None:
     assert ForgeLLM(config=config, context_window=512).metadata.context_window == 512
     # An endpoint that does not know its window leaves the default.
     assert ForgeLLM(config=cloud_only_config()).metadata.context_window == 2048
+
+
+def test_endpoint_options_configure_the_pinned_provider_as_forgechat_does() -> None:
+    from pydantic import SecretStr
+
+    llm = ForgeLLM(model="openai:gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+    overrides = llm.forge_overrides()
+    assert overrides["providers"]["cloud"]["openai"] == {
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": forge_core.options.API_KEY_ENV,
+    }
+    assert isinstance(llm.api_key, SecretStr)
+    assert "sk-x" not in repr(llm)
+    # The key reaches the client through the private layer, never os.environ.
+    client = llm.forge.router.backends["openai"]
+    assert client.key_fingerprint() is not None  # type: ignore[attr-defined]
+
+
+def test_endpoint_options_are_refused_for_an_in_process_model() -> None:
+    with pytest.raises(ValidationError, match="in process"):
+        ForgeLLM(model="huggingface:gemma-3-270m", base_url="http://127.0.0.1:9")
+
+
+def test_max_retries_reaches_the_router() -> None:
+    assert ForgeLLM(max_retries=0).forge.config.routing.max_retries == 0

@@ -30,7 +30,7 @@ def test_two_llms_with_the_same_options_share_one_forge() -> None:
     first = ForgeLLM(config=config, local_only=True, timeout=5)
     second = ForgeLLM(config=config, local_only=True, timeout=5, max_tokens=16)
     assert first.forge is second.forge
-    assert first.forge is forge_core.shared_forge(config, overrides=first.overrides)
+    assert first.forge is forge_core.shared_forge(config, overrides=first.forge_overrides())
 
 
 def test_different_options_get_different_forges() -> None:
