@@ -62,7 +62,7 @@ def test_route_without_a_usable_provider_is_not_function_calling() -> None:
 def test_metadata_raises_the_error_of_a_broken_config(tmp_path: Path) -> None:
     # A config that does not load is an error to see, not "not a function-calling model".
     llm = ForgeLLM(config=str(tmp_path / "absent.yaml"))
-    with pytest.raises(forge_core.ConfigError, match="absent.yaml"):
+    with pytest.raises(forge_core.ConfigError, match=r"absent\.yaml"):
         _ = llm.metadata
 
 
