@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
 from forge_core.backends import build_backends
+from forge_core.backends.base import ChatBackend
 from forge_core.backends.http.pool import ClientPool
 from forge_core.config.schema import ForgeConfig, apply_overrides, load_config
 from forge_core.routing.health import HealthMonitor
@@ -40,7 +41,10 @@ class Forge:
     ``./forge.yaml``, the user config dir, then built-in defaults). ``overrides`` has the file's
     shape and wins over the file and the ``FORGE_*`` env vars. ``env`` is where provider
     clients read the API keys named by ``api_key_env`` (default: ``os.environ``), so a key can
-    be handed to one `Forge` without putting it in the process environment.
+    be handed to one `Forge` without putting it in the process environment. ``backends``
+    replaces the clients built from the config: a mapping of deployment names (``openai``,
+    ``ollama`` ... for the default deployments) to backends, and only those are routed to
+    (tests give `forge_core.testing.ScriptedBackend` s here).
 
     Example:
         ```python
@@ -58,12 +62,14 @@ class Forge:
         pool: ClientPool | None = None,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
+        backends: Mapping[str, ChatBackend] | None = None,
     ) -> None:
         if isinstance(config, ForgeConfig):
             self.config = apply_overrides(config, overrides) if overrides else config
         else:
             self.config = load_config(config, overrides=overrides)
-        backends = build_backends(self.config, pool=pool, env=env)
+        if backends is None:
+            backends = build_backends(self.config, pool=pool, env=env)
         self._router = Router(self.config, backends, clock=clock)
 
     @property

@@ -109,6 +109,16 @@ class ForgeOptions(BaseModel):
         ),
     )
 
+    backends: dict[str, Any] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description=(
+            "Backends to route over instead of the clients the config builds, by deployment "
+            "name (forge_core.testing.ScriptedBackend in tests); None builds them from config."
+        ),
+    )
+
     @field_validator("config", mode="before")
     @classmethod
     def _path_to_str(cls, value: Any) -> Any:
@@ -190,7 +200,10 @@ class ForgeOptions(BaseModel):
         # The key reaches only forge's clients (a private env layer), never os.environ, so
         # subprocesses and other models do not inherit it.
         return self.forge_source().get(
-            self.config, overrides=self.forge_overrides(), api_keys=self.api_key_layer()
+            self.config,
+            overrides=self.forge_overrides(),
+            api_keys=self.api_key_layer(),
+            backends=self.backends,
         )
 
     def config_identity(self) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forge_core.backends.base import ChatBackend
 from forge_core.config.schema import ForgeConfig, find_config_file
 from forge_core.forge import Forge
 
@@ -63,6 +64,8 @@ class _Key:
     forge_env: tuple[tuple[str, str], ...] = field(repr=False)
     overrides: Hashable = field(repr=False)
     env: str | None = field(repr=False)
+    #: Given backends (`Forge`'s ``backends``), by deployment name and object identity.
+    backends: tuple[tuple[str, int], ...] = ()
 
     def __repr__(self) -> str:
         forge_env = [name for name, _ in self.forge_env]
@@ -82,6 +85,7 @@ def shared_forge(
     *,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    backends: Mapping[str, ChatBackend] | None = None,
 ) -> Forge:
     """The `Forge` for these options, made once and shared by every caller passing the same.
 
@@ -92,7 +96,9 @@ def shared_forge(
       a new `Forge`), or None both times with the same file found by the default discovery;
       for a path or None, the ``FORGE_*`` environment variables must also be the same;
     - ``overrides`` are equal (compared as a frozen canonical form; None and ``{}`` agree);
-    - ``env`` has the same items (compared by a digest; the values are API keys).
+    - ``env`` has the same items (compared by a digest; the values are API keys);
+    - ``backends`` (given instead of the configured clients, e.g. in tests) are the same
+      objects under the same names.
 
     A framework model may be built per request (LangChain does so in chains); sharing keeps it
     from re-reading ``forge.yaml``, rebuilding HTTP pools and losing breaker and health state
@@ -100,7 +106,7 @@ def shared_forge(
     dropped from the cache, not closed, so whoever still holds it can go on using it.
     Thread-safe; a `Forge` is built at most once per key.
     """
-    key = _key(config, overrides, env)
+    key = _key(config, overrides, env, backends)
     with _lock:
         forge = _forges.get(key)
         if forge is not None:
@@ -108,7 +114,7 @@ def shared_forge(
             return forge
         # Built under the lock so that racing callers cannot end up with two Forges for one
         # key; building loads config and makes backends, it never calls a provider.
-        forge = Forge(config, overrides=overrides or None, env=env)
+        forge = Forge(config, overrides=overrides or None, env=env, backends=backends)
         _forges[key] = forge
         while len(_forges) > MAX_SHARED_FORGES:
             _forges.popitem(last=False)
@@ -129,7 +135,7 @@ class ForgeSource:
     __slots__ = ("_identity", "_last")
 
     def __init__(self) -> None:
-        self._last: tuple[Any, Any, Any, Forge] | None = None
+        self._last: tuple[Any, Any, Any, Forge, Any] | None = None
         self._identity: tuple[Any, Any] | None = None
 
     def __repr__(self) -> str:
@@ -164,6 +170,7 @@ class ForgeSource:
         *,
         overrides: Mapping[str, Any] | None = None,
         api_keys: Mapping[str, str] | None = None,
+        backends: Mapping[str, ChatBackend] | None = None,
     ) -> Forge:
         """The `Forge` for these options (`shared_forge`).
 
@@ -176,16 +183,18 @@ class ForgeSource:
             and (last[0] is config if isinstance(config, ForgeConfig) else last[0] == config)
             and last[1] == (overrides or None)
             and last[2] == (api_keys or None)
+            and last[4] == _identities(backends)
         ):
             return last[3]
         env = ChainMap(dict(api_keys), os.environ) if api_keys else None
-        forge = shared_forge(config, overrides=overrides, env=env)
+        forge = shared_forge(config, overrides=overrides, env=env, backends=backends)
         # One tuple, assigned at once: a concurrent reader sees the old or the new state.
         self._last = (
             config,
             dict(overrides) if overrides else None,
             dict(api_keys) if api_keys else None,
             forge,
+            _identities(backends),
         )
         return forge
 
@@ -211,6 +220,7 @@ def _key(
     config: ForgeConfig | str | os.PathLike[str] | None,
     overrides: Mapping[str, Any] | None,
     env: Mapping[str, str] | None,
+    backends: Mapping[str, ChatBackend] | None = None,
 ) -> _Key:
     source: Hashable
     forge_env: tuple[tuple[str, str], ...] = ()
@@ -225,7 +235,13 @@ def _key(
         forge_env=forge_env,
         overrides=_freeze(overrides) if overrides else None,
         env=_digest(env) if env is not None else None,
+        backends=_identities(backends),
     )
+
+
+def _identities(backends: Mapping[str, ChatBackend] | None) -> tuple[tuple[str, int], ...]:
+    """Given backends by name and object identity (none: empty)."""
+    return tuple(sorted((name, id(b)) for name, b in backends.items())) if backends else ()
 
 
 def _is_forge_var(name: str) -> bool:

@@ -1,1 +1,267 @@
-"""A scripted backend for tests (in progress)."""
+"""A backend to script in tests: answers, streams, tool calls and faults, with no server.
+
+`ScriptedBackend` plays the replies it was given, one per call, and records every call it
+was asked (`ScriptedBackend.calls`). Give it to a `Forge` (``Forge(backends=...)``) or to a
+framework wrapper (``ForgeChat(backends=...)``, ``ForgeLLM(backends=...)``) under the name of
+a deployment of the config, and the router treats it as that deployment: it plans, retries,
+opens circuits and falls back exactly as it would for a real server. httpx's
+``MockTransport`` and pydantic-ai's ``TestModel`` are the same idea.
+
+Example:
+    ```python
+    from forge_core import Forge, ProviderUnavailable
+    from forge_core.testing import Reply, ScriptedBackend
+
+    local = ScriptedBackend(ProviderUnavailable("down"), provider="ollama")
+    cloud = ScriptedBackend("Paris", Reply(tool_calls=[("get_weather", {"city": "Paris"})]))
+    forge = Forge(backends={"ollama": local, "openai": cloud})
+    answer = forge.chat("Capital of France?")
+    assert answer.content == "Paris" and answer.route.attempts[0].ok is False
+    assert cloud.calls[0].request.messages[0].content == "Capital of France?"
+    ```
+
+A reply is a string (the answer's text), a `Reply` (text, tool calls, usage, how it streams,
+a fault part-way through a stream), a `ChatResponse` as is, or an exception (a
+`forge_core.ProviderError` such as ``RateLimited`` or ``ProviderUnavailable``), raised by
+that call. When the script runs out the last reply is played again, so one reply scripts a
+model that always answers the same (or a provider that is always down).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from forge_core.backends.base import AttemptTimeouts
+from forge_core.errors import ProviderError, ProviderUnavailable
+from forge_core.types import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+    RouteTrail,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["Call", "Reply", "ScriptedBackend"]
+
+#: What a scripted backend can do unless told otherwise: everything a cloud chat model can.
+DEFAULT_CAPABILITIES = Capabilities(
+    tools=True,
+    tool_choice=True,
+    structured_output=True,
+    json_mode=True,
+    vision=True,
+    embeddings=True,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer.
+
+    ``tool_calls`` are `ToolCall`s or ``(name, arguments)`` pairs (ids are made up:
+    ``call_0``, ``call_1`` ...). A stream yields ``content`` in ``chunks`` pieces of about
+    equal size, then the tool calls; with ``fail_after`` set, the stream raises ``error``
+    (default: `ProviderUnavailable`) after that many pieces instead of finishing.
+    """
+
+    content: str | None = None
+    tool_calls: Sequence[ToolCall | tuple[str, Mapping[str, Any]]] = ()
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    chunks: int = 3
+    fail_after: int | None = None
+    error: ProviderError | None = None
+
+    def calls(self) -> list[ToolCall]:
+        """The tool calls as `ToolCall`s."""
+        return [
+            call
+            if isinstance(call, ToolCall)
+            else ToolCall(id=f"call_{index}", name=call[0], arguments=dict(call[1]))
+            for index, call in enumerate(self.tool_calls)
+        ]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call a `ScriptedBackend` was asked: what kind, for which model, with what."""
+
+    kind: Literal["chat", "stream", "embed"]
+    model: str
+    request: ChatRequest | None = None
+    texts: list[str] = field(default_factory=list)
+
+
+ScriptItem = str | Reply | ChatResponse | BaseException
+
+
+class ScriptedBackend:
+    """A `forge_core.backends.base.ChatBackend` (and ``EmbeddingBackend``) that plays a script.
+
+    ``provider`` is the kind it stands for (it decides whether the router counts it as
+    local); ``endpoint`` keys its circuit breaker and health (default: one per instance);
+    ``capabilities`` is what the planner sees (default: tools, JSON, vision, embeddings);
+    ``healthy`` is what its health probe answers. ``embedding`` is the vector each text gets.
+    Thread-safe: the replies are taken in the order the calls arrive.
+    """
+
+    def __init__(
+        self,
+        *replies: ScriptItem,
+        provider: Provider | str = Provider.OPENAI,
+        model: str = "scripted",
+        endpoint: str | None = None,
+        capabilities: Capabilities | None = None,
+        healthy: bool = True,
+        embedding: Sequence[float] = (1.0, 0.0),
+    ) -> None:
+        self.provider = Provider(provider)
+        self.model = model
+        self.base_url = endpoint or f"scripted://{self.provider.value}/{id(self):x}"
+        self._capabilities = capabilities or DEFAULT_CAPABILITIES
+        self.healthy = healthy
+        self._embedding = list(embedding)
+        self._script: list[ScriptItem] = list(replies) or [""]
+        self._next = 0
+        self._lock = threading.Lock()
+        #: Every call asked, in order.
+        self.calls: list[Call] = []
+
+    def __repr__(self) -> str:
+        return f"ScriptedBackend(provider={self.provider.value!r}, endpoint={self.base_url!r})"
+
+    # -- what the planner asks --------------------------------------------------------------
+
+    def default_model(self) -> str:
+        """The model a request that names none gets."""
+        return self.model
+
+    def default_embedding_model(self) -> str:
+        """The model an embedding request that names none gets."""
+        return self.model
+
+    def check_ready(self, model: str) -> None:
+        """Always ready (script a fault as a reply instead)."""
+
+    def capabilities(self, model: str) -> Capabilities:
+        """The capabilities given at construction, for every model."""
+        return self._capabilities
+
+    def health(self, timeout: float = 1.0) -> bool:
+        """``healthy``."""
+        return self.healthy
+
+    async def ahealth(self, timeout: float = 1.0) -> bool:
+        """``healthy``."""
+        return self.healthy
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _take(self, call: Call) -> ScriptItem:
+        with self._lock:
+            self.calls.append(call)
+            item = self._script[min(self._next, len(self._script) - 1)]
+            self._next += 1
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _response(self, item: ScriptItem, model: str) -> ChatResponse:
+        if isinstance(item, ChatResponse):
+            return item.model_copy(update={"route": RouteTrail()})
+        reply = item if isinstance(item, Reply) else Reply(content=str(item))
+        calls = reply.calls()
+        return ChatResponse(
+            content=reply.content,
+            tool_calls=calls,
+            finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
+            usage=reply.usage,
+            provider=self.provider,
+            model=model,
+            route=RouteTrail(),
+        )
+
+    def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
+        """The next scripted reply as one answer."""
+        return self._response(self._take(Call("chat", model, request)), model)
+
+    async def achat(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> ChatResponse:
+        """Async `chat`."""
+        return self.chat(request, model, timeouts)
+
+    def _chunks(self, item: ScriptItem, model: str) -> Generator[ChatChunk, None, None]:
+        reply = item if isinstance(item, Reply) else None
+        response = self._response(item, model)
+        text = response.content or ""
+        pieces = max(reply.chunks if reply is not None else 3, 1)
+        size = max(-(-len(text) // pieces), 1)
+        parts = [text[start : start + size] for start in range(0, len(text), size)]
+        for index, part in enumerate(parts):
+            if reply is not None and reply.fail_after is not None and index >= reply.fail_after:
+                raise reply.error or ProviderUnavailable(
+                    f"{self.provider.value}: scripted stream failure", provider=self.provider.value
+                )
+            yield ChatChunk(content=part, provider=self.provider, model=model)
+        if reply is not None and reply.fail_after is not None and reply.fail_after >= len(parts):
+            raise reply.error or ProviderUnavailable(
+                f"{self.provider.value}: scripted stream failure", provider=self.provider.value
+            )
+        for index, call in enumerate(response.tool_calls):
+            yield ChatChunk(
+                tool_call_deltas=[
+                    ToolCallDelta(
+                        index=index,
+                        id=call.id,
+                        name=call.name,
+                        arguments=json.dumps(call.arguments),
+                    )
+                ],
+                provider=self.provider,
+                model=model,
+            )
+        yield ChatChunk(
+            finish_reason=response.finish_reason,
+            tool_calls=response.tool_calls,
+            usage=response.usage,
+            provider=self.provider,
+            model=model,
+        )
+
+    def stream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> Generator[ChatChunk, None, None]:
+        """The next scripted reply in pieces; the last chunk has the finish reason."""
+        item = self._take(Call("stream", model, request))
+        yield from self._chunks(item, model)
+
+    async def astream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`."""
+        item = self._take(Call("stream", model, request))
+        for chunk in self._chunks(item, model):
+            yield chunk
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """``embedding`` for every text (a scripted exception is raised instead)."""
+        self._take(Call("embed", model, texts=list(texts)))
+        return EmbeddingResponse(
+            vectors=[list(self._embedding) for _ in texts], provider=self.provider, model=model
+        )
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        return self.embed(texts, model, timeouts)
