@@ -697,7 +697,9 @@ def test_without_opentelemetry_installed_routing_and_pricing_work() -> None:
     ],
 )
 def test_drop_reasons_fall_into_a_few_categories(reason: str, category: str) -> None:
-    from forge_core.observability.telemetry import _drop_reason, _redact
+    from forge_core.observability.redact import drop_reason, redact_credentials
 
-    assert _drop_reason(reason) == category
-    assert _redact("circuit open at https://user:pw@h/v1") == "circuit open at https://h/v1"
+    assert drop_reason(reason) == category
+    assert (
+        redact_credentials("circuit open at https://user:pw@h/v1") == "circuit open at https://h/v1"
+    )

@@ -29,20 +29,24 @@ import asyncio
 import inspect
 import logging
 import os
-import re
 import sys
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from forge_core._caches import remember
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
 from forge_core.observability.pricing import Pricing
+from forge_core.observability.redact import (
+    drop_reason,
+    is_http,
+    redact_credentials,
+    safe_url,
+    server_attributes,
+)
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -390,15 +394,15 @@ class Telemetry:
         key = (candidate.deployment, candidate.model, candidate.endpoint, state)
         cached = self._attempts.get(key)
         if cached is None:
-            http = _is_http(candidate.endpoint)
+            http = is_http(candidate.endpoint)
             attributes: dict[str, Any] = {
                 "forge.provider": candidate.provider.value,
                 "forge.deployment": candidate.deployment,
                 "forge.model": candidate.model,
-                "forge.endpoint": _safe_url(candidate.endpoint),
+                "forge.endpoint": safe_url(candidate.endpoint),
             }
             if http:
-                attributes.update(_server(candidate.endpoint))
+                attributes.update(server_attributes(candidate.endpoint))
             attributes["forge.breaker.state"] = state
             start = dict(attributes)
             attributes["forge.attempt.outcome"] = "ok"
@@ -415,8 +419,8 @@ class Telemetry:
             attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
             self.provider_attributes(attributes, candidate.provider)
             attributes["gen_ai.request.model"] = candidate.model
-            if _is_http(candidate.endpoint):
-                attributes.update(_server(candidate.endpoint))
+            if is_http(candidate.endpoint):
+                attributes.update(server_attributes(candidate.endpoint))
             cached = remember(self._requests, key, attributes)
         return cached
 
@@ -819,7 +823,7 @@ class _Traced(Observation):
         """Start the request span, at the request's start, as a child of the caller's span."""
         ins = self._ins
         first = self._first
-        kind = ins.client if first is not None and _is_http(first.endpoint) else ins.internal
+        kind = ins.client if first is not None and is_http(first.endpoint) else ins.internal
         span = ins.tracer.start_span(
             name,
             context=self._context,
@@ -843,7 +847,7 @@ class _Traced(Observation):
         self._emitted_drops = len(drops)
 
     def _emit_drop(self, span: Any, at: int, drop: Drop) -> None:
-        reason = _drop_reason(drop.reason)
+        reason = drop_reason(drop.reason)
         self._measure(
             self._ins.drops.add,
             1,
@@ -860,7 +864,7 @@ class _Traced(Observation):
                 "forge.deployment": drop.deployment or drop.provider.value,
                 "forge.model": drop.model or "",
                 "forge.drop.reason": reason,
-                "forge.drop.detail": _redact(drop.reason),
+                "forge.drop.detail": redact_credentials(drop.reason),
             },
             timestamp=at,
         )
@@ -949,8 +953,8 @@ class _Traced(Observation):
         if last is not None:
             self.telemetry.provider_attributes(attributes, last.provider)
             attributes["gen_ai.request.model"] = last.model
-            if _is_http(last.endpoint):
-                attributes.update(_server(last.endpoint))
+            if is_http(last.endpoint):
+                attributes.update(server_attributes(last.endpoint))
         attributes["error.type"] = end.kind
         failed = [attempt.outcome for attempt in attempts if attempt.outcome]
         if failed:
@@ -1104,59 +1108,3 @@ def _changed(started: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[
 def _model_of(text: str | None) -> str | None:
     """The model part of a request's ``model`` (``provider:model`` or a bare name)."""
     return ModelId.parse(text).model if text else None
-
-
-def _is_http(endpoint: str) -> bool:
-    """Whether ``endpoint`` (`endpoint_of`) is an HTTP base URL, not ``provider:in-process``."""
-    return endpoint.startswith(("http://", "https://"))
-
-
-@lru_cache(maxsize=256)
-def _server(endpoint: str) -> Mapping[str, Any]:
-    """``server.address`` and ``server.port`` of an HTTP endpoint."""
-    parts = urlsplit(endpoint)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return {"server.address": parts.hostname or "", "server.port": port}
-
-
-@lru_cache(maxsize=256)
-def _safe_url(endpoint: str) -> str:
-    """``endpoint`` without credentials, query or fragment (in-process names as they are)."""
-    if not _is_http(endpoint):
-        return endpoint
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return f"{parts.scheme}://{netloc}{parts.path}"
-
-
-_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")
-
-
-def _redact(text: str) -> str:
-    """``text`` with any ``user:password@`` of a URL removed."""
-    return _CREDENTIALS.sub("", text)
-
-
-#: Drop reasons (forge's own texts, `_planning` and `Route.admit`) by what they begin with.
-_DROP_REASONS = (
-    ("local_only", "local_only"),
-    ("lacks ", "capability"),
-    ("circuit open", "circuit_open"),
-    ("circuit half-open", "circuit_half_open"),
-    ("health check", "health_down"),
-    ("total deadline", "deadline"),
-    ("no client", "no_client"),
-)
-
-
-def _drop_reason(reason: str) -> str:
-    """A drop's reason as a low-cardinality category (``forge.drop.reason``)."""
-    for prefix, category in _DROP_REASONS:
-        if reason.startswith(prefix):
-            return category
-    if "has no embeddings API" in reason:
-        return "capability"
-    if "gave no answer earlier" in reason:
-        return "endpoint_silent"
-    return "not_ready"
