@@ -32,13 +32,13 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from forge_core._caches import remember
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
+from forge_core.observability.gauges import model_load_time, model_memory, watch
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.redact import (
     drop_reason,
@@ -112,7 +112,6 @@ _lock = threading.Lock()
 _providers: tuple[Any, Any] = (None, None)
 _instruments: _Instruments | None = None
 _missing = False
-_live: weakref.WeakSet[Telemetry] = weakref.WeakSet()
 
 
 def set_telemetry_providers(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -245,7 +244,7 @@ class _Instruments:
         )
         meter.create_observable_gauge(
             "forge.local.model.load_time",
-            callbacks=[_model_load_time],
+            callbacks=[model_load_time],
             unit="s",
             description="How long each loaded in-process model took to load.",
         )
@@ -294,7 +293,7 @@ class _Instruments:
         """The memory gauge's callback: the SDK calls it first when a reader collects, so the
         kept measurements are handed over before the reader reads the instruments."""
         self.flush()
-        return _model_memory(options)
+        return model_memory(options)
 
     def active(self) -> bool:
         """Whether spans and metrics would go anywhere (a provider that is not a no-op).
@@ -316,50 +315,6 @@ class _Instruments:
         return self._real
 
 
-def _local_models() -> list[dict[str, Any]]:
-    """The loaded in-process models of every live router's backends, each once."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for telemetry in list(_live):
-        for backend in list(telemetry.backends.values()):
-            own = getattr(backend, "stats", None)
-            if not callable(own):
-                continue
-            try:
-                stats = own()
-            except Exception:  # a collection must never fail the application's export
-                logger.debug("forge: backend stats failed", exc_info=True)
-                continue
-            for model in stats.get("models", []) if isinstance(stats, dict) else []:
-                key = (model.get("model"), model.get("purpose"), model.get("path"))
-                seen.setdefault(key, model)
-    return list(seen.values())
-
-
-def _gauge(field: str) -> Iterable[Any]:
-    from opentelemetry.metrics import Observation as Measured
-
-    for model in _local_models():
-        value = model.get(field)
-        if value is None:
-            continue
-        yield Measured(
-            float(value),
-            {
-                "forge.model": str(model.get("model")),
-                "forge.model.purpose": str(model.get("purpose") or "chat"),
-                "forge.model.isolation": str(model.get("isolation") or ""),
-            },
-        )
-
-
-def _model_memory(options: Any) -> Iterable[Any]:
-    return list(_gauge("resident_bytes"))
-
-
-def _model_load_time(options: Any) -> Iterable[Any]:
-    return list(_gauge("load_seconds"))
-
-
 # -- the observer -----------------------------------------------------------------------------
 
 
@@ -377,7 +332,7 @@ class Telemetry:
         self._attempts: dict[tuple[str, str, str, str], _AttemptSpan] = {}
         self._requests: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
         self._served: dict[tuple[str, str, str, str, str], _Served] = {}
-        _live.add(self)
+        watch(self)
 
     def provider_attributes(self, attributes: dict[str, Any], provider: Provider | None) -> None:
         """Set ``gen_ai.provider.name`` (and, unless only the latest conventions are asked
