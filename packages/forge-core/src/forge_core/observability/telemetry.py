@@ -18,7 +18,7 @@ the times noted) while an HTTP attempt waits for its answer, on time the caller 
 anyway (`AttemptTimeouts.while_waiting`), and ended with the rest of their attributes when the
 request ends; where no attempt waited on HTTP (an in-process model, a refused port) they are
 made then, whole. Metric measurements are handed to the SDK in batches
-(`_Instruments.measure`): while a later request waits, or when a reader collects.
+(`Instruments.measure`): while a later request waits, or when a reader collects.
 Nothing a user wrote (prompts, answers) and no error message goes into a span: error types,
 forge's own drop reasons (URLs without credentials), names and numbers only.
 """
@@ -26,19 +26,16 @@ forge's own drop reasons (URLs without credentials), names and numbers only.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import os
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from forge_core._caches import remember
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
-from forge_core.observability.gauges import model_load_time, model_memory, watch
+from forge_core.observability.gauges import watch
+from forge_core.observability.otel import Instruments, current_instruments, latest_conventions
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.redact import (
     drop_reason,
@@ -67,252 +64,18 @@ if TYPE_CHECKING:
     from forge_core.observability.metrics import Metrics
     from forge_core.observability.observed import ObservedCandidate as Candidate
 
-__all__ = [
-    "DURATION_BUCKETS",
-    "TOKEN_BUCKETS",
-    "Observation",
-    "Telemetry",
-    "set_telemetry_providers",
-]
+__all__ = ["Observation", "Telemetry"]
 
 logger = logging.getLogger("forge.telemetry")
 
-#: The instrumentation scope forge's spans and metrics carry.
-SCOPE = "forge_core"
-#: Bucket boundaries the GenAI conventions give for durations and time to first chunk (s).
-DURATION_BUCKETS = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
-#: Bucket boundaries the GenAI conventions give for token counts.
-TOKEN_BUCKETS = tuple(4.0**n for n in range(14))
 #: An answer's metric attribute sets (`Telemetry.served_attributes`): duration, input, output.
 _Served = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]
 #: An attempt span's name, whether it is an HTTP call, its attributes when it answered, and
 #: those it starts with (the same without its outcome) (`attempt_attributes`).
 _AttemptSpan = tuple[str, bool, Mapping[str, Any], Mapping[str, Any]]
-#: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value asking for the latest GenAI conventions only.
-LATEST_GEN_AI = "gen_ai_latest_experimental"
 
-# -- the providers spans and metrics go to --------------------------------------------------
-
-_lock = threading.Lock()
-_providers: tuple[Any, Any] = (None, None)
-_instruments: _Instruments | None = None
-_missing = False
-
-
-def set_telemetry_providers(tracer_provider: Any = None, meter_provider: Any = None) -> None:
-    """Send forge's spans to ``tracer_provider`` and its metrics to ``meter_provider``.
-
-    Either left None means OpenTelemetry's global provider (``trace.set_tracer_provider``,
-    ``metrics.set_meter_provider``), which is where forge sends them by default; calling this
-    with no arguments goes back to those. For tests, benchmarks, and applications that keep
-    forge's telemetry apart from their own. Takes effect for requests routed after the call.
-    """
-    global _providers, _instruments
-    with _lock:
-        old = _instruments
-        _providers = (tracer_provider, meter_provider)
-        _instruments = None
-    if old is not None:
-        old.flush()  # what was measured belongs to the providers in force when it was
-
-
-def _current() -> _Instruments | None:
-    """The tracer and instruments for the providers now in force; None without OpenTelemetry."""
-    global _instruments, _missing
-    instruments = _instruments
-    if instruments is not None or _missing:
-        return instruments
-    with _lock:
-        if _instruments is None and not _missing:
-            try:
-                _instruments = _Instruments(*_providers)
-            except ImportError:
-                _missing = True
-        return _instruments
-
-
-def _latest_conventions() -> bool:
-    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for the latest GenAI conventions only."""
-    values = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
-    return LATEST_GEN_AI in {value.strip() for value in values.split(",")}
-
-
-#: How long "no OpenTelemetry provider is set" is trusted before `_Instruments.active` asks again.
-_RECHECK_SECONDS = 1.0
-#: Metric measurements kept before the next request that waits for an HTTP answer hands them
-#: to the SDK in one go (about 40 requests' worth; a collection takes them all before it reads
-#: the instruments).
-_BATCH = 128
-#: Measurements kept before the request that makes one more hands them over itself (no request
-#: waited on HTTP since: in-process models).
-_MOST_KEPT = 4 * _BATCH
 #: An attribute a span did not start with (`_changed`).
 _ABSENT = object()
-
-
-class _Instruments:
-    """forge's tracer and metric instruments on one pair of providers (OpenTelemetry API)."""
-
-    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
-        from opentelemetry import context, metrics, trace
-        from opentelemetry.metrics import _internal as metrics_internal
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        from forge_core._version import __version__
-
-        # Given providers are taken as real; the global ones only once the application has
-        # set one (until then OpenTelemetry's are no-ops, and forge skips all the work).
-        self._real = tracer_provider is not None or meter_provider is not None
-        #: When `active` next asks OpenTelemetry for the global providers (monotonic).
-        self._next_check = 0.0
-        self._tracer_provider = trace.get_tracer_provider
-        self._meter_provider = metrics.get_meter_provider
-        self._noop_tracers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        proxy_meters = getattr(metrics_internal, "_ProxyMeterProvider", metrics.NoOpMeterProvider)
-        self._noop_meters = (metrics.NoOpMeterProvider, proxy_meters)
-        self.get_current = context.get_current
-        self.set_span_in_context = trace.set_span_in_context
-        self.client = SpanKind.CLIENT
-        self.internal = SpanKind.INTERNAL
-        self.error = StatusCode.ERROR
-        self.status = Status
-        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-        self.tokens = meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        )
-        self.first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description="Time from the request until the first chunk of a streamed answer.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-        self.fallbacks = meter.create_counter(
-            "forge.router.fallbacks",
-            unit="{request}",
-            description="Requests answered by a candidate other than the first one planned.",
-        )
-        self.drops = meter.create_counter(
-            "forge.router.drops",
-            unit="{candidate}",
-            description="Candidates not called, by reason (planning or admission).",
-        )
-        self.transitions = meter.create_counter(
-            "forge.breaker.transitions",
-            unit="{transition}",
-            description="Circuit breaker state changes seen by forge's attempts.",
-        )
-        self.cost = meter.create_counter(
-            "forge.cost.usd",
-            unit="{USD}",
-            description="What the answers cost, from the price table (local models: 0).",
-        )
-        #: Measurements not yet given to the SDK: (instrument's record or add, value,
-        #: attributes, context). `measure` appends, `flush` hands them over.
-        self._pending: deque[tuple[Callable[..., None], float, Mapping[str, Any], Any]] = deque()
-        #: Whether the instruments take a measurement's context (OpenTelemetry 1.28 and later).
-        self._contexts = "context" in inspect.signature(self.duration.record).parameters
-        meter.create_observable_gauge(
-            "forge.local.model.memory",
-            callbacks=[self._collecting],
-            unit="By",
-            description="Resident memory of each loaded in-process model.",
-        )
-        meter.create_observable_gauge(
-            "forge.local.model.load_time",
-            callbacks=[model_load_time],
-            unit="s",
-            description="How long each loaded in-process model took to load.",
-        )
-
-    def measure(
-        self, record: Callable[..., None], value: float, attributes: Mapping[str, Any], context: Any
-    ) -> None:
-        """Measure ``value`` with ``record`` (an instrument's ``record`` or ``add``), in a batch.
-
-        The SDK's cost of one measurement is mostly copying, checking and hashing its
-        attributes, and it is about half when measurements follow each other than when each
-        comes between two HTTP calls (measured with the SDK of uv.lock, ``benchmarks/README.md``).
-        So they wait here until `_BATCH` have come and a request waits for its HTTP answer
-        (`flush_batch`: the caller is waiting anyway), or `_MOST_KEPT` have come, or a reader
-        collects (`_collecting`: every export and every scrape sees all measurements made
-        before it), or the providers change.
-        """
-        pending = self._pending
-        pending.append((record, value, attributes, context if self._contexts else None))
-        if len(pending) >= _MOST_KEPT:
-            self.flush()
-
-    def flush_batch(self) -> None:
-        """`flush`, once `_BATCH` measurements are kept."""
-        if len(self._pending) >= _BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand the measurements kept by `measure` to the SDK (any thread, any number at once)."""
-        pending = self._pending
-        # No more than were there: on a busy process a flush is never an endless one.
-        for _ in range(len(pending)):
-            try:
-                record, value, attributes, context = pending.popleft()
-            except IndexError:  # another thread took the rest
-                return
-            try:
-                if context is None:
-                    record(value, attributes)
-                else:
-                    record(value, attributes, context)
-            except Exception:  # telemetry never fails a request, nor a collection
-                logger.debug("forge: a metric measurement failed", exc_info=True)
-
-    def _collecting(self, options: Any) -> Iterable[Any]:
-        """The memory gauge's callback: the SDK calls it first when a reader collects, so the
-        kept measurements are handed over before the reader reads the instruments."""
-        self.flush()
-        return model_memory(options)
-
-    def active(self) -> bool:
-        """Whether spans and metrics would go anywhere (a provider that is not a no-op).
-
-        While none is set the answer is kept for `_RECHECK_SECONDS`: asking OpenTelemetry for
-        the global providers reads the environment each time, a measurable share of a routed
-        call; an application that sets its provider after forge started is seen that late.
-        """
-        if self._real:
-            return True
-        now = time.monotonic()
-        if now < self._next_check:
-            return False
-        self._next_check = now + _RECHECK_SECONDS
-        if not isinstance(self._tracer_provider(), self._noop_tracers) or not isinstance(
-            self._meter_provider(), self._noop_meters
-        ):
-            self._real = True  # a global provider, once set, stays
-        return self._real
 
 
 # -- the observer -----------------------------------------------------------------------------
@@ -327,7 +90,7 @@ class Telemetry:
         self.metrics = metrics
         self.backends = backends
         #: Emit only the latest GenAI conventions (``OTEL_SEMCONV_STABILITY_OPT_IN``), read once.
-        self.latest = _latest_conventions()
+        self.latest = latest_conventions()
         # Attribute sets that repeat on every request, built once (they are never mutated).
         self._attempts: dict[tuple[str, str, str, str], _AttemptSpan] = {}
         self._requests: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
@@ -405,7 +168,7 @@ class Telemetry:
         """The observation of one routed request; ``context`` is the OpenTelemetry context its
         span is a child of (None: the current one)."""
         if self.enabled:
-            instruments = _current()
+            instruments = current_instruments()
             if instruments is not None and instruments.active():
                 return _Traced(self, instruments, request, candidates, trail, context)
         return Observation(self, trail)
@@ -415,7 +178,7 @@ class Telemetry:
         streams run on forge's background loop); None when tracing is off."""
         if not self.enabled:
             return None
-        instruments = _current()
+        instruments = current_instruments()
         if instruments is None or not instruments.active():
             return None
         return instruments.get_current()
@@ -541,7 +304,7 @@ class _Traced(Observation):
     def __init__(
         self,
         telemetry: Telemetry,
-        ins: _Instruments,
+        ins: Instruments,
         request: ChatRequest | EmbeddingRequest,
         candidates: Sequence[Candidate],
         trail: RouteTrail,
