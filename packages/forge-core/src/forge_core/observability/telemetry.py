@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from forge_core._caches import remember
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
 from forge_core.observability.gauges import watch
+from forge_core.observability.observation import Observation
 from forge_core.observability.otel import Instruments, current_instruments, latest_conventions
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.redact import (
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from forge_core.observability.metrics import Metrics
     from forge_core.observability.observed import ObservedCandidate as Candidate
 
-__all__ = ["Observation", "Telemetry"]
+__all__ = ["Telemetry"]
 
 logger = logging.getLogger("forge.telemetry")
 
@@ -184,91 +185,6 @@ class Telemetry:
         return instruments.get_current()
 
 
-class Observation:
-    """One routed request as `Route` reports it; this base only prices the answer."""
-
-    __slots__ = ("telemetry", "trail")
-
-    def __init__(self, telemetry: Telemetry, trail: RouteTrail) -> None:
-        self.telemetry = telemetry
-        self.trail = trail
-
-    def while_waiting(self) -> Callable[[], None] | None:
-        """What to run while an attempt waits for its answer (`AttemptTimeouts.while_waiting`);
-        None when there is nothing to do."""
-        return None
-
-    def dropped(self, drop: Drop) -> None:
-        """A candidate was not called (its circuit refused, the deadline had passed)."""
-
-    def attempt_started(self, candidate: Candidate, probe: bool) -> None:
-        """The circuit admitted one attempt at ``candidate``."""
-
-    def attempt_ended(self, candidate: Candidate, error: ProviderError | None) -> None:
-        """The attempt answered (``error`` None) or failed; its breaker has been updated."""
-
-    def abandoned(self, candidate: Candidate) -> None:
-        """The caller gave up (cancelled, closed the stream) during an attempt: the request
-        ends with the exception being handled."""
-
-    def answered(
-        self, candidate: Candidate, answer: ChatResponse | ChatChunk | EmbeddingResponse
-    ) -> None:
-        """The request's answer (a stream's last chunk): price it, count its tokens."""
-        self.account(candidate, answer)
-
-    def failed(self, error: ForgeError, *, stream: bool) -> None:
-        """The request ends with ``error`` (every candidate failed, or a stream broke)."""
-
-    def account(
-        self, candidate: Candidate, answer: ChatResponse | ChatChunk | EmbeddingResponse
-    ) -> tuple[int | None, int | None, float | None]:
-        """Set ``route.cost_usd`` and count the tokens; returns (input, output, cost)."""
-        input_tokens: int | None
-        output_tokens: int | None
-        if isinstance(answer, EmbeddingResponse):
-            input_tokens = answer.input_tokens
-            output_tokens = None
-        elif answer.usage is not None:
-            input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
-        else:
-            input_tokens = output_tokens = None
-        local = candidate.local
-        if input_tokens is None:
-            cost = 0.0 if local else None
-            self.trail.cost_usd = cost
-            return None, None, cost
-        output = output_tokens or 0
-        pricing = self.telemetry.pricing
-        deployment = candidate.deployment
-        cost = pricing.cost(
-            candidate.provider,
-            answer.model,
-            input_tokens,
-            output,
-            deployment=deployment,
-            local=local,
-        )
-        if cost is None and answer.model != candidate.model:
-            cost = pricing.cost(
-                candidate.provider,
-                candidate.model,
-                input_tokens,
-                output,
-                deployment=deployment,
-                local=local,
-            )
-        self.trail.cost_usd = cost
-        self.telemetry.metrics.record_usage(
-            candidate.key,
-            local=local,
-            input_tokens=input_tokens,
-            output_tokens=output,
-            cost_usd=cost,
-        )
-        return input_tokens, output_tokens, cost
-
-
 class _Traced(Observation):
     """An `Observation` that becomes OpenTelemetry spans and metrics.
 
@@ -280,6 +196,8 @@ class _Traced(Observation):
     and ends it at the time noted, or makes it whole then if it was never started, and records
     the metrics, in one place.
     """
+
+    telemetry: Telemetry
 
     __slots__ = (
         "_attempt",
