@@ -1,8 +1,8 @@
 """The local-model gauges: what each loaded in-process model holds and how long it took to load.
 
 Every router's observer is watched here (`watch`) while it lives; when a metric reader
-collects, the gauges' callbacks (`model_memory`, `model_load_time`, registered with forge's
-metric instruments) ask each watched router's backends for their ``stats()`` and report every
+collects, the gauges' callbacks (`model_memory`, `model_load_time`, registered by
+`Instruments`) ask each watched router's backends for their ``stats()`` and report every
 loaded model once (``forge.local.model.memory``, ``forge.local.model.load_time``).
 OpenTelemetry is imported by the callbacks only, which only a reader calls.
 """

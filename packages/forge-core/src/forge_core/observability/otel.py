@@ -7,7 +7,7 @@ application has set no OpenTelemetry provider (the API's are no-ops) nothing is 
 ones `set_telemetry_providers` names. `Instruments` holds forge's tracer and metric instruments
 on one pair of providers; metric measurements are handed to the SDK in batches
 (`Instruments.measure`): while a later request waits, or when a reader collects. What is
-measured, and when, is the traced observation's.
+measured, and when, is the traced observation's (`forge_core.observability.traced`).
 """
 
 from __future__ import annotations
