@@ -36,15 +36,15 @@ from forge_core import (
     StreamInterrupted,
 )
 from forge_core.config.schema import apply_overrides
-from forge_core.observability import telemetry as telemetry_module
+from forge_core.observability import otel as otel_module
 from forge_core.observability.metrics import Metrics
-from forge_core.observability.telemetry import (
+from forge_core.observability.otel import (
     DURATION_BUCKETS,
     TOKEN_BUCKETS,
-    Telemetry,
-    _current,
-    _Instruments,
+    Instruments,
+    current_instruments,
 )
+from forge_core.observability.telemetry import Telemetry
 from forge_test_support import closed_port_url, config_for
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
@@ -420,15 +420,15 @@ def test_drops_are_span_events_and_breaker_transitions_are_counted(otel: Collect
 
 
 @pytest.fixture
-def instruments(otel: Collected) -> _Instruments:
+def instruments(otel: Collected) -> Instruments:
     """forge's instruments on the in-memory providers (their measurements not yet handed over)."""
-    current = _current()
+    current = current_instruments()
     assert current is not None
     return current
 
 
 def test_measurements_wait_for_a_collection_and_each_collection_sees_them(
-    otel: Collected, instruments: _Instruments
+    otel: Collected, instruments: Instruments
 ) -> None:
     with FaultServer([ok("one"), ok("two")]) as server:
         forge = forge_on(server)
@@ -445,9 +445,9 @@ def test_measurements_wait_for_a_collection_and_each_collection_sees_them(
 
 
 def test_a_request_waiting_for_its_answer_hands_a_full_batch_to_the_sdk(
-    otel: Collected, instruments: _Instruments, monkeypatch: pytest.MonkeyPatch
+    otel: Collected, instruments: Instruments, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(telemetry_module, "_BATCH", 3)
+    monkeypatch.setattr(otel_module, "_BATCH", 3)
     handed: list[int] = []
     original = instruments.flush
 
@@ -469,9 +469,9 @@ def test_a_request_waiting_for_its_answer_hands_a_full_batch_to_the_sdk(
 
 
 def test_measurements_go_to_the_sdk_without_a_collection_or_a_wait_once_too_many_are_kept(
-    otel: Collected, instruments: _Instruments, monkeypatch: pytest.MonkeyPatch
+    otel: Collected, instruments: Instruments, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(telemetry_module, "_MOST_KEPT", 4)
+    monkeypatch.setattr(otel_module, "_MOST_KEPT", 4)
     with FaultServer([ok("one"), ok("two")]) as server:
         forge = forge_on(server)
         forge.chat("first")
@@ -616,7 +616,7 @@ def test_local_model_gauges_read_the_backends_stats(otel: Collected) -> None:
             }
 
     telemetry = Telemetry(ForgeConfig(), Metrics(), {Provider.HUGGINGFACE: Loaded()})
-    assert _current() is not None
+    assert current_instruments() is not None
     memory = [
         point
         for point in otel.points("forge.local.model.memory")
@@ -697,7 +697,9 @@ def test_without_opentelemetry_installed_routing_and_pricing_work() -> None:
     ],
 )
 def test_drop_reasons_fall_into_a_few_categories(reason: str, category: str) -> None:
-    from forge_core.observability.telemetry import _drop_reason, _redact
+    from forge_core.observability.redact import drop_reason, redact_credentials
 
-    assert _drop_reason(reason) == category
-    assert _redact("circuit open at https://user:pw@h/v1") == "circuit open at https://h/v1"
+    assert drop_reason(reason) == category
+    assert (
+        redact_credentials("circuit open at https://user:pw@h/v1") == "circuit open at https://h/v1"
+    )

@@ -48,9 +48,9 @@ from forge_core.errors import (
     WorkerCrashed,
 )
 from forge_core.forge import Forge, MessagesInput
+from forge_core.observability.otel import set_telemetry_providers
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.prometheus import prometheus_text
-from forge_core.observability.telemetry import set_telemetry_providers
 from forge_core.options import ForgeOptions
 from forge_core.shared import (
     ForgeSource,

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from forge_core.observability.telemetry import _safe_url
+from forge_core.observability.redact import safe_url
 
 __all__ = ["CONTENT_TYPE", "prometheus_text"]
 
@@ -173,7 +173,7 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
         "1 for the state each endpoint's circuit breaker is in, 0 for the others.",
         [
             (
-                {"endpoint": _safe_url(endpoint), "state": state},
+                {"endpoint": safe_url(endpoint), "state": state},
                 1 if circuit["state"] == state else 0,
             )
             for endpoint, circuit in circuits.items()
@@ -185,7 +185,7 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
         "gauge",
         "Consecutive failures counted by each endpoint's circuit breaker.",
         [
-            ({"endpoint": _safe_url(endpoint)}, circuit["consecutive_failures"])
+            ({"endpoint": safe_url(endpoint)}, circuit["consecutive_failures"])
             for endpoint, circuit in circuits.items()
         ],
     )
@@ -194,7 +194,7 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
         "counter",
         "Times each endpoint's circuit breaker opened.",
         [
-            ({"endpoint": _safe_url(endpoint)}, circuit["times_opened"])
+            ({"endpoint": safe_url(endpoint)}, circuit["times_opened"])
             for endpoint, circuit in circuits.items()
         ],
     )
