@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from forge_core.backends import profiles
 from forge_core.backends.base import (
     AttemptTimeouts,
     ChatBackend,
@@ -35,7 +36,7 @@ from forge_core.config.schema import (
     OllamaConfig,
     OpenRouterConfig,
 )
-from forge_core.types import Capabilities, Provider
+from forge_core.types import Provider
 
 __all__ = [
     "AnthropicClient",
@@ -62,12 +63,6 @@ __all__ = [
 #: Ollama model used when ``preferred_models`` is empty and the request names none.
 OLLAMA_FALLBACK_MODEL = "llama3.2"
 _OPENAI_HOST = "api.openai.com"
-#: Cloud chat-completions APIs: tools, tool_choice, JSON schema and JSON mode, images.
-_CLOUD_CAPABILITIES = Capabilities(
-    tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
-)
-#: OpenAI (and servers configured in its place) also serve ``/embeddings``.
-_OPENAI_CAPABILITIES = _CLOUD_CAPABILITIES.model_copy(update={"embeddings": True})
 
 
 def build_backends(
@@ -138,7 +133,7 @@ def build_backend(
             default_model=section.default_model,
             api_key_env=section.api_key_env,
             extra_headers=headers,
-            capabilities=_CLOUD_CAPABILITIES,
+            capabilities=profiles.OPENROUTER,
             dialect="openrouter",
             timeout_seconds=section.timeout_seconds,
             pool=pool,
@@ -153,7 +148,7 @@ def build_backend(
         max_tokens_field=(
             "max_completion_tokens" if _OPENAI_HOST in section.base_url else "max_tokens"
         ),
-        capabilities=_OPENAI_CAPABILITIES,
+        capabilities=profiles.OPENAI,
         # None: known from the host (api.openai.com), else identified by the server itself.
         dialect=section.dialect,
         timeout_seconds=section.timeout_seconds,

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent
 
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.backends.common import (
     MAX_MESSAGE,
@@ -65,15 +66,6 @@ ANTHROPIC_VERSION = "2023-06-01"
 #: The Messages API requires ``max_tokens``; 4096 is the output limit of the smallest current
 #: Claude models, so the default is accepted by every model while rarely cutting an answer.
 DEFAULT_MAX_TOKENS = 4096
-_CONTEXT_WINDOW = 200_000
-_CAPABILITIES = Capabilities(
-    tools=True,
-    tool_choice=True,
-    structured_output=True,
-    json_mode=True,
-    vision=True,
-    context_window=_CONTEXT_WINDOW,
-)
 #: Anthropic stop reasons in forge's (OpenAI) finish-reason vocabulary.
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -146,7 +138,7 @@ class AnthropicClient:
 
     def capabilities(self, model: str) -> Capabilities:
         """Claude models: tools, tool choice, JSON schema output, images, a 200k context."""
-        return _CAPABILITIES
+        return profiles.ANTHROPIC
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """One complete answer."""
@@ -267,8 +259,9 @@ class AnthropicClient:
                     id=entry["id"],
                     provider=self.provider,
                     name=entry.get("display_name"),
-                    context_window=entry.get("max_input_tokens") or _CONTEXT_WINDOW,
-                    capabilities=_CAPABILITIES,
+                    context_window=entry.get("max_input_tokens")
+                    or profiles.ANTHROPIC.context_window,
+                    capabilities=profiles.ANTHROPIC,
                     raw=entry,
                 )
                 for entry in data["data"]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forge_core._threads import in_thread
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
 from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.local.engine import (
@@ -157,17 +158,7 @@ class HuggingFaceBackend:
             onnx = resolve_local_model(model, self._config).format == "onnx"
         except ProviderError:
             onnx = False
-        if onnx:
-            return Capabilities(streaming=True, context_window=None)
-        return Capabilities(
-            tools=True,
-            tool_choice=True,
-            structured_output=True,
-            json_mode=True,
-            streaming=True,
-            embeddings=True,
-            context_window=self._config.n_ctx,
-        )
+        return profiles.ONNX if onnx else profiles.gguf(self._config.n_ctx)
 
     def warm(self, models: list[str] | None = None) -> list[str]:
         """Load ``models`` (default: every configured one, else the embedded model) now."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from httpx_sse import ServerSentEvent
 
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.backends.common import (
     MAX_MESSAGE,
@@ -86,7 +87,7 @@ from forge_core.types import (
     Provider,
 )
 
-__all__ = ["OpenAICompatibleClient", "capabilities_from_openrouter", "embeddings_from"]
+__all__ = ["OpenAICompatibleClient", "embeddings_from"]
 
 #: The model an OpenAI-compatible endpoint embeds with when the request names none.
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
@@ -136,7 +137,7 @@ class OpenAICompatibleClient:
         self._embeddings_path = embeddings_path
         self._max_tokens_field = max_tokens_field
         self._extra_headers = dict(extra_headers or {})
-        self._capabilities = capabilities or Capabilities(embeddings=True)
+        self._capabilities = capabilities or profiles.OPENAI_COMPATIBLE
         fixed = dialect_named(dialect) if isinstance(dialect, str) else dialect
         self._dialect = DetectedDialect(fixed or dialect_by_host(self.base_url))
         self._lessons = Lessons()
@@ -408,7 +409,7 @@ class OpenAICompatibleClient:
             for entry in entries:
                 # Only OpenRouter's listing says what a model can do.
                 described = "supported_parameters" in entry or "context_length" in entry
-                capabilities = capabilities_from_openrouter(entry) if described else None
+                capabilities = profiles.from_openrouter(entry) if described else None
                 models.append(
                     ModelInfo(
                         id=entry["id"],
@@ -648,22 +649,6 @@ def checked_count(result: EmbeddingResponse, count: int) -> EmbeddingResponse:
             model=result.model,
         )
     return result
-
-
-def capabilities_from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
-    """A model's capabilities from its OpenRouter ``/models`` entry."""
-    supported = set(entry.get("supported_parameters") or [])
-    modalities = (entry.get("architecture") or {}).get("input_modalities") or []
-    context = entry.get("context_length") or (entry.get("top_provider") or {}).get("context_length")
-    return Capabilities(
-        tools="tools" in supported,
-        tool_choice="tool_choice" in supported,
-        structured_output="structured_outputs" in supported,
-        json_mode="response_format" in supported,
-        vision="image" in modalities,
-        streaming=True,
-        context_window=int(context) if context else None,
-    )
 
 
 def _error_code(data: Any) -> Any:

@@ -1,0 +1,110 @@
+"""The one capability table: what each kind of backend, and each model a server describes,
+can do.
+
+Every backend answers `ChatBackend.capabilities` from here, the planner routes on those
+answers, and `forge_core.Forge.capabilities` reports them; nothing else keeps its own list.
+What a backend learns at run time narrows an entry (a parameter an endpoint refused:
+``dialects.Lessons``; a model's own listing: `from_ollama_show`, `from_openrouter`), it never
+widens one.
+
+| kind | tools | tool_choice | JSON schema / JSON mode | vision | embeddings | context |
+|---|---|---|---|---|---|---|
+| openai (and servers in its place) | yes | yes | yes | yes | yes | listing |
+| openrouter | yes | yes | yes | yes | no | its /models |
+| anthropic | yes | yes | yes | yes | no | 200k |
+| ollama (/v1 or native) | yes | no | yes | its /api/show | yes | its /api/show |
+| huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | yes | n_ctx |
+| huggingface, ONNX | no | no | no | no | no | unknown |
+| an OpenAI-compatible server of unknown kind | no | no | no | no | yes | unknown |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from forge_core.types import Capabilities, Provider
+
+__all__ = [
+    "ANTHROPIC",
+    "CLOUD_CHAT",
+    "EMBEDS_OVER_HTTP",
+    "GGUF",
+    "OLLAMA",
+    "ONNX",
+    "OPENAI",
+    "OPENAI_COMPATIBLE",
+    "OPENROUTER",
+    "from_ollama_show",
+    "from_openrouter",
+    "gguf",
+]
+
+#: A cloud chat-completions API: tools, tool_choice, JSON schema and JSON mode, images.
+CLOUD_CHAT = Capabilities(
+    tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
+)
+#: OpenAI (and servers configured in its place) also serve ``/embeddings``.
+OPENAI = CLOUD_CHAT.model_copy(update={"embeddings": True})
+OPENROUTER = CLOUD_CHAT
+#: Anthropic's Messages API; every current Claude model reads 200k tokens.
+ANTHROPIC = CLOUD_CHAT.model_copy(update={"context_window": 200_000})
+#: Ollama before ``/api/show`` described the model: tools and JSON output for models that
+#: support them; no ``tool_choice``.
+OLLAMA = Capabilities(
+    tools=True, tool_choice=False, structured_output=True, json_mode=True, embeddings=True
+)
+#: A GGUF run in process by llama-cpp-python: grammar-constrained JSON and tool calls.
+GGUF = Capabilities(
+    tools=True,
+    tool_choice=True,
+    structured_output=True,
+    json_mode=True,
+    streaming=True,
+    embeddings=True,
+)
+#: An ONNX model run in process: plain text.
+ONNX = Capabilities(streaming=True, context_window=None)
+#: An OpenAI-compatible endpoint built without a profile: embeddings only.
+OPENAI_COMPATIBLE = Capabilities(embeddings=True)
+
+#: The kinds whose HTTP endpoint embeds (what a wrapper's ``base_url`` can point at).
+EMBEDS_OVER_HTTP = frozenset({Provider.OPENAI, Provider.OLLAMA})
+
+
+def gguf(context_window: int | None) -> Capabilities:
+    """`GGUF` with the context window the model is loaded with (``n_ctx``)."""
+    return GGUF.model_copy(update={"context_window": context_window})
+
+
+def from_ollama_show(capabilities: Sequence[str], context_length: int | None) -> Capabilities:
+    """A model's capabilities from Ollama's ``/api/show`` (its ``capabilities`` list and
+    context length): ``completion`` means it can answer JSON, ``tools`` and ``vision`` mean
+    what they say; Ollama never honours ``tool_choice``."""
+    return Capabilities(
+        tools="tools" in capabilities,
+        tool_choice=False,
+        embeddings=True,
+        structured_output="completion" in capabilities,
+        json_mode="completion" in capabilities,
+        vision="vision" in capabilities,
+        streaming=True,
+        context_window=context_length,
+    )
+
+
+def from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
+    """A model's capabilities from its OpenRouter ``/models`` entry (its supported
+    parameters, input modalities and context length)."""
+    supported = set(entry.get("supported_parameters") or [])
+    modalities = (entry.get("architecture") or {}).get("input_modalities") or []
+    context = entry.get("context_length") or (entry.get("top_provider") or {}).get("context_length")
+    return Capabilities(
+        tools="tools" in supported,
+        tool_choice="tool_choice" in supported,
+        structured_output="structured_outputs" in supported,
+        json_mode="response_format" in supported,
+        vision="image" in modalities,
+        streaming=True,
+        context_window=int(context) if context else None,
+    )
