@@ -34,7 +34,7 @@ from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import Busy
 from forge_core.routing.planning import Candidate, Plan, circuit_reason
 from forge_core.routing.retry import FirstAttempt, RetryScope
-from forge_core.routing.streaming import Opened, Said, StreamState
+from forge_core.routing.streaming import OpenedStream, StreamState, YieldedSoFar
 from forge_core.types import (
     Attempt,
     ChatChunk,
@@ -47,7 +47,7 @@ from forge_core.types import (
     RouteTrail,
 )
 
-__all__ = ["Route", "Skip"]
+__all__ = ["CandidateSkipped", "Route"]
 
 logger = logging.getLogger("forge.router")
 
@@ -57,7 +57,7 @@ _BACKSTOP_GRACE = 0.25
 R = TypeVar("R", ChatResponse, EmbeddingResponse)
 
 
-class Skip(Exception):
+class CandidateSkipped(Exception):
     """A candidate was not called (circuit open, deadline passed); its drop is recorded."""
 
 
@@ -136,7 +136,7 @@ class Route:
         return self.context.retry_policy.aattempts(self._retry_scope(index))
 
     def admit(self, candidate: Candidate) -> Ticket:
-        """The circuit's permission for one attempt; `Skip` (and a drop) when refused."""
+        """The circuit's permission for one attempt; `CandidateSkipped` (and a drop) when refused."""
         reason = None
         ticket = None
         if self.remaining() <= 0:
@@ -162,7 +162,7 @@ class Route:
             )
             self.trail.drops.append(drop)
             self.observer.dropped(drop)
-            raise Skip(reason)
+            raise CandidateSkipped(reason)
         self.observer.attempt_started(candidate, ticket.probe)
         self._busy = self.context.load.started(
             candidate.endpoint, candidate.model, loading=candidate.loaded is False
@@ -363,7 +363,7 @@ class Route:
         self._attempt_ended()
         self.observer.abandoned(candidate)
 
-    def first_token(self, candidate: Candidate, opened: Opened[Any]) -> None:
+    def first_token(self, candidate: Candidate, opened: OpenedStream[Any]) -> None:
         """Record the time to the first content token (the attempt's latency sample)."""
         if self.trail.ttft_ms is None:
             self.trail.ttft_ms = self._elapsed_ms(self._started)
@@ -438,7 +438,7 @@ class Route:
             self.context.budgets.settle(reservation, int(total))
 
     def stream_finished(
-        self, candidate: Candidate, opened: Opened[Any], state: StreamState
+        self, candidate: Candidate, opened: OpenedStream[Any], state: StreamState
     ) -> ChatChunk:
         """The last chunk of a successful stream: finish reason, usage and the route."""
         model = state.model or candidate.model
@@ -465,7 +465,7 @@ class Route:
                 model=candidate.model,
             )
 
-    def may_continue(self, index: int, said: Said) -> bool:
+    def may_continue(self, index: int, said: YieldedSoFar) -> bool:
         """Whether ``midstream: continue`` applies: text only, and a candidate left to ask."""
         return (
             self.context.routing.midstream == "continue"
@@ -474,7 +474,7 @@ class Route:
         )
 
     def interrupted(
-        self, candidate: Candidate, said: Said, exc: ProviderError
+        self, candidate: Candidate, said: YieldedSoFar, exc: ProviderError
     ) -> StreamInterrupted:
         """The error for a stream that failed after content was yielded."""
         self.trail.total_ms = self._elapsed_ms(self._started)
@@ -490,7 +490,7 @@ class Route:
         self.observer.failed(error, stream=True)
         return error
 
-    def exhausted(self, said: Said | None = None) -> ForgeError:
+    def exhausted(self, said: YieldedSoFar | None = None) -> ForgeError:
         """The error when no candidate answered (or none could continue a started stream)."""
         self.trail.total_ms = self._elapsed_ms(self._started)
         if not self.trail.attempts and not self.trail.drops:

@@ -33,11 +33,11 @@ from forge_core.routing.limits import DeploymentLimits
 from forge_core.routing.load import DeploymentLoad, ResidentModels
 from forge_core.routing.planning import Candidate, Planner
 from forge_core.routing.retry import Clock, RetryPolicy, SystemClock
-from forge_core.routing.route import R, Route, Skip
+from forge_core.routing.route import CandidateSkipped, R, Route
 from forge_core.routing.streaming import (
-    Opened,
-    Said,
+    OpenedStream,
     StreamState,
+    YieldedSoFar,
     continuation,
     has_token,
     in_background,
@@ -286,7 +286,7 @@ class Router:
                                 route.abandoned(candidate, ticket)
                                 raise
                             return route.answered(candidate, ticket, response, started)
-                except (ProviderError, Skip):
+                except (ProviderError, CandidateSkipped):
                     continue
             pause = route.budget_pause()
             if pause is None:
@@ -318,7 +318,7 @@ class Router:
                                 route.abandoned(candidate, ticket)
                                 raise
                             return route.answered(candidate, ticket, response, started)
-                except (ProviderError, Skip):
+                except (ProviderError, CandidateSkipped):
                     continue
             pause = route.budget_pause()
             if pause is None:
@@ -348,13 +348,13 @@ class Router:
         """
         await self.planner.aready(request)
         route = Route(self.context, request, otel_context=otel_context)
-        said = Said()
+        said = YieldedSoFar()
         asked = request
         while True:
             for index, candidate in enumerate(route.candidates):
                 try:
                     opened = await self._aopen(route, index, asked)
-                except (ProviderError, Skip):
+                except (ProviderError, CandidateSkipped):
                     continue
                 state = StreamState(said)
                 try:
@@ -398,7 +398,7 @@ class Router:
 
     async def _aopen(
         self, route: Route, index: int, request: ChatRequest
-    ) -> Opened[AsyncGenerator[ChatChunk, None]]:
+    ) -> OpenedStream[AsyncGenerator[ChatChunk, None]]:
         candidate = route.candidates[index]
         async for attempt in route.aattempts(index):
             with attempt:
@@ -411,7 +411,7 @@ class Router:
                         candidate.model,
                         route.timeouts(candidate, stream=True, backstop=True),
                     )
-                    opened = Opened(chunks, ticket, started)
+                    opened = OpenedStream(chunks, ticket, started)
                     limit, phase = route.first_token_limit(candidate, started)
                     try:
                         async with asyncio.timeout(limit):

@@ -2,7 +2,7 @@
 
 The router streams asynchronously only (`Router.astream`); `in_background` runs that stream on
 forge's background event loop for sync callers, because a blocked socket read cannot be
-interrupted from a sync generator while a task can be cancelled. `Said` and `StreamState`
+interrupted from a sync generator while a task can be cancelled. `YieldedSoFar` and `StreamState`
 keep what the caller has seen, across candidates, so a failover after the first token is either
 `StreamInterrupted` with exactly that text or (``routing.midstream: continue``) a continuation
 whose repeat of it is cut.
@@ -22,9 +22,9 @@ from forge_core.types import ChatChunk, ChatRequest, Message, Provider, ToolCall
 
 __all__ = [
     "CONTINUE_PROMPT",
-    "Opened",
-    "Said",
+    "OpenedStream",
     "StreamState",
+    "YieldedSoFar",
     "continuation",
     "has_token",
     "in_background",
@@ -58,7 +58,7 @@ def continuation(request: ChatRequest, partial: str) -> ChatRequest:
 
 
 @dataclass
-class Opened(Generic[_T]):
+class OpenedStream(Generic[_T]):
     """A stream that has produced its first token (or ended without one)."""
 
     chunks: _T
@@ -69,7 +69,7 @@ class Opened(Generic[_T]):
     ttft_ms: float | None = None
 
 
-class Said:
+class YieldedSoFar:
     """Everything yielded to the caller so far, across candidates (for ``midstream``)."""
 
     def __init__(self) -> None:
@@ -94,7 +94,7 @@ class StreamState:
     caller never sees a duplicated answer.
     """
 
-    def __init__(self, said: Said) -> None:
+    def __init__(self, said: YieldedSoFar) -> None:
         self._said = said
         self._repeat_of = said.text
         self._held = ""
