@@ -77,6 +77,7 @@ from forge_core.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    json_schema_format,
     resolve_tool_choice,
 )
 
@@ -142,6 +143,7 @@ __all__ = [
     "clear_shared_forges",
     "config_identity",
     "find_config_file",
+    "json_schema_format",
     "load_config",
     "prometheus_text",
     "resolve_tool_choice",

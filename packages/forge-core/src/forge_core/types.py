@@ -27,6 +27,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "json_schema_format",
     "resolve_tool_choice",
 ]
 
@@ -173,6 +174,23 @@ class ChatRequest(BaseModel):
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
 #: framework packages accept exactly these as keyword arguments.
 CALL_PARAMETERS: frozenset[str] = frozenset(ChatRequest.model_fields) - {"messages"}
+
+
+def json_schema_format(
+    name: str,
+    schema: Mapping[str, Any],
+    *,
+    description: str | None = None,
+    strict: bool | None = None,
+) -> dict[str, Any]:
+    """The ``response_format`` (OpenAI's shape, which every provider client translates)
+    asking for JSON that validates against ``schema``; ``name`` names the schema."""
+    json_schema: dict[str, Any] = {"name": name, "schema": dict(schema)}
+    if description:
+        json_schema["description"] = description
+    if strict is not None:
+        json_schema["strict"] = strict
+    return {"type": "json_schema", "json_schema": json_schema}
 
 
 def resolve_tool_choice(

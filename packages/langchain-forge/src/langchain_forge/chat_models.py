@@ -469,18 +469,12 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
         elif method in ("json_schema", "json_mode"):
             if method == "json_schema":
                 function = tool["function"]
-                json_schema: dict[str, Any] = {
-                    "name": function["name"],
-                    "schema": function.get("parameters", {}),
-                }
-                if function.get("description"):
-                    json_schema["description"] = function["description"]
-                if strict is not None:
-                    json_schema["strict"] = strict
-                response_format: dict[str, Any] = {
-                    "type": "json_schema",
-                    "json_schema": json_schema,
-                }
+                response_format = forge_core.json_schema_format(
+                    function["name"],
+                    function.get("parameters", {}),
+                    description=function.get("description"),
+                    strict=strict,
+                )
             else:
                 response_format = {"type": "json_object"}
             llm = self.bind(

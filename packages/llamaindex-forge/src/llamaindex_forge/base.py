@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +34,7 @@ from llama_index.core.program.utils import FlexibleModel, create_flexible_model
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from llamaindex_forge._utils import (
     ToolCallAssembler,
@@ -506,10 +505,7 @@ _NEEDS_TOOLS = forge_core.ModelRequirements(tools=True)
 
 def _json_schema_format(output_cls: type[BaseModel]) -> dict[str, Any]:
     """An OpenAI ``response_format`` asking for JSON that validates against ``output_cls``."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
-    }
+    return forge_core.json_schema_format(output_cls.__name__, output_cls.model_json_schema())
 
 
 def _parse_structured(output_cls: type[Model], response: ChatResponse | None) -> Model:
@@ -546,33 +542,9 @@ class _PartialObjects:
 
 
 def _parse_incomplete_json(text: str) -> Any:
-    """``text`` as JSON after closing an open string and open objects/arrays, else None."""
-    closers: list[str] = []
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            closers.append("}" if char == "{" else "]")
-        elif char in "}]" and closers:
-            closers.pop()
-    repaired = text + ('"' if in_string else "")
-    # A dangling key (``, "warm":`` or ``, "wa``) has no value yet: drop it.
-    without_key = _DANGLING_KEY.sub("", repaired)
-    for candidate in (repaired, repaired.rstrip().rstrip(","), without_key):
-        try:
-            return json.loads(candidate + "".join(reversed(closers)))
-        except ValueError:
-            continue
-    return None
-
-
-_DANGLING_KEY = re.compile(r',?\s*"(?:[^"\\]|\\.)*"\s*:?\s*$')
+    """``text`` as JSON as far as it goes (a partial string kept, a dangling key dropped:
+    pydantic-core's partial mode), else None."""
+    try:
+        return from_json(text, allow_partial="trailing-strings")
+    except ValueError:
+        return None
