@@ -40,7 +40,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from forge_core._caches import remember
+from forge_core._caches import put_bounded
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
 from forge_core.observability.pricing import Pricing
 from forge_core.types import (
@@ -403,7 +403,7 @@ class Telemetry:
             start = dict(attributes)
             attributes["forge.attempt.outcome"] = "ok"
             name = f"forge.attempt {candidate.key}"
-            cached = remember(self._attempts, key, (name, http, attributes, start))
+            cached = put_bounded(self._attempts, key, (name, http, attributes, start))
         return cached
 
     def request_attributes(self, operation: str, candidate: Candidate) -> Mapping[str, Any]:
@@ -417,7 +417,7 @@ class Telemetry:
             attributes["gen_ai.request.model"] = candidate.model
             if _is_http(candidate.endpoint):
                 attributes.update(_server(candidate.endpoint))
-            cached = remember(self._requests, key, attributes)
+            cached = put_bounded(self._requests, key, attributes)
         return cached
 
     def served_attributes(self, operation: str, candidate: Candidate, model: str) -> _Served:
@@ -433,7 +433,7 @@ class Telemetry:
                 {**attributes, "gen_ai.token.type": "input"},
                 {**attributes, "gen_ai.token.type": "output"},
             )
-            cached = remember(self._served, key, served)
+            cached = put_bounded(self._served, key, served)
         return cached
 
     def observe(

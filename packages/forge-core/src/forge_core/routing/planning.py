@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast, overload
 
-from forge_core._caches import remember
+from forge_core._caches import put_bounded
 from forge_core.backends.base import (
     ChatBackend,
     EmbeddingBackend,
@@ -409,7 +409,7 @@ class Planner:
             listed = {
                 d.endpoint: d for group in groups for d in group.deployments if d.lister is not None
             }
-            found = remember(self._plans, key, (groups, listed))
+            found = put_bounded(self._plans, key, (groups, listed))
         return found
 
     # -- what the config decides, once --------------------------------------------------------
@@ -522,7 +522,7 @@ class Planner:
         orders = group.orders
         order = orders.get(models)
         if order is None:
-            order = remember(orders, models, _Order.of(_in_model_order(deployments, models)))
+            order = put_bounded(orders, models, _Order.of(_in_model_order(deployments, models)))
         return order
 
     def _steps(
@@ -650,7 +650,7 @@ class Planner:
                 local=spec.local,
                 loaded=loaded,
             )
-            remember(self._candidates, key, candidate)
+            put_bounded(self._candidates, key, candidate)
         return candidate
 
     def _unusable(
