@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-__all__ = ["CACHE_LIMIT", "remember"]
+__all__ = ["CACHE_LIMIT", "put_bounded"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -18,8 +18,9 @@ V = TypeVar("V")
 CACHE_LIMIT = 512
 
 
-def remember(cache: dict[K, V], key: K, value: V) -> V:
-    """Keep ``value`` in ``cache`` under ``key`` (emptying a full cache first); returns it."""
+def put_bounded(cache: dict[K, V], key: K, value: V) -> V:
+    """Put ``value`` in ``cache`` under ``key``, emptying the cache first when it already holds
+    `CACHE_LIMIT` entries; returns ``value``."""
     if len(cache) >= CACHE_LIMIT:
         cache.clear()
     cache[key] = value

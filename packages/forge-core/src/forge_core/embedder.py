@@ -25,7 +25,7 @@ from forge_core.backends.http.pool import ClientPool
 from forge_core.config.schema import ForgeConfig
 from forge_core.errors import ForgeError
 from forge_core.forge import Forge
-from forge_core.routing.planning import Candidate
+from forge_core.routing.planning.candidates import Candidate
 from forge_core.types import Drop, EmbeddingRequest, EmbeddingResponse, Provider, RouteTrail
 
 __all__ = ["Embedder", "EmbeddingResponse"]

@@ -15,7 +15,7 @@ from fake_clock import FakeClock
 from fault_server import FaultServer, ok, ollama_hosts_on
 from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig
 from forge_core._caches import CACHE_LIMIT
-from forge_core.routing.planning import Plan
+from forge_core.routing.planning.candidates import Plan
 from forge_test_support import closed_port_url
 
 #: A public address: a deployment there is not local, so ``local_only`` drops it.

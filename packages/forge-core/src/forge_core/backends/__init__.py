@@ -14,17 +14,17 @@ from forge_core.backends.base import (
     ModelInfo,
 )
 from forge_core.backends.http.anthropic import AnthropicClient
-from forge_core.backends.http.ollama import (
+from forge_core.backends.http.ollama.admin import (
     OllamaAdmin,
-    OllamaClient,
     OllamaModel,
     OllamaModelDetails,
     OllamaModelInfo,
-    OllamaOpenAIClient,
     OllamaRunningModel,
     PullProgress,
     ollama_admin,
 )
+from forge_core.backends.http.ollama.native import OllamaClient
+from forge_core.backends.http.ollama.openai import OllamaOpenAIClient
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.local.backend import HuggingFaceBackend, LlamaCppBackend

@@ -1,8 +1,8 @@
 """What the observer reads of the router's objects: two small protocols.
 
 Telemetry sees a routed attempt through these, so observability depends on no routing module
-(`forge_core.routing.planning.Candidate` and `forge_core.routing.breaker.CircuitBreaker` fit
-them as they are).
+(`forge_core.routing.planning.candidates.Candidate` and
+`forge_core.routing.breaker.CircuitBreaker` fit them as they are).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from forge_core._caches import remember
+from forge_core._caches import put_bounded
 from forge_core.observability.gauges import watch
 from forge_core.observability.observation import Observation
 from forge_core.observability.otel import current_instruments, latest_conventions
@@ -77,7 +77,7 @@ class Telemetry:
             start = dict(attributes)
             attributes["forge.attempt.outcome"] = "ok"
             name = f"forge.attempt {candidate.key}"
-            cached = remember(self._attempts, key, (name, http, attributes, start))
+            cached = put_bounded(self._attempts, key, (name, http, attributes, start))
         return cached
 
     def request_attributes(self, operation: str, candidate: Candidate) -> Mapping[str, Any]:
@@ -91,7 +91,7 @@ class Telemetry:
             attributes["gen_ai.request.model"] = candidate.model
             if is_http(candidate.endpoint):
                 attributes.update(server_attributes(candidate.endpoint))
-            cached = remember(self._requests, key, attributes)
+            cached = put_bounded(self._requests, key, attributes)
         return cached
 
     def served_attributes(
@@ -109,7 +109,7 @@ class Telemetry:
                 {**attributes, "gen_ai.token.type": "input"},
                 {**attributes, "gen_ai.token.type": "output"},
             )
-            cached = remember(self._served, key, served)
+            cached = put_bounded(self._served, key, served)
         return cached
 
     def observe(

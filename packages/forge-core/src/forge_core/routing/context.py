@@ -17,7 +17,7 @@ from forge_core.routing.budget import RateBudgets
 from forge_core.routing.health import HealthCache
 from forge_core.routing.limits import DeploymentLimits
 from forge_core.routing.load import DeploymentLoad, ResidentModels
-from forge_core.routing.planning import Planner
+from forge_core.routing.planning.planner import Planner
 from forge_core.routing.retry import Clock, RetryPolicy
 
 __all__ = ["RoutingContext"]

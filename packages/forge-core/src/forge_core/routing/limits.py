@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from forge_core.backends.base import ChatBackend
 from forge_core.config.schema import ForgeConfig, read_timeout_for
 from forge_core.routing.budget import Budget
-from forge_core.routing.planning import Candidate
+from forge_core.routing.planning.candidates import Candidate
 
 __all__ = ["DeploymentLimits"]
 

@@ -32,7 +32,8 @@ from forge_core.routing.budget import Reservation, estimate_tokens
 from forge_core.routing.context import RoutingContext
 from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import Busy
-from forge_core.routing.planning import Candidate, Plan, circuit_reason
+from forge_core.routing.planning.candidates import Candidate, Plan
+from forge_core.routing.planning.drops import circuit_reason
 from forge_core.routing.retry import FirstAttempt, RetryScope
 from forge_core.routing.streaming import OpenedStream, StreamState, YieldedSoFar
 from forge_core.types import (

@@ -31,7 +31,8 @@ from forge_core.routing.context import RoutingContext
 from forge_core.routing.health import HealthCache, HealthStatus, ModelDiscovery, endpoint_of
 from forge_core.routing.limits import DeploymentLimits
 from forge_core.routing.load import DeploymentLoad, ResidentModels
-from forge_core.routing.planning import Candidate, Planner
+from forge_core.routing.planning.candidates import Candidate
+from forge_core.routing.planning.planner import Planner
 from forge_core.routing.retry import Clock, RetryPolicy, SystemClock
 from forge_core.routing.route import CandidateSkipped, R, Route
 from forge_core.routing.streaming import (

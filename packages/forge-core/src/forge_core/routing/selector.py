@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT
 from forge_core.routing.health import HealthStatus
-from forge_core.routing.planning import Candidate
+from forge_core.routing.planning.candidates import Candidate
 from forge_core.routing.router import Router
 from forge_core.types import ChatRequest, Drop, ModelRequirements, Provider
 

@@ -1,0 +1,330 @@
+"""`OllamaClient`: Ollama through its native API (``api: native``).
+
+Chat through ``/api/chat`` (NDJSON streaming, and the options only the native API has:
+``num_ctx``, ``keep_alive``, ``think``) and embeddings through ``/api/embed``: the request
+body, the answer, tool calls, usage and the stream (`_NativeStream`). Listing, health and
+capabilities come from its `OllamaAdmin` (`AdminBackedClient`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
+from forge_core.backends.common import (
+    ToolCallAssembler,
+    embedding_vector,
+    new_tool_call_id,
+    redact,
+)
+from forge_core.backends.http.ollama.admin import OllamaAdmin
+from forge_core.backends.http.ollama.admin_backed import (
+    DEFAULT_OLLAMA_EMBEDDING_MODEL,
+    AdminBackedClient,
+)
+from forge_core.backends.http.ollama.wire import (
+    base64_image,
+    json_object,
+    malformed,
+    stream_failure,
+)
+from forge_core.backends.http.openai.client import checked_count
+from forge_core.backends.http.pool import ClientPool
+from forge_core.backends.http.transport import Call
+from forge_core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    Message,
+    Provider,
+    RouteTrail,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["OllamaClient"]
+
+
+class OllamaClient(AdminBackedClient):
+    """Chat through Ollama's native ``/api/chat`` and embeddings through ``/api/embed``.
+
+    Example:
+        ```python
+        ollama = OllamaClient("http://localhost:11434", default_model="llama3.2")
+        if ollama.health():
+            print([model.id for model in ollama.list_models()])
+        ```
+    """
+
+    provider = Provider.OLLAMA
+
+    def __init__(
+        self,
+        base_url: str = "http://localhost:11434",
+        *,
+        default_model: str,
+        default_embedding_model: str = DEFAULT_OLLAMA_EMBEDDING_MODEL,
+        timeout_seconds: float = 30.0,
+        health_check_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+        num_ctx: int | None = None,
+        keep_alive: str | int | None = None,
+        think: bool | str | None = None,
+        preferred_models: Sequence[str] = (),
+        auto_discovery: bool = True,
+        pool: ClientPool | None = None,
+    ) -> None:
+        self.preferred_models = tuple(preferred_models)
+        self.auto_discovery = auto_discovery
+        self.admin = OllamaAdmin(
+            base_url,
+            timeout_seconds=timeout_seconds,
+            health_check_timeout=health_check_timeout,
+            keep_alive=keep_alive,
+            pool=pool,
+        )
+        self.base_url = self.admin.base_url
+        self._default_model = default_model
+        self._default_embedding_model = default_embedding_model
+        self._num_ctx = num_ctx
+        self._keep_alive = keep_alive
+        self._think = think
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def default_model(self) -> str:
+        """The configured default model."""
+        return self._default_model
+
+    def default_embedding_model(self) -> str:
+        """The model that embeds when the request names none."""
+        return self._default_embedding_model
+
+    def check_ready(self, model: str) -> None:
+        """Nothing to check without the network: Ollama needs no key."""
+
+    def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
+        """One complete answer from ``/api/chat``."""
+        response = self.admin.transport.send(self._chat_call(request, model, False), timeouts)
+        return _native_response(json_object(response, model), model)
+
+    async def achat(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> ChatResponse:
+        """Async `chat`."""
+        call = self._chat_call(request, model, False)
+        return _native_response(
+            json_object(await self.admin.transport.asend(call, timeouts), model), model
+        )
+
+    def stream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> Generator[ChatChunk, None, None]:
+        """The answer as chunks, from the NDJSON lines of ``/api/chat``."""
+        call = self._chat_call(request, model, True)
+        return self.admin.transport.stream(call, timeouts, _NativeStream(model))
+
+    def astream(
+        self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Async `stream`."""
+        call = self._chat_call(request, model, True)
+        return self.admin.transport.astream(call, timeouts, _NativeStream(model))
+
+    def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
+        """One vector per text from ``POST /api/embed``."""
+        response = self.admin.transport.send(_embed_call(texts, model), timeouts)
+        return _embeddings_from(response, model, len(texts))
+
+    async def aembed(
+        self, texts: list[str], model: str, timeouts: AttemptTimeouts
+    ) -> EmbeddingResponse:
+        """Async `embed`."""
+        response = await self.admin.transport.asend(_embed_call(texts, model), timeouts)
+        return _embeddings_from(response, model, len(texts))
+
+    # -- request ------------------------------------------------------------------------------
+
+    def native_body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        """The JSON body of a native ``/api/chat`` request."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [_native_message(message) for message in request.messages],
+            "stream": stream,
+        }
+        if request.tools and request.tool_choice != "none":
+            body["tools"] = request.tools
+        options: dict[str, Any] = {}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.stop:
+            options["stop"] = list(request.stop)
+        if self._num_ctx is not None:
+            options["num_ctx"] = self._num_ctx
+        if options:
+            body["options"] = options
+        response_format = request.response_format or {}
+        if response_format.get("type") == "json_object":
+            body["format"] = "json"
+        elif response_format.get("type") == "json_schema":
+            body["format"] = response_format["json_schema"]["schema"]
+        if self._keep_alive is not None:
+            body["keep_alive"] = self._keep_alive
+        if self._think is not None:
+            body["think"] = self._think
+        return body
+
+    def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
+        body = self.native_body(request, model, stream=stream)
+        return Call("POST", "/api/chat", model, body, events="ndjson")
+
+
+# -- wire ---------------------------------------------------------------------------------------
+
+
+def _native_response(data: Mapping[str, Any], model: str) -> ChatResponse:
+    try:
+        message = data["message"]
+        calls = [_native_call(call) for call in message.get("tool_calls") or []]
+        return ChatResponse(
+            content=message.get("content") or None,
+            tool_calls=calls,
+            finish_reason=_finish_reason(data.get("done_reason"), bool(calls)),
+            usage=_native_usage(data),
+            provider=Provider.OLLAMA,
+            model=str(data.get("model") or model),
+            route=RouteTrail(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise malformed("malformed /api/chat answer", model) from exc
+
+
+def _embed_call(texts: list[str], model: str) -> Call:
+    return Call("POST", "/api/embed", model, {"model": model, "input": texts})
+
+
+def _embeddings_from(response: httpx.Response, model: str, count: int) -> EmbeddingResponse:
+    """An ``/api/embed`` answer: ``embeddings`` (always a list), ``prompt_eval_count``."""
+    data = json_object(response, model)
+    try:
+        tokens = data.get("prompt_eval_count")
+        result = EmbeddingResponse(
+            vectors=[embedding_vector(item) for item in data["embeddings"]],
+            provider=Provider.OLLAMA,
+            model=str(data.get("model") or model),
+            input_tokens=int(tokens) if tokens is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise malformed(f"malformed embeddings response: {redact(str(exc))}", model) from exc
+    return checked_count(result, count)
+
+
+def _native_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    if message.images:
+        # The native API takes bare base64, no data: prefix and no URLs.
+        wire["images"] = [base64_image(url) for url in message.images]
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.role == "tool":
+        if message.name:
+            wire["tool_name"] = message.name
+        if message.tool_call_id:
+            wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _native_call(call: Mapping[str, Any]) -> ToolCall:
+    function = call["function"]
+    arguments = function.get("arguments") or {}
+    if isinstance(arguments, str):
+        arguments = json.loads(arguments) if arguments.strip() else {}
+    return ToolCall(
+        id=call.get("id") or new_tool_call_id(), name=function["name"], arguments=arguments
+    )
+
+
+def _finish_reason(done_reason: str | None, called_tools: bool) -> str | None:
+    # Ollama keeps done_reason "stop" when the model called tools; forge says so, like /v1 does.
+    if called_tools and done_reason in (None, "stop"):
+        return "tool_calls"
+    return done_reason
+
+
+def _native_usage(data: Mapping[str, Any]) -> Usage | None:
+    if "prompt_eval_count" not in data and "eval_count" not in data:
+        return None
+    return Usage(
+        input_tokens=int(data.get("prompt_eval_count") or 0),
+        output_tokens=int(data.get("eval_count") or 0),
+    )
+
+
+class _NativeStream:
+    """Turns ``/api/chat`` NDJSON objects into chunks."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.done = False
+        self._tools = ToolCallAssembler()
+        self._calls = 0
+
+    def feed(self, data: dict[str, Any]) -> Iterable[ChatChunk]:
+        """The chunks one NDJSON object yields; an ``{"error": ...}`` line raises."""
+        if "error" in data:
+            raise stream_failure(str(data["error"]), self.model)
+        chunk = self._chunk(data)
+        return (chunk,) if chunk is not None else ()
+
+    def end(self) -> None:
+        raise malformed("the stream ended before done", self.model)
+
+    def _chunk(self, data: dict[str, Any]) -> ChatChunk | None:
+        try:
+            self.model = str(data.get("model") or self.model)
+            message = data.get("message") or {}
+            deltas = []
+            for call in message.get("tool_calls") or []:
+                parsed = _native_call(call)
+                # A native stream sends each call whole: every call is a new slot.
+                deltas.append(
+                    self._tools.add(
+                        self._calls,
+                        id=parsed.id,
+                        name=parsed.name,
+                        arguments=json.dumps(parsed.arguments),
+                    )
+                )
+                self._calls += 1
+            if data.get("done"):
+                self.done = True
+                calls = self._tools.calls()
+                return ChatChunk(
+                    content=message.get("content") or "",
+                    tool_call_deltas=deltas,
+                    tool_calls=calls,
+                    finish_reason=_finish_reason(data.get("done_reason"), bool(calls)) or "stop",
+                    usage=_native_usage(data),
+                    provider=Provider.OLLAMA,
+                    model=self.model,
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise malformed("malformed /api/chat line", self.model) from exc
+        content = message.get("content") or ""
+        if not content and not deltas:
+            return None
+        return ChatChunk(
+            content=content, tool_call_deltas=deltas, provider=Provider.OLLAMA, model=self.model
+        )
