@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from fake_clock import FakeClock
 from fault_server import FaultServer, ok
-from forge_core import FallbackFailed, Forge, ForgeConfig
+from forge_core import ChatRequest, FallbackFailed, Forge, ForgeConfig, Message
+from forge_core.backends import build_backends
 from forge_core.routing.budget import Budget, RateBudgets, estimate_tokens
+from forge_core.routing.router import Router
 
 
 def _endpoint(name: str, server: FaultServer, **budget: Any) -> dict[str, Any]:
@@ -182,10 +184,14 @@ def test_a_budget_is_counted_per_api_key() -> None:
             }
         )
         one = Forge(config, clock=clock, env={"PRIMARY_KEY": "sk-team-one"})
-        other = Forge(config, clock=clock, env={"PRIMARY_KEY": "sk-team-two"})
         # Two routers share one budget store here, as processes share Redis.
-        other.router.budgets = one.router.budgets
-        served = [f.chat("hi").route.deployment for f in (one, one, other)]
+        other = Router(
+            config,
+            build_backends(config, env={"PRIMARY_KEY": "sk-team-two"}),
+            clock=clock,
+            budgets=one.router.budgets,
+        )
+        served = [r.chat(_hi()).route.deployment for r in (one.router, one.router, other)]
         keys = set(one.router.budgets.snapshot())
     assert served == ["primary", "secondary", "primary"]
     assert len(keys) == 2 and not any("sk-team" in key for key in keys)
@@ -234,3 +240,7 @@ def test_a_host_of_ollama_may_set_its_own_budget_or_take_the_sections() -> None:
     deployments = config.providers.deployments
     assert (deployments["laptop"].rpm, deployments["gpu"].rpm) == (100, 600)
     assert deployments["openai"].rpm is None
+
+
+def _hi() -> ChatRequest:
+    return ChatRequest(messages=[Message(role="user", content="hi")])

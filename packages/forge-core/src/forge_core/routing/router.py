@@ -59,8 +59,9 @@ class Router:
     """Builds the ordered candidate list for a request and tries it until one answers.
 
     ``clock`` and ``rng`` are injectable so retries, backoff and cooldowns are testable
-    without sleeping; ``breakers``, ``metrics``, ``health`` and ``load`` (attempts in flight
-    and recent latency per endpoint) may be shared between routers.
+    without sleeping; ``breakers``, ``metrics``, ``health``, ``load`` (attempts in flight
+    and recent latency per endpoint) and ``budgets`` (rate-budget logs) may be shared between
+    routers. They are handed to each request's `Route` once, at construction (`RoutingContext`).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Router:
         metrics: Metrics | None = None,
         health: HealthCache | None = None,
         load: DeploymentLoad | None = None,
+        budgets: RateBudgets | None = None,
     ) -> None:
         self.config = config
         self._backends = dict(backends)
@@ -104,7 +106,7 @@ class Router:
             clock=self.clock,
         )
         #: Requests and tokens sent per deployment and key, against ``rpm``/``tpm``.
-        self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
+        self.budgets = budgets or RateBudgets(clock=self.clock, shared=self.shared)
         #: Per deployment: time limits, cold-start allowance, rate budget.
         self.limits = DeploymentLimits(config, self._backends)
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).

@@ -230,7 +230,7 @@ class OrderCompiler:
             spec = self._deployments[name]
             backend = self._backends.get(name)
             if backend is None:
-                reason = "no client for this deployment in this forge version"
+                reason = "no backend for this deployment in this Forge"
                 unusable.append((spec.kind, model, name, reason))
                 continue
             if embedding and not isinstance(backend, EmbeddingBackend):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, ModelInfo
 from forge_core.backends.http.ollama.wire import (
     json_object,
@@ -201,7 +202,9 @@ class OllamaAdmin:
             )
         except (ValueError, TypeError) as exc:
             raise malformed("malformed /api/show answer", model) from exc
-        self.model_capabilities[model] = _capabilities_from_show(info)
+        self.model_capabilities[model] = profiles.from_ollama_show(
+            info.capabilities, info.context_length
+        )
         return info
 
     def running_models(self, timeout: float | None = None) -> list[OllamaRunningModel]:
@@ -267,17 +270,3 @@ def _tags_from(response: httpx.Response) -> list[OllamaModel]:
     except (KeyError, TypeError, ValueError) as exc:
         raise malformed("malformed /api/tags answer", "") from exc
     return models
-
-
-def _capabilities_from_show(info: OllamaModelInfo) -> Capabilities:
-    tools = "tools" in info.capabilities
-    return Capabilities(
-        tools=tools,
-        tool_choice=False,
-        embeddings=True,
-        structured_output="completion" in info.capabilities,
-        json_mode="completion" in info.capabilities,
-        vision="vision" in info.capabilities,
-        streaming=True,
-        context_window=info.context_length,
-    )

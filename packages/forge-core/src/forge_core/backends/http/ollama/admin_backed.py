@@ -1,6 +1,6 @@
 """What both Ollama chat clients take from their `OllamaAdmin` (`AdminBackedClient`).
 
-Capabilities (from ``/api/show``, else `OLLAMA_CAPABILITIES`), the model order
+Capabilities (from ``/api/show``, else the ``OLLAMA`` entry of the capability table), the model order
 (``preferred_models``, filtered by the last ``/api/tags`` with ``auto_discovery``), listing,
 the loaded models and health; and the model that embeds when a request names none.
 """
@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import time
 
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, ModelInfo
 from forge_core.backends.http.ollama.admin import OllamaAdmin
 from forge_core.types import Capabilities
 
-__all__ = ["DEFAULT_OLLAMA_EMBEDDING_MODEL", "OLLAMA_CAPABILITIES", "AdminBackedClient"]
+__all__ = ["DEFAULT_OLLAMA_EMBEDDING_MODEL", "AdminBackedClient"]
 
-#: Ollama's /v1 surface: tools and JSON output for models that support them; no tool_choice.
-OLLAMA_CAPABILITIES = Capabilities(
-    tools=True, tool_choice=False, structured_output=True, json_mode=True, embeddings=True
-)
 #: The model Ollama embeds with when the request names none.
 DEFAULT_OLLAMA_EMBEDDING_MODEL = "nomic-embed-text"
 
@@ -52,7 +49,7 @@ class AdminBackedClient:
 
     def capabilities(self, model: str) -> Capabilities:
         """From the last ``/api/show`` of ``model`` when there was one, else the defaults."""
-        return self.admin.model_capabilities.get(model, OLLAMA_CAPABILITIES)
+        return self.admin.model_capabilities.get(model, profiles.OLLAMA)
 
     def list_models(self) -> list[ModelInfo]:
         """The pulled models (``GET /api/tags``), as `OllamaModel`."""

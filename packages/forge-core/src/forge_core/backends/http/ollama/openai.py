@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT
 from forge_core.backends.http.ollama.admin import OllamaAdmin
 from forge_core.backends.http.ollama.admin_backed import (
     DEFAULT_OLLAMA_EMBEDDING_MODEL,
-    OLLAMA_CAPABILITIES,
     AdminBackedClient,
 )
 from forge_core.backends.http.ollama.wire import base64_image
@@ -52,7 +52,7 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
             chat_path="/v1/chat/completions",
             embeddings_path="/v1/embeddings",
             unavailable_error=OllamaUnavailable,
-            capabilities=OLLAMA_CAPABILITIES,
+            capabilities=profiles.OLLAMA,
             dialect=dialect,
             timeout_seconds=timeout_seconds,
             pool=pool,
