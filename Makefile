@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 PROMPT ?= Why is the sky blue? Answer in one sentence.
 MAX_TOKENS ?= 64
 
-.PHONY: install chat test lint bench
+.PHONY: install chat test test-unit lint bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +29,11 @@ lint: install
 	$(UV) run --locked ruff format --check .
 	$(UV) run --locked mypy
 	$(UV) run --locked lint-imports
+
+# The fast tier: no server, no model, no optional extra (routing and the wrappers run on
+# forge_core.testing's scripted backend and loopback fault servers); under 90 s on 2 cores.
+test-unit: install
+	$(UV) run --locked pytest -m "not local_server and not local_model and not redis_server" packages
 
 # Benchmarks vs peers (dev-only `bench` group); rewrites the README's results section.
 bench: $(UV)
