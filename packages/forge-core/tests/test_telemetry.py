@@ -35,7 +35,7 @@ from forge_core import (
     Provider,
     StreamInterrupted,
 )
-from forge_core.config.schema import apply_overrides
+from forge_core.config.loader import apply_overrides
 from forge_core.observability import telemetry as telemetry_module
 from forge_core.observability.metrics import Metrics
 from forge_core.observability.telemetry import (

@@ -28,8 +28,10 @@ from rich.table import Table
 from forge_core.backends import ChatBackend, PullProgress, ollama_admin
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.local.backend import HuggingFaceBackend
+from forge_core.config.deployments import DeploymentSpec
+from forge_core.config.loader import load_config
 from forge_core.config.local_models import EMBEDDED_MODEL, resolve_local_model
-from forge_core.config.schema import DeploymentSpec, ForgeConfig, load_config
+from forge_core.config.schema import ForgeConfig
 from forge_core.errors import (
     AuthenticationFailed,
     ForgeError,

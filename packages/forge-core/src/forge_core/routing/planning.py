@@ -26,7 +26,8 @@ from forge_core.backends.base import (
     ModelOrdering,
     ResidentModelsReport,
 )
-from forge_core.config.schema import DeploymentSpec, ForgeConfig
+from forge_core.config.deployments import DeploymentSpec
+from forge_core.config.schema import ForgeConfig
 from forge_core.errors import ProviderError
 from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from forge_core.routing.health import HealthCache, HealthStatus, endpoint_of

@@ -55,7 +55,7 @@ from forge_core.config.local_models import (
     EMBEDDED_MODEL,
     resolve_local_model,
 )
-from forge_core.config.schema import HuggingFaceConfig
+from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import MissingDependency, ProviderError
 from forge_core.types import (
     Capabilities,
