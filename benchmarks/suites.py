@@ -868,7 +868,7 @@ def tracing(server: Loopback, sizes: Sizes) -> list[Row]:
     On: `_sdk_telemetry`. Off: ``telemetry.enabled: false``. Two `ForgeChat`s on the live
     server, alternating in rounds; the ratio is taken round by round (`_round_pairs`).
     """
-    from forge_core.config.schema import apply_overrides
+    from forge_core.config.loader import apply_overrides
 
     config = forge_config(server.live)
     off = _forge_chat(apply_overrides(config, {"telemetry": {"enabled": False}}))

@@ -221,9 +221,9 @@ def test_every_command_has_help_with_examples(command: list[str]) -> None:
 
 
 def test_models_table_shows_unknown_as_a_dash_not_no() -> None:
-    from forge_core.cli import _yes_no
+    from forge_core.cli.format import yes_no
 
-    assert [_yes_no(True), _yes_no(False), _yes_no(None)] == ["yes", "no", "-"]
+    assert [yes_no(True), yes_no(False), yes_no(None)] == ["yes", "no", "-"]
 
 
 def test_health_and_config_check_show_each_deployment_with_its_host(tmp_path: Path) -> None:
@@ -342,7 +342,7 @@ def test_warm_of_a_model_pulled_nowhere_exits_1_and_names_it(tmp_path: Path) -> 
 def test_health_shows_warming_while_a_request_forge_sent_waits_for_its_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from forge_core import cli
+    from forge_core.cli import health
 
     release = threading.Event()
     with (
@@ -364,7 +364,7 @@ def test_health_shows_warming_while_a_request_forge_sent_waits_for_its_model(
         )
         forge = Forge(config)
         # The command reports on the Forge that routes: this one, with a request in flight.
-        monkeypatch.setattr(cli, "_forge_or_exit", lambda _: forge)
+        monkeypatch.setattr(health, "forge_or_exit", lambda _: forge)
         pending = pool.submit(forge.chat, "hi")
         assert host.wait_for_requests(1)
         as_json = invoke("health", "--json")

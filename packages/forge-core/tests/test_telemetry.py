@@ -35,7 +35,7 @@ from forge_core import (
     Provider,
     StreamInterrupted,
 )
-from forge_core.config.schema import apply_overrides
+from forge_core.config.loader import apply_overrides
 from forge_core.observability import otel as otel_module
 from forge_core.observability.metrics import Metrics
 from forge_core.observability.otel import (

@@ -6,27 +6,26 @@ Heavy optional dependencies (llama-cpp-python) are imported only when a local mo
 """
 
 from forge_core._version import __version__
+from forge_core.config.deployments import FallbackConfig, ProvidersConfig
+from forge_core.config.loader import find_config_file, load_config, routing_overrides
 from forge_core.config.local_models import EMBEDDED_MODEL
 from forge_core.config.schema import (
+    ForgeConfig,
+    ModelPreferences,
+    ModelPrice,
+    PricingConfig,
+    RoutingConfig,
+    TelemetryConfig,
+)
+from forge_core.config.sections import (
     AnthropicConfig,
     CloudProvidersConfig,
-    FallbackConfig,
-    ForgeConfig,
     HuggingFaceConfig,
     HuggingFaceModelConfig,
     LocalProvidersConfig,
-    ModelPreferences,
-    ModelPrice,
     OllamaConfig,
     OpenAIConfig,
     OpenRouterConfig,
-    PricingConfig,
-    ProvidersConfig,
-    RoutingConfig,
-    TelemetryConfig,
-    find_config_file,
-    load_config,
-    routing_overrides,
 )
 from forge_core.embedder import Embedder
 from forge_core.errors import (

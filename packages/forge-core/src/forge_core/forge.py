@@ -9,7 +9,8 @@ from typing import Any
 from forge_core.backends import build_backends
 from forge_core.backends.base import ChatBackend
 from forge_core.backends.http.pool import ClientPool
-from forge_core.config.schema import ForgeConfig, apply_overrides, load_config
+from forge_core.config.loader import apply_overrides, load_config
+from forge_core.config.schema import ForgeConfig
 from forge_core.routing.health import HealthMonitor
 from forge_core.routing.retry import Clock
 from forge_core.routing.router import Router

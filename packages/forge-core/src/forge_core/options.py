@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from forge_core.config.schema import ForgeConfig, routing_overrides
+from forge_core.config.loader import routing_overrides
+from forge_core.config.schema import ForgeConfig
 from forge_core.forge import Forge
 from forge_core.shared import ForgeSource
 from forge_core.types import ModelId, Provider

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from forge_core.backends.base import ChatBackend
-from forge_core.config.schema import ForgeConfig, find_config_file
+from forge_core.config.loader import find_config_file
+from forge_core.config.schema import ForgeConfig
 from forge_core.forge import Forge
 
 __all__ = ["ForgeSource", "clear_shared_forges", "config_identity", "shared_forge"]

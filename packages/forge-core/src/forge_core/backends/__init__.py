@@ -28,10 +28,10 @@ from forge_core.backends.http.ollama.openai import OllamaOpenAIClient
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.local.backend import HuggingFaceBackend, LlamaCppBackend
-from forge_core.config.schema import (
+from forge_core.config.deployments import DeploymentSpec
+from forge_core.config.schema import ForgeConfig
+from forge_core.config.sections import (
     AnthropicConfig,
-    DeploymentSpec,
-    ForgeConfig,
     HuggingFaceConfig,
     OllamaConfig,
     OpenRouterConfig,

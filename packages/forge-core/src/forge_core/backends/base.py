@@ -23,7 +23,10 @@ __all__ = [
     "DEFAULT_HEALTH_TIMEOUT",
     "AttemptTimeouts",
     "ChatBackend",
+    "DialectReport",
     "EmbeddingBackend",
+    "InProcessModel",
+    "InProcessRuntime",
     "LessonStore",
     "ModelCatalog",
     "ModelInfo",
@@ -210,4 +213,61 @@ class ModelCatalog(Protocol):
 
     async def ahealth(self, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> bool:
         """Async `health`."""
+        ...
+
+
+# -- what a backend says about itself (``forge health``, ``forge models``) ------------------------
+
+
+@runtime_checkable
+class DialectReport(Protocol):
+    """A backend that speaks one of several dialects of a wire format (every OpenAI-compatible
+    client, Ollama's ``/v1`` one included): which one, configured or identified from what the
+    server says about itself (docs/providers.md)."""
+
+    @property
+    def dialect(self) -> str | None:
+        """The dialect's name when configured or identified already; None until identified
+        (no network call)."""
+        ...
+
+    def dialect_name(self) -> str:
+        """The dialect's name, identifying the server first if nobody has yet (a few unbilled
+        GETs, once per endpoint)."""
+        ...
+
+
+@dataclass(frozen=True)
+class InProcessModel:
+    """One model an in-process backend is set up to run: its name, the size of its file (None
+    for a model directory or a file not on disk), what it can do, and whether it is loaded."""
+
+    name: str
+    size_bytes: int | None
+    capabilities: Capabilities
+    loaded: bool
+
+
+@runtime_checkable
+class InProcessRuntime(Protocol):
+    """A backend whose models run in this process (or in worker processes of its own): it has
+    no endpoint to probe or list, so it answers for its runtime and its models itself."""
+
+    def runtime_verdict(self) -> tuple[str, str]:
+        """``up`` or ``down`` for the default model's runtime on this machine, and why (checked
+        for real once per process); raises the `ProviderError` of ``check_ready`` when the model
+        or its runtime is missing."""
+        ...
+
+    def isolation_description(self) -> str:
+        """Where this backend's models run, in words."""
+        ...
+
+    def loaded_model_names(self) -> list[str]:
+        """The names of the models loaded now (empty: the first request loads one)."""
+        ...
+
+    def in_process_models(self) -> list[InProcessModel]:
+        """The configured models (else the embedded one), each resolved on disk; raises a
+        `ProviderError` when one cannot be found."""
         ...

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from forge_core.config.schema import HuggingFaceConfig, HuggingFaceModelConfig
+from forge_core.config.sections import HuggingFaceConfig, HuggingFaceModelConfig
 from forge_core.errors import MissingDependency, ModelNotFound
 
 __all__ = [

@@ -31,7 +31,7 @@ from typing import Any
 
 from forge_core._threads import in_thread
 from forge_core.backends import profiles
-from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
+from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, InProcessModel
 from forge_core.backends.local import pool as _local_pool
 from forge_core.backends.local.engine import (
     LLAMA_HINT,
@@ -56,7 +56,7 @@ from forge_core.config.local_models import (
     EMBEDDED_MODEL,
     resolve_local_model,
 )
-from forge_core.config.schema import HuggingFaceConfig
+from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import MissingDependency, ProviderError
 from forge_core.types import (
     Capabilities,
@@ -162,12 +162,16 @@ class HuggingFaceBackend:
 
     def warm(self, models: list[str] | None = None) -> list[str]:
         """Load ``models`` (default: every configured one, else the embedded model) now."""
-        names = models or [entry.name for entry in self._config.models] or [EMBEDDED_MODEL]
+        names = models or self._model_names()
         for name in names:
             resolved = resolve_local_model(name, self._config)
             key, loaded = _local_pool.checkout(resolved, self._config)
             _local_pool.checkin(key, loaded)
         return names
+
+    def _model_names(self) -> list[str]:
+        """The configured models' names, else the embedded model's."""
+        return [entry.name for entry in self._config.models] or [EMBEDDED_MODEL]
 
     def isolation_description(self) -> str:
         """Where this backend's models run, in words (for ``forge health``)."""
@@ -226,6 +230,31 @@ class HuggingFaceBackend:
                 )
                 _runtime_checks[key] = check
         return LocalRuntimeReport(model, "up" if check.ok else "down", check.reason, record)
+
+    def runtime_verdict(self) -> tuple[str, str]:
+        """The status (``up`` or ``down``) and reason of the default model's `runtime_report`."""
+        report = self.runtime_report()
+        return report.status, report.reason
+
+    def loaded_model_names(self) -> list[str]:
+        """The ``model`` of each loaded model in `stats`."""
+        return [str(model.get("model")) for model in self.stats().get("models", [])]
+
+    def in_process_models(self) -> list[InProcessModel]:
+        """The configured models (else the embedded model): each one's file size, capabilities
+        and whether it is loaded now (for ``forge models``)."""
+        loaded = set(self.loaded_model_names())
+        models = []
+        for name in self._model_names():
+            resolved = resolve_local_model(name, self._config)
+            capabilities = self.capabilities(name)
+            size = resolved.path.stat().st_size if resolved.path.is_file() else None
+            models.append(
+                InProcessModel(
+                    name, size, capabilities, str(resolved.path) in loaded or name in loaded
+                )
+            )
+        return models
 
     def stats(self) -> dict[str, Any]:
         """Loaded models (load time, resident memory, tokens/s, queue wait) and process RSS."""

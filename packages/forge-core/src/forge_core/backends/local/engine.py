@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.http.openai.wire import message_to_wire
 from forge_core.config.local_models import ResolvedModel, gpu_layers, llama_output_logged
-from forge_core.config.schema import HuggingFaceConfig
+from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import (
     BadRequest,
     CapabilityMismatch,

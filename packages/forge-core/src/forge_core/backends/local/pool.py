@@ -26,7 +26,7 @@ from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.local.engine import Purpose, make_instance
 from forge_core.backends.local.worker import WorkerInstance
 from forge_core.config.local_models import ResolvedModel, gpu_layers
-from forge_core.config.schema import HuggingFaceConfig
+from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import ForgeTimeout
 from forge_core.types import Provider
 

@@ -52,7 +52,7 @@ from forge_core.backends.local.engine import (
     make_instance,
 )
 from forge_core.config.local_models import ResolvedModel
-from forge_core.config.schema import HuggingFaceConfig
+from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import ForgeTimeout, ProviderError, WorkerCrashed
 from forge_core.types import ChatChunk, ChatRequest, Message
 

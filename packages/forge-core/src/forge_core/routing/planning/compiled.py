@@ -19,7 +19,8 @@ from typing import cast
 
 from forge_core._caches import put_bounded
 from forge_core.backends.base import ChatBackend, EmbeddingBackend, ModelOrdering
-from forge_core.config.schema import DeploymentSpec, ForgeConfig
+from forge_core.config.deployments import DeploymentSpec
+from forge_core.config.schema import ForgeConfig
 from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker
 from forge_core.routing.health import endpoint_of
 from forge_core.routing.load import Fetch

@@ -246,6 +246,10 @@ class OpenAICompatibleClient:
             return self._dialect.settle(detect(self._probe, self.base_url))
         return self._dialect.current()
 
+    def dialect_name(self) -> str:
+        """The name of `server_dialect` (identifying the server first if nobody has yet)."""
+        return self.server_dialect().name
+
     async def aserver_dialect(self) -> Dialect:
         """Async `server_dialect`."""
         if self._dialect.needs_detection():
