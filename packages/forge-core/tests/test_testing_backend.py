@@ -115,6 +115,18 @@ def test_a_chat_response_is_played_as_is_with_the_route_of_this_call() -> None:
     assert scripted.route.provider is Provider.ANTHROPIC
 
 
+def test_a_chat_response_without_a_finish_reason_streams_whole_under_its_model() -> None:
+    scripted = ChatResponse(
+        content="streamed", provider=Provider.OPENAI, model="given-model", route=RouteTrail()
+    )
+    forge = Forge(config(), backends={"openai": ScriptedBackend(scripted)})
+    chunks = list(forge.stream(PROMPT))
+    assert text_of(chunks) == "streamed"
+    assert {chunk.model for chunk in chunks} == {"given-model"}
+    assert chunks[-1].finish_reason == "stop"
+    assert trail(chunks[-1].route) == [("openai", None)]
+
+
 # -- faults and fallback ----------------------------------------------------------------------
 
 

@@ -223,12 +223,16 @@ class ScriptedBackend:
     def _chunks(self, item: ScriptItem, model: str) -> Generator[ChatChunk, None, None]:
         reply = item if isinstance(item, Reply) else None
         response = self._response(item, model)
+        # A scripted ChatResponse streams as what it says: its model, and a finish reason
+        # even when it gives none (a stream that ends without one reads as truncated).
+        served = response.model
+        finish_reason = response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
         parts = _pieces(response.content or "", reply.chunks if reply is not None else 3)
         fail_after = reply.fail_after if reply is not None else None
         for index, part in enumerate(parts):
             if reply is not None and fail_after is not None and index >= fail_after:
                 raise self._stream_failure(reply)
-            yield ChatChunk(content=part, provider=self.provider, model=model)
+            yield ChatChunk(content=part, provider=self.provider, model=served)
         if reply is not None and fail_after is not None and fail_after >= len(parts):
             raise self._stream_failure(reply)
         for index, call in enumerate(response.tool_calls):
@@ -242,14 +246,14 @@ class ScriptedBackend:
                     )
                 ],
                 provider=self.provider,
-                model=model,
+                model=served,
             )
         yield ChatChunk(
-            finish_reason=response.finish_reason,
+            finish_reason=finish_reason,
             tool_calls=response.tool_calls,
             usage=response.usage,
             provider=self.provider,
-            model=model,
+            model=served,
         )
 
     def stream(
