@@ -29,11 +29,12 @@ model that always answers the same (or a provider that is always down).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.errors import ProviderError, ProviderUnavailable
@@ -69,8 +70,9 @@ class Reply:
 
     ``tool_calls`` are `ToolCall`s or ``(name, arguments)`` pairs (ids are made up:
     ``call_0``, ``call_1`` ...). A stream yields ``content`` in ``chunks`` pieces of about
-    equal size, then the tool calls; with ``fail_after`` set, the stream raises ``error``
-    (default: `ProviderUnavailable`) after that many pieces instead of finishing.
+    equal size (fewer only when the text has fewer characters), then the tool calls; with
+    ``fail_after`` set, the stream raises ``error`` (default: `ProviderUnavailable`) after
+    that many pieces instead of finishing.
     """
 
     content: str | None = None
@@ -107,11 +109,17 @@ ScriptItem = str | Reply | ChatResponse | BaseException
 class ScriptedBackend:
     """A `forge_core.backends.base.ChatBackend` (and ``EmbeddingBackend``) that plays a script.
 
-    ``provider`` is the kind it stands for (it decides whether the router counts it as
-    local); ``endpoint`` keys its circuit breaker and health (default: one per instance);
-    ``capabilities`` is what the planner sees (default: tools, JSON, vision, embeddings);
-    ``healthy`` is what its health probe answers. ``embedding`` is the vector each text gets.
-    Thread-safe: the replies are taken in the order the calls arrive.
+    ``provider`` is the kind of the deployment it stands in for: its stream chunks and
+    scripted errors name it (the router stamps the deployment's own kind on answers and on a
+    stream's last chunk, and the deployment's config decides whether it counts as local), so
+    give the same kind. ``endpoint`` keys its circuit breaker and health (default: one per
+    instance); ``capabilities`` is what the planner sees (default: tools, JSON, vision,
+    embeddings); ``healthy`` is what its health probe answers. ``embedding`` is the vector
+    each text gets. Thread-safe: the replies are taken in the order the calls arrive, and a
+    scripted exception is raised as a fresh copy each time it is played.
+
+    A copy of a wrapper (``copy.deepcopy(ForgeChat(backends=...))``) keeps this backend
+    itself: it stands for a server, so copies share its script and its ``calls``.
     """
 
     def __init__(
@@ -138,6 +146,11 @@ class ScriptedBackend:
 
     def __repr__(self) -> str:
         return f"ScriptedBackend(provider={self.provider.value!r}, endpoint={self.base_url!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScriptedBackend:
+        # One server, however often the wrapper holding it is copied (and a lock cannot be
+        # deep-copied).
+        return self
 
     # -- what the planner asks --------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class ScriptedBackend:
             item = self._script[min(self._next, len(self._script) - 1)]
             self._next += 1
         if isinstance(item, BaseException):
-            raise item
+            raise _fresh(item)
         return item
 
     def _response(self, item: ScriptItem, model: str) -> ChatResponse:
@@ -200,23 +213,28 @@ class ScriptedBackend:
         """Async `chat`."""
         return self.chat(request, model, timeouts)
 
+    def _stream_failure(self, reply: Reply) -> ProviderError:
+        if reply.error is not None:
+            return _fresh(reply.error)
+        return ProviderUnavailable(
+            f"{self.provider.value}: scripted stream failure", provider=self.provider.value
+        )
+
     def _chunks(self, item: ScriptItem, model: str) -> Generator[ChatChunk, None, None]:
         reply = item if isinstance(item, Reply) else None
         response = self._response(item, model)
-        text = response.content or ""
-        pieces = max(reply.chunks if reply is not None else 3, 1)
-        size = max(-(-len(text) // pieces), 1)
-        parts = [text[start : start + size] for start in range(0, len(text), size)]
+        # A scripted ChatResponse streams as what it says: its model, and a finish reason
+        # even when it gives none (a stream that ends without one reads as truncated).
+        served = response.model
+        finish_reason = response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
+        parts = _pieces(response.content or "", reply.chunks if reply is not None else 3)
+        fail_after = reply.fail_after if reply is not None else None
         for index, part in enumerate(parts):
-            if reply is not None and reply.fail_after is not None and index >= reply.fail_after:
-                raise reply.error or ProviderUnavailable(
-                    f"{self.provider.value}: scripted stream failure", provider=self.provider.value
-                )
-            yield ChatChunk(content=part, provider=self.provider, model=model)
-        if reply is not None and reply.fail_after is not None and reply.fail_after >= len(parts):
-            raise reply.error or ProviderUnavailable(
-                f"{self.provider.value}: scripted stream failure", provider=self.provider.value
-            )
+            if reply is not None and fail_after is not None and index >= fail_after:
+                raise self._stream_failure(reply)
+            yield ChatChunk(content=part, provider=self.provider, model=served)
+        if reply is not None and fail_after is not None and fail_after >= len(parts):
+            raise self._stream_failure(reply)
         for index, call in enumerate(response.tool_calls):
             yield ChatChunk(
                 tool_call_deltas=[
@@ -228,14 +246,14 @@ class ScriptedBackend:
                     )
                 ],
                 provider=self.provider,
-                model=model,
+                model=served,
             )
         yield ChatChunk(
-            finish_reason=response.finish_reason,
+            finish_reason=finish_reason,
             tool_calls=response.tool_calls,
             usage=response.usage,
             provider=self.provider,
-            model=model,
+            model=served,
         )
 
     def stream(
@@ -265,3 +283,37 @@ class ScriptedBackend:
     ) -> EmbeddingResponse:
         """Async `embed`."""
         return self.embed(texts, model, timeouts)
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    """``text`` in ``count`` pieces whose lengths differ by one at most (one per character
+    when it has fewer; none when it is empty)."""
+    if not text:
+        return []
+    count = min(max(count, 1), len(text))
+    size, longer = divmod(len(text), count)
+    pieces: list[str] = []
+    start = 0
+    for index in range(count):
+        end = start + size + (1 if index < longer else 0)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _fresh(error: _E) -> _E:
+    """``error`` to raise once more: a copy, so each raise starts a traceback of its own.
+
+    Raising one exception object again appends the new frames to its ``__traceback__`` (it
+    grows with every call of a backend that is always down and keeps every frame alive), and
+    two threads raising it at once would share that state. An exception that cannot be
+    copied (its ``__init__`` needs more than its args) is raised itself, traceback reset.
+    """
+    try:
+        fresh = copy.copy(error)
+    except Exception:
+        return error.with_traceback(None)
+    return fresh if type(fresh) is type(error) else error.with_traceback(None)

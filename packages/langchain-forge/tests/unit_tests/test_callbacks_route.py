@@ -1,7 +1,9 @@
 """The route reaches LangChain's callback handlers: what ``on_llm_end`` gets, and a tracer's run.
 
 A real `BaseCallbackHandler` and LangChain's `RunCollectorCallbackHandler` (a tracer, as
-LangSmith's is) watch `ForgeChat` fall back from a refused port to a fault server on 127.0.0.1.
+LangSmith's is) watch `ForgeChat` fall back from an ``openai`` deployment that is down to an
+``openrouter`` one that answers, both scripted (`forge_core.testing.ScriptedBackend`): what is
+tested is what the wrapper hands LangChain, not HTTP.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from fault_server import FaultServer, ok
-from forge_core import ForgeConfig
-from forge_test_support import closed_port_url, config_for
+from forge_core import ForgeConfig, ProviderUnavailable, Usage
+from forge_core.testing import Reply, ScriptedBackend
+from forge_test_support import config_for
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 from langchain_core.outputs import LLMResult
@@ -32,11 +34,21 @@ class RouteWatcher(BaseCallbackHandler):
         self.results.append(response)
 
 
-def _fallback_config(server: FaultServer) -> ForgeConfig:
-    return config_for(
-        {"name": "openai", "base_url": closed_port_url() + "/v1", "default_model": "m"},
-        {"name": "openrouter", "base_url": server.base_url, "default_model": "m"},
-    )
+#: Tokens each scripted answer reports.
+USAGE = Usage(input_tokens=3, output_tokens=4)
+
+
+def _fallback_config() -> ForgeConfig:
+    """``openai`` then ``openrouter``, nothing else."""
+    return config_for({"name": "openai"}, {"name": "openrouter"})
+
+
+def _fallback_chat(*answers: str | Reply) -> ForgeChat:
+    """A `ForgeChat` whose ``openai`` is down and whose ``openrouter`` (model ``m``) plays
+    ``answers``."""
+    down = ScriptedBackend(ProviderUnavailable("connection refused"), provider="openai")
+    up = ScriptedBackend(*answers, provider="openrouter", model="m")
+    return ForgeChat(config=_fallback_config(), backends={"openai": down, "openrouter": up})
 
 
 def _attempts(route: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -48,8 +60,7 @@ FELL_BACK = [("openai", "unavailable"), ("openrouter", None)]
 
 def test_on_llm_end_gets_the_route_in_generation_info_and_llm_output() -> None:
     watcher = RouteWatcher()
-    with FaultServer([ok("hi")]) as server:
-        ForgeChat(config=_fallback_config(server)).invoke("hello", config={"callbacks": [watcher]})
+    _fallback_chat(Reply("hi", usage=USAGE)).invoke("hello", config={"callbacks": [watcher]})
     (result,) = watcher.results
     (generation,) = result.generations[0]
     info = generation.generation_info or {}
@@ -64,13 +75,9 @@ def test_on_llm_end_gets_the_route_in_generation_info_and_llm_output() -> None:
 
 def test_a_streamed_answer_hands_the_route_to_on_llm_end() -> None:
     watcher = RouteWatcher()
-    with FaultServer([ok("hi", "h", "i")]) as server:
-        chunks = list(
-            ForgeChat(config=_fallback_config(server)).stream(
-                "hello", config={"callbacks": [watcher]}
-            )
-        )
-    assert "".join(str(chunk.content) for chunk in chunks) == "hi"
+    chat = _fallback_chat(Reply("hi", chunks=2))
+    chunks = list(chat.stream("hello", config={"callbacks": [watcher]}))
+    assert [chunk.content for chunk in chunks if chunk.content] == ["h", "i"]
     (result,) = watcher.results
     (generation,) = result.generations[0]
     assert _attempts((generation.generation_info or {})["route"]) == FELL_BACK
@@ -79,11 +86,10 @@ def test_a_streamed_answer_hands_the_route_to_on_llm_end() -> None:
 
 async def test_ainvoke_and_astream_do_the_same() -> None:
     watcher = RouteWatcher()
-    with FaultServer([ok("hi"), ok("hi")]) as server:
-        chat = ForgeChat(config=_fallback_config(server))
-        await chat.ainvoke("hello", config={"callbacks": [watcher]})
-        async for _ in chat.astream("hello", config={"callbacks": [watcher]}):
-            pass
+    chat = _fallback_chat("hi")
+    await chat.ainvoke("hello", config={"callbacks": [watcher]})
+    async for _ in chat.astream("hello", config={"callbacks": [watcher]}):
+        pass
     assert len(watcher.results) == 2
     for result in watcher.results:
         info = result.generations[0][0].generation_info or {}
@@ -93,8 +99,7 @@ async def test_ainvoke_and_astream_do_the_same() -> None:
 
 def test_a_tracer_run_records_the_route_in_its_outputs() -> None:
     tracer = RunCollectorCallbackHandler()
-    with FaultServer([ok("hi")]) as server:
-        ForgeChat(config=_fallback_config(server)).invoke("hello", config={"callbacks": [tracer]})
+    _fallback_chat("hi").invoke("hello", config={"callbacks": [tracer]})
     (run,) = tracer.traced_runs
     assert run.run_type == "llm"
     outputs = run.outputs or {}
@@ -105,9 +110,9 @@ def test_a_tracer_run_records_the_route_in_its_outputs() -> None:
 
 
 def test_a_batch_combines_the_routes_and_usage() -> None:
-    with FaultServer([ok("a"), ok("b")]) as server:
-        chat = ForgeChat(config=_fallback_config(server))
-        result = chat.generate([[HumanMessage("hello")], [HumanMessage("again")]])
+    chat = _fallback_chat(Reply("a", usage=USAGE), Reply("b", usage=USAGE))
+    result = chat.generate([[HumanMessage("hello")], [HumanMessage("again")]])
+    assert [generation[0].text for generation in result.generations] == ["a", "b"]
     output = result.llm_output or {}
     assert [route["provider"] for route in output["routes"]] == ["openrouter", "openrouter"]
     assert output["token_usage"] == {"input_tokens": 6, "output_tokens": 8, "total_tokens": 14}
@@ -116,19 +121,19 @@ def test_a_batch_combines_the_routes_and_usage() -> None:
 
 @pytest.mark.parametrize("method", ["invoke", "stream"])
 def test_response_metadata_has_the_cost(method: str) -> None:
-    with FaultServer([ok("hi")]) as server:
-        config = config_for(
-            {"name": "openai", "base_url": server.base_url, "default_model": "m"},
-            pricing={"models": {"m": {"input": 1.0, "output": 1.0}}},
-        )
-        chat = ForgeChat(config=config)
-        if method == "invoke":
-            message: Any = chat.invoke("hello")
-        else:
-            message = None
-            for chunk in chat.stream("hello"):
-                message = chunk if message is None else message + chunk
+    config = config_for(
+        {"name": "openai"}, pricing={"models": {"m": {"input": 1.0, "output": 1.0}}}
+    )
+    backend = ScriptedBackend(Reply("hi", usage=USAGE), model="m")
+    chat = ForgeChat(config=config, backends={"openai": backend})
+    if method == "invoke":
+        message: Any = chat.invoke("hello")
+    else:
+        message = None
+        for chunk in chat.stream("hello"):
+            message = chunk if message is None else message + chunk
     usage = message.usage_metadata
+    assert usage["total_tokens"] == USAGE.total_tokens
     assert message.response_metadata["route"]["cost_usd"] == pytest.approx(
         usage["total_tokens"] / 1e6
     )

@@ -1,6 +1,7 @@
 """ForgeEmbeddings without a model: LangChain's standard unit tests, then batching, the
 one-vector-space pin, routing options and the endpoint fields, against scripted servers on
-127.0.0.1 (`fault_server.FaultServer`, or a key-checking one here).
+127.0.0.1 (`fault_server.FaultServer`, or a key-checking one here) where the HTTP request matters,
+else scripted backends (`forge_core.testing.ScriptedBackend`).
 
 The embeddings of the real model (in process) are in
 integration_tests/test_embeddings_local_model.py.
@@ -18,7 +19,8 @@ from typing import Any
 
 import forge_core
 import pytest
-from fault_server import FaultServer, ok, status
+from fault_server import FaultServer, status
+from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
 from langchain_core.embeddings import Embeddings
 from langchain_forge import ForgeChat, ForgeEmbeddings
@@ -102,15 +104,28 @@ def test_batch_size_must_be_positive() -> None:
 # -- one vector space -------------------------------------------------------------------------
 
 
+def _scripted_ollama_then_openai(
+    ollama: ScriptedBackend, openai: ScriptedBackend, **fields: Any
+) -> ForgeEmbeddings:
+    """`ForgeEmbeddings` over scripted ``ollama`` then ``openai`` deployments, no retries."""
+    config = config_for({"name": "ollama"}, {"name": "openai"}, routing={"max_retries": 0})
+    return ForgeEmbeddings(config=config, backends={"ollama": ollama, "openai": openai}, **fields)
+
+
+def _texts(backend: ScriptedBackend) -> list[list[str]]:
+    return [call.texts for call in backend.calls]
+
+
 def test_a_later_batch_fails_instead_of_switching_to_another_model() -> None:
-    with FaultServer([ok(), status(503)]) as first, FaultServer() as second:
-        embeddings = ForgeEmbeddings(
-            config=_ollama_then_openai(first, second), models={"ollama": "m"}, batch_size=1
-        )
-        with pytest.raises(forge_core.ForgeError):
-            embeddings.embed_documents(["served by ollama", "ollama is down now"])
+    down = forge_core.ProviderUnavailable("ollama: HTTP 503", status_code=503)
+    first = ScriptedBackend("serves", down, provider="ollama")
+    second = ScriptedBackend()
+    embeddings = _scripted_ollama_then_openai(first, second, models={"ollama": "m"}, batch_size=1)
+    with pytest.raises(forge_core.ForgeError):
+        embeddings.embed_documents(["served by ollama", "ollama is down now"])
     assert embeddings.served == "ollama:m"
-    assert second.requests == [], "the second batch must not be embedded by another model"
+    assert _texts(first) == [["served by ollama"], ["ollama is down now"]]
+    assert second.calls == [], "the second batch must not be embedded by another model"
     route = embeddings.route
     assert route is not None
     assert [(attempt.provider.value, attempt.ok) for attempt in route.attempts] == [
@@ -119,15 +134,15 @@ def test_a_later_batch_fails_instead_of_switching_to_another_model() -> None:
 
 
 def test_without_the_pin_a_later_call_falls_back() -> None:
-    with FaultServer([ok(), status(503)]) as first, FaultServer() as second:
-        embeddings = ForgeEmbeddings(
-            config=_ollama_then_openai(first, second),
-            models={"ollama": "m"},
-            pin_after_first=False,
-        )
-        embeddings.embed_query("served by ollama")
-        embeddings.embed_query("served by openai")
-    assert _inputs(second) == [["served by openai"]]
+    down = forge_core.ProviderUnavailable("ollama: HTTP 503", status_code=503)
+    first = ScriptedBackend("serves", down, provider="ollama")
+    second = ScriptedBackend()
+    embeddings = _scripted_ollama_then_openai(
+        first, second, models={"ollama": "m"}, pin_after_first=False
+    )
+    embeddings.embed_query("served by ollama")
+    embeddings.embed_query("served by openai")
+    assert _texts(second) == [["served by openai"]]
 
 
 def test_the_first_call_falls_back_and_then_stays_on_the_model_that_served() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import forge_core
 import pytest
+from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
 from langchain_forge import ForgeChat
 
@@ -62,3 +63,21 @@ def test_the_same_api_key_shares_and_another_key_does_not() -> None:
     other = ForgeChat(config=config, model="openai:gpt-x", api_key=SECRET + "2")
     assert first.shared_forge() is same.shared_forge()
     assert first.shared_forge() is not other.shared_forge()
+
+
+def test_the_same_backends_share_one_forge_and_other_backends_do_not() -> None:
+    config = _config()
+    backend = ScriptedBackend(provider="ollama")
+    first = ForgeChat(config=config, backends={"ollama": backend})
+    same = ForgeChat(config=config, backends={"ollama": backend}, temperature=0.2)
+    other = ForgeChat(config=config, backends={"ollama": ScriptedBackend(provider="ollama")})
+    forge = first.shared_forge()
+    assert forge is same.shared_forge()
+    assert forge is not other.shared_forge()
+    assert forge is not ForgeChat(config=config).shared_forge()
+    assert forge.router.backends == {"ollama": backend}
+    # Giving an instance other backends gives it another Forge, over them.
+    replacement = ScriptedBackend(provider="ollama")
+    first.backends = {"ollama": replacement}
+    assert first.shared_forge() is not forge
+    assert first.shared_forge().router.backends == {"ollama": replacement}

@@ -1,8 +1,10 @@
 """LlamaIndex's instrumentation dispatcher carries forge's route: a `ForgeRouteEvent` per call.
 
 An event handler on the root dispatcher (where Arize Phoenix, Langfuse and the other LlamaIndex
-integrations listen) watches `ForgeLLM` and `ForgeEmbedding` fall back from a refused port to a
-fault server on 127.0.0.1.
+integrations listen) watches `ForgeLLM` fall back from an ``openai`` deployment that is down to an
+``openrouter`` one that answers, both scripted (`forge_core.testing.ScriptedBackend`: what is
+tested is what the wrapper dispatches, not HTTP), and `ForgeEmbedding` embed on a fault server on
+127.0.0.1 (its answer reports the input tokens, which a scripted embedding does not).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fault_server import MODEL, FaultServer, ok
-from forge_core import ForgeConfig
-from forge_test_support import closed_port_url, config_for
+from fault_server import FaultServer
+from forge_core import ChatResponse, ForgeConfig, Provider, ProviderUnavailable, RouteTrail, Usage
+from forge_core.testing import ScriptedBackend
+from forge_test_support import config_for
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -52,11 +55,32 @@ def events() -> Iterator[Events]:
         root.event_handlers.remove(handler)
 
 
-def _fallback_config(server: FaultServer) -> ForgeConfig:
-    return config_for(
-        {"name": "openai", "base_url": closed_port_url() + "/v1", "default_model": "m"},
-        {"name": "openrouter", "base_url": server.base_url, "default_model": "m"},
+#: The model the answering deployment says served (the request asks for ``m``).
+MODEL = "served-model"
+
+
+def _answer(text: str) -> ChatResponse:
+    """What the ``openrouter`` deployment answers: ``text`` from `MODEL`, with its usage."""
+    return ChatResponse(
+        content=text,
+        finish_reason="stop",
+        usage=Usage(input_tokens=3, output_tokens=4),
+        provider=Provider.OPENROUTER,
+        model=MODEL,
+        route=RouteTrail(),
     )
+
+
+def _fallback_config() -> ForgeConfig:
+    """``openai`` then ``openrouter``, nothing else."""
+    return config_for({"name": "openai"}, {"name": "openrouter"})
+
+
+def _fallback_llm(text: str) -> ForgeLLM:
+    """A `ForgeLLM` whose ``openai`` is down and whose ``openrouter`` answers ``text``."""
+    down = ScriptedBackend(ProviderUnavailable("connection refused"), provider="openai")
+    up = ScriptedBackend(_answer(text), provider="openrouter", model="m")
+    return ForgeLLM(config=_fallback_config(), backends={"openai": down, "openrouter": up})
 
 
 def _attempts(route: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -64,8 +88,7 @@ def _attempts(route: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def test_chat_dispatches_the_route_beside_llamaindex_own_events(events: Events) -> None:
-    with FaultServer([ok("hi")]) as server:
-        ForgeLLM(config=_fallback_config(server)).chat([ChatMessage(role="user", content="hi")])
+    _fallback_llm("hi").chat([ChatMessage(role="user", content="hi")])
     (event,) = events.of(ForgeRouteEvent)
     assert event.class_name() == "ForgeRouteEvent"
     assert (event.operation, event.provider, event.model) == ("chat", "openrouter", MODEL)
@@ -78,19 +101,15 @@ def test_chat_dispatches_the_route_beside_llamaindex_own_events(events: Events) 
 
 
 def test_a_stream_dispatches_the_route_once_with_its_last_chunk(events: Events) -> None:
-    with FaultServer([ok("hi", "h", "i")]) as server:
-        llm = ForgeLLM(config=_fallback_config(server))
-        responses = list(llm.stream_chat([ChatMessage(role="user", content="hi")]))
+    responses = list(_fallback_llm("hi").stream_chat([ChatMessage(role="user", content="hi")]))
+    assert [response.delta for response in responses if response.delta] == ["h", "i"]
     assert responses[-1].message.content == "hi"
     (event,) = events.of(ForgeRouteEvent)
     assert _attempts(event.route) == FELL_BACK
 
 
 async def test_async_chat_dispatches_it_too(events: Events) -> None:
-    with FaultServer([ok("hi")]) as server:
-        await ForgeLLM(config=_fallback_config(server)).achat(
-            [ChatMessage(role="user", content="hi")]
-        )
+    await _fallback_llm("hi").achat([ChatMessage(role="user", content="hi")])
     (event,) = events.of(ForgeRouteEvent)
     assert event.route["provider"] == "openrouter"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import forge_core
 import pytest
+from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole
 from llama_index.core.bridge.pydantic import ValidationError
@@ -220,16 +221,18 @@ def test_complete_errors_propagate_unchanged() -> None:
 
 
 def test_refused_provider_fails_with_the_route() -> None:
-    llm = ForgeLLM(config=config_for({"name": "ollama", "base_url": closed_port_url()}))
+    refused = forge_core.ProviderUnavailable("ollama: connection refused", refused=True)
+    backend = ScriptedBackend(refused, provider="ollama")
+    llm = ForgeLLM(config=config_for({"name": "ollama"}), backends={"ollama": backend})
     with pytest.raises(forge_core.FallbackFailed) as caught:
         llm.chat(USER)
-    # forge may retry a refused connection; every attempt is the refused provider's.
-    attempts = caught.value.route.attempts
-    assert attempts
-    for attempt in attempts:
-        assert attempt.provider == forge_core.Provider.OLLAMA
-        assert attempt.ok is False
-        assert attempt.error_kind == "unavailable"
+    # A refused connection is not retried: one attempt, the refused provider's.
+    [attempt] = caught.value.route.attempts
+    assert attempt.provider == forge_core.Provider.OLLAMA
+    assert attempt.ok is False
+    assert attempt.error_kind == "unavailable"
+    assert attempt.message == "ollama: connection refused"
+    assert [call.kind for call in backend.calls] == ["chat"]
 
 
 def test_unknown_keyword_is_rejected() -> None:

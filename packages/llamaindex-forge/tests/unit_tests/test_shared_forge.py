@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import forge_core
 import pytest
+from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
 from llamaindex_forge import ForgeEmbedding, ForgeLLM
 
@@ -47,3 +48,15 @@ def test_embeddings_share_the_llms_forge_but_not_its_pinning() -> None:
     assert second.embedder.forge is llm.forge
     # Each embedding model pins its own vector space.
     assert first.embedder is not second.embedder
+
+
+def test_the_same_backends_share_one_forge_and_other_backends_do_not() -> None:
+    config = _config()
+    backend = ScriptedBackend(provider="ollama")
+    llm = ForgeLLM(config=config, backends={"ollama": backend})
+    embedding = ForgeEmbedding(config=config, backends={"ollama": backend})
+    assert embedding.embedder.forge is llm.forge
+    assert llm.forge.router.backends == {"ollama": backend}
+    other = ForgeLLM(config=config, backends={"ollama": ScriptedBackend(provider="ollama")})
+    assert other.forge is not llm.forge
+    assert ForgeLLM(config=config).forge is not llm.forge

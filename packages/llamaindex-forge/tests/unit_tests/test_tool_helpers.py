@@ -1,4 +1,6 @@
-"""Tool conversion and assembly for ForgeLLM's function calling (no model is called)."""
+"""Tool conversion and assembly for ForgeLLM's function calling (no model is called: the
+answers with tool calls come from a scripted ``ollama`` deployment,
+`forge_core.testing.ScriptedBackend`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from typing import Any
 
 import forge_core
 import pytest
-from forge_test_support import closed_port_url, config_for
+from forge_core.testing import Reply, ScriptedBackend
+from forge_test_support import config_for
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -14,7 +17,6 @@ from llama_index.core.tools import FunctionTool
 from llamaindex_forge import ForgeLLM
 from llamaindex_forge._utils import (
     ToolCallAssembler,
-    chat_response,
     stream_response,
     to_forge_message,
     tool_choice_param,
@@ -33,9 +35,11 @@ def add(a: int, b: int) -> int:
 ADD = FunctionTool.from_defaults(fn=add)
 
 
-def llm() -> ForgeLLM:
+def llm(*replies: Reply) -> ForgeLLM:
+    """A `ForgeLLM` over one scripted ``ollama`` deployment (model ``m``) playing ``replies``."""
+    backend = ScriptedBackend(*replies, provider="ollama", model="m")
     return ForgeLLM(
-        config=config_for({"name": "ollama", "base_url": closed_port_url()}), max_tokens=8
+        config=config_for({"name": "ollama"}), backends={"ollama": backend}, max_tokens=8
     )
 
 
@@ -118,16 +122,12 @@ def test_prepare_chat_with_no_tools_sends_no_tools() -> None:
 
 
 def _answer(*calls: forge_core.ToolCall) -> ChatResponse:
-    return chat_response(
-        forge_core.ChatResponse(
-            content="",
-            tool_calls=list(calls),
-            finish_reason="tool_calls",
-            provider=OLLAMA,
-            model="m",
-            route=forge_core.RouteTrail(provider=OLLAMA, model="m"),
-        )
+    """ForgeLLM's answer when the model calls ``calls`` (none: an empty answer)."""
+    response = llm(Reply(content="", tool_calls=calls)).chat(
+        [ChatMessage(role=MessageRole.USER, content="1 + 2?")]
     )
+    assert response.raw is not None and response.raw["provider"] == OLLAMA.value
+    return response
 
 
 def test_tool_calls_are_kept_with_their_ids_on_the_message() -> None:
