@@ -30,10 +30,11 @@ lint: install
 	$(UV) run --locked mypy
 	$(UV) run --locked lint-imports
 
-# The fast tier: no server, no model, no optional extra (routing and the wrappers run on
-# forge_core.testing's scripted backend and loopback fault servers); under 90 s on 2 cores.
+# The fast tier: no server, no model, no optional extra (conftest.py blocks the extras' modules);
+# routing and the wrappers run on forge_core.testing's scripted backend and loopback fault
+# servers. Under 90 s on 2 cores.
 test-unit: install
-	$(UV) run --locked pytest -m "not local_server and not local_model and not redis_server" packages
+	FORGE_TEST_WITHOUT_EXTRAS=1 $(UV) run --locked pytest -m "not local_server and not local_model and not redis_server" packages
 
 # Benchmarks vs peers (dev-only `bench` group); rewrites the README's results section.
 bench: $(UV)

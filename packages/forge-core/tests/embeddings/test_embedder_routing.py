@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from forge_core import Embedder, FallbackFailed, ForgeConfig, Provider
+from forge_core import Embedder, FallbackFailed, Forge, ForgeConfig, Provider
+from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for, embedded_in_process
 
 
@@ -22,6 +23,12 @@ def test_providers_without_an_embeddings_api_are_dropped_with_the_reason() -> No
     assert reasons[Provider.OPENROUTER] == "lacks embeddings"
 
 
+def _scripted(config: ForgeConfig, *names: str) -> Forge:
+    """A `Forge` over ``config`` whose ``names`` deployments are scripted backends (planning
+    needs no model file, extra or server)."""
+    return Forge(config, backends={name: ScriptedBackend(provider=name) for name in names})
+
+
 def test_local_first_orders_local_providers_first() -> None:
     config = ForgeConfig.model_validate(
         {
@@ -32,7 +39,8 @@ def test_local_first_orders_local_providers_first() -> None:
             "model_preferences": {"local_first": True},
         }
     )
-    candidates, _ = Embedder(config).plan()
+    forge = _scripted(config, "openai", "huggingface", "ollama")
+    candidates, _ = Embedder(forge=forge).plan()
     assert [c.provider for c in candidates] == [
         Provider.HUGGINGFACE,
         Provider.OLLAMA,
@@ -46,7 +54,7 @@ def test_local_only_drops_cloud_providers() -> None:
         embedded_in_process(),
         model_preferences={"local_only": True},
     )
-    candidates, drops = Embedder(config).plan()
+    candidates, drops = Embedder(forge=_scripted(config, "openai", "huggingface")).plan()
     assert [c.provider for c in candidates] == [Provider.HUGGINGFACE]
     assert [(d.provider, d.reason) for d in drops] == [
         (Provider.OPENAI, "local_only: cloud not allowed")
@@ -56,7 +64,9 @@ def test_local_only_drops_cloud_providers() -> None:
 def test_model_pins_the_first_candidate_and_models_set_the_others() -> None:
     config = config_for(refused_ollama(), embedded_in_process())
     embedder = Embedder(
-        config, model="huggingface:gemma-3-270m", models={"ollama": "mxbai-embed-large"}
+        forge=_scripted(config, "ollama", "huggingface"),
+        model="huggingface:gemma-3-270m",
+        models={"ollama": "mxbai-embed-large"},
     )
     candidates, _ = embedder.plan()
     assert [(c.provider, c.model) for c in candidates] == [

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import pytest
 from forge_core import (
     BadRequest,
@@ -31,6 +30,8 @@ from forge_core.config.local_models import gpu_layers
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
 pytestmark = pytest.mark.local_model
+
+llama_cpp = pytest.importorskip("llama_cpp")
 
 WEATHER = {
     "type": "function",

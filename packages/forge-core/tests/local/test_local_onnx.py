@@ -21,6 +21,9 @@ from forge_core.config.local_models import resolve_local_model
 from forge_test_support import attempt_timeouts, config_for
 from forge_tiny_onnx import EOS_ID, TinyOnnxModel
 
+#: Runs a (tiny, generated) ONNX model in process with the onnx extra's onnxruntime.
+pytestmark = pytest.mark.local_model
+
 PROMPT = "name a colour"
 
 

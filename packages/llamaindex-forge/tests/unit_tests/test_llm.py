@@ -6,6 +6,7 @@ from pathlib import Path
 
 import forge_core
 import pytest
+from forge_core import Capabilities
 from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole
@@ -252,9 +253,15 @@ def test_metadata_context_window_comes_from_the_first_candidate() -> None:
     config = config_for(
         {"name": "huggingface", "models": [{"name": "gemma-3-270m"}], "n_ctx": 1024}
     )
-    assert ForgeLLM(config=config).metadata.context_window == 1024
+    local = {
+        "huggingface": ScriptedBackend(
+            provider="huggingface", capabilities=Capabilities(context_window=1024)
+        )
+    }
+    assert ForgeLLM(config=config, backends=local).metadata.context_window == 1024
     # An explicit option wins.
-    assert ForgeLLM(config=config, context_window=512).metadata.context_window == 512
+    window = ForgeLLM(config=config, backends=local, context_window=512).metadata.context_window
+    assert window == 512
     # An endpoint that does not know its window leaves the default.
     assert ForgeLLM(config=cloud_only_config()).metadata.context_window == 2048
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
+from forge_core import Capabilities
+from forge_core.testing import ScriptedBackend
 from forge_test_support import config_for, embedded_in_process
 from llamaindex_forge import ForgeLLM
 from pydantic import BaseModel
@@ -23,7 +25,17 @@ class Colour(BaseModel):
 
 @pytest.fixture
 def in_process_llm() -> ForgeLLM:
-    return ForgeLLM(config=config_for(embedded_in_process()), max_tokens=48, temperature=0.0)
+    # The in-process deployment, scripted: what the route can do comes from its capabilities.
+    local = ScriptedBackend(
+        provider="huggingface",
+        capabilities=Capabilities(structured_output=True, json_mode=True),
+    )
+    return ForgeLLM(
+        config=config_for(embedded_in_process()),
+        backends={"huggingface": local},
+        max_tokens=48,
+        temperature=0.0,
+    )
 
 
 def test_in_process_route_asks_for_json_schema_output(in_process_llm: ForgeLLM) -> None:
