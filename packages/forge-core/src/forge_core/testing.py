@@ -36,6 +36,7 @@ from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from forge_core.backends import profiles
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.errors import ProviderError, ProviderUnavailable
 from forge_core.types import (
@@ -53,15 +54,9 @@ from forge_core.types import (
 
 __all__ = ["Call", "Reply", "ScriptedBackend"]
 
-#: What a scripted backend can do unless told otherwise: everything a cloud chat model can.
-DEFAULT_CAPABILITIES = Capabilities(
-    tools=True,
-    tool_choice=True,
-    structured_output=True,
-    json_mode=True,
-    vision=True,
-    embeddings=True,
-)
+#: What a scripted backend can do unless told otherwise: everything a cloud chat model
+#: that embeds can (the ``openai`` entry of the capability table).
+DEFAULT_CAPABILITIES = profiles.OPENAI
 
 
 @dataclass(frozen=True)
