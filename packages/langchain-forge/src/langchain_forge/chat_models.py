@@ -258,6 +258,12 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
             "local_only": self.local_only,
             "config": self.config_identity(),
             "base_url": self.base_url,
+            # Given backends answer differently from configured ones (and from each other).
+            "backends": (
+                sorted(f"{name}@{id(backend):x}" for name, backend in self.backends.items())
+                if self.backends
+                else None
+            ),
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
