@@ -2,7 +2,7 @@
 (forge's ``huggingface`` provider: llama-cpp-python's ``Llama`` with the GGUF's own template),
 with tool calling, tool choice, structured output and JSON mode declared on.
 
-Outcomes that depend on the 270M base model's quality are ``xfail(strict=False)`` with the
+Outcomes that depend on the 270M base model's quality are strict ``xfail`` (temperature 0: the model answers the same every run, so a fix or a regression shows) with the
 reason.
 """
 
@@ -51,19 +51,19 @@ class TestForgeChatInProcess(ToolCallingRoute, ChatModelIntegrationTests):
     # -- what the 270M model (or forge in process) cannot do ------------------------------------
 
     @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     def test_tool_calling(self, model: BaseChatModel) -> None:
         super().test_tool_calling(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     async def test_tool_calling_async(self, model: BaseChatModel) -> None:
         await super().test_tool_calling_async(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
+    @pytest.mark.xfail(strict=True, reason=WEAK_JSON)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
 
     @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=NO_AUTO_IN_PROCESS)
+    @pytest.mark.xfail(strict=True, reason=NO_AUTO_IN_PROCESS)
     def test_agent_loop(self, model: BaseChatModel) -> None:
         super().test_agent_loop(model)

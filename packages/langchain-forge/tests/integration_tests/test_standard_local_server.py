@@ -11,8 +11,8 @@ Two routes, both llama-cpp-python's OpenAI-compatible server running the embedde
   chatml template makes the base model answer a bare "Hello" with nothing, so the plain-chat
   tests (the same code path, proven by the first class) are skipped there, not run twice.
 
-Where the 270M model cannot pass a test on quality (not plumbing), the test is an
-``xfail(strict=False)`` with the reason.
+Where the 270M model cannot pass a test on quality (not plumbing), the test is a
+strict ``xfail`` (temperature 0: the model answers the same every run, so a fix or a regression shows) with the reason.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ NO_JAPANESE = (
     "translated to 'Hello Corporation'"
 )
 #: Plain chat is the same ForgeChat code path on either route; it runs on the text route.
-NOT_RUN_HERE = pytest.mark.xfail(
-    run=False,
+NOT_RUN_HERE = pytest.mark.skip(
     reason="not run on this route: plain chat runs in TestForgeChatLocalServer; under the "
     "chatml template the 270M base model answers 'Hello' with nothing",
 )
@@ -69,7 +68,7 @@ class _ForgeChatRoute(ChatModelIntegrationTests):
     def _params(self, **route: Any) -> dict[str, Any]:
         return {"temperature": 0.0, "max_tokens": 48, **route}
 
-    @pytest.mark.xfail(strict=False, reason=NO_STREAM_USAGE)
+    @pytest.mark.xfail(strict=True, reason=NO_STREAM_USAGE)
     def test_usage_metadata_streaming(self, model: BaseChatModel) -> None:
         super().test_usage_metadata_streaming(model)
 
@@ -122,23 +121,23 @@ class TestForgeChatToolServer(ToolCallingRoute, _ForgeChatRoute):
     # -- quality xfails -------------------------------------------------------------------------
 
     @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     def test_tool_calling(self, model: BaseChatModel) -> None:
         super().test_tool_calling(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     async def test_tool_calling_async(self, model: BaseChatModel) -> None:
         await super().test_tool_calling_async(model)
 
-    @pytest.mark.xfail(strict=False, reason=CUT_STRING)
+    @pytest.mark.xfail(strict=True, reason=CUT_STRING)
     def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
         super().test_structured_output_optional_param(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
+    @pytest.mark.xfail(strict=True, reason=WEAK_JSON)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
 
-    @pytest.mark.xfail(strict=False, reason=NO_JAPANESE)
+    @pytest.mark.xfail(strict=True, reason=NO_JAPANESE)
     def test_unicode_tool_call_integration(
         self,
         model: BaseChatModel,

@@ -11,7 +11,7 @@ candidate, so no fallback hides what this one endpoint does.
 The gemma format has no tool calling for ``tool_choice`` auto (nor ``required`` of several
 tools): forge emulates those through schema-constrained output (docs/providers.md). Only outcomes
 that depend on the 270M model's quality or on what the server does not report are
-``xfail(strict=False)``, each with its reason. Before forge identified the server this suite gave
+strict ``xfail`` (temperature 0: the model answers the same every run, so a fix or a regression shows), each with its reason. Before forge identified the server this suite gave
 21 passed, 18 failed, 11 skipped; with identification 29 passed, 10 xfailed; with emulated tools
 32 passed, 7 xfailed, 11 skipped.
 
@@ -56,7 +56,7 @@ NO_HELLO = (
     "270M base model: under the chatml template it answers a bare 'Hello' with nothing (empty "
     "content); the same code path passes on the gemma format"
 )
-NOT_ANSWERED = pytest.mark.xfail(strict=False, reason=NO_HELLO)
+NOT_ANSWERED = pytest.mark.xfail(strict=True, reason=NO_HELLO)
 
 
 class _Newcomer(ToolCallingRoute, ChatModelIntegrationTests):
@@ -81,7 +81,7 @@ class _Newcomer(ToolCallingRoute, ChatModelIntegrationTests):
             "max_tokens": 48,
         }
 
-    @pytest.mark.xfail(strict=False, reason=NO_STREAM_USAGE)
+    @pytest.mark.xfail(strict=True, reason=NO_STREAM_USAGE)
     def test_usage_metadata_streaming(self, model: BaseChatModel) -> None:
         super().test_usage_metadata_streaming(model)
 
@@ -97,23 +97,23 @@ class TestForgeChatNewcomer(_Newcomer):
     # -- what the 270M model cannot do ------------------------------------------------------
 
     @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     def test_tool_calling(self, model: BaseChatModel) -> None:
         super().test_tool_calling(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     async def test_tool_calling_async(self, model: BaseChatModel) -> None:
         await super().test_tool_calling_async(model)
 
-    @pytest.mark.xfail(strict=False, reason=CUT_STRING)
+    @pytest.mark.xfail(strict=True, reason=CUT_STRING)
     def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
         super().test_bind_runnables_as_tools(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
+    @pytest.mark.xfail(strict=True, reason=WEAK_JSON)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
 
-    @pytest.mark.xfail(strict=False, reason=CUT_STRING)
+    @pytest.mark.xfail(strict=True, reason=CUT_STRING)
     def test_unicode_tool_call_integration(
         self,
         model: BaseChatModel,
@@ -174,19 +174,19 @@ class TestForgeChatNewcomerChatmlFunctionCalling(_Newcomer):
         super().test_message_with_name(model)
 
     @BOTH_OUTPUT_VERSIONS
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     def test_tool_calling(self, model: BaseChatModel) -> None:
         super().test_tool_calling(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_ARGUMENTS)
+    @pytest.mark.xfail(strict=True, reason=WEAK_ARGUMENTS)
     async def test_tool_calling_async(self, model: BaseChatModel) -> None:
         await super().test_tool_calling_async(model)
 
-    @pytest.mark.xfail(strict=False, reason=WEAK_JSON)
+    @pytest.mark.xfail(strict=True, reason=WEAK_JSON)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
 
-    @pytest.mark.xfail(strict=False, reason=CUT_STRING)
+    @pytest.mark.xfail(strict=True, reason=CUT_STRING)
     def test_unicode_tool_call_integration(
         self,
         model: BaseChatModel,
