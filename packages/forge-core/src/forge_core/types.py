@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "CALL_PARAMETERS",
     "LOCAL_PROVIDERS",
+    "SAMPLING_PARAMETERS",
     "Attempt",
     "Capabilities",
     "ChatChunk",
@@ -169,7 +170,51 @@ class ChatRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     local_only: bool | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+    service_tier: str | None = None
+    extra_body: dict[str, Any] | None = Field(
+        default=None,
+        description="Raw fields merged last into the provider's request body, as they are "
+        "(for a parameter forge does not model); sent to whichever provider serves.",
+    )
 
+    def sampling_parameters(self) -> dict[str, Any]:
+        """The `SAMPLING_PARAMETERS` set on this request (not None), by name; empty, and
+        built from nothing, when none was set (the common case)."""
+        # The private set rather than the `model_fields_set` property: this runs per request.
+        fields_set = self.__pydantic_fields_set__
+        if SAMPLING_PARAMETERS.isdisjoint(fields_set):
+            return {}
+        values = {name: getattr(self, name) for name in sorted(SAMPLING_PARAMETERS & fields_set)}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+#: The optional generation parameters each provider client translates to its own wire fields
+#: (or leaves out with a debug line when its provider has no such field): docs/providers.md.
+SAMPLING_PARAMETERS: frozenset[str] = frozenset(
+    {
+        "top_p",
+        "top_k",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "user",
+        "service_tier",
+    }
+)
 
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
 #: framework packages accept exactly these as keyword arguments.

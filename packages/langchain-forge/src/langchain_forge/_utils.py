@@ -180,8 +180,7 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(kwargs) - REQUEST_PARAMS - _LANGCHAIN_KWARGS
     if unknown:
         raise TypeError(
-            f"ForgeChat got unsupported keyword argument(s) {sorted(unknown)}; per-call options "
-            f"are {sorted(REQUEST_PARAMS)}"
+            forge_core.unknown_options("ForgeChat", unknown, REQUEST_PARAMS, what="per-call option")
         )
     return {key: value for key, value in kwargs.items() if key in REQUEST_PARAMS}
 

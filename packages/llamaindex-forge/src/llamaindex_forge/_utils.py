@@ -186,11 +186,10 @@ def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> di
     ``defaults`` come from the LLM's fields (None means "not set"); ``kwargs`` are the per-call
     keyword arguments and win. An unknown keyword raises TypeError rather than being dropped.
     """
-    unknown = sorted(set(kwargs) - REQUEST_PARAMS)
+    unknown = set(kwargs) - REQUEST_PARAMS
     if unknown:
         raise TypeError(
-            f"ForgeLLM: unsupported keyword argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(sorted(REQUEST_PARAMS))}"
+            forge_core.unknown_options("ForgeLLM", unknown, REQUEST_PARAMS, what="keyword")
         )
     merged = {key: value for key, value in defaults.items() if value is not None}
     merged.update(kwargs)

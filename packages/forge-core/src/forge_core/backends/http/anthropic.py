@@ -37,6 +37,7 @@ from forge_core.backends.common import (
 )
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
+from forge_core.backends.parameters import carry_parameters, merge_extra_body
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -78,6 +79,11 @@ _FINISH_REASONS = {
 _MESSAGES_PATH = "/v1/messages"
 _MODELS_PATH = "/v1/models"
 _HEALTH_CALL = Call("GET", _MODELS_PATH, params={"limit": 1})
+
+
+#: The sampling parameters the Messages API takes (``user`` becomes ``metadata.user_id``);
+#: it has no seed, penalties, logit bias, logprobs or service tier forge could map.
+_PARAMETER_FIELDS = {"top_p": "top_p", "top_k": "top_k", "user": "user"}
 
 
 def _models_call(after: str | None) -> Call:
@@ -239,8 +245,12 @@ class AnthropicClient:
             body["temperature"] = request.temperature
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        carry_parameters(request, body, _PARAMETER_FIELDS, provider="anthropic")
+        user_id = body.pop("user", None)
+        if user_id is not None:
+            body["metadata"] = {"user_id": user_id}
         body["stream"] = stream
-        return body
+        return merge_extra_body(request, body)
 
     # -- response ---------------------------------------------------------------------------
 

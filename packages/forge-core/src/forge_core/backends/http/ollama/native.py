@@ -35,6 +35,7 @@ from forge_core.backends.http.ollama.wire import (
 from forge_core.backends.http.openai.client import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
+from forge_core.backends.parameters import carry_parameters, merge_extra_body
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -170,6 +171,7 @@ class OllamaClient(AdminBackedClient):
             options["stop"] = list(request.stop)
         if self._num_ctx is not None:
             options["num_ctx"] = self._num_ctx
+        carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
         if options:
             body["options"] = options
         response_format = request.response_format or {}
@@ -181,7 +183,7 @@ class OllamaClient(AdminBackedClient):
             body["keep_alive"] = self._keep_alive
         if self._think is not None:
             body["think"] = self._think
-        return body
+        return merge_extra_body(request, body)
 
     def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
         body = self.native_body(request, model, stream=stream)
@@ -189,6 +191,16 @@ class OllamaClient(AdminBackedClient):
 
 
 # -- wire ---------------------------------------------------------------------------------------
+
+#: The sampling parameters ``/api/chat`` takes, as ``options`` entries (Ollama's Modelfile
+#: parameters); the rest (logit_bias, logprobs, tools in parallel, user, service tier) it lacks.
+_OPTION_FIELDS = {
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
 
 
 def _native_response(data: Mapping[str, Any], model: str) -> ChatResponse:

@@ -12,6 +12,7 @@ from typing import Any
 
 from forge_core.backends.common import embedding_vector, new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
+from forge_core.backends.parameters import carry_parameters, merge_extra_body
 from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
@@ -99,7 +100,8 @@ def build_body(
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format, spoken)
-    return body
+    carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
+    return merge_extra_body(request, body) if request.extra_body else body
 
 
 def _tool_choice(
