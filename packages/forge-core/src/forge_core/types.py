@@ -140,10 +140,19 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts of one call."""
+    """Token counts of one call.
+
+    ``input_tokens`` counts the whole prompt, cached parts included; ``cached_input_tokens``
+    (read from the provider's prompt cache) and ``cache_creation_input_tokens`` (written to it)
+    are parts of it. ``reasoning_tokens`` (thinking the provider bills as output but may not
+    show) are part of ``output_tokens``. Each detail is 0 when the provider reports none.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

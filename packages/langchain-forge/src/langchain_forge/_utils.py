@@ -15,7 +15,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
 
 __all__ = [
@@ -222,12 +222,24 @@ def _name_once(delta: forge_core.ToolCallDelta, named_calls: set[int]) -> forge_
 
 
 def usage_to_metadata(usage: forge_core.Usage) -> UsageMetadata:
-    """forge `Usage` as LangChain ``usage_metadata``."""
-    return UsageMetadata(
+    """forge `Usage` as LangChain ``usage_metadata``: ``input_token_details`` (``cache_read``,
+    ``cache_creation``) and ``output_token_details`` (``reasoning``) when the provider reported
+    them, as parts of the input and output counts (LangChain's meaning too)."""
+    metadata = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+    if usage.cached_input_tokens or usage.cache_creation_input_tokens:
+        details = InputTokenDetails()
+        if usage.cached_input_tokens:
+            details["cache_read"] = usage.cached_input_tokens
+        if usage.cache_creation_input_tokens:
+            details["cache_creation"] = usage.cache_creation_input_tokens
+        metadata["input_token_details"] = details
+    if usage.reasoning_tokens:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning_tokens)
+    return metadata
 
 
 def response_metadata(

@@ -200,14 +200,23 @@ def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> di
 
 
 def usage_dict(usage: forge_core.Usage | None) -> dict[str, int] | None:
-    """Token counts in the keys LlamaIndex's token counter reads, or None when unknown."""
+    """Token counts in the keys LlamaIndex's token counter reads, or None when unknown; with
+    ``cached_input_tokens``, ``cache_creation_input_tokens`` and ``reasoning_tokens`` (parts of
+    the input and output counts) when the provider reported them."""
     if usage is None:
         return None
-    return {
+    counts = {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cached_input_tokens:
+        counts["cached_input_tokens"] = usage.cached_input_tokens
+    if usage.cache_creation_input_tokens:
+        counts["cache_creation_input_tokens"] = usage.cache_creation_input_tokens
+    if usage.reasoning_tokens:
+        counts["reasoning_tokens"] = usage.reasoning_tokens
+    return counts
 
 
 def served_by(provider: forge_core.Provider, model: str) -> dict[str, Any]:

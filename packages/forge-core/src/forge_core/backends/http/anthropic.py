@@ -6,12 +6,13 @@ The I/O is the shared `Transport`'s; HTTP statuses and in-stream ``error`` event
 errors in `error_from` (the one status table, refined by Anthropic's error types). Wire notes:
 docs/providers.md.
 
-Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking`` (request and the
-signed blocks that must be sent back), ``top_p``/``top_k``, ``metadata``, ``service_tier``,
-``anthropic-beta``, ``document`` blocks and ``citations_delta``, ``tool_result.is_error``,
-``disable_parallel_tool_use``, ``stop_sequence`` (the matched string), the rate-limit headers and
-``request-id``. Cache token counts are folded into ``Usage.input_tokens``; images only as base64
-data URLs.
+Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking``
+(request and the signed blocks that must be sent back), ``service_tier`` (only through
+``extra_body``), ``anthropic-beta``, ``document`` blocks and ``citations_delta``,
+``tool_result.is_error``, ``disable_parallel_tool_use``, ``stop_sequence`` (the matched string),
+the rate-limit headers and ``request-id``. ``top_p``, ``top_k`` and ``metadata.user_id`` are
+carried. Cache token counts are part of ``Usage.input_tokens`` and kept apart too
+(``cached_input_tokens``, ``cache_creation_input_tokens``); images only as base64 data URLs.
 """
 
 from __future__ import annotations
@@ -442,12 +443,16 @@ def _finish_reason(stop_reason: str | None) -> str | None:
 
 
 def _usage(data: Mapping[str, Any]) -> Usage:
-    cached = int(data.get("cache_creation_input_tokens") or 0) + int(
-        data.get("cache_read_input_tokens") or 0
-    )
+    """The Messages API's ``usage``: its ``input_tokens`` leave out the cached prompt, so the
+    cache reads and writes are added back (`Usage.input_tokens` is the whole prompt) and kept
+    apart as well."""
+    created = int(data.get("cache_creation_input_tokens") or 0)
+    read = int(data.get("cache_read_input_tokens") or 0)
     return Usage(
-        input_tokens=int(data.get("input_tokens") or 0) + cached,
+        input_tokens=int(data.get("input_tokens") or 0) + created + read,
         output_tokens=int(data.get("output_tokens") or 0),
+        cached_input_tokens=read,
+        cache_creation_input_tokens=created,
     )
 
 
@@ -551,9 +556,7 @@ class _StreamState:
             self.done = True
             return self._chunk(
                 finish_reason=_finish_reason(self._stop_reason) or "stop",
-                usage=Usage(
-                    input_tokens=self._input.input_tokens, output_tokens=self._output_tokens
-                ),
+                usage=self._input.model_copy(update={"output_tokens": self._output_tokens}),
                 tool_calls=self._tools.calls(),
             )
         # content_block_stop carries nothing new; unknown events are ignored by contract.

@@ -175,12 +175,22 @@ def parse_usage(data: Any) -> Usage | None:
 
 
 def _usage_fields(data: Any) -> dict[str, int] | None:
+    """``usage`` as `Usage` fields: ``prompt_tokens`` (cached ones included, their count in
+    ``prompt_tokens_details.cached_tokens``) and ``completion_tokens`` (reasoning included:
+    ``completion_tokens_details.reasoning_tokens``)."""
     if not isinstance(data, dict):
         return None
-    return {
+    fields = {
         "input_tokens": int(data.get("prompt_tokens") or 0),
         "output_tokens": int(data.get("completion_tokens") or 0),
     }
+    prompt_details = data.get("prompt_tokens_details")
+    if prompt_details:
+        fields["cached_input_tokens"] = int(prompt_details.get("cached_tokens") or 0)
+    completion_details = data.get("completion_tokens_details")
+    if completion_details:
+        fields["reasoning_tokens"] = int(completion_details.get("reasoning_tokens") or 0)
+    return fields
 
 
 def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> ChatResponse:
