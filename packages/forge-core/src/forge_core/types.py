@@ -357,9 +357,14 @@ class RouteTrail(BaseModel):
 
 
 class ChatResponse(BaseModel):
-    """A complete answer and the route that produced it."""
+    """A complete answer and the route that produced it.
+
+    ``reasoning`` is the model's thinking where the provider returns it apart from the answer
+    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``), else None.
+    """
 
     content: str | None
+    reasoning: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -374,10 +379,13 @@ class ChatChunk(BaseModel):
     ``usage`` appears on one chunk at most; ``route`` is set on the last chunk only, which also
     carries ``finish_reason``. ``tool_calls`` holds the complete, assembled tool calls of the
     stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
-    ``tool_call_deltas`` before it are the same calls in fragments.
+    ``tool_call_deltas`` before it are the same calls in fragments. ``reasoning`` is the next
+    piece of the model's thinking, where the provider streams it apart (it comes before the
+    text); the pieces joined are `ChatResponse.reasoning`.
     """
 
     content: str = ""
+    reasoning: str = ""
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None

@@ -261,9 +261,11 @@ def response_metadata(
 
 
 def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
-    """A complete forge answer as an `AIMessage` (content, tool calls, usage, route)."""
+    """A complete forge answer as an `AIMessage` (content, reasoning in
+    ``additional_kwargs["reasoning_content"]``, tool calls, usage, route)."""
     return AIMessage(
         content=response.content or "",
+        additional_kwargs=_reasoning_kwargs(response.reasoning),
         tool_calls=[_tool_call_from_forge(call) for call in response.tool_calls],
         usage_metadata=usage_to_metadata(response.usage) if response.usage else None,
         response_metadata=response_metadata(
@@ -273,6 +275,13 @@ def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
             route=response.route,
         ),
     )
+
+
+def _reasoning_kwargs(reasoning: str | None) -> dict[str, Any]:
+    """``additional_kwargs`` carrying the model's thinking as ``reasoning_content`` (where
+    LangChain's partner packages put it; ``content_blocks`` reads it as a ``reasoning`` block
+    for providers whose translator has no reasoning shape of its own)."""
+    return {"reasoning_content": reasoning} if reasoning else {}
 
 
 def chunk_to_message_chunk(
@@ -293,6 +302,12 @@ def chunk_to_message_chunk(
         deltas = [_name_once(delta, named_calls) for delta in deltas]
     tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in deltas]
     if chunk.route is None:
+        if chunk.reasoning:
+            return AIMessageChunk(
+                content=chunk.content,
+                additional_kwargs=_reasoning_kwargs(chunk.reasoning),
+                tool_call_chunks=tool_call_chunks,
+            )
         return AIMessageChunk(content=chunk.content, tool_call_chunks=tool_call_chunks)
     extra: dict[str, Any] = {"chunk_position": "last"} if _HAS_CHUNK_POSITION else {}
     return AIMessageChunk(

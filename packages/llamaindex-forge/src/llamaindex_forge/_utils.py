@@ -12,6 +12,7 @@ from llama_index.core.base.llms.types import (
     ChatResponse,
     MessageRole,
     TextBlock,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
@@ -285,13 +286,14 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     """A complete forge answer as a LlamaIndex `ChatResponse` (route and usage in ``raw``).
 
     Tool calls go to ``message.additional_kwargs["tool_calls"]`` in the OpenAI shape, with the
-    ids the provider gave them.
+    ids the provider gave them; the model's thinking, where the provider returned it, is a
+    `ThinkingBlock` before the text.
     """
     return ChatResponse(
-        message=ChatMessage(
-            role=MessageRole.ASSISTANT,
-            content=response.content or "",
-            additional_kwargs=_message_kwargs(
+        message=_assistant_message(
+            response.content or "",
+            response.reasoning,
+            _message_kwargs(
                 response.provider, response.model, tool_calls_to_wire(response.tool_calls)
             ),
         ),
@@ -321,20 +323,39 @@ class ToolCallAssembler(forge_core.ToolCallAccumulator):
         ]
 
 
+def _assistant_message(
+    text: str, thinking: str | None, additional_kwargs: dict[str, Any]
+) -> ChatMessage:
+    """An assistant message of ``text``, after a `ThinkingBlock` of ``thinking`` when any."""
+    if not thinking:
+        return ChatMessage(
+            role=MessageRole.ASSISTANT, content=text, additional_kwargs=additional_kwargs
+        )
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        blocks=[ThinkingBlock(content=thinking), TextBlock(text=text)],
+        additional_kwargs=additional_kwargs,
+    )
+
+
 def stream_response(
-    chunk: forge_core.ChatChunk, text: str, tool_calls: list[dict[str, Any]] | None = None
+    chunk: forge_core.ChatChunk,
+    text: str,
+    tool_calls: list[dict[str, Any]] | None = None,
+    thinking: str = "",
 ) -> ChatResponse:
     """One streamed piece: ``delta`` is the chunk's text, the message holds ``text`` so far.
 
     ``tool_calls`` (from a `ToolCallAssembler`) are the calls assembled so far. Only forge's
-    last chunk has a route; its ``raw`` then carries the usage and the route too.
+    last chunk has a route; its ``raw`` then carries the usage and the route too. ``thinking``
+    is the model's thinking so far (a `ThinkingBlock` before the text); the chunk's own piece
+    of it is ``additional_kwargs["thinking_delta"]``, as LlamaIndex's Ollama integration has it.
     """
+    kwargs = _message_kwargs(chunk.provider, chunk.model, tool_calls or [])
+    if chunk.reasoning:
+        kwargs["thinking_delta"] = chunk.reasoning
     return ChatResponse(
-        message=ChatMessage(
-            role=MessageRole.ASSISTANT,
-            content=text,
-            additional_kwargs=_message_kwargs(chunk.provider, chunk.model, tool_calls or []),
-        ),
+        message=_assistant_message(text, thinking, kwargs),
         delta=chunk.content,
         raw=_raw(
             chunk.provider,

@@ -269,14 +269,15 @@ class ForgeLLM(forge_core.ChatOptions, FunctionCallingLLM):
 
         def gen() -> ChatResponseGen:
             chunks = forge.stream(request, **params)
-            text = ""
+            text = thinking = ""
             calls = ToolCallAssembler()
             try:
                 for chunk in chunks:
                     text += chunk.content
+                    thinking += chunk.reasoning
                     calls.add(chunk.tool_call_deltas)
                     _announce(chunk)
-                    yield stream_response(chunk, text, calls.wire())
+                    yield stream_response(chunk, text, calls.wire(), thinking)
             finally:
                 chunks.close()
 
@@ -293,14 +294,15 @@ class ForgeLLM(forge_core.ChatOptions, FunctionCallingLLM):
 
         async def gen() -> ChatResponseAsyncGen:
             chunks = forge.astream(request, **params)
-            text = ""
+            text = thinking = ""
             calls = ToolCallAssembler()
             try:
                 async for chunk in chunks:
                     text += chunk.content
+                    thinking += chunk.reasoning
                     calls.add(chunk.tool_call_deltas)
                     _announce(chunk)
-                    yield stream_response(chunk, text, calls.wire())
+                    yield stream_response(chunk, text, calls.wire(), thinking)
             finally:
                 await chunks.aclose()
 

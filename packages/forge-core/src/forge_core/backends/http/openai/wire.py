@@ -194,7 +194,10 @@ def _usage_fields(data: Any) -> dict[str, int] | None:
 
 
 def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> ChatResponse:
-    """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body."""
+    """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body.
+
+    The model's thinking is ``message.reasoning_content`` (DeepSeek, vLLM, llama-server) or
+    ``message.reasoning`` (OpenRouter, newer vLLM, Ollama's ``/v1``)."""
     choice = data["choices"][0]
     message = choice["message"]
     tool_calls = [
@@ -210,6 +213,7 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
     return ChatResponse.model_validate(
         {
             "content": message.get("content"),
+            "reasoning": message.get("reasoning_content") or message.get("reasoning") or None,
             "tool_calls": tool_calls,
             "finish_reason": choice.get("finish_reason"),
             "usage": _usage_fields(data.get("usage")),
@@ -221,15 +225,18 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
 
 
 def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChunk:
-    """One streamed chunk. The usage-only last chunk has ``choices: []``."""
+    """One streamed chunk. The usage-only last chunk has ``choices: []``; thinking comes as
+    ``delta.reasoning_content`` or ``delta.reasoning``."""
     choices = data.get("choices") or []
     content = ""
+    reasoning = ""
     deltas: list[ToolCallDelta] = []
     finish_reason = None
     if choices:
         choice = choices[0]
         delta = choice.get("delta") or {}
         content = delta.get("content") or ""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
         for fragment in delta.get("tool_calls") or []:
             function = fragment.get("function") or {}
             deltas.append(
@@ -243,6 +250,7 @@ def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChu
         finish_reason = choice.get("finish_reason")
     return ChatChunk(
         content=content,
+        reasoning=reasoning,
         tool_call_deltas=deltas,
         finish_reason=finish_reason,
         usage=parse_usage(data.get("usage")),
