@@ -18,9 +18,14 @@ from typing import Any
 
 from forge_core.types import SAMPLING_PARAMETERS, ChatRequest
 
-__all__ = ["carry_parameters", "leave_out_extra_body", "merge_extra_body"]
+__all__ = ["OPTIONAL_FIELDS", "carry_parameters", "leave_out_extra_body", "merge_extra_body"]
 
 _log = logging.getLogger("forge_core.parameters")
+
+#: The request fields this module carries. A client on a hot path checks
+#: ``OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__)`` (one set comparison) and
+#: calls nothing here for a request that sets none of them.
+OPTIONAL_FIELDS: frozenset[str] = SAMPLING_PARAMETERS | {"extra_body"}
 
 
 def carry_parameters(

@@ -35,7 +35,7 @@ from forge_core.backends.http.ollama.wire import (
 from forge_core.backends.http.openai.client import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
-from forge_core.backends.parameters import carry_parameters, merge_extra_body
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -171,7 +171,9 @@ class OllamaClient(AdminBackedClient):
             options["stop"] = list(request.stop)
         if self._num_ctx is not None:
             options["num_ctx"] = self._num_ctx
-        carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
+        optional = not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__)
+        if optional:
+            carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
         if options:
             body["options"] = options
         response_format = request.response_format or {}
@@ -183,7 +185,7 @@ class OllamaClient(AdminBackedClient):
             body["keep_alive"] = self._keep_alive
         if self._think is not None:
             body["think"] = self._think
-        return merge_extra_body(request, body)
+        return merge_extra_body(request, body) if optional else body
 
     def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
         body = self.native_body(request, model, stream=stream)

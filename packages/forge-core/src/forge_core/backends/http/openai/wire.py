@@ -12,7 +12,7 @@ from typing import Any
 
 from forge_core.backends.common import embedding_vector, new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
-from forge_core.backends.parameters import carry_parameters, merge_extra_body
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
@@ -100,8 +100,10 @@ def build_body(
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format, spoken)
-    carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
-    return merge_extra_body(request, body) if request.extra_body else body
+    if not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+        carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
+        merge_extra_body(request, body)
+    return body
 
 
 def _tool_choice(
@@ -210,18 +212,19 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
     ]
     # One validation for the answer, its usage and its (empty) route: a third cheaper than
     # building the three models one by one.
-    return ChatResponse.model_validate(
-        {
-            "content": message.get("content"),
-            "reasoning": message.get("reasoning_content") or message.get("reasoning") or None,
-            "tool_calls": tool_calls,
-            "finish_reason": choice.get("finish_reason"),
-            "usage": _usage_fields(data.get("usage")),
-            "provider": provider,
-            "model": str(data.get("model") or model),
-            "route": {},
-        }
-    )
+    fields = {
+        "content": message.get("content"),
+        "tool_calls": tool_calls,
+        "finish_reason": choice.get("finish_reason"),
+        "usage": _usage_fields(data.get("usage")),
+        "provider": provider,
+        "model": str(data.get("model") or model),
+        "route": {},
+    }
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning:
+        fields["reasoning"] = reasoning
+    return ChatResponse.model_validate(fields)
 
 
 def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChunk:
