@@ -168,3 +168,16 @@ def test_gguf_passes_what_create_chat_completion_takes(
     assert "huggingface (GGUF) takes no parallel_tool_calls, service_tier, user" in _left_out(
         caplog
     )
+
+
+def test_anthropic_spells_no_parallel_tool_calls_on_the_tool_choice() -> None:
+    client = AnthropicClient(default_model="claude-3-5-haiku-latest", env={})
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    unforced = client.body(_ask(tools=[tool], parallel_tool_calls=False), "claude", stream=False)
+    assert unforced["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    forced = client.body(
+        _ask(tools=[tool], tool_choice="required", parallel_tool_calls=False), "c", stream=False
+    )
+    assert forced["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    allowed = client.body(_ask(tools=[tool], parallel_tool_calls=True), "claude", stream=False)
+    assert "tool_choice" not in allowed and "parallel_tool_calls" not in allowed

@@ -9,9 +9,9 @@ docs/providers.md.
 Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking``
 (request and the signed blocks that must be sent back), ``service_tier`` (only through
 ``extra_body``), ``anthropic-beta``, ``document`` blocks and ``citations_delta``,
-``tool_result.is_error``, ``disable_parallel_tool_use``, ``stop_sequence`` (the matched string),
-the rate-limit headers and ``request-id``. ``top_p``, ``top_k`` and ``metadata.user_id`` are
-carried. Cache token counts are part of ``Usage.input_tokens`` and kept apart too
+``tool_result.is_error``, ``stop_sequence`` (the matched string), the rate-limit headers and
+``request-id``. ``top_p``, ``top_k``, ``metadata.user_id`` and ``disable_parallel_tool_use``
+are carried. Cache token counts are part of ``Usage.input_tokens`` and kept apart too
 (``cached_input_tokens``, ``cache_creation_input_tokens``); images only as base64 data URLs.
 """
 
@@ -38,7 +38,7 @@ from forge_core.backends.common import (
 )
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
-from forge_core.backends.parameters import carry_parameters, merge_extra_body
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -82,9 +82,15 @@ _MODELS_PATH = "/v1/models"
 _HEALTH_CALL = Call("GET", _MODELS_PATH, params={"limit": 1})
 
 
-#: The sampling parameters the Messages API takes (``user`` becomes ``metadata.user_id``);
-#: it has no seed, penalties, logit bias, logprobs or service tier forge could map.
-_PARAMETER_FIELDS = {"top_p": "top_p", "top_k": "top_k", "user": "user"}
+#: The sampling parameters the Messages API takes (``user`` becomes ``metadata.user_id``,
+#: ``parallel_tool_calls=False`` the tool choice's ``disable_parallel_tool_use``); it has no
+#: seed, penalties, logit bias, logprobs or service tier forge could map.
+_PARAMETER_FIELDS = {
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "user": "user",
+    "parallel_tool_calls": "parallel_tool_calls",
+}
 
 
 def _models_call(after: str | None) -> Call:
@@ -246,11 +252,18 @@ class AnthropicClient:
             body["temperature"] = request.temperature
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        body["stream"] = stream
+        if OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+            return body
         carry_parameters(request, body, _PARAMETER_FIELDS, provider="anthropic")
         user_id = body.pop("user", None)
         if user_id is not None:
             body["metadata"] = {"user_id": user_id}
-        body["stream"] = stream
+        if body.pop("parallel_tool_calls", None) is False and request.tools:
+            # Anthropic's spelling: a flag on the tool choice (which "none" cannot carry).
+            choice = body.setdefault("tool_choice", {"type": "auto"})
+            if choice.get("type") != "none":
+                choice["disable_parallel_tool_use"] = True
         return merge_extra_body(request, body)
 
     # -- response ---------------------------------------------------------------------------
