@@ -365,6 +365,11 @@ class ChatResponse(BaseModel):
 
     content: str | None
     reasoning: str | None = None
+    logprobs: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Per-token log probabilities when asked for (``logprobs``) and returned, "
+        "in OpenAI's shape: ``{token, logprob, bytes, top_logprobs}`` per token.",
+    )
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -381,11 +386,13 @@ class ChatChunk(BaseModel):
     stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
     ``tool_call_deltas`` before it are the same calls in fragments. ``reasoning`` is the next
     piece of the model's thinking, where the provider streams it apart (it comes before the
-    text); the pieces joined are `ChatResponse.reasoning`.
+    text); the pieces joined are `ChatResponse.reasoning`. ``logprobs`` are the log
+    probabilities of this chunk's tokens, when asked for and returned.
     """
 
     content: str = ""
     reasoning: str = ""
+    logprobs: list[dict[str, Any]] | None = None
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None

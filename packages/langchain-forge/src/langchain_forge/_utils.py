@@ -262,18 +262,22 @@ def response_metadata(
 
 def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
     """A complete forge answer as an `AIMessage` (content, reasoning in
-    ``additional_kwargs["reasoning_content"]``, tool calls, usage, route)."""
+    ``additional_kwargs["reasoning_content"]``, tool calls, usage, route, and the token log
+    probabilities in ``response_metadata["logprobs"]["content"]`` as ChatOpenAI has them)."""
+    metadata = response_metadata(
+        provider=response.provider,
+        model=response.model,
+        finish_reason=response.finish_reason,
+        route=response.route,
+    )
+    if response.logprobs is not None:
+        metadata["logprobs"] = {"content": response.logprobs}
     return AIMessage(
         content=response.content or "",
         additional_kwargs=_reasoning_kwargs(response.reasoning),
         tool_calls=[_tool_call_from_forge(call) for call in response.tool_calls],
         usage_metadata=usage_to_metadata(response.usage) if response.usage else None,
-        response_metadata=response_metadata(
-            provider=response.provider,
-            model=response.model,
-            finish_reason=response.finish_reason,
-            route=response.route,
-        ),
+        response_metadata=metadata,
     )
 
 
@@ -302,10 +306,13 @@ def chunk_to_message_chunk(
         deltas = [_name_once(delta, named_calls) for delta in deltas]
     tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in deltas]
     if chunk.route is None:
-        if chunk.reasoning:
+        if chunk.reasoning or chunk.logprobs is not None:
             return AIMessageChunk(
                 content=chunk.content,
                 additional_kwargs=_reasoning_kwargs(chunk.reasoning),
+                response_metadata=(
+                    {"logprobs": {"content": chunk.logprobs}} if chunk.logprobs is not None else {}
+                ),
                 tool_call_chunks=tool_call_chunks,
             )
         return AIMessageChunk(content=chunk.content, tool_call_chunks=tool_call_chunks)

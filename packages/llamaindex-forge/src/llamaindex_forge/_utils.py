@@ -10,6 +10,7 @@ import forge_core
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    LogProb,
     MessageRole,
     TextBlock,
     ThinkingBlock,
@@ -290,6 +291,7 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     `ThinkingBlock` before the text.
     """
     return ChatResponse(
+        logprobs=_logprobs(response.logprobs),
         message=_assistant_message(
             response.content or "",
             response.reasoning,
@@ -321,6 +323,27 @@ class ToolCallAssembler(forge_core.ToolCallAccumulator):
             }
             for call in self.partial()
         ]
+
+
+def _logprobs(tokens: list[dict[str, Any]] | None) -> list[list[LogProb]] | None:
+    """forge's (OpenAI-shaped) token log probabilities as LlamaIndex's: per token, the token
+    chosen, then its other alternatives (``top_logprobs``)."""
+    if tokens is None:
+        return None
+    return [
+        [
+            LogProb(token=entry["token"], logprob=entry["logprob"], bytes=entry.get("bytes") or [])
+            for entry in (
+                token,
+                *(
+                    other
+                    for other in token.get("top_logprobs") or ()
+                    if other.get("token") != token["token"]
+                ),
+            )
+        ]
+        for token in tokens
+    ]
 
 
 def _assistant_message(
@@ -355,6 +378,7 @@ def stream_response(
     if chunk.reasoning:
         kwargs["thinking_delta"] = chunk.reasoning
     return ChatResponse(
+        logprobs=_logprobs(chunk.logprobs),
         message=_assistant_message(text, thinking, kwargs),
         delta=chunk.content,
         raw=_raw(

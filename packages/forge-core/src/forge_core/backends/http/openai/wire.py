@@ -199,7 +199,8 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
     """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body.
 
     The model's thinking is ``message.reasoning_content`` (DeepSeek, vLLM, llama-server) or
-    ``message.reasoning`` (OpenRouter, newer vLLM, Ollama's ``/v1``)."""
+    ``message.reasoning`` (OpenRouter, newer vLLM, Ollama's ``/v1``); the token log
+    probabilities, when asked for, ``choices[0].logprobs.content``."""
     choice = data["choices"][0]
     message = choice["message"]
     tool_calls = [
@@ -224,6 +225,9 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if reasoning:
         fields["reasoning"] = reasoning
+    logprobs = choice.get("logprobs")
+    if logprobs:
+        fields["logprobs"] = logprobs.get("content")
     return ChatResponse.model_validate(fields)
 
 
@@ -235,8 +239,12 @@ def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChu
     reasoning = ""
     deltas: list[ToolCallDelta] = []
     finish_reason = None
+    logprobs = None
     if choices:
         choice = choices[0]
+        choice_logprobs = choice.get("logprobs")
+        if choice_logprobs:
+            logprobs = choice_logprobs.get("content")
         delta = choice.get("delta") or {}
         content = delta.get("content") or ""
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
@@ -254,6 +262,7 @@ def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChu
     return ChatChunk(
         content=content,
         reasoning=reasoning,
+        logprobs=logprobs,
         tool_call_deltas=deltas,
         finish_reason=finish_reason,
         usage=parse_usage(data.get("usage")),
