@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from forge_core import Forge, Provider, StreamInterrupted
+from forge_core import ChatChunk, Forge, Provider, StreamInterrupted
+from forge_core.backends.http.openai.tool_emulation import emulated_stream
 from forge_core.backends.http.openai.wire import parse_chunk, parse_completion
 from forge_core.testing import Reply, ScriptedBackend
 from forge_test_support import config_for
@@ -80,3 +81,18 @@ def test_a_stream_that_dies_after_thinking_was_shown_does_not_fail_over_silently
     with pytest.raises(StreamInterrupted):
         list(forge.stream("2+2?"))
     assert cloud.calls == []
+
+
+def test_an_emulated_tool_stream_passes_the_thinking_through() -> None:
+    def chunk(**fields: Any) -> ChatChunk:
+        return ChatChunk(provider=Provider.OPENAI, model="m", **fields)
+
+    upstream = [
+        chunk(reasoning="Paris, so "),
+        chunk(reasoning="call it."),
+        chunk(content='{"name": "get_weather", '),
+        chunk(content='"arguments": {"city": "Paris"}}', finish_reason="stop"),
+    ]
+    out = list(emulated_stream(iter(upstream), forced=False))
+    assert [c.reasoning for c in out] == ["Paris, so ", "call it.", ""]
+    assert [call.name for call in out[-1].tool_calls] == ["get_weather"]
