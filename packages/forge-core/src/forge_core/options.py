@@ -269,8 +269,8 @@ class ChatOptions(ForgeOptions):
     presence_penalty: float | None = Field(
         default=None, description="Penalty on tokens that appeared at all so far."
     )
-    logit_bias: dict[str, float] | None = Field(
-        default=None, description="Token id (as a string) -> bias added to its logit."
+    logit_bias: dict[int | str, float] | None = Field(
+        default=None, description="Token id (an int or its string) -> bias added to its logit."
     )
     logprobs: bool | None = Field(default=None, description="Ask for token log probabilities.")
     top_logprobs: int | None = Field(

@@ -184,7 +184,8 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
+    #: Token id -> bias added to its logit; ids as ints (as ChatOpenAI takes them) or strings.
+    logit_bias: dict[int | str, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
     parallel_tool_calls: bool | None = None

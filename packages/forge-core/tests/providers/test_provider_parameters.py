@@ -4,6 +4,7 @@ the provider's name for it; one the provider lacks is left out with a debug line
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -181,3 +182,8 @@ def test_anthropic_spells_no_parallel_tool_calls_on_the_tool_choice() -> None:
     assert forced["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
     allowed = client.body(_ask(tools=[tool], parallel_tool_calls=True), "claude", stream=False)
     assert "tool_choice" not in allowed and "parallel_tool_calls" not in allowed
+
+
+def test_logit_bias_takes_int_token_ids_as_chatopenai_does() -> None:
+    body = build_body(_ask(logit_bias={50256: -100, "42": 1}), "m", stream=False)
+    assert json.loads(json.dumps(body))["logit_bias"] == {"50256": -100.0, "42": 1.0}
