@@ -50,7 +50,7 @@ from forge_core.forge import Forge, MessagesInput
 from forge_core.observability.otel import set_telemetry_providers
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.prometheus import prometheus_text
-from forge_core.options import ForgeOptions
+from forge_core.options import ChatOptions, ForgeOptions, unknown_options
 from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
@@ -60,6 +60,7 @@ from forge_core.shared import (
 from forge_core.tool_calls import ToolCallAccumulator
 from forge_core.types import (
     CALL_PARAMETERS,
+    SAMPLING_PARAMETERS,
     Attempt,
     Capabilities,
     ChatChunk,
@@ -83,6 +84,7 @@ from forge_core.types import (
 __all__ = [
     "CALL_PARAMETERS",
     "EMBEDDED_MODEL",
+    "SAMPLING_PARAMETERS",
     "AnthropicConfig",
     "Attempt",
     "AuthenticationFailed",
@@ -90,6 +92,7 @@ __all__ = [
     "Capabilities",
     "CapabilityMismatch",
     "ChatChunk",
+    "ChatOptions",
     "ChatRequest",
     "ChatResponse",
     "CloudProvidersConfig",
@@ -149,4 +152,5 @@ __all__ = [
     "routing_overrides",
     "set_telemetry_providers",
     "shared_forge",
+    "unknown_options",
 ]

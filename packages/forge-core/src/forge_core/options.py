@@ -10,7 +10,9 @@ wrappers only translate their framework's types. Each wrapper adds its own ``mod
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Collection, Iterable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -19,9 +21,9 @@ from forge_core.config.loader import routing_overrides
 from forge_core.config.schema import ForgeConfig
 from forge_core.forge import Forge
 from forge_core.shared import ForgeSource
-from forge_core.types import ModelId, Provider
+from forge_core.types import SAMPLING_PARAMETERS, ModelId, Provider
 
-__all__ = ["API_KEY_ENV", "ENDPOINT_SECTIONS", "ForgeOptions"]
+__all__ = ["API_KEY_ENV", "ENDPOINT_SECTIONS", "ChatOptions", "ForgeOptions", "unknown_options"]
 
 #: Name under which an ``api_key`` option is handed to forge's provider clients: it exists only
 #: in the private layer those clients read keys from, never in ``os.environ``. One name for
@@ -120,6 +122,20 @@ class ForgeOptions(BaseModel):
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_options(cls, data: Any) -> Any:
+        """An option this class does not have is refused, naming the closest one it has:
+        ``ForgeChat(temprature=0.2)`` fails rather than being dropped (or moved into a
+        pass-through) without a word. Raw provider fields go in ``extra_body`` on purpose."""
+        if not isinstance(data, dict):
+            return data
+        known = _known_names(cls)
+        unknown = [key for key in data if isinstance(key, str) and key not in known]
+        if unknown:
+            raise ValueError(unknown_options(cls.__name__, unknown, known, what="option"))
+        return data
+
     @field_validator("config", mode="before")
     @classmethod
     def _path_to_str(cls, value: Any) -> Any:
@@ -210,3 +226,76 @@ class ForgeOptions(BaseModel):
     def config_identity(self) -> Any:
         """What identifies ``config`` for caching (`forge_core.ForgeSource.config_identity`)."""
         return self.forge_source().config_identity(self.config)
+
+
+def _known_names(cls: type[BaseModel]) -> frozenset[str]:
+    """Every field name and alias ``cls`` accepts at construction."""
+    names = set(cls.model_fields)
+    for field in cls.model_fields.values():
+        for alias in (field.alias, field.validation_alias):
+            if isinstance(alias, str):
+                names.add(alias)
+    return frozenset(names)
+
+
+def unknown_options(
+    owner: str, unknown: Iterable[str], valid: Collection[str], *, what: str
+) -> str:
+    """The message refusing ``unknown`` names: each with the closest valid name
+    (`difflib.get_close_matches`) when one is close, else the valid public names."""
+    parts = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    public = ", ".join(sorted(name for name in valid if not name.startswith("_")))
+    return (
+        f"{owner}: unknown {what}(s) {', '.join(parts)}; forge refuses unknown options rather "
+        f"than ignore them (raw provider fields go in extra_body). Valid: {public}"
+    )
+
+
+class ChatOptions(ForgeOptions):
+    """`ForgeOptions` plus the generation parameters a chat wrapper may set once for every
+    call (`forge_core.SAMPLING_PARAMETERS` and ``extra_body``); each None is "not set", and a
+    per-call value of the same name wins. Providers that lack one leave it out
+    (docs/providers.md)."""
+
+    top_p: float | None = Field(default=None, description="Nucleus sampling probability mass.")
+    top_k: int | None = Field(default=None, description="Sample among the k likeliest tokens.")
+    seed: int | None = Field(default=None, description="Seed for reproducible sampling.")
+    frequency_penalty: float | None = Field(
+        default=None, description="Penalty on tokens by how often they appeared so far."
+    )
+    presence_penalty: float | None = Field(
+        default=None, description="Penalty on tokens that appeared at all so far."
+    )
+    logit_bias: dict[int | str, float] | None = Field(
+        default=None, description="Token id (an int or its string) -> bias added to its logit."
+    )
+    logprobs: bool | None = Field(default=None, description="Ask for token log probabilities.")
+    top_logprobs: int | None = Field(
+        default=None, description="How many alternatives' log probabilities per token."
+    )
+    parallel_tool_calls: bool | None = Field(
+        default=None, description="Whether the model may call several tools in one answer."
+    )
+    user: str | None = Field(default=None, description="An end-user id for the provider.")
+    service_tier: str | None = Field(
+        default=None, description="The provider's service tier (OpenAI: auto, flex ...)."
+    )
+    extra_body: dict[str, Any] | None = Field(
+        default=None,
+        description="Raw fields merged last into the provider's request body, as they are.",
+    )
+
+    def chat_options(self) -> dict[str, Any]:
+        """The generation parameters set on this wrapper (not None), for `ChatRequest`; empty,
+        and built from nothing, when none was set."""
+        fields_set = self.__pydantic_fields_set__
+        if _CHAT_OPTIONS.isdisjoint(fields_set):
+            return {}
+        values = {name: getattr(self, name) for name in sorted(_CHAT_OPTIONS & fields_set)}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+_CHAT_OPTIONS: frozenset[str] = SAMPLING_PARAMETERS | {"extra_body"}

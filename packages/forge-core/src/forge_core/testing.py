@@ -67,7 +67,8 @@ class Reply:
     ``call_0``, ``call_1`` ...). A stream yields ``content`` in ``chunks`` pieces of about
     equal size (fewer only when the text has fewer characters), then the tool calls; with
     ``fail_after`` set, the stream raises ``error`` (default: `ProviderUnavailable`) after
-    that many pieces instead of finishing.
+    that many pieces instead of finishing. ``reasoning`` is the model's thinking: the answer's
+    `ChatResponse.reasoning`, and one chunk before the text in a stream.
     """
 
     content: str | None = None
@@ -77,6 +78,7 @@ class Reply:
     chunks: int = 3
     fail_after: int | None = None
     error: ProviderError | None = None
+    reasoning: str | None = None
 
     def calls(self) -> list[ToolCall]:
         """The tool calls as `ToolCall`s."""
@@ -190,6 +192,7 @@ class ScriptedBackend:
         calls = reply.calls()
         return ChatResponse(
             content=reply.content,
+            reasoning=reply.reasoning,
             tool_calls=calls,
             finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
             usage=reply.usage,
@@ -224,6 +227,8 @@ class ScriptedBackend:
         finish_reason = response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
         parts = _pieces(response.content or "", reply.chunks if reply is not None else 3)
         fail_after = reply.fail_after if reply is not None else None
+        if response.reasoning:
+            yield ChatChunk(reasoning=response.reasoning, provider=self.provider, model=served)
         for index, part in enumerate(parts):
             if reply is not None and fail_after is not None and index >= fail_after:
                 raise self._stream_failure(reply)

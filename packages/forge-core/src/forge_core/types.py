@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "CALL_PARAMETERS",
     "LOCAL_PROVIDERS",
+    "SAMPLING_PARAMETERS",
     "Attempt",
     "Capabilities",
     "ChatChunk",
@@ -139,10 +140,19 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts of one call."""
+    """Token counts of one call.
+
+    ``input_tokens`` counts the whole prompt, cached parts included; ``cached_input_tokens``
+    (read from the provider's prompt cache) and ``cache_creation_input_tokens`` (written to it)
+    are parts of it. ``reasoning_tokens`` (thinking the provider bills as output but may not
+    show) are part of ``output_tokens``. Each detail is 0 when the provider reports none.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -169,7 +179,52 @@ class ChatRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     local_only: bool | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    #: Token id -> bias added to its logit; ids as ints (as ChatOpenAI takes them) or strings.
+    logit_bias: dict[int | str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+    service_tier: str | None = None
+    extra_body: dict[str, Any] | None = Field(
+        default=None,
+        description="Raw fields merged last into the provider's request body, as they are "
+        "(for a parameter forge does not model); sent to whichever provider serves.",
+    )
 
+    def sampling_parameters(self) -> dict[str, Any]:
+        """The `SAMPLING_PARAMETERS` set on this request (not None), by name; empty, and
+        built from nothing, when none was set (the common case)."""
+        # The private set rather than the `model_fields_set` property: this runs per request.
+        fields_set = self.__pydantic_fields_set__
+        if SAMPLING_PARAMETERS.isdisjoint(fields_set):
+            return {}
+        values = {name: getattr(self, name) for name in sorted(SAMPLING_PARAMETERS & fields_set)}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+#: The optional generation parameters each provider client translates to its own wire fields
+#: (or leaves out with a debug line when its provider has no such field): docs/providers.md.
+SAMPLING_PARAMETERS: frozenset[str] = frozenset(
+    {
+        "top_p",
+        "top_k",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "user",
+        "service_tier",
+    }
+)
 
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
 #: framework packages accept exactly these as keyword arguments.
@@ -303,9 +358,19 @@ class RouteTrail(BaseModel):
 
 
 class ChatResponse(BaseModel):
-    """A complete answer and the route that produced it."""
+    """A complete answer and the route that produced it.
+
+    ``reasoning`` is the model's thinking where the provider returns it apart from the answer
+    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``), else None.
+    """
 
     content: str | None
+    reasoning: str | None = None
+    logprobs: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Per-token log probabilities when asked for (``logprobs``) and returned, "
+        "in OpenAI's shape: ``{token, logprob, bytes, top_logprobs}`` per token.",
+    )
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -320,10 +385,15 @@ class ChatChunk(BaseModel):
     ``usage`` appears on one chunk at most; ``route`` is set on the last chunk only, which also
     carries ``finish_reason``. ``tool_calls`` holds the complete, assembled tool calls of the
     stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
-    ``tool_call_deltas`` before it are the same calls in fragments.
+    ``tool_call_deltas`` before it are the same calls in fragments. ``reasoning`` is the next
+    piece of the model's thinking, where the provider streams it apart (it comes before the
+    text); the pieces joined are `ChatResponse.reasoning`. ``logprobs`` are the log
+    probabilities of this chunk's tokens, when asked for and returned.
     """
 
     content: str = ""
+    reasoning: str = ""
+    logprobs: list[dict[str, Any]] | None = None
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None

@@ -15,7 +15,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
 
 __all__ = [
@@ -180,8 +180,7 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(kwargs) - REQUEST_PARAMS - _LANGCHAIN_KWARGS
     if unknown:
         raise TypeError(
-            f"ForgeChat got unsupported keyword argument(s) {sorted(unknown)}; per-call options "
-            f"are {sorted(REQUEST_PARAMS)}"
+            forge_core.unknown_options("ForgeChat", unknown, REQUEST_PARAMS, what="per-call option")
         )
     return {key: value for key, value in kwargs.items() if key in REQUEST_PARAMS}
 
@@ -223,12 +222,24 @@ def _name_once(delta: forge_core.ToolCallDelta, named_calls: set[int]) -> forge_
 
 
 def usage_to_metadata(usage: forge_core.Usage) -> UsageMetadata:
-    """forge `Usage` as LangChain ``usage_metadata``."""
-    return UsageMetadata(
+    """forge `Usage` as LangChain ``usage_metadata``: ``input_token_details`` (``cache_read``,
+    ``cache_creation``) and ``output_token_details`` (``reasoning``) when the provider reported
+    them, as parts of the input and output counts (LangChain's meaning too)."""
+    metadata = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+    if usage.cached_input_tokens or usage.cache_creation_input_tokens:
+        details = InputTokenDetails()
+        if usage.cached_input_tokens:
+            details["cache_read"] = usage.cached_input_tokens
+        if usage.cache_creation_input_tokens:
+            details["cache_creation"] = usage.cache_creation_input_tokens
+        metadata["input_token_details"] = details
+    if usage.reasoning_tokens:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning_tokens)
+    return metadata
 
 
 def response_metadata(
@@ -250,18 +261,31 @@ def response_metadata(
 
 
 def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
-    """A complete forge answer as an `AIMessage` (content, tool calls, usage, route)."""
+    """A complete forge answer as an `AIMessage` (content, reasoning in
+    ``additional_kwargs["reasoning_content"]``, tool calls, usage, route, and the token log
+    probabilities in ``response_metadata["logprobs"]["content"]`` as ChatOpenAI has them)."""
+    metadata = response_metadata(
+        provider=response.provider,
+        model=response.model,
+        finish_reason=response.finish_reason,
+        route=response.route,
+    )
+    if response.logprobs is not None:
+        metadata["logprobs"] = {"content": response.logprobs}
     return AIMessage(
         content=response.content or "",
+        additional_kwargs=_reasoning_kwargs(response.reasoning),
         tool_calls=[_tool_call_from_forge(call) for call in response.tool_calls],
         usage_metadata=usage_to_metadata(response.usage) if response.usage else None,
-        response_metadata=response_metadata(
-            provider=response.provider,
-            model=response.model,
-            finish_reason=response.finish_reason,
-            route=response.route,
-        ),
+        response_metadata=metadata,
     )
+
+
+def _reasoning_kwargs(reasoning: str | None) -> dict[str, Any]:
+    """``additional_kwargs`` carrying the model's thinking as ``reasoning_content`` (where
+    LangChain's partner packages put it; ``content_blocks`` reads it as a ``reasoning`` block
+    for providers whose translator has no reasoning shape of its own)."""
+    return {"reasoning_content": reasoning} if reasoning else {}
 
 
 def chunk_to_message_chunk(
@@ -282,6 +306,15 @@ def chunk_to_message_chunk(
         deltas = [_name_once(delta, named_calls) for delta in deltas]
     tool_call_chunks = [_tool_call_chunk_from_forge(delta) for delta in deltas]
     if chunk.route is None:
+        if chunk.reasoning or chunk.logprobs is not None:
+            return AIMessageChunk(
+                content=chunk.content,
+                additional_kwargs=_reasoning_kwargs(chunk.reasoning),
+                response_metadata=(
+                    {"logprobs": {"content": chunk.logprobs}} if chunk.logprobs is not None else {}
+                ),
+                tool_call_chunks=tool_call_chunks,
+            )
         return AIMessageChunk(content=chunk.content, tool_call_chunks=tool_call_chunks)
     extra: dict[str, Any] = {"chunk_position": "last"} if _HAS_CHUNK_POSITION else {}
     return AIMessageChunk(

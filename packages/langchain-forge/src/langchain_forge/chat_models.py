@@ -41,7 +41,7 @@ AUTO_MODEL_NAME = "auto"
 StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
 
 
-class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
+class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     """Chat model routed by forge: local models first, cloud providers as fallback.
 
     Every call goes through `forge_core.Forge`, which picks the provider (Ollama, a GGUF
@@ -68,6 +68,15 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
             Maximum number of tokens to generate.
         stop: list[str] | None
             Default stop sequences.
+        top_p, top_k, seed, frequency_penalty, presence_penalty, logit_bias, logprobs,
+        top_logprobs, parallel_tool_calls, user, service_tier: optional
+            Sent to every provider that takes them, left out (with a debug log line) by the
+            ones that do not (docs/providers.md).
+        extra_body: dict | None
+            Raw fields merged last into the provider's request body.
+
+        An unknown or misspelt option (``temprature=0.2``) raises, naming the closest valid
+        one; it is never dropped or passed on silently.
 
     Key init args — routing params:
         config: ForgeConfig | str | Path | None
@@ -119,7 +128,9 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
         ```
 
         Per-call options: ``llm.invoke(messages, model="huggingface:smollm2-135m",
-        temperature=0.2, max_tokens=64, local_only=True, stop=["\\n"])``.
+        temperature=0.2, max_tokens=64, local_only=True, stop=["\\n"], seed=7)``, or
+        ``llm.bind(top_p=0.5, seed=7)``: every `forge_core.ChatRequest` field; an unknown one
+        raises TypeError naming the closest.
 
     Stream:
         ```python
@@ -252,6 +263,7 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "stop": self.stop,
+            **self.chat_options(),
             "timeout": self.timeout,
             "fallback_order": self.fallback_order,
             "local_first": self.local_first,
@@ -297,6 +309,7 @@ class ForgeChat(BaseChatModel, forge_core.ForgeOptions):
             "max_tokens": self.max_tokens,
             "stop": self.stop,
         }
+        fields.update(self.chat_options())
         fields.update(request_params(kwargs))
         if stop is not None:
             fields["stop"] = stop

@@ -167,10 +167,10 @@ def test_request_leaves_unset_values_to_forge() -> None:
     assert request.temperature is None and request.max_tokens is None and request.stop is None
 
 
-def test_unknown_call_kwargs_raise_before_any_request() -> None:
+def test_unknown_call_kwargs_raise_before_any_request_naming_the_closest() -> None:
     chat = ForgeChat(config=_refused_config())
-    with pytest.raises(TypeError, match="top_p"):
-        chat.invoke("hi", top_p=0.5)
+    with pytest.raises(TypeError, match="'temprature' \\(did you mean 'temperature'\\?\\)"):
+        chat.invoke("hi", temprature=0.5)
 
 
 def test_local_only_field_drops_cloud_providers_and_forge_error_propagates() -> None:

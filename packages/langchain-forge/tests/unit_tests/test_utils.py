@@ -278,5 +278,5 @@ def test_request_params_keep_request_fields_drop_stream_and_reject_the_rest() ->
         "model": "ollama:x",
         "max_tokens": 3,
     }
-    with pytest.raises(TypeError, match=r"unsupported keyword argument\(s\) \['top_k'\]"):
-        request_params({"top_k": 3})
+    with pytest.raises(TypeError, match=r"'top_kk' \(did you mean 'top_k'\?\)"):
+        request_params({"top_kk": 3})

@@ -10,8 +10,10 @@ import forge_core
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    LogProb,
     MessageRole,
     TextBlock,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
@@ -186,11 +188,10 @@ def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> di
     ``defaults`` come from the LLM's fields (None means "not set"); ``kwargs`` are the per-call
     keyword arguments and win. An unknown keyword raises TypeError rather than being dropped.
     """
-    unknown = sorted(set(kwargs) - REQUEST_PARAMS)
+    unknown = set(kwargs) - REQUEST_PARAMS
     if unknown:
         raise TypeError(
-            f"ForgeLLM: unsupported keyword argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(sorted(REQUEST_PARAMS))}"
+            forge_core.unknown_options("ForgeLLM", unknown, REQUEST_PARAMS, what="keyword")
         )
     merged = {key: value for key, value in defaults.items() if value is not None}
     merged.update(kwargs)
@@ -201,14 +202,23 @@ def request_params(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> di
 
 
 def usage_dict(usage: forge_core.Usage | None) -> dict[str, int] | None:
-    """Token counts in the keys LlamaIndex's token counter reads, or None when unknown."""
+    """Token counts in the keys LlamaIndex's token counter reads, or None when unknown; with
+    ``cached_input_tokens``, ``cache_creation_input_tokens`` and ``reasoning_tokens`` (parts of
+    the input and output counts) when the provider reported them."""
     if usage is None:
         return None
-    return {
+    counts = {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cached_input_tokens:
+        counts["cached_input_tokens"] = usage.cached_input_tokens
+    if usage.cache_creation_input_tokens:
+        counts["cache_creation_input_tokens"] = usage.cache_creation_input_tokens
+    if usage.reasoning_tokens:
+        counts["reasoning_tokens"] = usage.reasoning_tokens
+    return counts
 
 
 def served_by(provider: forge_core.Provider, model: str) -> dict[str, Any]:
@@ -277,13 +287,15 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     """A complete forge answer as a LlamaIndex `ChatResponse` (route and usage in ``raw``).
 
     Tool calls go to ``message.additional_kwargs["tool_calls"]`` in the OpenAI shape, with the
-    ids the provider gave them.
+    ids the provider gave them; the model's thinking, where the provider returned it, is a
+    `ThinkingBlock` before the text.
     """
     return ChatResponse(
-        message=ChatMessage(
-            role=MessageRole.ASSISTANT,
-            content=response.content or "",
-            additional_kwargs=_message_kwargs(
+        logprobs=_logprobs(response.logprobs),
+        message=_assistant_message(
+            response.content or "",
+            response.reasoning,
+            _message_kwargs(
                 response.provider, response.model, tool_calls_to_wire(response.tool_calls)
             ),
         ),
@@ -313,20 +325,61 @@ class ToolCallAssembler(forge_core.ToolCallAccumulator):
         ]
 
 
+def _logprobs(tokens: list[dict[str, Any]] | None) -> list[list[LogProb]] | None:
+    """forge's (OpenAI-shaped) token log probabilities as LlamaIndex's: per token, the token
+    chosen, then its other alternatives (``top_logprobs``)."""
+    if tokens is None:
+        return None
+    return [
+        [
+            LogProb(token=entry["token"], logprob=entry["logprob"], bytes=entry.get("bytes") or [])
+            for entry in (
+                token,
+                *(
+                    other
+                    for other in token.get("top_logprobs") or ()
+                    if other.get("token") != token["token"]
+                ),
+            )
+        ]
+        for token in tokens
+    ]
+
+
+def _assistant_message(
+    text: str, thinking: str | None, additional_kwargs: dict[str, Any]
+) -> ChatMessage:
+    """An assistant message of ``text``, after a `ThinkingBlock` of ``thinking`` when any."""
+    if not thinking:
+        return ChatMessage(
+            role=MessageRole.ASSISTANT, content=text, additional_kwargs=additional_kwargs
+        )
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        blocks=[ThinkingBlock(content=thinking), TextBlock(text=text)],
+        additional_kwargs=additional_kwargs,
+    )
+
+
 def stream_response(
-    chunk: forge_core.ChatChunk, text: str, tool_calls: list[dict[str, Any]] | None = None
+    chunk: forge_core.ChatChunk,
+    text: str,
+    tool_calls: list[dict[str, Any]] | None = None,
+    thinking: str = "",
 ) -> ChatResponse:
     """One streamed piece: ``delta`` is the chunk's text, the message holds ``text`` so far.
 
     ``tool_calls`` (from a `ToolCallAssembler`) are the calls assembled so far. Only forge's
-    last chunk has a route; its ``raw`` then carries the usage and the route too.
+    last chunk has a route; its ``raw`` then carries the usage and the route too. ``thinking``
+    is the model's thinking so far (a `ThinkingBlock` before the text); the chunk's own piece
+    of it is ``additional_kwargs["thinking_delta"]``, as LlamaIndex's Ollama integration has it.
     """
+    kwargs = _message_kwargs(chunk.provider, chunk.model, tool_calls or [])
+    if chunk.reasoning:
+        kwargs["thinking_delta"] = chunk.reasoning
     return ChatResponse(
-        message=ChatMessage(
-            role=MessageRole.ASSISTANT,
-            content=text,
-            additional_kwargs=_message_kwargs(chunk.provider, chunk.model, tool_calls or []),
-        ),
+        logprobs=_logprobs(chunk.logprobs),
+        message=_assistant_message(text, thinking, kwargs),
         delta=chunk.content,
         raw=_raw(
             chunk.provider,

@@ -114,7 +114,7 @@ def _announce(answer: forge_core.ChatResponse | forge_core.ChatChunk) -> None:
         )
 
 
-class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
+class ForgeLLM(forge_core.ChatOptions, FunctionCallingLLM):
     """A LlamaIndex LLM routed by forge: local models first, cloud providers as fallback.
 
     Provider choice, fallback and retries all happen in `forge_core.Forge`; this class only
@@ -141,6 +141,12 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
     in ``message.additional_kwargs["tool_calls"]`` (OpenAI shape, real ids) and
     `get_tool_calls_from_response` returns them as `ToolSelection`s. Structured prediction asks
     for JSON-schema output (grammar-constrained on local models) when the route supports it.
+
+    Generation parameters (``top_p``, ``top_k``, ``seed``, ``frequency_penalty``,
+    ``presence_penalty``, ``logit_bias``, ``logprobs``, ``top_logprobs``,
+    ``parallel_tool_calls``, ``user``, ``service_tier``, ``extra_body``) are fields and per-call
+    keywords alike; a provider that lacks one leaves it out (docs/providers.md). An unknown or
+    misspelt option or keyword raises, naming the closest valid one.
     """
 
     model: str | None = Field(
@@ -221,6 +227,7 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
+            **self.chat_options(),
         }
         return request_params(defaults, kwargs)
 
@@ -230,8 +237,9 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Route ``messages`` through forge and return the first successful answer.
 
-        ``kwargs`` may set ``model``, ``temperature``, ``max_tokens``, ``stop``, ``local_only``,
-        ``response_format``, ``tools`` or ``tool_choice`` (OpenAI shapes) for this call only.
+        ``kwargs`` may set any `forge_core.ChatRequest` field for this call only: ``model``,
+        ``temperature``, ``max_tokens``, ``stop``, ``local_only``, ``response_format``,
+        ``tools``, ``tool_choice`` (OpenAI shapes), ``top_p``, ``seed`` ... ``extra_body``.
         """
         request = to_forge_messages(messages)
         answer = self.forge.chat(request, **self._params(kwargs))
@@ -261,14 +269,15 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
 
         def gen() -> ChatResponseGen:
             chunks = forge.stream(request, **params)
-            text = ""
+            text = thinking = ""
             calls = ToolCallAssembler()
             try:
                 for chunk in chunks:
                     text += chunk.content
+                    thinking += chunk.reasoning
                     calls.add(chunk.tool_call_deltas)
                     _announce(chunk)
-                    yield stream_response(chunk, text, calls.wire())
+                    yield stream_response(chunk, text, calls.wire(), thinking)
             finally:
                 chunks.close()
 
@@ -285,14 +294,15 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
 
         async def gen() -> ChatResponseAsyncGen:
             chunks = forge.astream(request, **params)
-            text = ""
+            text = thinking = ""
             calls = ToolCallAssembler()
             try:
                 async for chunk in chunks:
                     text += chunk.content
+                    thinking += chunk.reasoning
                     calls.add(chunk.tool_call_deltas)
                     _announce(chunk)
-                    yield stream_response(chunk, text, calls.wire())
+                    yield stream_response(chunk, text, calls.wire(), thinking)
             finally:
                 await chunks.aclose()
 

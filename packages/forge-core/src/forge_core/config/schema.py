@@ -199,6 +199,12 @@ class ModelPrice(Section):
 
     input: float = Field(ge=0, description="USD per million input (prompt) tokens.")
     output: float = Field(default=0.0, ge=0, description="USD per million output tokens.")
+    cached_input_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens read from the provider's prompt cache; "
+        "None: the input price.",
+    )
 
 
 class PricingConfig(Section):

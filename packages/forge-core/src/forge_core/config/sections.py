@@ -114,7 +114,11 @@ class OllamaConfig(Section, _BudgetFields):
         "llama-cpp-python's server (JSON schema sent as json_object + schema).",
     )
     num_ctx: int | None = Field(
-        default=None, gt=0, description="Context window to load models with (api: native only)."
+        default=None,
+        gt=0,
+        description="The smallest context to load models with (api: native only); a request "
+        "whose prompt and answer need more is sent a larger one, up to the model's own "
+        "length. None: Ollama's default (4096), grown the same way.",
     )
     keep_alive: str | int | None = Field(
         default=None,

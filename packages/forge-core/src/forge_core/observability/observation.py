@@ -79,11 +79,13 @@ class Observation:
         """Set ``route.cost_usd`` and count the tokens; returns (input, output, cost)."""
         input_tokens: int | None
         output_tokens: int | None
+        cached = 0
         if isinstance(answer, EmbeddingResponse):
             input_tokens = answer.input_tokens
             output_tokens = None
         elif answer.usage is not None:
             input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
+            cached = answer.usage.cached_input_tokens
         else:
             input_tokens = output_tokens = None
         local = candidate.local
@@ -99,6 +101,7 @@ class Observation:
             answer.model,
             input_tokens,
             output,
+            cached_input_tokens=cached,
             deployment=deployment,
             local=local,
         )
@@ -108,6 +111,7 @@ class Observation:
                 candidate.model,
                 input_tokens,
                 output,
+                cached_input_tokens=cached,
                 deployment=deployment,
                 local=local,
             )

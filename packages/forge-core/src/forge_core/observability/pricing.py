@@ -1,6 +1,8 @@
 """What a call cost: a price table per model, with packaged defaults for forge's cloud models.
 
-Prices are US dollars per million tokens, input and output apart, as the providers list them.
+Prices are US dollars per million tokens, input and output apart, as the providers list them;
+input tokens read from a prompt cache have their own price (``cached_input_per_million``;
+without one, the input price). Tokens written to a cache are priced as input.
 A model that runs on this machine (``ollama``, ``huggingface``) costs 0 unless the ``pricing``
 section names it. A cloud model without a price costs None
 (unknown), never a guess: `Forge.stats` counts its tokens as unpriced.
@@ -19,7 +21,7 @@ from functools import lru_cache
 from forge_core.config.schema import ModelPrice, PricingConfig
 from forge_core.types import Provider
 
-__all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "Pricing"]
+__all__ = ["DEFAULT_CACHED_INPUT_PRICES", "DEFAULT_PRICES", "PRICES_AS_OF", "Pricing"]
 
 #: When the packaged prices were copied from the providers' price pages.
 PRICES_AS_OF = "2025-06"
@@ -39,6 +41,19 @@ DEFAULT_PRICES: Mapping[str, tuple[float, float]] = {
     "openrouter:openai/gpt-4o-mini": (0.15, 0.60),
 }
 
+#: USD per million cached input tokens (a prompt-cache read) where it differs from the input
+#: price of `DEFAULT_PRICES`.
+DEFAULT_CACHED_INPUT_PRICES: Mapping[str, float] = {
+    "openai:gpt-4o-mini": 0.075,
+    "openai:gpt-4o": 1.25,
+    "anthropic:claude-3-5-haiku": 0.08,
+    "anthropic:claude-sonnet-4": 0.30,
+    "openrouter:openai/gpt-4o-mini": 0.075,
+}
+
+#: A price: USD per million (input, output, cached input) tokens.
+_Price = tuple[float, float, float]
+
 # A trailing release date (-2024-07-18, -20241022) or -latest: the same model's price.
 _VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 
@@ -52,9 +67,16 @@ class Pricing:
 
     def __init__(self, config: PricingConfig | None = None) -> None:
         config = config or PricingConfig()
-        table: dict[str, tuple[float, float]] = dict(DEFAULT_PRICES) if config.defaults else {}
-        configured: dict[str, tuple[float, float]] = {
-            key: _pair(price) for key, price in config.models.items()
+        table: dict[str, _Price] = (
+            {
+                key: (input, output, DEFAULT_CACHED_INPUT_PRICES.get(key, input))
+                for key, (input, output) in DEFAULT_PRICES.items()
+            }
+            if config.defaults
+            else {}
+        )
+        configured: dict[str, _Price] = {
+            key: _triple(price) for key, price in config.models.items()
         }
         self._configured = configured
         self._packaged = table
@@ -74,7 +96,21 @@ class Pricing:
         A ``deployment:model`` entry wins over ``provider:model``; ``local`` (default: the
         provider kind's) makes an unpriced model free.
         """
-        return self._lookup(provider, model, deployment, local)
+        price = self._lookup(provider, model, deployment, local)
+        return price[:2] if price is not None else None
+
+    def cached_input_price(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        deployment: str | None = None,
+        local: bool | None = None,
+    ) -> float | None:
+        """USD per million cached input tokens of ``model`` (its input price unless the table
+        has its own); None unknown."""
+        price = self._lookup(provider, model, deployment, local)
+        return price[2] if price is not None else None
 
     def cost(
         self,
@@ -83,20 +119,25 @@ class Pricing:
         input_tokens: int,
         output_tokens: int,
         *,
+        cached_input_tokens: int = 0,
         deployment: str | None = None,
         local: bool | None = None,
     ) -> float | None:
         """What ``input_tokens`` and ``output_tokens`` of ``model`` cost, in USD (None when
-        the model has no price; 0 for a local model without one)."""
+        the model has no price; 0 for a local model without one). ``cached_input_tokens``, a
+        part of ``input_tokens``, are priced at the cached-input price."""
         price = self._lookup(provider, model, deployment, local)
         if price is None:
             return None
-        per_input, per_output = price
-        return round((input_tokens * per_input + output_tokens * per_output) / 1_000_000, 12)
+        per_input, per_output, per_cached = price
+        total = input_tokens * per_input + output_tokens * per_output
+        if cached_input_tokens:
+            total -= cached_input_tokens * (per_input - per_cached)
+        return round(total / 1_000_000, 12)
 
     def _find(
         self, provider: Provider, model: str, deployment: str | None, local: bool | None
-    ) -> tuple[float, float] | None:
+    ) -> _Price | None:
         names = [model]
         bare = _unversioned(model)
         if bare != model:
@@ -111,7 +152,7 @@ class Pricing:
             if name in self._configured:
                 return self._configured[name]
         if provider.is_local if local is None else local:
-            return (0.0, 0.0)
+            return (0.0, 0.0, 0.0)
         for name in names:
             key = f"{provider.value}:{name}"
             if key in self._packaged:
@@ -119,5 +160,6 @@ class Pricing:
         return None
 
 
-def _pair(price: ModelPrice) -> tuple[float, float]:
-    return (price.input, price.output)
+def _triple(price: ModelPrice) -> _Price:
+    cached = price.cached_input_per_million
+    return (price.input, price.output, price.input if cached is None else cached)

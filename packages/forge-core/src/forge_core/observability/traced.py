@@ -40,6 +40,7 @@ from forge_core.types import (
     ModelId,
     Provider,
     RouteTrail,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -234,9 +235,9 @@ class Traced(Observation):
         input_tokens, output_tokens, cost = self.account(candidate, answer)
         trail = self.trail
         if isinstance(answer, EmbeddingResponse):
-            finish, dimensions, stream = None, answer.dimensions, False
+            finish, dimensions, stream, usage = None, answer.dimensions, False, None
         else:
-            finish, dimensions = answer.finish_reason, None
+            finish, dimensions, usage = answer.finish_reason, None, answer.usage
             stream = isinstance(answer, ChatChunk)
         self._finish(
             _Answer(
@@ -250,6 +251,7 @@ class Traced(Observation):
                 stream,
                 trail.ttft_ms,
                 (trail.total_ms or 0.0) / 1000.0,
+                usage,
             )
         )
 
@@ -486,6 +488,17 @@ class Traced(Observation):
             attributes["gen_ai.usage.input_tokens"] = end.input_tokens
         if end.output_tokens is not None:
             attributes["gen_ai.usage.output_tokens"] = end.output_tokens
+        usage = end.usage
+        if usage is not None:
+            # The semantic conventions' (experimental) details: parts of the counts above.
+            if usage.cached_input_tokens:
+                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+            if usage.cache_creation_input_tokens:
+                attributes["gen_ai.usage.cache_creation.input_tokens"] = (
+                    usage.cache_creation_input_tokens
+                )
+            if usage.reasoning_tokens:
+                attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
         if end.cost is not None:
             attributes["forge.cost.usd"] = end.cost
 
@@ -599,6 +612,7 @@ class _Answer:
         "output_tokens",
         "stream",
         "ttft_ms",
+        "usage",
     )
 
     def __init__(
@@ -613,6 +627,7 @@ class _Answer:
         stream: bool,
         ttft_ms: float | None,
         duration: float,
+        usage: Usage | None = None,
     ) -> None:
         self.candidate = candidate
         self.model = model
@@ -624,6 +639,7 @@ class _Answer:
         self.stream = stream
         self.ttft_ms = ttft_ms
         self.duration = duration
+        self.usage = usage
 
 
 class _Failure:

@@ -43,8 +43,9 @@ _T = TypeVar("_T")
 
 
 def has_token(chunk: ChatChunk) -> bool:
-    """Whether ``chunk`` carries content or a tool-call fragment (what failover stops at)."""
-    return bool(chunk.content or chunk.tool_call_deltas)
+    """Whether ``chunk`` carries content, reasoning or a tool-call fragment (what failover
+    stops at)."""
+    return bool(chunk.content or chunk.tool_call_deltas or chunk.reasoning)
 
 
 def continuation(request: ChatRequest, partial: str) -> ChatRequest:
@@ -75,6 +76,7 @@ class YieldedSoFar:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.tool_calls = False
+        self.reasoning = False
 
     @property
     def text(self) -> str:
@@ -83,8 +85,8 @@ class YieldedSoFar:
 
     @property
     def started(self) -> bool:
-        """Whether anything (text or a tool-call fragment) reached the caller."""
-        return bool(self.parts) or self.tool_calls
+        """Whether anything (text, reasoning or a tool-call fragment) reached the caller."""
+        return bool(self.parts) or self.tool_calls or self.reasoning
 
 
 class StreamState:
@@ -106,7 +108,7 @@ class StreamState:
         self.spoke = False
 
     def take(self, chunk: ChatChunk) -> Iterator[ChatChunk]:
-        """Record ``chunk``; yield what to pass on (content and tool deltas only)."""
+        """Record ``chunk``; yield what to pass on (content, reasoning and tool deltas only)."""
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
@@ -127,9 +129,11 @@ class StreamState:
             content = self._release()
         if chunk.tool_call_deltas:
             self._said.tool_calls = True
+        if chunk.reasoning:
+            self._said.reasoning = True
         if content:
             self._said.parts.append(content)
-        elif not chunk.tool_call_deltas:
+        elif not chunk.tool_call_deltas and not chunk.reasoning:
             return
         yield chunk.model_copy(
             update={"content": content, "usage": None, "finish_reason": None, "route": None}

@@ -6,12 +6,13 @@ The I/O is the shared `Transport`'s; HTTP statuses and in-stream ``error`` event
 errors in `error_from` (the one status table, refined by Anthropic's error types). Wire notes:
 docs/providers.md.
 
-Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking`` (request and the
-signed blocks that must be sent back), ``top_p``/``top_k``, ``metadata``, ``service_tier``,
-``anthropic-beta``, ``document`` blocks and ``citations_delta``, ``tool_result.is_error``,
-``disable_parallel_tool_use``, ``stop_sequence`` (the matched string), the rate-limit headers and
-``request-id``. Cache token counts are folded into ``Usage.input_tokens``; images only as base64
-data URLs.
+Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking``
+(request and the signed blocks that must be sent back), ``service_tier`` (only through
+``extra_body``), ``anthropic-beta``, ``document`` blocks and ``citations_delta``,
+``tool_result.is_error``, ``stop_sequence`` (the matched string), the rate-limit headers and
+``request-id``. ``top_p``, ``top_k``, ``metadata.user_id`` and ``disable_parallel_tool_use``
+are carried. Cache token counts are part of ``Usage.input_tokens`` and kept apart too
+(``cached_input_tokens``, ``cache_creation_input_tokens``); images only as base64 data URLs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from forge_core.backends.common import (
 )
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -78,6 +80,17 @@ _FINISH_REASONS = {
 _MESSAGES_PATH = "/v1/messages"
 _MODELS_PATH = "/v1/models"
 _HEALTH_CALL = Call("GET", _MODELS_PATH, params={"limit": 1})
+
+
+#: The sampling parameters the Messages API takes (``user`` becomes ``metadata.user_id``,
+#: ``parallel_tool_calls=False`` the tool choice's ``disable_parallel_tool_use``); it has no
+#: seed, penalties, logit bias, logprobs or service tier forge could map.
+_PARAMETER_FIELDS = {
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "user": "user",
+    "parallel_tool_calls": "parallel_tool_calls",
+}
 
 
 def _models_call(after: str | None) -> Call:
@@ -240,7 +253,18 @@ class AnthropicClient:
         if request.stop:
             body["stop_sequences"] = list(request.stop)
         body["stream"] = stream
-        return body
+        if OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+            return body
+        carry_parameters(request, body, _PARAMETER_FIELDS, provider="anthropic")
+        user_id = body.pop("user", None)
+        if user_id is not None:
+            body["metadata"] = {"user_id": user_id}
+        if body.pop("parallel_tool_calls", None) is False and request.tools:
+            # Anthropic's spelling: a flag on the tool choice (which "none" cannot carry).
+            choice = body.setdefault("tool_choice", {"type": "auto"})
+            if choice.get("type") != "none":
+                choice["disable_parallel_tool_use"] = True
+        return merge_extra_body(request, body)
 
     # -- response ---------------------------------------------------------------------------
 
@@ -432,12 +456,16 @@ def _finish_reason(stop_reason: str | None) -> str | None:
 
 
 def _usage(data: Mapping[str, Any]) -> Usage:
-    cached = int(data.get("cache_creation_input_tokens") or 0) + int(
-        data.get("cache_read_input_tokens") or 0
-    )
+    """The Messages API's ``usage``: its ``input_tokens`` leave out the cached prompt, so the
+    cache reads and writes are added back (`Usage.input_tokens` is the whole prompt) and kept
+    apart as well."""
+    created = int(data.get("cache_creation_input_tokens") or 0)
+    read = int(data.get("cache_read_input_tokens") or 0)
     return Usage(
-        input_tokens=int(data.get("input_tokens") or 0) + cached,
+        input_tokens=int(data.get("input_tokens") or 0) + created + read,
         output_tokens=int(data.get("output_tokens") or 0),
+        cached_input_tokens=read,
+        cache_creation_input_tokens=created,
     )
 
 
@@ -541,9 +569,7 @@ class _StreamState:
             self.done = True
             return self._chunk(
                 finish_reason=_finish_reason(self._stop_reason) or "stop",
-                usage=Usage(
-                    input_tokens=self._input.input_tokens, output_tokens=self._output_tokens
-                ),
+                usage=self._input.model_copy(update={"output_tokens": self._output_tokens}),
                 tool_calls=self._tools.calls(),
             )
         # content_block_stop carries nothing new; unknown events are ignored by contract.

@@ -16,6 +16,11 @@ from typing import Any, Literal, Protocol
 
 from forge_core.backends.base import AttemptTimeouts
 from forge_core.backends.http.openai.wire import message_to_wire
+from forge_core.backends.parameters import (
+    carry_parameters,
+    leave_out_extra_body,
+    merge_extra_body,
+)
 from forge_core.config.local_models import ResolvedModel, gpu_layers, llama_output_logged
 from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import (
@@ -273,6 +278,23 @@ class _PromptCapture:
         raise _Captured
 
 
+#: The sampling parameters llama-cpp-python's ``create_chat_completion`` takes (same names);
+#: it has no parallel tool calls, user or service tier.
+_GGUF_FIELDS = {
+    name: name
+    for name in (
+        "top_p",
+        "top_k",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+    )
+}
+
+
 class _GgufGeneration:
     """One request on one ``Llama``: prompt, context check, grammar, and the chunks out."""
 
@@ -295,10 +317,12 @@ class _GgufGeneration:
         }
         if request.temperature is not None:
             arguments["temperature"] = request.temperature
+        carry_parameters(request, arguments, _GGUF_FIELDS, provider="huggingface (GGUF)")
         if self.tools.grammar is not None:
             arguments["grammar"] = _llama_grammar(self.tools.grammar)
         elif request.response_format:
             arguments["response_format"] = _response_format(request.response_format)
+        merge_extra_body(request, arguments)
         capture = _PromptCapture(llama)
         problem = "its handler generated without a single prompt"
         try:
@@ -562,6 +586,10 @@ def _chunk(
 # -- ONNX generation ------------------------------------------------------------------------------
 
 
+#: What an ONNX model takes beyond temperature: nothing.
+_NO_FIELDS: dict[str, str] = {}
+
+
 class _OnnxGeneration:
     """One request on one `OnnxCausalLM`: text in, text out (no tools, no grammar)."""
 
@@ -576,6 +604,8 @@ class _OnnxGeneration:
         self.request = request
         self.model = model
         self.output_tokens = 0
+        carry_parameters(request, {}, _NO_FIELDS, provider="huggingface (ONNX)")
+        leave_out_extra_body(request, provider="huggingface (ONNX)")
 
     def chunks(self, timeouts: AttemptTimeouts) -> Iterator[ChatChunk]:
         from forge_core.backends.local.onnx import render_chat

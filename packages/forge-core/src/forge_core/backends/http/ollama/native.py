@@ -1,7 +1,8 @@
 """`OllamaClient`: Ollama through its native API (``api: native``).
 
 Chat through ``/api/chat`` (NDJSON streaming, and the options only the native API has:
-``num_ctx``, ``keep_alive``, ``think``) and embeddings through ``/api/embed``: the request
+``num_ctx``, sized per request so a long prompt is not cut (`sized_num_ctx`), ``keep_alive``,
+``think``) and embeddings through ``/api/embed``: the request
 body, the answer, tool calls, usage and the stream (`_NativeStream`). Listing, health and
 capabilities come from its `OllamaAdmin` (`AdminBackedClient`).
 """
@@ -35,6 +36,7 @@ from forge_core.backends.http.ollama.wire import (
 from forge_core.backends.http.openai.client import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -47,7 +49,7 @@ from forge_core.types import (
     Usage,
 )
 
-__all__ = ["OllamaClient"]
+__all__ = ["ANSWER_RESERVE_TOKENS", "OLLAMA_DEFAULT_NUM_CTX", "OllamaClient", "sized_num_ctx"]
 
 
 class OllamaClient(AdminBackedClient):
@@ -168,8 +170,13 @@ class OllamaClient(AdminBackedClient):
             options["num_predict"] = request.max_tokens
         if request.stop:
             options["stop"] = list(request.stop)
-        if self._num_ctx is not None:
-            options["num_ctx"] = self._num_ctx
+        known = self.admin.model_capabilities.get(model)
+        num_ctx = sized_num_ctx(request, self._num_ctx, known.context_window if known else None)
+        if num_ctx is not None:
+            options["num_ctx"] = num_ctx
+        optional = not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__)
+        if optional:
+            carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
         if options:
             body["options"] = options
         response_format = request.response_format or {}
@@ -181,14 +188,52 @@ class OllamaClient(AdminBackedClient):
             body["keep_alive"] = self._keep_alive
         if self._think is not None:
             body["think"] = self._think
-        return body
+        return merge_extra_body(request, body) if optional else body
 
     def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
         body = self.native_body(request, model, stream=stream)
         return Call("POST", "/api/chat", model, body, events="ndjson")
 
 
+# -- context size -------------------------------------------------------------------------------
+
+#: The context Ollama loads a model with when a request sets no ``num_ctx`` (current versions;
+#: ``OLLAMA_CONTEXT_LENGTH`` on the server changes it). A longer prompt is cut, silently.
+OLLAMA_DEFAULT_NUM_CTX = 4096
+#: Tokens kept free for the answer when a request sets no ``max_tokens``.
+ANSWER_RESERVE_TOKENS = 1024
+#: Characters per token when sizing the context: on the generous side, since a context too
+#: small cuts the prompt and one too large only costs memory.
+_CHARS_PER_TOKEN = 3
+
+
+def sized_num_ctx(request: ChatRequest, configured: int | None, window: int | None) -> int | None:
+    """The ``num_ctx`` to send for ``request``: None (the server's default) or ``configured``
+    while the prompt and the answer fit in it (or in Ollama's default), else enough for both,
+    rounded up to a power of two (each new size reloads the model, so few sizes are used) and
+    capped at the model's own context length ``window`` when known."""
+    floor = configured or OLLAMA_DEFAULT_NUM_CTX
+    chars = sum(len(message.content or "") for message in request.messages)
+    if request.tools:
+        chars += len(json.dumps(request.tools))
+    need = chars // _CHARS_PER_TOKEN + (request.max_tokens or ANSWER_RESERVE_TOKENS)
+    if need <= floor:
+        return configured
+    size = max(1 << (need - 1).bit_length(), floor)
+    return min(size, window) if window else size
+
+
 # -- wire ---------------------------------------------------------------------------------------
+
+#: The sampling parameters ``/api/chat`` takes, as ``options`` entries (Ollama's Modelfile
+#: parameters); the rest (logit_bias, logprobs, tools in parallel, user, service tier) it lacks.
+_OPTION_FIELDS = {
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
 
 
 def _native_response(data: Mapping[str, Any], model: str) -> ChatResponse:

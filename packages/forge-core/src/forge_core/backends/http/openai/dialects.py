@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from forge_core.errors import BadRequest
-from forge_core.types import Capabilities
+from forge_core.types import SAMPLING_PARAMETERS, Capabilities
 
 if TYPE_CHECKING:
     from forge_core.backends.base import LessonStore
@@ -80,6 +80,8 @@ class Dialect:
     server reports usage on a stream when ``stream_options.include_usage`` asks for it.
     ``emulate_unforced_tools``: the server constrains a forced call itself but may ignore tools
     otherwise, so ``auto`` and ``required`` of several are emulated (`_tool_emulation`).
+    ``leaves_out``: the `forge_core.SAMPLING_PARAMETERS` the server does not document (or
+    refuses); `build_body` leaves them out with a debug line.
     """
 
     name: DialectName
@@ -89,16 +91,23 @@ class Dialect:
     tool_choice: ToolChoiceForm = "openai"
     stream_usage: bool = True
     emulate_unforced_tools: bool = False
+    leaves_out: frozenset[str] = frozenset()
+    #: The sampling parameters it takes, each under its own (OpenAI's) name (`build_body`).
+    parameter_fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = {name: name for name in SAMPLING_PARAMETERS - self.leaves_out}
+        object.__setattr__(self, "parameter_fields", fields)
 
 
 DIALECTS: dict[str, Dialect] = {
     dialect.name: dialect
     for dialect in (
-        # OpenAI itself.
-        Dialect("openai", max_tokens_field=None),
-        # A server that did not say which it is: OpenAI's spelling.
+        # OpenAI itself (it refuses top_k).
+        Dialect("openai", max_tokens_field=None, leaves_out=frozenset({"top_k"})),
+        # A server that did not say which it is: OpenAI's spelling, every parameter sent.
         Dialect("openai-compatible"),
-        Dialect("openrouter"),
+        Dialect("openrouter", leaves_out=frozenset({"service_tier"})),
         # llama-cpp-python's server.
         Dialect(
             "llama-cpp",
@@ -106,13 +115,30 @@ DIALECTS: dict[str, Dialect] = {
             tool_choice="llama-cpp",
             stream_usage=False,
             emulate_unforced_tools=True,
+            leaves_out=frozenset({"parallel_tool_calls", "service_tier"}),
         ),
         # llama.cpp's llama-server.
-        Dialect("llama-server", tool_choice="named-as-required"),
-        Dialect("vllm"),
-        # Ollama's /v1.
-        Dialect("ollama", tool_choice="named-as-only-tool"),
-        Dialect("lmstudio", json_object_as_schema=True),
+        Dialect(
+            "llama-server",
+            tool_choice="named-as-required",
+            leaves_out=frozenset({"user", "service_tier"}),
+        ),
+        Dialect("vllm", leaves_out=frozenset({"service_tier"})),
+        # Ollama's /v1 (top_k goes through the native API's options).
+        Dialect(
+            "ollama",
+            tool_choice="named-as-only-tool",
+            leaves_out=frozenset(
+                {"top_k", "logit_bias", "user", "service_tier", "parallel_tool_calls"}
+            ),
+        ),
+        Dialect(
+            "lmstudio",
+            json_object_as_schema=True,
+            leaves_out=frozenset(
+                {"logprobs", "top_logprobs", "user", "service_tier", "parallel_tool_calls"}
+            ),
+        ),
     )
 }
 

@@ -85,10 +85,13 @@ def emulated_response(response: ChatResponse, *, forced: bool) -> ChatResponse:
 def emulated_stream(
     chunks: Iterator[ChatChunk], *, forced: bool
 ) -> Generator[ChatChunk, None, None]:
-    """The chunks of an emulated stream: assembled whole, then sent as one last chunk."""
+    """The chunks of an emulated stream: assembled whole, then sent as one last chunk (the
+    model's thinking, not part of the constrained answer, passes as it comes)."""
     text: list[str] = []
     final: ChatChunk | None = None
     for chunk in chunks:
+        if chunk.reasoning:
+            yield _thinking(chunk)
         text.append(chunk.content)
         final = _merged(final, chunk)
     if final is not None:
@@ -102,6 +105,8 @@ async def aemulated_stream(
     text: list[str] = []
     final: ChatChunk | None = None
     async for chunk in chunks:
+        if chunk.reasoning:
+            yield _thinking(chunk)
         text.append(chunk.content)
         final = _merged(final, chunk)
     if final is not None:
@@ -244,11 +249,17 @@ def _unescaped(fragment: str) -> str:
     return loaded if isinstance(loaded, str) else fragment
 
 
+def _thinking(chunk: ChatChunk) -> ChatChunk:
+    """A chunk of the model's thinking alone."""
+    return ChatChunk(reasoning=chunk.reasoning, provider=chunk.provider, model=chunk.model)
+
+
 def _merged(final: ChatChunk | None, chunk: ChatChunk) -> ChatChunk:
     """The last chunk seen so far, keeping the finish reason and usage of earlier ones."""
     return chunk.model_copy(
         update={
             "content": "",
+            "reasoning": "",
             "finish_reason": chunk.finish_reason or (final.finish_reason if final else None),
             "usage": chunk.usage or (final.usage if final else None),
         }

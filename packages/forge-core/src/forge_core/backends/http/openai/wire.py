@@ -12,6 +12,7 @@ from typing import Any
 
 from forge_core.backends.common import embedding_vector, new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
+from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
@@ -99,6 +100,9 @@ def build_body(
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format, spoken)
+    if not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+        carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
+        merge_extra_body(request, body)
     return body
 
 
@@ -173,16 +177,30 @@ def parse_usage(data: Any) -> Usage | None:
 
 
 def _usage_fields(data: Any) -> dict[str, int] | None:
+    """``usage`` as `Usage` fields: ``prompt_tokens`` (cached ones included, their count in
+    ``prompt_tokens_details.cached_tokens``) and ``completion_tokens`` (reasoning included:
+    ``completion_tokens_details.reasoning_tokens``)."""
     if not isinstance(data, dict):
         return None
-    return {
+    fields = {
         "input_tokens": int(data.get("prompt_tokens") or 0),
         "output_tokens": int(data.get("completion_tokens") or 0),
     }
+    prompt_details = data.get("prompt_tokens_details")
+    if prompt_details:
+        fields["cached_input_tokens"] = int(prompt_details.get("cached_tokens") or 0)
+    completion_details = data.get("completion_tokens_details")
+    if completion_details:
+        fields["reasoning_tokens"] = int(completion_details.get("reasoning_tokens") or 0)
+    return fields
 
 
 def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> ChatResponse:
-    """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body."""
+    """A non-streamed chat completion. Raises ``KeyError``/``ValueError`` on a malformed body.
+
+    The model's thinking is ``message.reasoning_content`` (DeepSeek, vLLM, llama-server) or
+    ``message.reasoning`` (OpenRouter, newer vLLM, Ollama's ``/v1``); the token log
+    probabilities, when asked for, ``choices[0].logprobs.content``."""
     choice = data["choices"][0]
     message = choice["message"]
     tool_calls = [
@@ -195,29 +213,41 @@ def parse_completion(data: dict[str, Any], provider: Provider, model: str) -> Ch
     ]
     # One validation for the answer, its usage and its (empty) route: a third cheaper than
     # building the three models one by one.
-    return ChatResponse.model_validate(
-        {
-            "content": message.get("content"),
-            "tool_calls": tool_calls,
-            "finish_reason": choice.get("finish_reason"),
-            "usage": _usage_fields(data.get("usage")),
-            "provider": provider,
-            "model": str(data.get("model") or model),
-            "route": {},
-        }
-    )
+    fields = {
+        "content": message.get("content"),
+        "tool_calls": tool_calls,
+        "finish_reason": choice.get("finish_reason"),
+        "usage": _usage_fields(data.get("usage")),
+        "provider": provider,
+        "model": str(data.get("model") or model),
+        "route": {},
+    }
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning:
+        fields["reasoning"] = reasoning
+    logprobs = choice.get("logprobs")
+    if logprobs:
+        fields["logprobs"] = logprobs.get("content")
+    return ChatResponse.model_validate(fields)
 
 
 def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChunk:
-    """One streamed chunk. The usage-only last chunk has ``choices: []``."""
+    """One streamed chunk. The usage-only last chunk has ``choices: []``; thinking comes as
+    ``delta.reasoning_content`` or ``delta.reasoning``."""
     choices = data.get("choices") or []
     content = ""
+    reasoning = ""
     deltas: list[ToolCallDelta] = []
     finish_reason = None
+    logprobs = None
     if choices:
         choice = choices[0]
+        choice_logprobs = choice.get("logprobs")
+        if choice_logprobs:
+            logprobs = choice_logprobs.get("content")
         delta = choice.get("delta") or {}
         content = delta.get("content") or ""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
         for fragment in delta.get("tool_calls") or []:
             function = fragment.get("function") or {}
             deltas.append(
@@ -231,6 +261,8 @@ def parse_chunk(data: dict[str, Any], provider: Provider, model: str) -> ChatChu
         finish_reason = choice.get("finish_reason")
     return ChatChunk(
         content=content,
+        reasoning=reasoning,
+        logprobs=logprobs,
         tool_call_deltas=deltas,
         finish_reason=finish_reason,
         usage=parse_usage(data.get("usage")),
