@@ -169,6 +169,12 @@ class ChatRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     local_only: bool | None = None
+    prompt_cache_key: str | None = Field(
+        default=None,
+        description="Names the conversation: among balanced deployments its requests go to "
+        "the same one in every process (rendezvous hashing), where the prompt is cached; "
+        "sent to OpenAI as prompt_cache_key.",
+    )
 
 
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
@@ -257,6 +263,10 @@ class Attempt(BaseModel):
     error_kind: str | None = None
     message: str | None = None
     elapsed_ms: float
+    #: Why balancing placed this deployment where it was (``routing.affinity``): ``prefix:N``
+    #: (it served the first N messages last), ``key`` (the conversation key's deployment) or
+    #: ``load`` (the load order); None when the entry was not balanced or affinity is off.
+    affinity: str | None = None
 
 
 class Drop(BaseModel):
