@@ -279,3 +279,18 @@ def test_the_config_takes_the_modes_and_refuses_others(mode: str) -> None:
         _config(2, affinity="sticky")
     with pytest.raises(ValueError):
         _config(2, affinity_imbalance=-1)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sent"),
+    [("openai", True), ("openai-compatible", False), ("llama-cpp", False), ("ollama", False)],
+)
+def test_prompt_cache_key_goes_on_the_wire_to_openai_only(dialect: str, sent: bool) -> None:
+    from forge_core.backends.http.openai.wire import build_body
+
+    request = ChatRequest(messages=[Message(role="user", content="hi")], prompt_cache_key="c-1")
+    body = build_body(request, "m", stream=False, dialect=dialect)
+    assert body.get("prompt_cache_key") == ("c-1" if sent else None)
+    assert "prompt_cache_key" not in build_body(
+        ChatRequest(messages=[]), "m", stream=False, dialect=dialect
+    )

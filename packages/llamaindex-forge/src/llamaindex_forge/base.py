@@ -231,7 +231,8 @@ class ForgeLLM(forge_core.ForgeOptions, FunctionCallingLLM):
         """Route ``messages`` through forge and return the first successful answer.
 
         ``kwargs`` may set ``model``, ``temperature``, ``max_tokens``, ``stop``, ``local_only``,
-        ``response_format``, ``tools`` or ``tool_choice`` (OpenAI shapes) for this call only.
+        ``response_format``, ``tools`` or ``tool_choice`` (OpenAI shapes) for this call only;
+        ``prompt_cache_key`` names the conversation (balanced deployments keep it together).
         """
         request = to_forge_messages(messages)
         answer = self.forge.chat(request, **self._params(kwargs))
