@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 from fake_clock import FakeClock
-from forge_core import ChatRequest, Forge, ForgeConfig, Message, ProviderUnavailable
+from forge_core import (
+    ChatRequest,
+    Forge,
+    ForgeConfig,
+    Message,
+    ProviderUnavailable,
+    prometheus_text,
+)
 from forge_core.routing.affinity import (
     AffinityIndex,
     RequestAffinity,
@@ -93,6 +100,8 @@ def test_the_next_turns_of_two_conversations_go_back_to_their_first_servers() ->
             # The previous request was the first 2 * turns - 2 messages, the system prompt one.
             assert route.attempts[-1].affinity == f"prefix:{2 * turns - 2}"
     assert forge.stats()["affinity"] == {"hits": 8, "misses": 2, "load_overrides": 0}
+    text = prometheus_text(forge.stats())
+    assert 'forge_affinity_requests_total{outcome="hits"} 8' in text
 
 
 def test_a_new_conversation_with_the_same_system_prompt_goes_where_it_is_warm() -> None:
