@@ -303,3 +303,25 @@ def test_prompt_cache_key_goes_on_the_wire_to_openai_only(dialect: str, sent: bo
     assert "prompt_cache_key" not in build_body(
         ChatRequest(messages=[]), "m", stream=False, dialect=dialect
     )
+
+
+def test_warm_first_stays_first_over_a_held_prefix() -> None:
+    """Two real Ollama-shaped hosts (``/api/ps``): the conversation's host unloads the model;
+    the next turn goes to the host that has it loaded, however warm the prompt was."""
+    from fault_server import FaultServer, ok, ollama_hosts_on
+
+    clock = FakeClock()
+    with (
+        FaultServer(default=ok("from a"), loaded=["m"]) as host_a,
+        FaultServer(default=ok("from b"), loaded=["m"]) as host_b,
+    ):
+        forge = Forge(ForgeConfig.model_validate(ollama_hosts_on(host_a, host_b)), clock=clock)
+        first = forge.chat(_conversation("cats", 1)).route.deployment
+        second = forge.chat(_conversation("cats", 2)).route
+        home, away = (host_a, host_b) if first == "host-a" else (host_b, host_a)
+        home.loaded = []
+        clock.advance(10.0)  # past the listings' trust: both hosts are asked again
+        third = forge.chat(_conversation("cats", 3)).route
+    assert second.deployment == first and second.attempts[-1].affinity == "prefix:2"
+    assert third.deployment != first and third.attempts[-1].affinity == "load"
+    assert away.requests and forge.stats()["affinity"]["load_overrides"] == 1
