@@ -101,7 +101,7 @@ class RequestAffinity:
     """What affinity knows of one request: its conversation key, its prefix digests (worked
     out on first use, once), and why each balanced candidate was placed where it was."""
 
-    __slots__ = ("_digests", "_request", "chosen", "key", "use_prefix")
+    __slots__ = ("_digests", "_request", "chosen", "counted", "key", "use_prefix")
 
     def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
         self._request = request
@@ -112,6 +112,8 @@ class RequestAffinity:
         self.use_prefix = use_prefix
         #: model -> (the endpoint affinity put first, or None; why) for each balanced model.
         self.chosen: dict[str, tuple[str | None, str]] = {}
+        #: Whether this request's outcome was counted (once, at its first choice).
+        self.counted = False
 
     @property
     def digests(self) -> tuple[int, ...]:

@@ -172,7 +172,6 @@ class Balancer:
         index = self._affinity
         model = same_model.model
         chosen = affinity.chosen
-        first_time = not chosen
         chosen[model] = (None, LOAD)
         if index is None or len(ranked) < 2:
             return -1
@@ -205,7 +204,8 @@ class Balancer:
                     target, reason = found[0], f"prefix:{found[1]}"
         else:
             return -1
-        if first_time:
+        if not affinity.counted:
+            affinity.counted = True
             index.counted(outcome)
         if target >= 0:
             chosen[model] = (same_model.endpoints[target], reason)
