@@ -20,7 +20,11 @@ pytestmark = pytest.mark.local_server
 
 @pytest.fixture(scope="module")
 def two_servers(embedded_model: Path) -> Iterator[tuple[LocalServer, LocalServer]]:
-    with run_local_server(embedded_model) as one, run_local_server(embedded_model) as two:
+    # chatml keeps the system prompt (the gemma format drops it), so the prompts are long.
+    with (
+        run_local_server(embedded_model, chat_format="chatml") as one,
+        run_local_server(embedded_model, chat_format="chatml") as two,
+    ):
         yield one, two
 
 
