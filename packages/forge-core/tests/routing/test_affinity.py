@@ -202,6 +202,18 @@ def test_a_failed_holder_fails_over_and_the_prefix_moves() -> None:
     ]
 
 
+def test_an_unbalanced_fallback_of_the_same_model_has_no_affinity_reason() -> None:
+    config = _config(2).model_dump()
+    config["providers"]["fallback"]["order"] = ["openai", "anthropic"]
+    down = ProviderUnavailable("down")
+    backends = {f"ep{i}": ScriptedBackend(down, endpoint=f"http://ep{i}.test/v1") for i in range(2)}
+    backends["anthropic"] = ScriptedBackend("from anthropic", provider="anthropic")
+    forge = Forge(ForgeConfig.model_validate(config), backends=backends, clock=FakeClock(), env={})
+    route = forge.chat(_conversation("cats", 1)).route
+    assert [(a.deployment, a.affinity) for a in route.attempts][-1] == ("anthropic", None)
+    assert [a.affinity for a in route.attempts[:-1]] == ["load", "load"]
+
+
 def test_the_index_is_bounded_per_deployment() -> None:
     index = AffinityIndex(per_deployment=100)
     for i in range(1000):

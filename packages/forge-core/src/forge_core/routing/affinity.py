@@ -110,8 +110,9 @@ class RequestAffinity:
         self.key: str | None = request.prompt_cache_key
         #: Whether the learned prefixes count (``routing.affinity: prefix``).
         self.use_prefix = use_prefix
-        #: model -> (the endpoint affinity put first, or None; why) for each balanced model.
-        self.chosen: dict[str, tuple[str | None, str]] = {}
+        #: model -> (the endpoint affinity put first, or None; why; the endpoints balanced)
+        #: for each balanced model.
+        self.chosen: dict[str, tuple[str | None, str, Mapping[str, int]]] = {}
         #: Whether this request's outcome was counted (once, at its first choice).
         self.counted = False
 
@@ -127,7 +128,7 @@ class RequestAffinity:
         """Why the candidate at ``endpoint`` for ``model`` was placed: the affinity reason for
         the one it put first, ``load`` for the other balanced ones, None when unbalanced."""
         found = self.chosen.get(model) if self.chosen else None
-        if found is None:
+        if found is None or endpoint not in found[2]:
             return None
         return found[1] if found[0] == endpoint else LOAD
 

@@ -172,7 +172,8 @@ class Balancer:
         index = self._affinity
         model = same_model.model
         chosen = affinity.chosen
-        chosen[model] = (None, LOAD)
+        positions = same_model.positions
+        chosen[model] = (None, LOAD, positions)
         if index is None or len(ranked) < 2:
             return -1
         # The best ranked is the least loaded of the warmest (rank: not loaded, in flight, ...).
@@ -192,7 +193,6 @@ class Balancer:
                 target, outcome = -1, "load_override"
         elif affinity.use_prefix:
             digests = affinity.digests
-            positions = same_model.positions
             found = index.longest(model, digests, positions) if digests else None
             if found is not None:
                 if allowed(found[0]):
@@ -208,7 +208,7 @@ class Balancer:
             affinity.counted = True
             index.counted(outcome)
         if target >= 0:
-            chosen[model] = (same_model.endpoints[target], reason)
+            chosen[model] = (same_model.endpoints[target], reason, positions)
         return target
 
     def _loaded(self, same_model: ModelDeployments, model: str) -> Sequence[bool | None]:
