@@ -337,3 +337,18 @@ def test_warm_first_stays_first_over_a_held_prefix() -> None:
     assert second.deployment == first and second.attempts[-1].affinity == "prefix:2"
     assert third.deployment != first and third.attempts[-1].affinity == "load"
     assert away.requests and forge.stats()["affinity"]["load_overrides"] == 1
+
+
+def test_affinity_outcomes_are_counted_in_opentelemetry() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from otel_support import in_memory_telemetry
+
+    with in_memory_telemetry() as otel:
+        forge, _ = _forge(2)
+        for turns in (1, 2, 3):
+            forge.chat(_conversation("cats", turns))
+        points = {
+            dict(point.attributes)["forge.affinity.outcome"]: point.value
+            for point in otel.points("forge.router.affinity")
+        }
+    assert points == {"miss": 1, "hit": 2}

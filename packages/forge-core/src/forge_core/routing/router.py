@@ -118,7 +118,7 @@ class Router:
         self.affinity = AffinityIndex(
             mode=config.routing.affinity,
             imbalance=config.routing.affinity_imbalance,
-            count=self.metrics.affinity,
+            count=self._affinity_counted,
         )
         self.planner = Planner(
             config,
@@ -151,6 +151,11 @@ class Router:
             telemetry=self.telemetry,
             affinity=self.affinity,
         )
+
+    def _affinity_counted(self, outcome: str) -> None:
+        """One balanced request's affinity outcome, for `stats` and OpenTelemetry."""
+        self.metrics.affinity(outcome)
+        self.telemetry.affinity(outcome)
 
     @property
     def backends(self) -> dict[str, ChatBackend]:
