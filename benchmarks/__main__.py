@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import suites
+from benchmarks.affinity import affinity
 from benchmarks.deployments import deployments
 from benchmarks.report import Row, machine, markdown, update_readme
 from benchmarks.server import Loopback, loopback_server
@@ -31,6 +32,7 @@ NAMES = (
     "tracing",
     "deployments",
     "state",
+    "affinity",
 )
 
 
@@ -49,6 +51,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "tracing": lambda s: suites.tracing(s, sizes) + suites.tracing_a_model(sizes),
             "state": lambda s: suites.state(s, sizes),
             "deployments": lambda s: deployments(s, sizes),
+            "affinity": lambda s: affinity(smoke=sizes is suites.SMOKE),
         }
         for name in names:
             start = time.perf_counter()

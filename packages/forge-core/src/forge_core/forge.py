@@ -119,7 +119,9 @@ class Forge:
         ``circuits``: each endpoint's breaker state; ``deployments``: per deployment sent to,
         its ``endpoint``, ``in_flight`` attempts, the models ``loading`` (a cold start in
         flight) and ``latency_ms``, the recent latency by model that balancing uses (a moving
-        average of the first token of a stream, else the whole answer); ``health``: unexpired
+        average of the first token of a stream, else the whole answer); ``affinity``: the
+        balanced requests prefix affinity placed (``hits``), knew nothing about (``misses``)
+        or whose deployment load passed over (``load_overrides``); ``health``: unexpired
         cached health;
         ``backends``: each backend's own ``stats()`` where it has one (local models: load
         time, memory …). `forge_core.prometheus_text` renders it for Prometheus.

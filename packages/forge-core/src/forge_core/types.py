@@ -196,6 +196,12 @@ class ChatRequest(BaseModel):
         description="Raw fields merged last into the provider's request body, as they are "
         "(for a parameter forge does not model); sent to whichever provider serves.",
     )
+    prompt_cache_key: str | None = Field(
+        default=None,
+        description="Names the conversation: among balanced deployments its requests go to "
+        "the same one in every process (rendezvous hashing), where the prompt is cached; "
+        "sent to OpenAI as prompt_cache_key.",
+    )
 
     def sampling_parameters(self) -> dict[str, Any]:
         """The `SAMPLING_PARAMETERS` set on this request (not None), by name; empty, and
@@ -312,6 +318,10 @@ class Attempt(BaseModel):
     error_kind: str | None = None
     message: str | None = None
     elapsed_ms: float
+    #: Why balancing placed this deployment where it was (``routing.affinity``): ``prefix:N``
+    #: (it served the first N messages last), ``key`` (the conversation key's deployment) or
+    #: ``load`` (the load order); None when the entry was not balanced or affinity is off.
+    affinity: str | None = None
 
 
 class Drop(BaseModel):

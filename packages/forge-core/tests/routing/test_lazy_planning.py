@@ -160,7 +160,8 @@ def test_a_balanced_entry_drops_a_host_cached_down_and_takes_it_back_once_it_is_
         forge.router.health.mark(host_a.root_url, HealthStatus.DOWN)
         down = forge.chat("hi")
         forge.router.health.mark(host_a.root_url, HealthStatus.UP)
-        up = forge.chat("hi")
+        # Another prompt: "hi" again would go back to host-b, which holds it now (affinity).
+        up = forge.chat("hello")
     assert down.route.deployment == "host-b"
     assert [(d.deployment, d.reason) for d in down.route.drops] == [
         ("host-a", "health check: down (cached)")

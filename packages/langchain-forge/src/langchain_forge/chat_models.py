@@ -300,9 +300,15 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     # -- forge --------------------------------------------------------------------------------
 
     def _request(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
     ) -> forge_core.ChatRequest:
-        """The forge request: instance fields, then per-call ``kwargs`` and ``stop``."""
+        """The forge request: instance fields, then per-call ``kwargs`` and ``stop``; the
+        conversation key (``prompt_cache_key``) from the run's metadata ``thread_id`` or
+        ``session_id`` (LangGraph puts its ``configurable.thread_id`` there) unless given."""
         fields: dict[str, Any] = {
             "model": self.model,
             "temperature": self.temperature,
@@ -310,6 +316,11 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
             "stop": self.stop,
         }
         fields.update(self.chat_options())
+        if run_manager is not None and run_manager.metadata:
+            metadata = run_manager.metadata
+            key = metadata.get("thread_id") or metadata.get("session_id")
+            if key is not None:
+                fields["prompt_cache_key"] = str(key)
         fields.update(request_params(kwargs))
         if stop is not None:
             fields["stop"] = stop
@@ -328,7 +339,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         **kwargs: Any,
     ) -> ChatResult:
         """Route one request through forge and return its answer."""
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         return _chat_result(self.shared_forge().chat(request))
 
     async def _agenerate(
@@ -339,7 +350,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         **kwargs: Any,
     ) -> ChatResult:
         """Async `_generate` (forge's native ``achat``)."""
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         return _chat_result(await self.shared_forge().achat(request))
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None], /) -> dict[str, Any]:
@@ -366,7 +377,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         """Stream through forge: content chunks, then one last chunk with usage and route."""
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         chunks = self.shared_forge().stream(request)
         named_calls: set[int] = set()
         try:
@@ -389,7 +400,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Async `_stream` (forge's native ``astream``)."""
-        request = self._request(messages, stop, kwargs)
+        request = self._request(messages, stop, kwargs, run_manager)
         chunks = self.shared_forge().astream(request)
         named_calls: set[int] = set()
         try:

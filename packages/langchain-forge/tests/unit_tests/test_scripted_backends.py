@@ -260,3 +260,26 @@ async def test_async_embeddings_give_the_scripted_vectors() -> None:
     assert await embeddings.aembed_query("q") == [0.6, 0.8]
     assert [call.texts for call in cloud.calls] == [["a", "b"], ["q"]]
     assert len(local.calls) == 1
+
+
+# -- conversation keys (#32) ------------------------------------------------------------------
+
+
+def test_a_thread_id_or_session_id_in_the_run_metadata_is_the_conversation_key() -> None:
+    chat, cloud = _chat("ok")
+    chat.invoke("hi", config={"metadata": {"thread_id": "t-1"}})
+    chat.invoke("hi", config={"metadata": {"session_id": 7}})
+    chat.invoke("hi", config={"metadata": {"thread_id": "t-1"}}, prompt_cache_key="given")
+    chat.invoke("hi")
+    keys = [_request(cloud, i).prompt_cache_key for i in range(4)]
+    assert keys == ["t-1", "7", "given", None]
+
+
+def test_a_streamed_call_takes_the_key_as_a_keyword() -> None:
+    # langchain-core's `stream` hands `_stream` no run manager, so no run metadata: a direct
+    # stream names its conversation with the keyword (LangGraph's streaming goes through
+    # `_generate`, which has the metadata).
+    chat, cloud = _chat("ok")
+    list(chat.stream("hi", prompt_cache_key="t-2"))
+    list(chat.bind(prompt_cache_key="t-3").stream("hi"))
+    assert [_request(cloud, i).prompt_cache_key for i in (0, 1)] == ["t-2", "t-3"]

@@ -239,7 +239,8 @@ class ForgeLLM(forge_core.ChatOptions, FunctionCallingLLM):
 
         ``kwargs`` may set any `forge_core.ChatRequest` field for this call only: ``model``,
         ``temperature``, ``max_tokens``, ``stop``, ``local_only``, ``response_format``,
-        ``tools``, ``tool_choice`` (OpenAI shapes), ``top_p``, ``seed`` ... ``extra_body``.
+        ``tools``, ``tool_choice`` (OpenAI shapes), ``top_p``, ``seed`` ... ``extra_body``;
+        ``prompt_cache_key`` names the conversation (balanced deployments keep it together).
         """
         request = to_forge_messages(messages)
         answer = self.forge.chat(request, **self._params(kwargs))

@@ -231,3 +231,10 @@ async def test_async_embedding_gives_the_scripted_vector() -> None:
     embed_model = ForgeEmbedding(config=_config(), backends={"ollama": _down(), "openai": cloud})
     assert await embed_model.aget_query_embedding("q") == [1.0, 0.0]
     assert await embed_model.aget_text_embedding_batch(["a", "b"]) == [[1.0, 0.0]] * 2
+
+
+def test_prompt_cache_key_is_a_per_call_keyword() -> None:
+    llm, cloud = _llm("Paris")
+    llm.chat(USER, prompt_cache_key="conversation-1")
+    llm.chat(USER)
+    assert [_request(cloud, i).prompt_cache_key for i in (0, 1)] == ["conversation-1", None]

@@ -177,6 +177,21 @@ class RoutingConfig(Section):
         "where it would load, then the fewest requests in flight, then the lowest recent "
         "latency; 'ordered', the config order. The model order comes first either way.",
     )
+    affinity: Literal["prefix", "key", "off"] = Field(
+        default="prefix",
+        description="Among balanced deployments, send a conversation back to the one that "
+        "holds its prompt: 'prefix', the one that most recently served the longest prefix "
+        "of the request's messages (or the deployment of its conversation key, when it has "
+        "one); 'key', only requests with a conversation key (prompt_cache_key, a LangChain "
+        "thread_id or session_id); 'off', load alone decides.",
+    )
+    affinity_imbalance: int = Field(
+        default=2,
+        ge=0,
+        description="A deployment with more than this many attempts in flight above the "
+        "least loaded one is passed over by affinity (the conversation moves with the "
+        "request): load wins.",
+    )
     state: StateConfig = Field(
         default_factory=StateConfig,
         description="Where breakers and health live: this process, or Redis shared by the fleet.",

@@ -52,6 +52,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._series: dict[str, _Series] = {}
         self._usage = _Usage()
+        #: Balanced requests by what affinity did: hits, misses, load overrides.
+        self._affinity = {"hits": 0, "misses": 0, "load_overrides": 0}
 
     def record(
         self,
@@ -104,6 +106,18 @@ class Metrics:
             else:
                 series.spend_usd += cost_usd
                 usage.spend_usd += cost_usd
+
+    def affinity(self, outcome: str) -> None:
+        """Count one balanced request's affinity ``outcome``: ``hit`` (affinity chose its
+        deployment), ``miss`` (nothing known) or ``load_override`` (its holder was too busy)."""
+        name = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}[outcome]
+        with self._lock:
+            self._affinity[name] += 1
+
+    def affinity_counts(self) -> dict[str, int]:
+        """Balanced requests by affinity outcome: ``hits``, ``misses``, ``load_overrides``."""
+        with self._lock:
+            return dict(self._affinity)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every series: requests, successes, failures by kind, latency and TTFT percentiles,

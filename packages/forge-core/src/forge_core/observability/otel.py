@@ -179,6 +179,11 @@ class Instruments:
             unit="{transition}",
             description="Circuit breaker state changes seen by forge's attempts.",
         )
+        self.affinity = meter.create_counter(
+            "forge.router.affinity",
+            unit="{request}",
+            description="Balanced requests by what prefix affinity did: hit, miss, load_override.",
+        )
         self.cost = meter.create_counter(
             "forge.cost.usd",
             unit="{USD}",

@@ -218,6 +218,15 @@ def prometheus_text(stats: Mapping[str, Any]) -> str:
         ],
     )
 
+    affinity: Mapping[str, int] = stats.get("affinity") or {}
+    out.family(
+        "forge_affinity_requests_total",
+        "counter",
+        "Balanced requests by what prefix affinity did: hit (it chose the deployment), "
+        "miss (nothing known), load_override (its deployment was too busy).",
+        [({"outcome": outcome}, count) for outcome, count in affinity.items()],
+    )
+
     loaded: list[Mapping[str, Any]] = []
     rss: list[Sample] = []
     for backend in (stats.get("backends") or {}).values():

@@ -127,6 +127,17 @@ class Telemetry:
                 return Traced(self, instruments, request, candidates, trail, context)
         return Observation(self, trail)
 
+    def affinity(self, outcome: str) -> None:
+        """Count one balanced request's prefix-affinity ``outcome`` (``hit``, ``miss``,
+        ``load_override``) on ``forge.router.affinity``, when OpenTelemetry is on."""
+        if not self.enabled:
+            return
+        instruments = current_instruments()
+        if instruments is not None and instruments.active():
+            instruments.measure(
+                instruments.affinity.add, 1, {"forge.affinity.outcome": outcome}, None
+            )
+
     def context(self) -> Any:
         """The caller's OpenTelemetry context, for a request routed on another thread (sync
         streams run on forge's background loop); None when tracing is off."""

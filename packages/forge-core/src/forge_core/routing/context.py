@@ -2,7 +2,7 @@
 
 A `Route` gets this small object rather than the `Router`, so the bookkeeping of one request
 depends on the parts it uses (breakers through its candidates, health, load, budgets, the
-observer, the clock) and the router on the route, not the other way round.
+affinity index, the observer, the clock) and the router on the route, not the other way round.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from forge_core.config.schema import RoutingConfig
 from forge_core.observability.metrics import Metrics
 from forge_core.observability.telemetry import Telemetry
+from forge_core.routing.affinity import AffinityIndex
 from forge_core.routing.budget import RateBudgets
 from forge_core.routing.health import HealthCache
 from forge_core.routing.limits import DeploymentLimits
@@ -45,3 +46,5 @@ class RoutingContext:
     metrics: Metrics
     #: Cost, spans and metrics of each request (`Telemetry.observe`).
     telemetry: Telemetry
+    #: Which deployment served which prompts (``routing.affinity``), for balancing.
+    affinity: AffinityIndex

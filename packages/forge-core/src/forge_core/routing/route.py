@@ -78,7 +78,9 @@ class Route:
         # Planned as far as the request goes (`Plan`): each drop reached joins the trail. The
         # first candidate (and the drops before it) now, so the observer starts with them;
         # it hears of each later drop when the plan reaches it.
-        plan = context.planner.lazy(request, drops=self.trail.drops)
+        #: What prefix affinity knows of this request (None: off, or no chat request).
+        self.affinity = context.affinity.begin(request)
+        plan = context.planner.lazy(request, drops=self.trail.drops, affinity=self.affinity)
         plan.first()
         self.candidates: Sequence[Candidate] = plan
         self._started = self.clock.monotonic()
@@ -313,6 +315,7 @@ class Route:
                 error_kind=exc.kind,
                 message=str(exc),
                 elapsed_ms=elapsed,
+                affinity=self._reason(candidate),
             )
         )
         self.context.metrics.record(candidate.key, ok=False, kind=exc.kind)
@@ -381,6 +384,11 @@ class Route:
             self.context.limits.loaded(candidate)
         busy.first_token(seconds)
 
+    def _reason(self, candidate: Candidate) -> str | None:
+        """Why balancing placed ``candidate`` (`Attempt.affinity`), None when it did not."""
+        affinity = self.affinity
+        return None if affinity is None else affinity.reason(candidate.endpoint, candidate.model)
+
     def _succeeded(
         self,
         candidate: Candidate,
@@ -397,8 +405,18 @@ class Route:
                 deployment=candidate.deployment,
                 ok=True,
                 elapsed_ms=elapsed,
+                affinity=self._reason(candidate),
             )
         )
+        affinity = self.affinity
+        if (
+            affinity is not None
+            and affinity.use_prefix
+            and affinity.reason(candidate.endpoint, candidate.model) is not None
+        ):
+            # It holds this request's prompt now: the next turn of the conversation (or the
+            # next one with the same system prompt and tools) goes back there.
+            self.context.affinity.served(candidate.endpoint, candidate.model, affinity.digests)
         self.context.metrics.record(
             candidate.key,
             ok=True,

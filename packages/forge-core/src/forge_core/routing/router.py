@@ -25,6 +25,7 @@ from forge_core.config.schema import ForgeConfig
 from forge_core.errors import ProviderError
 from forge_core.observability.metrics import Metrics
 from forge_core.observability.telemetry import Telemetry
+from forge_core.routing.affinity import AffinityIndex
 from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker
 from forge_core.routing.budget import RateBudgets
 from forge_core.routing.context import RoutingContext
@@ -113,6 +114,12 @@ class Router:
         self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
         self.resident = ResidentModels(clock=self.clock)
+        #: Which deployment served which prompts, for prefix affinity (``routing.affinity``).
+        self.affinity = AffinityIndex(
+            mode=config.routing.affinity,
+            imbalance=config.routing.affinity_imbalance,
+            count=self._affinity_counted,
+        )
         self.planner = Planner(
             config,
             self._backends,
@@ -121,6 +128,7 @@ class Router:
             self.clock,
             load=self.load,
             resident=self.resident,
+            affinity=self.affinity,
         )
         #: The candidates to try for a request, in order, and the ones dropped before any
         #: network call (`Planner.plan`).
@@ -141,7 +149,13 @@ class Router:
             budgets=self.budgets,
             metrics=self.metrics,
             telemetry=self.telemetry,
+            affinity=self.affinity,
         )
+
+    def _affinity_counted(self, outcome: str) -> None:
+        """One balanced request's affinity outcome, for `stats` and OpenTelemetry."""
+        self.metrics.affinity(outcome)
+        self.telemetry.affinity(outcome)
 
     @property
     def backends(self) -> dict[str, ChatBackend]:
@@ -158,12 +172,15 @@ class Router:
         state, every endpoint the fleet knows, and ``state``: where it is and whether it
         answers), the tokens and spend (``usage``: local and cloud tokens, the local share,
         USD), and per deployment the attempts in flight, the models loading and the recent
-        latency."""
+        latency; ``affinity``: requests whose balanced deployment affinity chose (``hits``),
+        had nothing to say about (``misses``) or whose holder load passed over
+        (``load_overrides``)."""
         stats: dict[str, Any] = {
             "models": self.metrics.snapshot(),
             "circuits": self.breakers.snapshot(),
             "usage": self.metrics.usage(),
             "deployments": self.deployment_load(),
+            "affinity": self.metrics.affinity_counts(),
         }
         budgets = self.budget_view()
         if budgets:

@@ -4,7 +4,9 @@ With ``routing.balance: warm-first`` and several deployments in an entry, `Balan
 deployments of each model: where the model is loaded first (Ollama's ``/api/ps``, through
 `ResidentModels`), then the fewest attempts in flight, then the lowest recent latency band
 (`DeploymentLoad`); equals take turns. The model order of the entry (`CandidateOrder`) comes
-first either way: balancing only reorders the hosts of one model.
+first either way: balancing only reorders the hosts of one model. With ``routing.affinity``,
+the deployment that holds the request's prompt (`AffinityIndex`) or its conversation key's
+goes first among the warmest, unless it is loaded beyond ``routing.affinity_imbalance``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 
+from forge_core.routing.affinity import KEY, LOAD, AffinityIndex, RequestAffinity, rendezvous
 from forge_core.routing.breaker import BreakerRegistry
 from forge_core.routing.health import HealthCache, HealthStatus
 from forge_core.routing.load import DeploymentLoad, ResidentModels, listed_as
@@ -42,6 +45,7 @@ class Balancer:
         resident: ResidentModels,
         missing: MissingModels,
         candidate: CandidateOf,
+        affinity: AffinityIndex | None = None,
     ) -> None:
         self._health = health
         self._breakers = breakers
@@ -49,18 +53,24 @@ class Balancer:
         self._resident = resident
         self._missing = missing
         self._candidate = candidate
+        self._affinity = affinity
         #: Whose turn it is among equally good hosts (`steps`).
         self._turns = itertools.count()
 
     def steps(
-        self, order: CandidateOrder, needs: ModelRequirements, local_only: bool
+        self,
+        order: CandidateOrder,
+        needs: ModelRequirements,
+        local_only: bool,
+        affinity: RequestAffinity | None = None,
     ) -> Iterator[Candidate | Drop]:
         """The pairs with the deployments of each model in balance order: the model loaded
         there first, then the fewest attempts in flight, then the lowest recent latency band
         (within 25%: equally fast; one not measured yet first, so it gets measured); equals
         take turns. Every deployment of a model is ranked before the first is planned; one
         that lacks the model or whose circuit or cached health turns calls away is neither
-        ranked nor asked what it has loaded."""
+        ranked nor asked what it has loaded. With ``affinity`` (the request's), the deployment
+        it names (`_affine`) goes first and every candidate gets its reason."""
         turn = next(self._turns)
         missing = self._missing
         for same_model in order.by_model:
@@ -107,6 +117,11 @@ class Balancer:
             else:  # none known to be loaded: the same first part for all
                 ranked = sorted([load << 16 | i for i, load in enumerate(loads)])
             deployments = same_model.deployments
+            first = -1
+            if affinity is not None:
+                first = self._affine(affinity, same_model, loads, loaded, ranked)
+                if first >= 0:
+                    yield self._step(deployments[first], model, needs, local_only, loaded, first)
             start, count = 0, len(ranked)
             while start < count:
                 # Equals take turns: requests planned in the same instant (a burst, before any
@@ -115,17 +130,86 @@ class Balancer:
                 while end < count and ranked[end] >> 16 == rank:
                     end += 1
                 tied = ranked[start:end]
-                first = turn % len(tied)
-                for entry in tied[first:] + tied[:first]:
+                at = turn % len(tied)
+                for entry in tied[at:] + tied[:at]:
                     index = entry & 0xFFFF
-                    deployment = deployments[index]
-                    reason = unfit_reason(deployment, model, needs, local_only)
-                    if reason is not None:
-                        yield as_drop(deployment, model, reason)
-                    else:
-                        here = None if loaded is None else loaded[index]
-                        yield self._candidate(deployment, model, here)
+                    if index != first:
+                        yield self._step(
+                            deployments[index], model, needs, local_only, loaded, index
+                        )
                 start = end
+
+    def _step(
+        self,
+        deployment: EntryDeployment,
+        model: str,
+        needs: ModelRequirements,
+        local_only: bool,
+        loaded: Sequence[bool | None] | None,
+        index: int,
+    ) -> Candidate | Drop:
+        reason = unfit_reason(deployment, model, needs, local_only)
+        if reason is not None:
+            return as_drop(deployment, model, reason)
+        return self._candidate(deployment, model, None if loaded is None else loaded[index])
+
+    def _affine(
+        self,
+        affinity: RequestAffinity,
+        same_model: ModelDeployments,
+        loads: Sequence[int],
+        loaded: Sequence[bool | None] | None,
+        ranked: Sequence[int],
+    ) -> int:
+        """The index of the deployment that affinity puts first among ``same_model``'s, or -1
+        (load decides); notes why, and counts the request's outcome once.
+
+        Only one of the warmest (the class of the best ranked) with at most
+        ``routing.affinity_imbalance`` attempts in flight above the least loaded of them may
+        be put first: a conversation key's deployment (`rendezvous` over all that are up),
+        else the one that most recently served the longest prefix of the request; when the
+        longest prefix's holder is passed over, a shorter prefix's may still win."""
+        index = self._affinity
+        model = same_model.model
+        chosen = affinity.chosen
+        positions = same_model.positions
+        chosen[model] = (None, LOAD, positions)
+        if index is None or len(ranked) < 2:
+            return -1
+        # The best ranked is the least loaded of the warmest (rank: not loaded, in flight, ...).
+        cold = ranked[0] >> 56
+        limit = (ranked[0] >> 24 & 0xFFFFFFFF) + index.imbalance
+
+        def allowed(i: int) -> bool:
+            here_cold = loaded is not None and loaded[i] is not True
+            return here_cold <= cold and loads[i] >> 8 <= limit
+
+        target, reason, outcome = -1, LOAD, "miss"
+        if affinity.key is not None:
+            target = rendezvous(affinity.key, same_model.endpoints)
+            if allowed(target):
+                reason, outcome = KEY, "hit"
+            else:
+                target, outcome = -1, "load_override"
+        elif affinity.use_prefix:
+            digests = affinity.digests
+            found = index.longest(model, digests, positions) if digests else None
+            if found is not None:
+                if allowed(found[0]):
+                    outcome = "hit"
+                else:
+                    outcome = "load_override"
+                    found = index.longest(model, digests, positions, allowed)
+                if found is not None:
+                    target, reason = found[0], f"prefix:{found[1]}"
+        else:
+            return -1
+        if not affinity.counted:
+            affinity.counted = True
+            index.counted(outcome)
+        if target >= 0:
+            chosen[model] = (same_model.endpoints[target], reason, positions)
+        return target
 
     def _loaded(self, same_model: ModelDeployments, model: str) -> Sequence[bool | None]:
         """Whether ``model`` is loaded at each of ``same_model``'s deployments (`in_listing`;

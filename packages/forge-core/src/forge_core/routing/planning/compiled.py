@@ -82,6 +82,8 @@ class ModelDeployments:
     endpoints: tuple[str, ...]
     #: endpoint -> how to list what it has loaded, for those that can say (`ResidentModels`).
     listers: dict[str, Fetch]
+    #: endpoint -> its index in ``deployments`` (prefix affinity's lookups).
+    positions: dict[str, int]
 
     @classmethod
     def of(cls, model: str, deployments: Sequence[EntryDeployment]) -> ModelDeployments:
@@ -91,6 +93,7 @@ class ModelDeployments:
             tuple(deployments),
             tuple(d.endpoint for d in deployments),
             {d.endpoint: d.lister for d in deployments if d.lister is not None},
+            {d.endpoint: i for i, d in reversed(list(enumerate(deployments)))},
         )
 
 

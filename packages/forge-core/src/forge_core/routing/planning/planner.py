@@ -18,6 +18,7 @@ from typing import cast
 from forge_core._caches import put_bounded
 from forge_core.backends.base import ChatBackend, ResidentModelsReport
 from forge_core.config.schema import ForgeConfig
+from forge_core.routing.affinity import AffinityIndex, RequestAffinity
 from forge_core.routing.breaker import BreakerRegistry
 from forge_core.routing.health import HealthCache
 from forge_core.routing.load import DeploymentLoad, Fetch, ResidentModels, in_listing
@@ -62,6 +63,7 @@ class Planner:
         *,
         load: DeploymentLoad | None = None,
         resident: ResidentModels | None = None,
+        affinity: AffinityIndex | None = None,
     ) -> None:
         self._config = config
         self._health = health
@@ -97,6 +99,7 @@ class Planner:
             resident=self._resident,
             missing=self._missing,
             candidate=self._candidate,
+            affinity=affinity,
         )
 
     def model_missing(self, candidate: Candidate) -> None:
@@ -136,9 +139,11 @@ class Planner:
         needs: ModelRequirements | None = None,
         preference_order: Sequence[str] | None = None,
         fallback_enabled: bool | None = None,
+        affinity: RequestAffinity | None = None,
     ) -> Plan:
         """`plan` as a `Plan`, worked out as the router reaches each candidate; its drops are
-        appended to ``drops`` (a route's trail) as they are found."""
+        appended to ``drops`` (a route's trail) as they are found. ``affinity``: the request's
+        (`AffinityIndex.begin`), which balancing consults and notes its reasons in."""
         entries, _ = self._entries(request, preference_order, fallback_enabled)
         embedding = isinstance(request, EmbeddingRequest)
         local_only = (
@@ -150,7 +155,7 @@ class Planner:
             needs = (
                 _EMBEDDING_NEEDS if embedding else ModelRequirements.of(cast(ChatRequest, request))
             )
-        return Plan(self._steps(entries, request, needs, local_only), drops)
+        return Plan(self._steps(entries, request, needs, local_only, affinity), drops)
 
     async def aready(self, request: ChatRequest | EmbeddingRequest) -> None:
         """Before an async request plans: fetch, in a thread, the ``/api/ps`` listings that
@@ -208,6 +213,7 @@ class Planner:
         request: ChatRequest | EmbeddingRequest,
         needs: ModelRequirements,
         local_only: bool,
+        affinity: RequestAffinity | None = None,
     ) -> Iterator[Candidate | Drop]:
         """Every entry's candidates and drops, in order (`Plan` pulls them one at a time)."""
         for entry in entries:
@@ -215,7 +221,7 @@ class Planner:
                 yield Drop(provider=kind, model=named, deployment=name, reason=why)
             order = entry.candidate_order(request)
             if entry.balanced:
-                yield from self._balancer.steps(order, needs, local_only)
+                yield from self._balancer.steps(order, needs, local_only, affinity)
                 continue
             for deployment, model in order.pairs:
                 reason = self._unusable(deployment, model, needs, local_only)

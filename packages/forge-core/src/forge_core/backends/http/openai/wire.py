@@ -78,6 +78,7 @@ def build_body(
     ``max_completion_tokens`` for OpenAI itself; compatible servers (llama-cpp-python, Ollama)
     only honour the legacy ``max_tokens``. The dialect says how the server spells structured
     output and tool choice, and whether it reports usage on streams (docs/providers.md).
+    ``prompt_cache_key`` is sent to OpenAI itself only.
     """
     spoken = dialect_named(dialect) if isinstance(dialect, str) else dialect
     body: dict[str, Any] = {
@@ -100,6 +101,10 @@ def build_body(
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format, spoken)
+    if request.prompt_cache_key and spoken.name == "openai":
+        # OpenAI routes requests with the same key to the same prompt cache; other servers
+        # would refuse or ignore the field.
+        body["prompt_cache_key"] = request.prompt_cache_key
     if not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
         carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
         merge_extra_body(request, body)

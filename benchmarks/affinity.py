@@ -1,0 +1,270 @@
+"""``affinity``: multi-turn conversations on two real llama-cpp-python servers (issue #32).
+
+Two ``llama_cpp.server`` processes serve the embedded GGUF (one thread each); two
+conversations with long system prompts take turns in a shuffled order. llama-cpp-python reuses
+the longest prefix of the prompt it holds, so the time to the first token of turn 2 and later
+depends on whether the turn lands on the server that ran the conversation's previous turn.
+
+Subjects (each with its own system prompts, so no subject profits from another's caches):
+each conversation pinned to its own server (the limit), `Forge.stream` balancing the two with
+``routing.affinity: prefix`` (the default) and with ``off``, and LiteLLM's ``Router``
+(``least-busy`` and ``simple-shuffle``) over the same two servers. Row: TTFT p50 of turns
+>= 2; targets: forge at most 1.2x pinned and at most 0.2x LiteLLM least-busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+from forge_core import EMBEDDED_MODEL, Forge, ForgeConfig, Message
+
+from benchmarks.report import Row, compare, row
+
+__all__ = ["affinity"]
+
+BENCHMARK = "affinity"
+ALIAS = "bench-model"
+START_TIMEOUT_S = 180.0
+
+#: (conversations, turns each, facts in each system prompt: ~20 tokens a fact, max_tokens).
+FULL_SHAPE = (2, 6, 30, 8)
+SMOKE_SHAPE = (2, 2, 3, 2)
+
+
+@contextlib.contextmanager
+def _server(model_path: str) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on 127.0.0.1 with one thread; its ``/v1`` base URL."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model_path,
+        "--model_alias",
+        ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+    ]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(log.read().decode(errors="replace")[-2000:])
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(base + "/v1/models", timeout=1.0).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not start")
+                time.sleep(0.2)
+            yield base + "/v1"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _system(subject: str, topic: str, facts: int) -> str:
+    lines = " ".join(
+        f"Fact {i} about {topic}: it is item {i} of the {subject} list." for i in range(facts)
+    )
+    return f"[{subject}] You answer questions about {topic} in one short sentence. {lines}"
+
+
+def _config(urls: list[str], affinity: str) -> ForgeConfig:
+    return ForgeConfig.model_validate(
+        {
+            "model_preferences": {"local_first": False},
+            "providers": {
+                "endpoints": [
+                    {
+                        "name": f"box-{i}",
+                        "kind": "openai",
+                        "base_url": url,
+                        "default_model": ALIAS,
+                        "api_key_env": None,
+                        "dialect": "llama-cpp",
+                    }
+                    for i, url in enumerate(urls)
+                ],
+                "fallback": {"order": ["openai"]},
+            },
+            # A cold prompt takes tens of seconds on one thread of a loaded machine: slow, not
+            # broken, so no timeout opens a circuit.
+            "routing": {
+                "affinity": affinity,
+                "total_timeout_seconds": 900,
+                "first_token_timeout_seconds": 600,
+                "breaker_open_on_timeout": False,
+            },
+        }
+    )
+
+
+#: Streams one turn: (conversation index, messages as dicts, max_tokens) -> (text, TTFT ms).
+Turn = Callable[[int, list[dict[str, str]], int], tuple[str, float]]
+
+
+def _forge_turn(forge: Forge, pinned: bool) -> Turn:
+    def turn(index: int, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, float]:
+        model = f"box-{index % 2}:{ALIAS}" if pinned else None
+        start = time.perf_counter()
+        first = 0.0
+        text = []
+        for chunk in forge.stream(
+            [Message(**m) for m in messages], model=model, max_tokens=max_tokens, temperature=0
+        ):
+            if chunk.content:
+                first = first or (time.perf_counter() - start) * 1000.0
+                text.append(chunk.content)
+        return "".join(text), first
+
+    return turn
+
+
+def _litellm_turn(urls: list[str], strategy: str) -> Turn:
+    from litellm import Router
+
+    router = Router(
+        model_list=[
+            {
+                "model_name": "local",
+                "litellm_params": {"model": f"openai/{ALIAS}", "api_base": url, "api_key": "x"},
+            }
+            for url in urls
+        ],
+        routing_strategy=strategy,
+    )
+
+    async def stream(messages: list[dict[str, str]], max_tokens: int) -> tuple[str, float]:
+        start = time.perf_counter()
+        first = 0.0
+        text = []
+        response = await router.acompletion(
+            model="local", messages=messages, stream=True, max_tokens=max_tokens, temperature=0
+        )
+        async for chunk in response:
+            piece = chunk.choices[0].delta.content if chunk.choices else None
+            if piece:
+                first = first or (time.perf_counter() - start) * 1000.0
+                text.append(piece)
+        return "".join(text), first
+
+    def turn(index: int, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, float]:
+        return asyncio.run(stream(messages, max_tokens))
+
+    return turn
+
+
+def _converse(subject: str, turn: Turn, shape: tuple[int, int, int, int]) -> list[float]:
+    """Every conversation's turns in a shuffled order (a fixed seed); TTFTs of turns >= 2."""
+    conversations, turns, facts, max_tokens = shape
+    topics = ["cats", "owls", "tea", "rivers"][:conversations]
+    histories = [
+        [{"role": "system", "content": _system(subject, topic, facts)}] for topic in topics
+    ]
+    order = [c for c in range(conversations) for _ in range(turns)]
+    random.Random(32).shuffle(order)
+    asked = [0] * conversations
+    later: list[float] = []
+    for c in order:
+        messages = histories[c]
+        messages.append({"role": "user", "content": f"Question {asked[c]} about {topics[c]}?"})
+        text, ttft = turn(c, messages, max_tokens)
+        messages.append({"role": "assistant", "content": text or "."})
+        if asked[c] >= 1:
+            later.append(ttft)
+        asked[c] += 1
+    return later
+
+
+def affinity(smoke: bool) -> list[Row]:
+    """The rows: TTFT p50/p95 of turns >= 2 per subject, forge's ratios to pinned and LiteLLM."""
+    from forge_core.config.local_models import packaged_model
+
+    packaged = packaged_model(EMBEDDED_MODEL)
+    assert packaged is not None
+    shape = SMOKE_SHAPE if smoke else FULL_SHAPE
+    rows: list[Row] = []
+    with _server(str(packaged.path())) as one, _server(str(packaged.path())) as two:
+        urls = [one, two]
+        subjects: dict[str, Turn] = {
+            "each conversation pinned to its server": _forge_turn(
+                Forge(_config(urls, "off"), env={}), pinned=True
+            ),
+            "forge Forge.stream (affinity: prefix)": _forge_turn(
+                Forge(_config(urls, "prefix"), env={}), pinned=False
+            ),
+            "forge Forge.stream (affinity: off)": _forge_turn(
+                Forge(_config(urls, "off"), env={}), pinned=False
+            ),
+        }
+        if not smoke:
+            subjects["LiteLLM Router (least-busy)"] = _litellm_turn(urls, "least-busy")
+            subjects["LiteLLM Router (simple-shuffle)"] = _litellm_turn(urls, "simple-shuffle")
+        # Warm both servers up (model pages in memory) with a throwaway prompt.
+        warm = _forge_turn(Forge(_config(urls, "off"), env={}), pinned=True)
+        for index in (0, 1):
+            warm(index, [{"role": "user", "content": "Hi."}], 1)
+        for subject, turn in subjects.items():
+            started = time.perf_counter()
+            later = _converse(subject, turn, shape)
+            note = (
+                f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
+                f"mean {sum(later) / len(later):,.0f} ms"
+            )
+            print(f"# affinity: {subject}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            rows.append(row(BENCHMARK, subject, "ms", later, note=note))
+    pinned = "each conversation pinned to its server"
+    compare(rows, "forge Forge.stream (affinity: prefix)", pinned, limit=1.2)
+    if not smoke:
+        prefix = next(r for r in rows if r.subject == "forge Forge.stream (affinity: prefix)")
+        peer = next(r for r in rows if r.subject == "LiteLLM Router (least-busy)")
+        ratio = prefix.p50 / peer.p50 if peer.p50 else float("inf")
+        prefix.note += (
+            f"; {ratio:.2f}x LiteLLM least-busy (target ≤ 0.2x: {'✅' if ratio <= 0.2 else '❌'})"
+        )
+        compare(rows, "forge Forge.stream (affinity: off)", pinned)
+    return rows
+
+
+def main() -> None:
+    """``python -m benchmarks.affinity [--smoke]``: print the rows."""
+    from benchmarks.suites import quiet_litellm
+
+    quiet_litellm()
+    for result in affinity("--smoke" in sys.argv):
+        print(
+            f"{result.subject}: p50 {result.p50:.0f} ms, p95 {result.p95:.0f} ms "
+            f"(n={result.samples}); ratio {result.ratio} to {result.peer}; {result.note}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Prefix affinity: a conversation goes back to the deployment that holds its prompt.
+
+A server that just answered a prompt keeps its KV cache (llama-cpp-python and llama.cpp's
+server reuse the longest prefix they hold, Ollama per loaded model and slot, vLLM with prefix
+caching), so the next turn of the same conversation costs one new message there and the whole
+prompt anywhere else. `AffinityIndex` remembers, per deployment (endpoint) and model, the
+cumulative hashes of the message sequences it served (`prefix_digests`: the system prompt and
+tools first, then message by message), bounded per deployment and least recently used out.
+Among the deployments balanced for a request (`Balancer`), the one that most recently served
+the longest prefix of it goes first, unless its load says otherwise
+(``routing.affinity_imbalance``); an explicit conversation key (``prompt_cache_key``) maps to
+a deployment by rendezvous hashing instead, the same in every process. docs/behaviour.md,
+"Prefix affinity".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+
+from forge_core.types import ChatRequest, Message
+
+__all__ = [
+    "PREFIXES_PER_DEPLOYMENT",
+    "AffinityIndex",
+    "RequestAffinity",
+    "prefix_digests",
+    "rendezvous",
+]
+
+#: How many prefixes (message sequences, per model) each deployment's index remembers.
+PREFIXES_PER_DEPLOYMENT = 4096
+
+#: The reason on an attempt that load balancing placed (`Attempt.affinity`).
+LOAD = "load"
+#: The reason on an attempt that a conversation key placed.
+KEY = "key"
+
+
+def _message_key(message: Message) -> object:
+    """What identifies one message for the prefix cache: role and content, and the tool calls
+    and the rest of what a server renders into the prompt when there are any."""
+    if not (message.tool_calls or message.tool_call_id or message.name or message.images):
+        return (message.role, message.content)
+    calls = tuple(
+        (call.id, call.name, json.dumps(call.arguments, sort_keys=True))
+        for call in message.tool_calls
+    )
+    return (
+        message.role,
+        message.content,
+        calls,
+        message.tool_call_id,
+        message.name,
+        tuple(message.images),
+    )
+
+
+def prefix_digests(request: ChatRequest) -> tuple[int, ...]:
+    """The cumulative digests of ``request``'s message sequence: the leading system messages
+    and the tools count as the first message (none when there are neither), then one digest
+    per message; digest ``n - 1`` identifies the first ``n``. Each is the hash of (the one
+    before, the message), so the request is hashed once, message by message. Python's hash:
+    stable within a process, which is where the index lives (per process)."""
+    messages = request.messages
+    start = 0
+    while start < len(messages) and messages[start].role == "system":
+        start += 1
+    digests: list[int] = []
+    running = 0
+    if start or request.tools:
+        head = tuple(_message_key(message) for message in messages[:start])
+        tools = json.dumps(request.tools, sort_keys=True) if request.tools else None
+        running = hash((running, head, tools))
+        digests.append(running)
+    for message in messages[start:] if start else messages:
+        running = hash((running, _message_key(message)))
+        digests.append(running)
+    return tuple(digests)
+
+
+def rendezvous(key: str, endpoints: Sequence[str]) -> int:
+    """The index of ``key``'s deployment among ``endpoints`` by rendezvous (highest random
+    weight) hashing: the same in every process, and an endpoint leaving moves only the keys
+    it had."""
+    best, best_score = 0, b""
+    for index, endpoint in enumerate(endpoints):
+        score = hashlib.blake2b(
+            f"{key}\x00{endpoint}".encode(), digest_size=8, person=b"forge-rv"
+        ).digest()
+        if score > best_score:
+            best, best_score = index, score
+    return best
+
+
+class RequestAffinity:
+    """What affinity knows of one request: its conversation key, its prefix digests (worked
+    out on first use, once), and why each balanced candidate was placed where it was."""
+
+    __slots__ = ("_digests", "_request", "chosen", "counted", "key", "use_prefix")
+
+    def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
+        self._request = request
+        self._digests: tuple[int, ...] | None = None
+        #: The request's conversation key (``prompt_cache_key``), if any.
+        self.key: str | None = request.prompt_cache_key
+        #: Whether the learned prefixes count (``routing.affinity: prefix``).
+        self.use_prefix = use_prefix
+        #: model -> (the endpoint affinity put first, or None; why; the endpoints balanced)
+        #: for each balanced model.
+        self.chosen: dict[str, tuple[str | None, str, Mapping[str, int]]] = {}
+        #: Whether this request's outcome was counted (once, at its first choice).
+        self.counted = False
+
+    @property
+    def digests(self) -> tuple[int, ...]:
+        """`prefix_digests` of the request, computed on first use."""
+        digests = self._digests
+        if digests is None:
+            digests = self._digests = prefix_digests(self._request)
+        return digests
+
+    def reason(self, endpoint: str, model: str) -> str | None:
+        """Why the candidate at ``endpoint`` for ``model`` was placed: the affinity reason for
+        the one it put first, ``load`` for the other balanced ones, None when unbalanced."""
+        found = self.chosen.get(model) if self.chosen else None
+        if found is None or endpoint not in found[2]:
+            return None
+        return found[1] if found[0] == endpoint else LOAD
+
+
+class AffinityIndex:
+    """Which deployment served which message prefixes, per endpoint and model; thread-safe.
+
+    Each endpoint keeps at most ``per_deployment`` prefixes, the least recently served out
+    first; a reverse map (prefix -> endpoint -> when) makes a lookup cost one dict read per
+    message of the request, whatever the number of deployments. Per process (not shared
+    through Redis).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "prefix",
+        imbalance: int = 2,
+        per_deployment: int = PREFIXES_PER_DEPLOYMENT,
+        count: Callable[[str], None] | None = None,
+    ) -> None:
+        if per_deployment < 1:
+            raise ValueError("per_deployment must be at least 1")
+        #: ``routing.affinity``: prefix, key or off.
+        self.mode = mode
+        #: ``routing.affinity_imbalance``: in-flight attempts above the least loaded that a
+        #: deployment may have and still keep its conversations.
+        self.imbalance = imbalance
+        self._per_deployment = per_deployment
+        self._count = count
+        self._lock = threading.Lock()
+        self._stamps = itertools.count(1)
+        #: (model, digest) -> endpoint -> the stamp of its last serving.
+        self._holders: dict[tuple[str, int], dict[str, int]] = {}
+        #: endpoint -> its (model, digest)s, least recently served first.
+        self._held: dict[str, OrderedDict[tuple[str, int], None]] = {}
+
+    def begin(self, request: object) -> RequestAffinity | None:
+        """The per-request part for ``request``; None when affinity is off or it is no chat."""
+        if self.mode == "off" or not isinstance(request, ChatRequest):
+            return None
+        return RequestAffinity(request, use_prefix=self.mode == "prefix")
+
+    def counted(self, outcome: str) -> None:
+        """Count one request's outcome: ``hit``, ``miss`` or ``load_override``."""
+        if self._count is not None:
+            self._count(outcome)
+
+    def served(self, endpoint: str, model: str, digests: Sequence[int]) -> None:
+        """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
+        every prefix of it now, the newest of them."""
+        if not digests:
+            return
+        with self._lock:
+            stamp = next(self._stamps)
+            held = self._held.get(endpoint)
+            if held is None:
+                held = self._held[endpoint] = OrderedDict()
+            holders = self._holders
+            for digest in digests:
+                key = (model, digest)
+                found = holders.get(key)
+                if found is None:
+                    holders[key] = {endpoint: stamp}
+                else:
+                    found[endpoint] = stamp
+                if key in held:
+                    held.move_to_end(key)
+                else:
+                    held[key] = None
+            while len(held) > self._per_deployment:
+                old, _ = held.popitem(last=False)
+                found = holders.get(old)
+                if found is not None:
+                    found.pop(endpoint, None)
+                    if not found:
+                        del holders[old]
+
+    def longest(
+        self,
+        model: str,
+        digests: Sequence[int],
+        positions: Mapping[str, int],
+        allowed: Callable[[int], bool] | None = None,
+    ) -> tuple[int, int] | None:
+        """Among the endpoints of ``positions`` (endpoint -> index) that are ``allowed``:
+        (the index of the one that most recently served the longest prefix of ``digests``,
+        that prefix's length in messages); None when none holds any."""
+        holders = self._holders
+        with self._lock:
+            for length in range(len(digests), 0, -1):
+                found = holders.get((model, digests[length - 1]))
+                if not found:
+                    continue
+                best, best_stamp = -1, 0
+                for endpoint, stamp in found.items():
+                    index = positions.get(endpoint)
+                    if (
+                        index is not None
+                        and stamp > best_stamp
+                        and (allowed is None or allowed(index))
+                    ):
+                        best, best_stamp = index, stamp
+                if best >= 0:
+                    return best, length
+        return None
+
+    def size(self, endpoint: str) -> int:
+        """How many prefixes ``endpoint``'s index holds."""
+        with self._lock:
+            held = self._held.get(endpoint)
+            return len(held) if held is not None else 0
+
+    def forget(self, endpoint: str) -> None:
+        """Drop everything ``endpoint`` served (a host that left)."""
+        with self._lock:
+            for key in self._held.pop(endpoint, ()):
+                found = self._holders.get(key)
+                if found is not None:
+                    found.pop(endpoint, None)
+                    if not found:
+                        del self._holders[key]
