@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from forge_core.backends.base import (
@@ -300,24 +301,27 @@ class Router:
         while True:
             for index, candidate in enumerate(route.candidates):
                 try:
-                    async for attempt in route.aattempts(index):
-                        with attempt:
-                            ticket = route.admit(candidate)
-                            started = self.clock.monotonic()
-                            limit, phase = route.first_token_limit(candidate, started)
-                            timeouts = route.timeouts(candidate, stream=False, backstop=True)
-                            try:
+                    # Closed here, not left to the loop's finalizer: a task per request, and
+                    # one the loop never runs when it is closed right after (issue #30).
+                    async with aclosing(route.aattempts(index)) as attempts:
+                        async for attempt in attempts:
+                            with attempt:
+                                ticket = route.admit(candidate)
+                                started = self.clock.monotonic()
+                                limit, phase = route.first_token_limit(candidate, started)
+                                timeouts = route.timeouts(candidate, stream=False, backstop=True)
                                 try:
-                                    async with asyncio.timeout(limit):
-                                        response = await call(candidate, timeouts)
-                                except TimeoutError:
-                                    raise route.timeout(candidate, phase, limit) from None
-                            except ProviderError as exc:
-                                route.fail(candidate, ticket, exc, started)
-                            except BaseException:
-                                route.abandoned(candidate, ticket)
-                                raise
-                            return route.answered(candidate, ticket, response, started)
+                                    try:
+                                        async with asyncio.timeout(limit):
+                                            response = await call(candidate, timeouts)
+                                    except TimeoutError:
+                                        raise route.timeout(candidate, phase, limit) from None
+                                except ProviderError as exc:
+                                    route.fail(candidate, ticket, exc, started)
+                                except BaseException:
+                                    route.abandoned(candidate, ticket)
+                                    raise
+                                return route.answered(candidate, ticket, response, started)
                 except (ProviderError, Skip):
                     continue
             pause = route.budget_pause()
@@ -400,39 +404,40 @@ class Router:
         self, route: Route, index: int, request: ChatRequest
     ) -> Opened[AsyncGenerator[ChatChunk, None]]:
         candidate = route.candidates[index]
-        async for attempt in route.aattempts(index):
-            with attempt:
-                ticket = route.admit(candidate)
-                started = self.clock.monotonic()
-                chunks: AsyncGenerator[ChatChunk, None] | None = None
-                try:
-                    chunks = candidate.backend.astream(
-                        request,
-                        candidate.model,
-                        route.timeouts(candidate, stream=True, backstop=True),
-                    )
-                    opened = Opened(chunks, ticket, started)
-                    limit, phase = route.first_token_limit(candidate, started)
+        async with aclosing(route.aattempts(index)) as attempts:
+            async for attempt in attempts:
+                with attempt:
+                    ticket = route.admit(candidate)
+                    started = self.clock.monotonic()
+                    chunks: AsyncGenerator[ChatChunk, None] | None = None
                     try:
-                        async with asyncio.timeout(limit):
-                            async for chunk in chunks:
-                                opened.buffered.append(chunk)
-                                if has_token(chunk):
-                                    route.first_token(candidate, opened)
-                                    return opened
-                    except TimeoutError:
-                        raise route.timeout(candidate, phase, limit) from None
-                    opened.done = True
-                    return opened
-                except ProviderError as exc:
-                    if chunks is not None:
-                        await chunks.aclose()
-                    route.fail(candidate, ticket, exc, started)
-                except BaseException:
-                    if chunks is not None:
-                        await chunks.aclose()
-                    route.abandoned(candidate, ticket)
-                    raise
+                        chunks = candidate.backend.astream(
+                            request,
+                            candidate.model,
+                            route.timeouts(candidate, stream=True, backstop=True),
+                        )
+                        opened = Opened(chunks, ticket, started)
+                        limit, phase = route.first_token_limit(candidate, started)
+                        try:
+                            async with asyncio.timeout(limit):
+                                async for chunk in chunks:
+                                    opened.buffered.append(chunk)
+                                    if has_token(chunk):
+                                        route.first_token(candidate, opened)
+                                        return opened
+                        except TimeoutError:
+                            raise route.timeout(candidate, phase, limit) from None
+                        opened.done = True
+                        return opened
+                    except ProviderError as exc:
+                        if chunks is not None:
+                            await chunks.aclose()
+                        route.fail(candidate, ticket, exc, started)
+                    except BaseException:
+                        if chunks is not None:
+                            await chunks.aclose()
+                        route.abandoned(candidate, ticket)
+                        raise
         raise AssertionError("tenacity returns or raises")  # pragma: no cover
 
 
