@@ -54,6 +54,7 @@ from forge_core.observability.telemetry import set_telemetry_providers
 from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
+    close_shared_forges,
     config_identity,
     shared_forge,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "clear_shared_forges",
+    "close_shared_forges",
     "config_identity",
     "find_config_file",
     "load_config",

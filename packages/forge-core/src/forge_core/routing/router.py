@@ -43,7 +43,7 @@ from forge_core.routing.streaming import (
     has_token,
     in_background,
 )
-from forge_core.state import shared_state_for
+from forge_core.state import release_shared_state, shared_state_for
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -84,7 +84,7 @@ class Router:
         self.rng = rng or random.Random()
         self.retry_policy = RetryPolicy.from_config(config.routing)
         #: The fleet's shared routing state (``routing.state``), None with memory state.
-        self.shared = shared_state_for(config.routing.state)
+        self.shared = shared_state_for(config.routing.state, holder=self)
         if self.shared is not None:
             for backend in self._backends.values():
                 share = getattr(backend, "share_lessons", None)
@@ -107,6 +107,7 @@ class Router:
         self.budgets = RateBudgets(clock=self.clock, shared=self.shared)
         #: Per deployment: time limits, cold-start allowance, rate budget.
         self.limits = DeploymentLimits(config, self._backends)
+        self._owns_load = load is None
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
         self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
@@ -140,6 +141,15 @@ class Router:
             metrics=self.metrics,
             telemetry=self.telemetry,
         )
+
+    def close(self) -> None:
+        """Give up this router's part of the fleet's shared state: its load is no longer
+        published, and the last router of the process using the store closes it
+        (`forge_core.state.release_shared_state`). The backends are their owner's to close."""
+        if self._owns_load:
+            self.load.close()
+        if self.shared is not None:
+            release_shared_state(self.shared, self)
 
     @property
     def backends(self) -> dict[str, ChatBackend]:
