@@ -163,6 +163,38 @@ def test_clear_gives_fresh_forges() -> None:
     assert shared_forge(config) is not forge
 
 
+def test_close_shared_forges_closes_them_and_the_next_call_gets_a_fresh_one() -> None:
+    config = _config()
+    forges = [shared_forge(config), shared_forge(config, overrides={"routing": {"max_retries": 0}})]
+    forge_core.close_shared_forges()
+    assert all(forge.closed for forge in forges)
+    assert not _shared._forges
+    fresh = shared_forge(config)
+    assert fresh is not forges[0] and not fresh.closed
+
+
+def test_a_shared_forge_closed_by_its_user_is_replaced() -> None:
+    config = _config()
+    forge = shared_forge(config)
+    forge.close()
+    fresh = shared_forge(config)
+    assert fresh is not forge and not fresh.closed
+    assert shared_forge(config) is fresh
+
+
+def test_a_source_whose_forge_was_closed_gets_a_fresh_one(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting(monkeypatch)
+    source = forge_core.ForgeSource()
+    first = source.get(str(config_file))
+    forge_core.close_shared_forges()
+    fresh = source.get(str(config_file))
+    assert fresh is not first and not fresh.closed
+    assert source.get(str(config_file)) is fresh
+    assert len(calls) == 2
+
+
 def test_the_cache_is_bounded_and_an_evicted_forge_still_works() -> None:
     config = _config()
     first = shared_forge(config, overrides={"routing": {"max_retries": 0}})

@@ -54,6 +54,7 @@ from forge_core.options import ChatOptions, ForgeOptions, unknown_options
 from forge_core.shared import (
     ForgeSource,
     clear_shared_forges,
+    close_shared_forges,
     config_identity,
     shared_forge,
 )
@@ -143,6 +144,7 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "clear_shared_forges",
+    "close_shared_forges",
     "config_identity",
     "find_config_file",
     "json_schema_format",

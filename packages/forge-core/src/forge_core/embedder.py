@@ -62,6 +62,8 @@ class Embedder:
         pool: ClientPool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        #: Whether this embedder made its `Forge` (then `close` closes it).
+        self._owns_forge = forge is None
         self.forge = forge or Forge(config, overrides=overrides, pool=pool, env=env)
         self.model = model
         self._models = {Provider(name): value for name, value in (models or {}).items()}
@@ -72,6 +74,23 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, served={self.served!r})"
+
+    def close(self) -> None:
+        """Close the `Forge` this embedder made (`Forge.close`); one it was given is left to
+        its owner."""
+        if self._owns_forge:
+            self.forge.close()
+
+    async def aclose(self) -> None:
+        """Async `close`."""
+        if self._owns_forge:
+            await self.forge.aclose()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def config(self) -> ForgeConfig:

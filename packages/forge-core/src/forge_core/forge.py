@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
+from forge_core._threads import in_thread
 from forge_core.backends import build_backends
 from forge_core.backends.base import ChatBackend
 from forge_core.backends.http.pool import ClientPool
@@ -47,11 +50,15 @@ class Forge:
     ``ollama`` ... for the default deployments) to backends, and only those are routed to
     (tests give `forge_core.testing.ScriptedBackend` s here).
 
+    A `Forge` holds connections, and may start worker processes and threads; `close` (or
+    ``with`` / ``async with``) releases them (see `close`). One left open is cleaned up when
+    the interpreter exits.
+
     Example:
         ```python
-        forge = Forge()
-        answer = forge.chat("Why is the sky blue?", max_tokens=64)
-        print(answer.content, answer.provider, answer.route.attempts)
+        with Forge() as forge:
+            answer = forge.chat("Why is the sky blue?", max_tokens=64)
+            print(answer.content, answer.provider, answer.route.attempts)
         ```
     """
 
@@ -69,9 +76,91 @@ class Forge:
             self.config = apply_overrides(config, overrides) if overrides else config
         else:
             self.config = load_config(config, overrides=overrides)
+        #: The HTTP pool; a `Forge` closes the one it made, never one it was given.
+        self._pool = pool if pool is not None else ClientPool()
+        self._owns_pool = pool is None
         if backends is None:
-            backends = build_backends(self.config, pool=pool, env=env)
+            backends = build_backends(self.config, pool=self._pool, env=env)
         self._router = Router(self.config, backends, clock=clock)
+        self._monitors: list[HealthMonitor] = []
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` (or `aclose`) was called; a closed `Forge` serves no request."""
+        return self._closed
+
+    def close(self) -> None:
+        """Release what this `Forge` opened. Idempotent; thread-safe.
+
+        Stops the health monitors it started; closes its HTTP connections (sync, and async on
+        every event loop: see `forge_core.backends.http.pool.ClientPool.close`), unless the
+        pool was passed in (its owner closes it); gives up its share of what it uses with
+        other `Forge` objects of the process: a local model (and its worker processes) is
+        unloaded, and a Redis state store (its connections, reconnect and load-publishing
+        threads) closed, when no other open `Forge` uses it. A request still running fails;
+        a later call raises `RuntimeError`. In async code prefer `aclose`.
+        """
+        if self._mark_closed():
+            self._release()
+
+    async def aclose(self) -> None:
+        """`close` from async code: the running loop's connections are closed here, the rest
+        (which may wait for threads and processes to end) on a thread of its own."""
+        if not self._mark_closed():
+            return
+        if self._owns_pool:
+            await self._pool.aclose()
+        await in_thread(self._release)
+
+    def _mark_closed(self) -> bool:
+        """Mark this `Forge` closed; False when it already was."""
+        with self._close_lock:
+            if self._closed:
+                return False
+            self._closed = True
+            return True
+
+    def _release(self) -> None:
+        for monitor in self._monitors:
+            monitor.stop()
+        self._monitors.clear()
+        self._router.close()
+        for backend in self._router.backends.values():
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> Forge:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Forge:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Forge is closed; make a new one")
 
     @property
     def router(self) -> Router:
@@ -89,6 +178,7 @@ class Forge:
         packages answer "can this model call tools / honour a JSON schema / how large is its
         context" with it.
         """
+        self._check_open()
         request = ChatRequest(messages=[], model=model)
         candidates, _ = self._router.plan(request, needs=needs or ModelRequirements())
         if not candidates:
@@ -102,6 +192,7 @@ class Forge:
         ``models`` defaults to every configured one (else the embedded model). Returns the names
         loaded; a model that cannot load raises its `ProviderError` (``ModelNotFound`` …).
         """
+        self._check_open()
         backend = self._router.backends.get(Provider.HUGGINGFACE)
         warm = getattr(backend, "warm", None)
         if warm is None:
@@ -157,9 +248,13 @@ class Forge:
 
         The router then skips a provider that went down without a failed attempt, and tries
         one that came back. Call ``stop()`` on the returned monitor (or use it as a context
-        manager) to end it.
+        manager) to end it; `close` stops it too.
         """
-        return HealthMonitor(lambda: self.check_health(refresh=True), interval_seconds).start()
+        self._check_open()
+        monitor = HealthMonitor(lambda: self.check_health(refresh=True), interval_seconds)
+        self._monitors = [kept for kept in self._monitors if kept.running]
+        self._monitors.append(monitor)
+        return monitor.start()
 
     def chat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
         """Route one chat request and return the first successful answer.
@@ -167,22 +262,26 @@ class Forge:
         ``params`` are `ChatRequest` fields: ``model``, ``temperature``, ``max_tokens``,
         ``stop``, ``tools``, ``tool_choice``, ``response_format``, ``local_only``.
         """
+        self._check_open()
         return self._router.chat(_request(messages, params))
 
     async def achat(self, messages: MessagesInput | ChatRequest, **params: Any) -> ChatResponse:
         """Async `chat`."""
+        self._check_open()
         return await self._router.achat(_request(messages, params))
 
     def stream(
         self, messages: MessagesInput | ChatRequest, **params: Any
     ) -> Generator[ChatChunk, None, None]:
         """Route a request and stream the answer; the last chunk carries usage and the route."""
+        self._check_open()
         return self._router.stream(_request(messages, params))
 
     def astream(
         self, messages: MessagesInput | ChatRequest, **params: Any
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
+        self._check_open()
         return self._router.astream(_request(messages, params))
 
     def embed(self, texts: Sequence[str] | EmbeddingRequest, **params: Any) -> EmbeddingResponse:
@@ -194,12 +293,14 @@ class Forge:
         endpoint. Each call routes afresh: to keep one index in one vector space, use
         `Embedder`, which stays on the model that served first.
         """
+        self._check_open()
         return self._router.embed(_embedding_request(texts, params))
 
     async def aembed(
         self, texts: Sequence[str] | EmbeddingRequest, **params: Any
     ) -> EmbeddingResponse:
         """Async `embed`."""
+        self._check_open()
         return await self._router.aembed(_embedding_request(texts, params))
 
 

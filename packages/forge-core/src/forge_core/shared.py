@@ -6,6 +6,9 @@ own `Forge`, every request would re-read ``forge.yaml``, rebuild the HTTP client
 start with fresh circuit breakers, health cache and metrics, so a provider known to be down
 would be tried again on every request. `shared_forge` hands all wrappers built with the same
 options the same `Forge`, decided by one rule here instead of one per wrapper.
+
+`close_shared_forges` closes them all (a worker's shutdown, a test's teardown); a wrapper used
+after that, or after its `Forge` was closed any other way, gets a fresh one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from forge_core.config.loader import find_config_file
 from forge_core.config.schema import ForgeConfig
 from forge_core.forge import Forge
 
-__all__ = ["ForgeSource", "clear_shared_forges", "config_identity", "shared_forge"]
+__all__ = [
+    "ForgeSource",
+    "clear_shared_forges",
+    "close_shared_forges",
+    "config_identity",
+    "shared_forge",
+]
 
 #: How many distinct option sets keep their `Forge`; the least recently used one is dropped.
 MAX_SHARED_FORGES = 32
@@ -104,13 +113,14 @@ def shared_forge(
     A framework model may be built per request (LangChain does so in chains); sharing keeps it
     from re-reading ``forge.yaml``, rebuilding HTTP pools and losing breaker and health state
     each time. The most recent `MAX_SHARED_FORGES` option sets are kept; an older `Forge` is
-    dropped from the cache, not closed, so whoever still holds it can go on using it.
-    Thread-safe; a `Forge` is built at most once per key.
+    dropped from the cache, not closed, so whoever still holds it can go on using it (its HTTP
+    connections close when it is garbage-collected). A cached `Forge` that was closed is
+    replaced by a new one. Thread-safe; a `Forge` is built at most once per key.
     """
     key = _key(config, overrides, env, backends)
     with _lock:
         forge = _forges.get(key)
-        if forge is not None:
+        if forge is not None and not forge.closed:
             _forges.move_to_end(key)
             return forge
         # Built under the lock so that racing callers cannot end up with two Forges for one
@@ -129,8 +139,9 @@ class ForgeSource:
     environment: tens of microseconds, too much to pay on every call of a chat model. A
     wrapper keeps one `ForgeSource` and calls `get` with its current options on each use; the
     options are compared with the last ones (the config object by identity, the rest by
-    equality) and the same `Forge` is returned while they are unchanged. So a wrapper keeps
-    the `Forge` it started with when its config file is edited; a new wrapper sees the edit.
+    equality) and the same `Forge` is returned while they are unchanged, and open. So a
+    wrapper keeps the `Forge` it started with when its config file is edited (a new wrapper
+    sees the edit), and gets a fresh one once it was closed (`close_shared_forges`).
     """
 
     __slots__ = ("_identity", "_last")
@@ -181,6 +192,7 @@ class ForgeSource:
         last = self._last
         if (
             last is not None
+            and not last[3].closed
             and (last[0] is config if isinstance(config, ForgeConfig) else last[0] == config)
             and last[1] == (overrides or None)
             and last[2] == (api_keys or None)
@@ -204,6 +216,16 @@ def clear_shared_forges() -> None:
     """Forget every shared `Forge` (for tests that need a fresh one); none is closed."""
     with _lock:
         _forges.clear()
+
+
+def close_shared_forges() -> None:
+    """Close every shared `Forge` and forget it (`Forge.close`): their connections, worker
+    processes and threads are released. Wrappers used afterwards get fresh ones."""
+    with _lock:
+        forges = list(_forges.values())
+        _forges.clear()
+    for forge in forges:
+        forge.close()
 
 
 def config_identity(config: ForgeConfig | str | os.PathLike[str] | None) -> Any:

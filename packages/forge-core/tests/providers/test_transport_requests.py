@@ -63,15 +63,8 @@ class _Capturing(ClientPool):
         self.sent.append(request)
         return httpx.Response(200, json={})
 
-    def sync_client(self, base_url: str) -> httpx.Client:
-        with self._lock:
-            client = self._sync.get(base_url)
-            if client is None or client.is_closed:
-                client = httpx.Client(
-                    base_url=base_url, transport=httpx.MockTransport(self._answer)
-                )
-                self._sync[base_url] = client
-            return client
+    def _new_sync_client(self, base_url: str) -> httpx.Client:
+        return httpx.Client(base_url=base_url, transport=httpx.MockTransport(self._answer))
 
 
 def test_a_call_is_sent_to_the_joined_url_with_the_attempts_timeouts() -> None:

@@ -117,7 +117,8 @@ class ForgeEmbeddings(forge_core.ForgeOptions, Embeddings):
     def embedder(self) -> forge_core.Embedder:
         """The `forge_core.Embedder` doing the work, built on first use.
 
-        Built again (with a new pin) only if a field that changes routing was changed since.
+        Built again (with a new pin) only if a field that changes routing was changed since;
+        when its `forge_core.Forge` was closed it routes through a fresh one, its pin kept.
         Building loads the configuration, so a bad ``config`` raises `forge_core.ConfigError`
         on the first embedding call.
         """
@@ -141,6 +142,9 @@ class ForgeEmbeddings(forge_core.ForgeOptions, Embeddings):
                     pin_after_first=self.pin_after_first,
                 )
                 state = self._state = _EmbedderState(inputs, embedder)
+            elif state.embedder.forge.closed:
+                # Its Forge was closed (close_shared_forges): a fresh one, the pin kept.
+                state.embedder.forge = self.shared_forge()
         return state.embedder
 
     @property

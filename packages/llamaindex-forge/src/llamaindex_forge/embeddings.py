@@ -80,7 +80,8 @@ class ForgeEmbedding(forge_core.ForgeOptions, BaseEmbedding):
         it shares breakers, health and HTTP pools with every `ForgeLLM` and `ForgeEmbedding`
         built with the same ones; its provider pinning stays its own. Building it loads the
         configuration, so a bad ``config`` raises `forge_core.ConfigError` here (on the first
-        embedding call).
+        embedding call). When its `forge_core.Forge` was closed it routes through a fresh one,
+        its pin kept.
         """
         if self._embedder is None:
             self._embedder = forge_core.Embedder(
@@ -89,6 +90,9 @@ class ForgeEmbedding(forge_core.ForgeOptions, BaseEmbedding):
                 models=self.models,
                 pin_after_first=self.pin_after_first,
             )
+        elif self._embedder.forge.closed:
+            # Its Forge was closed (close_shared_forges): a fresh one, the pin kept.
+            self._embedder.forge = self.shared_forge()
         return self._embedder
 
     @property

@@ -146,6 +146,11 @@ class DeploymentLoad:
         if shared is not None:
             shared.report_load(self._report)
 
+    def close(self) -> None:
+        """Stop publishing this load to the shared state (`SharedState.forget_load`)."""
+        if self._shared is not None:
+            self._shared.forget_load(self._report)
+
     def _report(self) -> dict[str, tuple[int, dict[str, float]]]:
         """This process's part of the fleet's load (`SharedState.report_load`)."""
         with self._lock:

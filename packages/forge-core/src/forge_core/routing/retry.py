@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -158,7 +158,9 @@ class RetryPolicy:
             else:
                 return
 
-    async def aattempts(self, scope: RetryScope) -> AsyncIterator[FirstAttempt | AttemptManager]:
+    async def aattempts(
+        self, scope: RetryScope
+    ) -> AsyncGenerator[FirstAttempt | AttemptManager, None]:
         """Async `attempts` (the waits are ``await``ed)."""
         first = FirstAttempt(self, scope)
         yield first

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from tenacity import AttemptManager
@@ -134,7 +134,7 @@ class Route:
         """The attempts at candidate ``index`` (`RetryPolicy.attempts`), sync."""
         return self.context.retry_policy.attempts(self._retry_scope(index))
 
-    def aattempts(self, index: int) -> AsyncIterator[FirstAttempt | AttemptManager]:
+    def aattempts(self, index: int) -> AsyncGenerator[FirstAttempt | AttemptManager, None]:
         """The attempts at candidate ``index`` (`RetryPolicy.aattempts`), async."""
         return self.context.retry_policy.aattempts(self._retry_scope(index))
 

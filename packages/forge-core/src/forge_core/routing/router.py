@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from forge_core.backends.base import (
@@ -44,7 +45,7 @@ from forge_core.routing.streaming import (
     has_token,
     in_background,
 )
-from forge_core.state import shared_state_for
+from forge_core.state import release_shared_state, shared_state_for
 from forge_core.types import (
     ChatChunk,
     ChatRequest,
@@ -87,7 +88,7 @@ class Router:
         self.rng = rng or random.Random()
         self.retry_policy = RetryPolicy.from_config(config.routing)
         #: The fleet's shared routing state (``routing.state``), None with memory state.
-        self.shared = shared_state_for(config.routing.state)
+        self.shared = shared_state_for(config.routing.state, holder=self)
         if self.shared is not None:
             for backend in self._backends.values():
                 share = getattr(backend, "share_lessons", None)
@@ -110,6 +111,7 @@ class Router:
         self.budgets = budgets or RateBudgets(clock=self.clock, shared=self.shared)
         #: Per deployment: time limits, cold-start allowance, rate budget.
         self.limits = DeploymentLimits(config, self._backends)
+        self._owns_load = load is None
         #: Attempts in flight and recent latency per endpoint (`DeploymentLoad`).
         self.load = load or DeploymentLoad(shared=self.shared if _balances(config) else None)
         #: What each Ollama host has loaded (``/api/ps``, cached briefly).
@@ -156,6 +158,15 @@ class Router:
         """One balanced request's affinity outcome, for `stats` and OpenTelemetry."""
         self.metrics.affinity(outcome)
         self.telemetry.affinity(outcome)
+
+    def close(self) -> None:
+        """Give up this router's part of the fleet's shared state: its load is no longer
+        published, and the last router of the process using the store closes it
+        (`forge_core.state.release_shared_state`). The backends are their owner's to close."""
+        if self._owns_load:
+            self.load.close()
+        if self.shared is not None:
+            release_shared_state(self.shared, self)
 
     @property
     def backends(self) -> dict[str, ChatBackend]:
@@ -320,24 +331,27 @@ class Router:
         while True:
             for index, candidate in enumerate(route.candidates):
                 try:
-                    async for attempt in route.aattempts(index):
-                        with attempt:
-                            ticket = route.admit(candidate)
-                            started = self.clock.monotonic()
-                            limit, phase = route.first_token_limit(candidate, started)
-                            timeouts = route.timeouts(candidate, stream=False, backstop=True)
-                            try:
+                    # Closed here, not left to the loop's finalizer: a task per request, and
+                    # one the loop never runs when it is closed right after (issue #30).
+                    async with aclosing(route.aattempts(index)) as attempts:
+                        async for attempt in attempts:
+                            with attempt:
+                                ticket = route.admit(candidate)
+                                started = self.clock.monotonic()
+                                limit, phase = route.first_token_limit(candidate, started)
+                                timeouts = route.timeouts(candidate, stream=False, backstop=True)
                                 try:
-                                    async with asyncio.timeout(limit):
-                                        response = await call(candidate, timeouts)
-                                except TimeoutError:
-                                    raise route.timeout(candidate, phase, limit) from None
-                            except ProviderError as exc:
-                                route.fail(candidate, ticket, exc, started)
-                            except BaseException:
-                                route.abandoned(candidate, ticket)
-                                raise
-                            return route.answered(candidate, ticket, response, started)
+                                    try:
+                                        async with asyncio.timeout(limit):
+                                            response = await call(candidate, timeouts)
+                                    except TimeoutError:
+                                        raise route.timeout(candidate, phase, limit) from None
+                                except ProviderError as exc:
+                                    route.fail(candidate, ticket, exc, started)
+                                except BaseException:
+                                    route.abandoned(candidate, ticket)
+                                    raise
+                                return route.answered(candidate, ticket, response, started)
                 except (ProviderError, CandidateSkipped):
                     continue
             pause = route.budget_pause()
@@ -420,39 +434,40 @@ class Router:
         self, route: Route, index: int, request: ChatRequest
     ) -> OpenedStream[AsyncGenerator[ChatChunk, None]]:
         candidate = route.candidates[index]
-        async for attempt in route.aattempts(index):
-            with attempt:
-                ticket = route.admit(candidate)
-                started = self.clock.monotonic()
-                chunks: AsyncGenerator[ChatChunk, None] | None = None
-                try:
-                    chunks = candidate.backend.astream(
-                        request,
-                        candidate.model,
-                        route.timeouts(candidate, stream=True, backstop=True),
-                    )
-                    opened = OpenedStream(chunks, ticket, started)
-                    limit, phase = route.first_token_limit(candidate, started)
+        async with aclosing(route.aattempts(index)) as attempts:
+            async for attempt in attempts:
+                with attempt:
+                    ticket = route.admit(candidate)
+                    started = self.clock.monotonic()
+                    chunks: AsyncGenerator[ChatChunk, None] | None = None
                     try:
-                        async with asyncio.timeout(limit):
-                            async for chunk in chunks:
-                                opened.buffered.append(chunk)
-                                if has_token(chunk):
-                                    route.first_token(candidate, opened)
-                                    return opened
-                    except TimeoutError:
-                        raise route.timeout(candidate, phase, limit) from None
-                    opened.done = True
-                    return opened
-                except ProviderError as exc:
-                    if chunks is not None:
-                        await chunks.aclose()
-                    route.fail(candidate, ticket, exc, started)
-                except BaseException:
-                    if chunks is not None:
-                        await chunks.aclose()
-                    route.abandoned(candidate, ticket)
-                    raise
+                        chunks = candidate.backend.astream(
+                            request,
+                            candidate.model,
+                            route.timeouts(candidate, stream=True, backstop=True),
+                        )
+                        opened = OpenedStream(chunks, ticket, started)
+                        limit, phase = route.first_token_limit(candidate, started)
+                        try:
+                            async with asyncio.timeout(limit):
+                                async for chunk in chunks:
+                                    opened.buffered.append(chunk)
+                                    if has_token(chunk):
+                                        route.first_token(candidate, opened)
+                                        return opened
+                        except TimeoutError:
+                            raise route.timeout(candidate, phase, limit) from None
+                        opened.done = True
+                        return opened
+                    except ProviderError as exc:
+                        if chunks is not None:
+                            await chunks.aclose()
+                        route.fail(candidate, ticket, exc, started)
+                    except BaseException:
+                        if chunks is not None:
+                            await chunks.aclose()
+                        route.abandoned(candidate, ticket)
+                        raise
         raise AssertionError("tenacity returns or raises")  # pragma: no cover
 
 

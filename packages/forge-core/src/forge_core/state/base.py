@@ -105,6 +105,15 @@ class SharedState(Protocol):
         with every refresh of the view (no round trip of its own)."""
         ...
 
+    def forget_load(self, source: LoadSource) -> None:
+        """Stop publishing ``source`` (its router is closed)."""
+        ...
+
+    def close(self) -> None:
+        """Close the store's connections and stop its threads (`release_shared_state` calls
+        it when the last router of the process using it is closed)."""
+        ...
+
     def load_changed(self) -> None:
         """This process's load changed (an attempt ended): publish it soon, so others do not
         count an attempt that is over for long."""

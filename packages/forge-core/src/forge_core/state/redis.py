@@ -32,6 +32,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,6 +53,8 @@ _LOAD_STALE_SECONDS = 5.0
 _LESSONS_SECONDS = 0.1
 #: While a process has attempts in flight, its report is re-written this often.
 _LOAD_REPUBLISH_SECONDS = 2.0
+#: How long `RedisState.close` waits for each of its threads to end.
+_JOIN_SECONDS = 5.0
 
 #: Delete the probe lease only if this process still holds it (its token is the value).
 _RELEASE = (
@@ -169,8 +172,15 @@ class RedisState:
         #: Endpoints whose fleet load this process reads (it balances over them).
         self._load_watch: set[str] = set()
         self._lessons_at = float("-inf")
-        self._load_sources: list[LoadSource] = []
+        #: Each router's load, weakly (`_weakly`): a router dropped unclosed stops counting.
+        self._load_sources: list[Callable[[], LoadSource | None]] = []
         self._load_dirty = threading.Event()
+        #: Set by `close`: the threads end (woken by the event) and no call is made any more
+        #: (the plain flag, read on every call).
+        self._closed = threading.Event()
+        self._shut = False
+        self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
         self._publisher_pid: int | None = None
         #: endpoint -> (the other processes' attempts in flight, {model: their mean latency}).
         self._fleet_load: dict[str, tuple[int, dict[str, float]]] = {}
@@ -192,6 +202,8 @@ class RedisState:
         return not self._away
 
     def _call(self, action: Callable[[], T]) -> tuple[bool, T | None]:
+        if self._shut:
+            return False, None
         if self._away:
             if self._reconnector_pid != os.getpid():
                 self._start_reconnector()  # a forked child: the parent's thread is not here
@@ -219,12 +231,21 @@ class RedisState:
             if self._reconnector_pid == os.getpid():
                 return
             self._reconnector_pid = os.getpid()
-        threading.Thread(target=self._reconnect, name="forge-state-reconnect", daemon=True).start()
+        self._spawn(self._reconnect, "forge-state-reconnect")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        """Start a daemon thread of this store's, which `close` ends and joins."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        with self._threads_lock:
+            self._threads = [kept for kept in self._threads if kept.is_alive()]
+            self._threads.append(thread)
+        thread.start()
 
     def _reconnect(self) -> None:
         """Until Redis answers a PING (every ``retry_interval``): no request waits for it."""
         while True:
-            time.sleep(self._retry_interval)
+            if self._closed.wait(self._retry_interval):
+                return
             try:
                 self._client.ping()
             except self._errors:
@@ -319,7 +340,10 @@ class RedisState:
 
     def _own_load(self) -> dict[str, tuple[int, dict[str, float]]]:
         merged: dict[str, tuple[int, dict[str, float]]] = {}
-        for source in list(self._load_sources):
+        for ref in list(self._load_sources):
+            source = ref()
+            if source is None:
+                continue
             for endpoint, (in_flight, latency) in source().items():
                 before, models = merged.get(endpoint, (0, {}))
                 merged[endpoint] = (before + in_flight, {**models, **latency})
@@ -348,7 +372,13 @@ class RedisState:
 
     def report_load(self, source: LoadSource) -> None:
         """Publish ``source``'s load with every refresh of the view."""
-        self._load_sources.append(source)
+        self._load_sources.append(_weakly(source))
+
+    def forget_load(self, source: LoadSource) -> None:
+        """Stop publishing ``source`` (and any source whose router is gone)."""
+        self._load_sources = [
+            ref for ref in self._load_sources if (found := ref()) is not None and found != source
+        ]
 
     def load_changed(self) -> None:
         """Have the publisher thread write this process's load within ``cache_ttl`` (changes
@@ -359,15 +389,13 @@ class RedisState:
                 if self._publisher_pid != os.getpid():
                     # A forked child has no publisher thread of its parent's: start its own.
                     self._publisher_pid = os.getpid()
-                    threading.Thread(
-                        target=self._publish_loop, name="forge-state-load", daemon=True
-                    ).start()
+                    self._spawn(self._publish_loop, "forge-state-load")
 
     def _publish_loop(self) -> None:
-        while True:
+        while not self._shut:
             changed = self._load_dirty.wait(_LOAD_REPUBLISH_SECONDS)
-            if changed:
-                time.sleep(self._cache_ttl)  # gather the changes of one window
+            if changed and self._closed.wait(self._cache_ttl):  # gather one window's changes
+                return
             self._load_dirty.clear()
             own = self._own_load()
             if changed or any(in_flight for in_flight, _ in own.values()):
@@ -588,9 +616,27 @@ class RedisState:
         return result if ok else None
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """End the reconnect and load-publishing threads (joined, bounded by the Redis
+        timeout), then close the connection pool; later calls make no round trip."""
+        self._shut = True
+        self._closed.set()
+        self._load_dirty.set()
+        with self._threads_lock:
+            threads = list(self._threads)
+            self._threads.clear()
+        for thread in threads:
+            if thread is not threading.current_thread():
+                # A thread in a call gives up within the Redis timeout; waited for, bounded.
+                thread.join(_JOIN_SECONDS)
         with contextlib.suppress(*self._errors):
             self._client.close()
+
+
+def _weakly(source: LoadSource) -> Callable[[], LoadSource | None]:
+    """A weak reference to a bound method (a router's load), else a strong one."""
+    if hasattr(source, "__self__") and hasattr(source, "__func__"):
+        return weakref.WeakMethod(source)
+    return lambda: source
 
 
 def _lessons_of(fields: dict[str, str]) -> dict[str, tuple[set[str], set[str]]]:

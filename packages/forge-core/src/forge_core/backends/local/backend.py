@@ -11,7 +11,8 @@ code fails one attempt with `WorkerCrashed` and the router falls back, where in 
 end the application. ``isolation: thread`` runs the model inside this process.
 
 Lifecycle: loaded models live in one pool per process (`forge_core.backends.local.pool`),
-shared by every backend, chat and embeddings alike. Async calls run on a thread of their own
+shared by every backend, chat and embeddings alike; closing a backend (`close`, from
+`Forge.close`) unloads the ones no other open backend uses. Async calls run on a thread of their own
 (`forge_core._threads.in_thread`), never on the event loop nor the loop's default executor
 (which the loop also needs for DNS lookups), so requests waiting for one busy model never keep
 another model's requests from starting.
@@ -165,13 +166,19 @@ class HuggingFaceBackend:
         names = models or self._model_names()
         for name in names:
             resolved = resolve_local_model(name, self._config)
-            key, loaded = _local_pool.checkout(resolved, self._config)
+            key, loaded = _local_pool.checkout(resolved, self._config, holder=self)
             _local_pool.checkin(key, loaded)
         return names
 
     def _model_names(self) -> list[str]:
         """The configured models' names, else the embedded model's."""
         return [entry.name for entry in self._config.models] or [EMBEDDED_MODEL]
+
+    def close(self) -> None:
+        """This backend is done (its `Forge` is closed): the models it used are unloaded, and
+        their worker processes stopped, unless another open backend uses them too
+        (`forge_core.backends.local.pool.release`)."""
+        _local_pool.release(self)
 
     def isolation_description(self) -> str:
         """Where this backend's models run, in words (for ``forge health``)."""
@@ -273,7 +280,9 @@ class HuggingFaceBackend:
     ) -> Iterator[tuple[LoadedModel, Any, float]]:
         """A pool instance of ``model`` for this thread alone (`_local_pool.instance`)."""
         resolved = resolve_local_model(model, self._config)
-        with _local_pool.instance(resolved, self._config, timeouts, queued_at, purpose) as held:
+        with _local_pool.instance(
+            resolved, self._config, timeouts, queued_at, purpose, holder=self
+        ) as held:
             yield held
 
     # -- generation -------------------------------------------------------------------------

@@ -4,10 +4,12 @@ One `LoadedModel` per model file, purpose (chat or embed) and settings (`model_k
 every backend (so by ``ForgeChat``, ``ForgeLLM``, ``ForgeEmbedding`` and the CLI). It holds
 ``parallel`` instances (default one) in a queue: a request takes an instance (`instance`),
 generates, and puts it back, so an instance is never used by two threads at once and requests
-beyond ``parallel`` wait their turn. A model idle for ``keep_alive_seconds`` is unloaded by a
-daemon timer. With ``isolation: process`` each instance is a worker process
-(`forge_core.backends.local.worker.WorkerInstance`); with ``thread``, an engine object in this
-process (`forge_core.backends.local.engine.make_instance`).
+beyond ``parallel`` wait their turn. A model idle for ``keep_alive_seconds`` is unloaded by its
+keep-alive thread (one per loaded model, not one per request). The backends that used a model
+are its holders (weakly); when the last one is closed (`release`, from `Forge.close`) the model
+is unloaded, at once or when its last request ends. With ``isolation: process`` each instance
+is a worker process (`forge_core.backends.local.worker.WorkerInstance`); with ``thread``, an
+engine object in this process (`forge_core.backends.local.engine.make_instance`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,7 @@ __all__ = [
     "instance",
     "loaded_models",
     "model_key",
+    "release",
     "unload_models",
 ]
 
@@ -46,8 +50,14 @@ _PROVIDER = Provider.HUGGINGFACE.value
 #: Seconds a worker may take to load a model when no request deadline bounds it (`warm`).
 LOAD_TIMEOUT = 600.0
 
+#: How long unloading a model waits for its keep-alive thread to end.
+_WATCHER_JOIN_SECONDS = 1.0
+
 #: A loaded model's identity in the pool (`model_key`).
 ModelKey = tuple[Any, ...]
+
+#: Guards the pool and every `LoadedModel`'s counts (re-entrant: closing takes it again).
+_loaded_lock = threading.RLock()
 
 
 @dataclass
@@ -72,7 +82,15 @@ class LoadedModel:
     generation_seconds: float = 0.0
     queue_wait_total: float = 0.0
     queue_wait_max: float = 0.0
-    timer: threading.Timer | None = None
+    #: Unloads the model once idle ``keep_alive`` seconds (`_watch_idle`); started at the
+    #: first idle moment, woken through ``woken`` (on `_loaded_lock`) by each end of a use.
+    watcher: threading.Thread | None = None
+    woken: threading.Condition = field(default_factory=lambda: threading.Condition(_loaded_lock))
+    closed: bool = False
+    #: The backends that used this model and are not closed (`release`).
+    holders: weakref.WeakSet[object] = field(default_factory=weakref.WeakSet)
+    #: Its last holder was closed while requests were using it: unload when they end.
+    unload_when_idle: bool = False
 
     def __post_init__(self) -> None:
         for instance in self.instances:
@@ -114,15 +132,17 @@ class LoadedModel:
         }
 
     def close(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        """Close the instances (stop the worker processes) and end the keep-alive thread
+        (under `_loaded_lock`; `_join_watchers` waits for it once the lock is let go)."""
+        with _loaded_lock:
+            self.closed = True
+            self.woken.notify_all()
         for instance in self.instances:
             instance.close()
         self.instances.clear()
 
 
 _loaded: dict[ModelKey, LoadedModel] = {}
-_loaded_lock = threading.RLock()
 #: Loading takes seconds; it happens under this lock so two callers never load the same file.
 _loading_lock = threading.Lock()
 
@@ -135,13 +155,51 @@ def unload_models(*, idle_for: float | None = None) -> list[str]:
     """
     unloaded = []
     now = time.monotonic()
+    closed = []
     with _loaded_lock:
         for key, loaded in list(_loaded.items()):
             if loaded.users == 0 and (idle_for is None or now - loaded.last_used >= idle_for):
                 loaded.close()
                 del _loaded[key]
                 unloaded.append(loaded.name)
+                closed.append(loaded)
+    _join_watchers(closed)
     return unloaded
+
+
+def release(holder: object) -> list[str]:
+    """``holder`` (a closed backend) uses its models no more; those no other holder uses are
+    unloaded (their worker processes stopped) now, or when their last request ends.
+
+    Returns the names unloaded now.
+    """
+    unloaded = []
+    closed = []
+    with _loaded_lock:
+        for key, loaded in list(_loaded.items()):
+            if holder not in loaded.holders:
+                continue
+            loaded.holders.discard(holder)
+            if len(loaded.holders):
+                continue
+            if loaded.users == 0:
+                loaded.close()
+                del _loaded[key]
+                unloaded.append(loaded.name)
+                closed.append(loaded)
+            else:
+                loaded.unload_when_idle = True
+    _join_watchers(closed)
+    return unloaded
+
+
+def _join_watchers(closed: list[LoadedModel]) -> None:
+    """Wait for the keep-alive threads of models just closed (outside `_loaded_lock`, which
+    they need to notice)."""
+    for loaded in closed:
+        watcher = loaded.watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(_WATCHER_JOIN_SECONDS)
 
 
 def loaded_models() -> list[LoadedModel]:
@@ -150,16 +208,18 @@ def loaded_models() -> list[LoadedModel]:
         return list(_loaded.values())
 
 
-def _unload_if_idle(key: ModelKey, loaded: LoadedModel) -> None:
+def _watch_idle(key: ModelKey, loaded: LoadedModel, keep_alive: float) -> None:
+    """``loaded``'s keep-alive thread: unload it once nobody has used it for ``keep_alive``
+    seconds; ends when the model is closed."""
     with _loaded_lock:
-        if (
-            _loaded.get(key) is loaded
-            and loaded.users == 0
-            and loaded.keep_alive is not None
-            and time.monotonic() - loaded.last_used >= loaded.keep_alive * 0.999
-        ):
-            loaded.close()
-            del _loaded[key]
+        while not loaded.closed:
+            idle = time.monotonic() - loaded.last_used
+            if loaded.users == 0 and idle >= keep_alive * 0.999:
+                if _loaded.get(key) is loaded:
+                    del _loaded[key]
+                loaded.close()
+                return
+            loaded.woken.wait(keep_alive - idle if loaded.users == 0 else None)
 
 
 @atexit.register
@@ -193,40 +253,59 @@ def checkout(
     config: HuggingFaceConfig,
     load_timeout: float = LOAD_TIMEOUT,
     purpose: Purpose = "chat",
+    holder: object | None = None,
 ) -> tuple[ModelKey, LoadedModel]:
-    """The loaded model, loading it if needed, counted as in use until `checkin`."""
+    """The loaded model, loading it if needed, counted as in use until `checkin`;
+    ``holder`` (a backend) becomes one of its holders (`release`)."""
     key = model_key(resolved, config, purpose)
     with _loaded_lock:
         loaded = _loaded.get(key)
         if loaded is not None:
-            loaded.users += 1
+            _use(loaded, holder)
             return key, loaded
     with _loading_lock:
         with _loaded_lock:
             loaded = _loaded.get(key)
             if loaded is not None:
-                loaded.users += 1
+                _use(loaded, holder)
                 return key, loaded
         loaded = _load(resolved, config, key, load_timeout, purpose)
         with _loaded_lock:
-            loaded.users += 1
+            _use(loaded, holder)
             _loaded[key] = loaded
         return key, loaded
 
 
+def _use(loaded: LoadedModel, holder: object | None) -> None:
+    """Count one use of ``loaded`` (under `_loaded_lock`)."""
+    loaded.users += 1
+    if holder is not None:
+        loaded.holders.add(holder)
+        loaded.unload_when_idle = False
+
+
 def checkin(key: ModelKey, loaded: LoadedModel) -> None:
-    """Release one use of ``loaded``; the last one starts its keep-alive timer."""
+    """Release one use of ``loaded``; the last one re-arms its keep-alive thread (or unloads
+    it, when its last holder was closed meanwhile)."""
     with _loaded_lock:
         loaded.users -= 1
         loaded.last_used = time.monotonic()
-        if loaded.timer is not None:
-            loaded.timer.cancel()
-            loaded.timer = None
-        if loaded.users == 0 and loaded.keep_alive is not None:
-            timer = threading.Timer(loaded.keep_alive, _unload_if_idle, (key, loaded))
-            timer.daemon = True
-            loaded.timer = timer
-            timer.start()
+        if loaded.users == 0 and loaded.unload_when_idle and not len(loaded.holders):
+            if _loaded.get(key) is loaded:
+                del _loaded[key]
+            loaded.close()
+            return
+        if loaded.users == 0 and loaded.keep_alive is not None and not loaded.closed:
+            if loaded.watcher is None:
+                loaded.watcher = threading.Thread(
+                    target=_watch_idle,
+                    args=(key, loaded, loaded.keep_alive),
+                    name=f"forge-keep-alive-{loaded.name}",
+                    daemon=True,
+                )
+                loaded.watcher.start()
+            else:
+                loaded.woken.notify_all()
 
 
 @contextlib.contextmanager
@@ -236,15 +315,17 @@ def instance(
     timeouts: AttemptTimeouts,
     queued_at: float | None,
     purpose: Purpose = "chat",
+    holder: object | None = None,
 ) -> Iterator[tuple[LoadedModel, Any, float]]:
-    """An instance of ``resolved`` for this thread alone, and the seconds waited for it.
+    """An instance of ``resolved`` for this thread alone, and the seconds waited for it
+    (``holder``: as for `checkout`).
 
     The wait runs from ``queued_at`` (when an async call was handed to the local threads;
     None: now) to holding an instance, less the time spent loading the model for it.
     """
     before_checkout = time.perf_counter()
     queued_at = before_checkout if queued_at is None else queued_at
-    key, loaded = checkout(resolved, config, timeouts.remaining(), purpose)
+    key, loaded = checkout(resolved, config, timeouts.remaining(), purpose, holder)
     loading = min(time.perf_counter() - before_checkout, loaded.load_seconds)
     try:
         try:

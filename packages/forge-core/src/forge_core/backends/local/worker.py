@@ -138,6 +138,7 @@ class WorkerInstance:
         self._crash_key = crash_key
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._stderr_reader: threading.Thread | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self.load_seconds = 0.0
         self._start(load_timeout)
@@ -184,9 +185,10 @@ class WorkerInstance:
         return vectors
 
     def close(self) -> None:
-        """Stop the worker: close its socket, and kill it if it does not exit by itself."""
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
+        """Stop the worker: close its socket, and kill it if it does not exit by itself; the
+        thread reading its stderr ends with it (joined)."""
+        conn, process, reader = self._conn, self._process, self._stderr_reader
+        self._conn = self._process = self._stderr_reader = None
         if conn is not None:
             conn.close()
         if process is not None:
@@ -195,6 +197,8 @@ class WorkerInstance:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(_EXIT_GRACE)  # the worker is gone: its stderr is at its end
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -220,12 +224,13 @@ class WorkerInstance:
             child_end.close()
         self._conn = Connection(parent_end.detach())
         self._stderr_tail.clear()
-        threading.Thread(
+        self._stderr_reader = threading.Thread(
             target=_log_lines,
             args=(self._process.stderr, self._stderr_tail, self._process.pid),
             name=f"forge-worker-{self._process.pid}-stderr",
             daemon=True,
-        ).start()
+        )
+        self._stderr_reader.start()
         logger.debug("forge: worker %d started for %s", self._process.pid, self.resolved.name)
         self._send(("load", self.resolved, self._config, self.purpose), phase="loading")
         try:

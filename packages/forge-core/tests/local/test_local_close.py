@@ -1,0 +1,60 @@
+"""Worker processes and threads of the embedded model stay flat over many event loops, and
+leave with the last `Forge` using them (issue #30): counted as child processes and thread
+names of this process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from forge_core import EMBEDDED_MODEL, Forge
+from forge_core.backends.local.pool import loaded_models
+from forge_test_support import config_for
+from held_resources import Held
+
+pytestmark = pytest.mark.local_model
+
+PROMPT = "Say hi."
+LOOPS = 8
+
+
+def _forge() -> Forge:
+    return Forge(
+        config_for(
+            {"name": "huggingface", "models": [{"name": EMBEDDED_MODEL}], "isolation": "process"}
+        )
+    )
+
+
+def _worker_threads(held: Held) -> list[str]:
+    return [name for name in held.threads if name.startswith("forge-worker-")]
+
+
+def test_a_worker_serves_every_event_loop_and_stops_with_the_forge() -> None:
+    forge = _forge()
+    assert forge.chat(PROMPT, max_tokens=1).content is not None  # starts the worker
+    before = Held.now()
+    assert len(before.children) == 1
+    assert len(_worker_threads(before)) == 1  # the one reading its stderr
+    for _ in range(LOOPS):
+        assert asyncio.run(forge.achat(PROMPT, max_tokens=1)).content is not None
+    after = Held.now()
+    assert (after.children, after.threads) == (before.children, before.threads)
+    forge.close()
+    closed = Held.now()
+    assert closed.children == ()
+    assert _worker_threads(closed) == []
+    assert loaded_models() == []
+
+
+def test_a_model_two_forges_use_stays_loaded_until_the_last_one_closes() -> None:
+    first, second = _forge(), _forge()
+    first.chat(PROMPT, max_tokens=1)
+    second.chat(PROMPT, max_tokens=1)
+    [worker] = Held.now().children
+    first.close()
+    assert Held.now().children == (worker,)
+    assert second.chat(PROMPT, max_tokens=1).content is not None
+    second.close()
+    assert Held.now().children == ()
+    assert loaded_models() == []
