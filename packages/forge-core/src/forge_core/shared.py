@@ -44,7 +44,7 @@ MAX_SHARED_FORGES = 32
 _ENV_PREFIX = "FORGE_"
 
 
-class _Same:
+class _ConfigByIdentity:
     """A `ForgeConfig` compared by identity (the model is mutable, so not hashable)."""
 
     __slots__ = ("config",)
@@ -53,7 +53,7 @@ class _Same:
         self.config = config
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.config is self.config
+        return isinstance(other, _ConfigByIdentity) and other.config is self.config
 
     def __hash__(self) -> int:
         return id(self.config)
@@ -63,7 +63,7 @@ class _Same:
 
 
 @dataclass(frozen=True)
-class _Key:
+class _SharingKey:
     """What makes two `shared_forge` calls share a `Forge`.
 
     The environment is kept only as a digest, and the repr shows neither it nor the override
@@ -81,13 +81,11 @@ class _Key:
         forge_env = [name for name, _ in self.forge_env]
         env = "None" if self.env is None else "<hidden>"
         overrides = "None" if self.overrides is None else "<frozen>"
-        return (
-            f"_Key(config={self.config!r}, forge_env={forge_env}, overrides={overrides}, env={env})"
-        )
+        return f"_SharingKey(config={self.config!r}, forge_env={forge_env}, overrides={overrides}, env={env})"
 
 
 _lock = threading.Lock()
-_forges: OrderedDict[_Key, Forge] = OrderedDict()
+_forges: OrderedDict[_SharingKey, Forge] = OrderedDict()
 
 
 def shared_forge(
@@ -244,16 +242,16 @@ def _key(
     overrides: Mapping[str, Any] | None,
     env: Mapping[str, str] | None,
     backends: Mapping[str, ChatBackend] | None = None,
-) -> _Key:
+) -> _SharingKey:
     source: Hashable
     forge_env: tuple[tuple[str, str], ...] = ()
     if isinstance(config, ForgeConfig):
-        source = _Same(config)
+        source = _ConfigByIdentity(config)
     else:
         # find_config_file raises the ConfigError Forge would for a missing explicit file.
         source = _file_identity(find_config_file(config))
         forge_env = tuple(sorted(item for item in os.environ.items() if _is_forge_var(item[0])))
-    return _Key(
+    return _SharingKey(
         config=source,
         forge_env=forge_env,
         overrides=_freeze(overrides) if overrides else None,
