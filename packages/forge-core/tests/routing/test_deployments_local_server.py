@@ -52,9 +52,13 @@ def test_two_real_servers_under_one_entry_share_the_requests(
     # gemma-box is its own entry first: it serves while it is healthy.
     assert [a.route.deployment for a in answers] == ["gemma-box", "gemma-box"]
     balanced = _forge(local_server, tool_server, ["openai"])
-    served = {balanced.chat("Say hello.", max_tokens=4).route.deployment for _ in range(4)}
-    # Under one entry the two live servers take turns; the dead one is tried once, then its
-    # circuit or its silence keeps it out.
+    # Four conversations (an identical prompt would go back to the server holding it: prefix
+    # affinity). Under one entry the two live servers take turns; the dead one is tried once,
+    # then its circuit or its silence keeps it out.
+    served = {
+        balanced.chat(f"Say hello to {name}.", max_tokens=4).route.deployment
+        for name in ("Ada", "Bo", "Cy", "Di")
+    }
     assert served == {"gemma-box", "tools-box"}
 
 
