@@ -50,7 +50,10 @@ NO_JAPANESE = (
     "translated to 'Hello Corporation'"
 )
 #: Plain chat is the same ForgeChat code path on either route; it runs on the text route.
-NOT_RUN_HERE = pytest.mark.skip(
+# langchain-tests requires an overridden standard test to carry an xfail mark
+# (test_no_overrides_DO_NOT_OVERRIDE), so "not run here" is an xfail that does not run.
+NOT_RUN_HERE = pytest.mark.xfail(
+    run=False,
     reason="not run on this route: plain chat runs in TestForgeChatLocalServer; under the "
     "chatml template the 270M base model answers 'Hello' with nothing",
 )
