@@ -47,8 +47,12 @@ def test_each_asyncio_run_closes_its_loops_clients_as_it_ends(server: FaultServe
         assert asyncio.run(_listed(pool, server)) == 200
         assert client_sockets(server.port) == 0
         assert pool.loop_count() == 0
-    assert Held.now(server.port) == before
-    assert closed_loops_alive() == loops
+    # Other tests' objects may be collected meanwhile (fewer), never anything more.
+    after = Held.now(server.port)
+    assert after.fds <= before.fds
+    assert set(after.threads) <= set(before.threads)
+    assert set(after.children) <= set(before.children)
+    assert closed_loops_alive() <= loops
 
 
 def test_a_loop_closed_by_hand_is_freed_by_the_next_loop_and_by_close(
