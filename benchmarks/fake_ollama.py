@@ -126,6 +126,8 @@ def fake_ollama_hosts() -> Iterator[FakeOllama]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 if __name__ == "__main__":

@@ -309,6 +309,8 @@ def loopback_server(chunk_delay_ms: float = 1.0) -> Iterator[Loopback]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,17 @@ def _chat_openai(base_url: str, **kwargs: Any) -> Any:
     return ChatOpenAI(model=MODEL, base_url=base_url, api_key=SecretStr("bench"), **options)
 
 
+def _raw_httpx(base_url: str) -> Any:
+    """An `httpx.Client` for the raw-httpx peer whose connections close when it is collected
+    (httpx closes them only in ``close``, which a subject kept in closures never gets)."""
+    import httpx
+
+    transport = httpx.HTTPTransport()
+    client = httpx.Client(base_url=base_url, transport=transport)
+    weakref.finalize(client, transport.close)
+    return client
+
+
 def _timed_rounds(
     subjects: dict[str, Callable[[], Any]], calls: int, warmup: int, rounds: int
 ) -> dict[str, list[float]]:
@@ -192,7 +204,6 @@ def overhead_subjects(
     server: Loopback, *, with_litellm: bool = True
 ) -> dict[str, Callable[[], str]]:
     """One call per subject, each returning the answer's text (checked against the server's)."""
-    import httpx
     import openai
     from forge_core import Forge
     from llama_index.core.llms import ChatMessage
@@ -203,7 +214,7 @@ def overhead_subjects(
     forge = Forge(config)
     forge_chat = _forge_chat(config)
     forge_llm = ForgeLLM(config=config, max_tokens=MAX_TOKENS)
-    http = httpx.Client(base_url=server.live)
+    http = _raw_httpx(server.live)
     sdk = openai.OpenAI(base_url=server.live, api_key="bench")
     chat_openai = _chat_openai(server.live)
     openai_like = OpenAILike(
@@ -505,12 +516,11 @@ def failover(server: Loopback, sizes: Sizes) -> list[Row]:
 
 def streaming(server: Loopback, sizes: Sizes) -> list[Row]:
     """Time to the first content token and to the end of the stream (server: 1 chunk/ms)."""
-    import httpx
     from httpx_sse import connect_sse
 
     forge_chat = _forge_chat(forge_config(server.live))
     chat_openai = _chat_openai(server.live)
-    http = httpx.Client(base_url=server.live)
+    http = _raw_httpx(server.live)
     body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
 
     def lc_stream(model: Any) -> Callable[[], tuple[float, float, str]]:

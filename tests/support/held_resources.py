@@ -63,7 +63,10 @@ class Held:
 
     @classmethod
     def now(cls, *serving: int) -> Held:
-        """The current counts (``serving``: ports of in-process servers, as for `open_fds`)."""
+        """The current counts (``serving``: ports of in-process servers, as for `open_fds`),
+        after a full collection: garbage of earlier tests closing its sockets meanwhile would
+        make two counts differ for nothing this test did."""
+        gc.collect()
         return cls(
             fds=open_fds(*serving),
             threads=tuple(sorted(thread.name for thread in threading.enumerate())),
