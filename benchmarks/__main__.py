@@ -19,6 +19,7 @@ from benchmarks.affinity import affinity
 from benchmarks.deployments import deployments
 from benchmarks.report import Row, machine, markdown, update_readme
 from benchmarks.server import Loopback, loopback_server
+from benchmarks.soak import soak
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make bench"
@@ -33,6 +34,7 @@ NAMES = (
     "deployments",
     "state",
     "affinity",
+    "soak",
 )
 
 
@@ -52,6 +54,7 @@ def run(names: list[str], sizes: suites.Sizes) -> list[Row]:
             "state": lambda s: suites.state(s, sizes),
             "deployments": lambda s: deployments(s, sizes),
             "affinity": lambda s: affinity(smoke=sizes is suites.SMOKE),
+            "soak": lambda s: soak(s, sizes.soak_requests),
         }
         for name in names:
             start = time.perf_counter()

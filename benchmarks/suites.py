@@ -51,6 +51,8 @@ class Sizes:
     import_runs: int = 5
     #: Breaker changes timed from one process to another (``state``).
     propagation_trials: int = 50
+    #: Mixed requests per subject in the ``soak`` benchmark (`benchmarks.soak`).
+    soak_requests: int = 100_000
     #: Peers that cost seconds per run (LiteLLM's import, SDK default retries); the harness
     #: smoke test leaves them out.
     slow_peers: bool = True
@@ -68,6 +70,7 @@ SMOKE = Sizes(
     local_max_tokens=4,
     import_runs=1,
     propagation_trials=2,
+    soak_requests=20,
     slow_peers=False,
 )
 
