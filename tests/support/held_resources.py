@@ -20,11 +20,17 @@ __all__ = ["Held", "client_sockets", "closed_loops_alive", "open_fds"]
 
 
 def client_sockets(port: int) -> int:
-    """This process's TCP sockets connected to ``port`` on some host (the client side)."""
+    """This process's open TCP connections to ``port`` on some host (the client side).
+
+    A socket the server has closed (CLOSE_WAIT) is not counted: the port may have belonged to
+    an earlier test's server, whose unclosed client still waits for the garbage collector.
+    """
     return sum(
         1
         for connection in psutil.Process().net_connections("tcp")
-        if connection.raddr and connection.raddr.port == port
+        if connection.raddr
+        and connection.raddr.port == port
+        and connection.status != psutil.CONN_CLOSE_WAIT
     )
 
 
