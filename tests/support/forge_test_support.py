@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from child_processes import ending_with_this_process
 from forge_core import ForgeConfig
 from forge_core.backends.base import AttemptTimeouts
 
@@ -93,7 +94,9 @@ def run_local_server(
     if embedding:
         command += ["--embedding", "true"]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ending_with_this_process(command), stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             _wait_until_serving(process, base_url, log)
             yield LocalServer(base_url=base_url, model=EMBEDDED_MODEL)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from child_processes import ending_with_this_process
 from forge_test_support import free_port
 
 __all__ = [
@@ -84,7 +85,9 @@ class RedisServer:
             self._dir.name,
         ]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ending_with_this_process(command),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self._wait_until_answering()
         return self
