@@ -61,6 +61,7 @@ from forge_core.shared import (
 from forge_core.tool_calls import ToolCallAccumulator
 from forge_core.types import (
     CALL_PARAMETERS,
+    REASONING_FIELDS,
     SAMPLING_PARAMETERS,
     Attempt,
     Capabilities,
@@ -74,6 +75,8 @@ from forge_core.types import (
     ModelId,
     ModelRequirements,
     Provider,
+    ReasoningEffort,
+    ReasoningPart,
     RouteTrail,
     ToolCall,
     ToolCallDelta,
@@ -85,6 +88,7 @@ from forge_core.types import (
 __all__ = [
     "CALL_PARAMETERS",
     "EMBEDDED_MODEL",
+    "REASONING_FIELDS",
     "SAMPLING_PARAMETERS",
     "AnthropicConfig",
     "Attempt",
@@ -133,6 +137,8 @@ __all__ = [
     "ProviderUnavailable",
     "ProvidersConfig",
     "RateLimited",
+    "ReasoningEffort",
+    "ReasoningPart",
     "RouteTrail",
     "RoutingConfig",
     "StreamInterrupted",

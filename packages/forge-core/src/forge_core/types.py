@@ -6,11 +6,12 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "CALL_PARAMETERS",
     "LOCAL_PROVIDERS",
+    "REASONING_FIELDS",
     "SAMPLING_PARAMETERS",
     "Attempt",
     "Capabilities",
@@ -24,6 +25,8 @@ __all__ = [
     "ModelId",
     "ModelRequirements",
     "Provider",
+    "ReasoningEffort",
+    "ReasoningPart",
     "RouteTrail",
     "ToolCall",
     "ToolCallDelta",
@@ -139,6 +142,27 @@ class Message(BaseModel):
     )
 
 
+class ReasoningPart(BaseModel):
+    """One block of a model's thinking, as the provider returned it.
+
+    ``text`` is what the model thought (empty for a redacted block); ``signature`` the
+    provider's opaque signature of that text (Anthropic), ``redacted`` the opaque encrypted
+    thinking the provider returned instead of text (Anthropic's ``redacted_thinking``), and
+    ``provider`` who produced them: only that provider takes them back in a later turn.
+    """
+
+    type: Literal["reasoning"] = "reasoning"
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    provider: Provider | None = None
+
+
+#: How hard a model should think: forge's neutral levels (docs/behaviour.md, Reasoning), each
+#: provider's own spelling (docs/providers.md).
+ReasoningEffort = Literal["low", "medium", "high"]
+
+
 class Usage(BaseModel):
     """Token counts of one call.
 
@@ -202,6 +226,33 @@ class ChatRequest(BaseModel):
         "the same one in every process (rendezvous hashing), where the prompt is cached; "
         "sent to OpenAI as prompt_cache_key.",
     )
+    reasoning: bool | None = Field(
+        default=None,
+        description="True asks the model to think before answering (only reasoning-capable "
+        "candidates serve it); False asks it not to, where the provider can turn it off.",
+    )
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="How hard to think (low, medium, high); implies reasoning. OpenAI-"
+        "compatible reasoning_effort, Ollama think levels, an Anthropic thinking budget.",
+    )
+    reasoning_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many thinking tokens; implies reasoning. Anthropic's "
+        "thinking budget_tokens; an effort level where the provider takes levels only.",
+    )
+
+    @property
+    def wants_reasoning(self) -> bool:
+        """Whether this request asks for thinking (``reasoning`` True, or an effort or a
+        budget set)."""
+        if REASONING_FIELDS.isdisjoint(self.__pydantic_fields_set__):
+            return False
+        return bool(self.reasoning) or (
+            self.reasoning is not False
+            and (self.reasoning_effort is not None or self.reasoning_budget is not None)
+        )
 
     def sampling_parameters(self) -> dict[str, Any]:
         """The `SAMPLING_PARAMETERS` set on this request (not None), by name; empty, and
@@ -231,6 +282,10 @@ SAMPLING_PARAMETERS: frozenset[str] = frozenset(
         "service_tier",
     }
 )
+
+#: The request fields that ask for (or turn off) thinking; each provider client translates them
+#: (`forge_core.backends.reasoning`, docs/providers.md).
+REASONING_FIELDS: frozenset[str] = frozenset({"reasoning", "reasoning_effort", "reasoning_budget"})
 
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
 #: framework packages accept exactly these as keyword arguments.
@@ -371,11 +426,16 @@ class ChatResponse(BaseModel):
     """A complete answer and the route that produced it.
 
     ``reasoning`` is the model's thinking where the provider returns it apart from the answer
-    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``), else None.
+    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``, Ollama's
+    ``message.thinking``, Anthropic's ``thinking`` blocks), joined, else None.
+    ``reasoning_parts`` is the same thinking as the provider gave it, one `ReasoningPart` per
+    block, with Anthropic's signatures and redacted blocks (which have no text): what a later
+    turn sends back (`to_message`). Give either one; the other follows from it.
     """
 
     content: str | None
     reasoning: str | None = None
+    reasoning_parts: list[ReasoningPart] = Field(default_factory=list)
     logprobs: list[dict[str, Any]] | None = Field(
         default=None,
         description="Per-token log probabilities when asked for (``logprobs``) and returned, "
@@ -388,6 +448,14 @@ class ChatResponse(BaseModel):
     model: str
     route: RouteTrail
 
+    @model_validator(mode="after")
+    def _reasoning_both_ways(self) -> ChatResponse:
+        if self.reasoning_parts and self.reasoning is None:
+            self.reasoning = "".join(part.text for part in self.reasoning_parts) or None
+        elif self.reasoning and not self.reasoning_parts:
+            self.reasoning_parts = [ReasoningPart(text=self.reasoning)]
+        return self
+
 
 class ChatChunk(BaseModel):
     """One piece of a streamed answer.
@@ -397,12 +465,16 @@ class ChatChunk(BaseModel):
     stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
     ``tool_call_deltas`` before it are the same calls in fragments. ``reasoning`` is the next
     piece of the model's thinking, where the provider streams it apart (it comes before the
-    text); the pieces joined are `ChatResponse.reasoning`. ``logprobs`` are the log
-    probabilities of this chunk's tokens, when asked for and returned.
+    text); the pieces joined are `ChatResponse.reasoning`. ``reasoning_parts``, on the chunk
+    that carries ``finish_reason``, holds the thinking whole as `ChatResponse.reasoning_parts`
+    does (signatures and redacted blocks included), as ``tool_calls`` holds the calls: what a
+    stream's consumer keeps to send back. ``logprobs`` are the log probabilities of this
+    chunk's tokens, when asked for and returned.
     """
 
     content: str = ""
     reasoning: str = ""
+    reasoning_parts: list[ReasoningPart] = Field(default_factory=list)
     logprobs: list[dict[str, Any]] | None = None
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
@@ -427,6 +499,7 @@ class Capabilities(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    reasoning: bool = False
     streaming: bool = True
     embeddings: bool = False
     context_window: int | None = None
@@ -439,6 +512,7 @@ class ModelRequirements(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    reasoning: bool = False
     embeddings: bool = False
     min_context_tokens: int = 0
 
@@ -452,6 +526,7 @@ class ModelRequirements(BaseModel):
             structured_output=response_type == "json_schema",
             json_mode=response_type == "json_object",
             vision=any(message.images for message in request.messages),
+            reasoning=request.wants_reasoning,
             min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
         )
 
@@ -466,6 +541,8 @@ class ModelRequirements(BaseModel):
             missing.append("JSON mode")
         if self.vision and not capabilities.vision:
             missing.append("images")
+        if self.reasoning and not capabilities.reasoning:
+            missing.append("reasoning")
         if self.embeddings and not capabilities.embeddings:
             missing.append("embeddings")
         window = capabilities.context_window
