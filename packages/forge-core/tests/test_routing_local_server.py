@@ -11,10 +11,12 @@ from forge_core import (
     FallbackFailed,
     Forge,
     ForgeConfig,
+    ImagePart,
     Message,
     OllamaUnavailable,
     Provider,
     StreamInterrupted,
+    TextPart,
 )
 from forge_test_support import (
     LocalServer,
@@ -226,8 +228,10 @@ def test_stream_interrupted_type_carries_partial() -> None:
 def test_candidate_lacking_a_needed_capability_is_skipped_not_called(
     local_server: LocalServer,
 ) -> None:
-    image = "data:image/png;base64,iVBORw0KGgo="
-    request = ChatRequest(messages=[Message(role="user", content="What is this?", images=[image])])
+    image = ImagePart(url="data:image/png;base64,iVBORw0KGgo=")
+    request = ChatRequest(
+        messages=[Message(role="user", content=[TextPart(text="What is this?"), image])]
+    )
     forge = Forge(config_for(embedded_in_process(), ollama_on(local_server)))
     candidates, drops = forge.router.plan(request)
     assert Provider.HUGGINGFACE not in [c.provider for c in candidates]

@@ -1,7 +1,15 @@
 from __future__ import annotations
 
 import pytest
-from forge_core import ModelId, Provider, RouteTrail
+from forge_core import (
+    Capabilities,
+    ChatRequest,
+    Message,
+    ModelId,
+    ModelRequirements,
+    Provider,
+    RouteTrail,
+)
 from forge_core.types import Attempt, Drop
 
 
@@ -60,3 +68,72 @@ def test_unknown_request_parameter_is_a_type_error_not_silently_dropped() -> Non
 
     with pytest.raises(TypeError, match="max_token"):
         Forge(ForgeConfig()).chat("hi", max_token=3)
+
+
+def test_message_content_is_text_or_ordered_parts() -> None:
+    from forge_core import ImagePart, Message, ReasoningPart, TextPart
+
+    plain = Message(role="user", content="hi")
+    assert plain.text == "hi" and plain.parts == [TextPart(text="hi")]
+    mixed = Message(
+        role="assistant",
+        content=[
+            ReasoningPart(text="think", signature="sig", provider=Provider.ANTHROPIC),
+            TextPart(text="a"),
+            ImagePart(url="https://example.com/x.png"),
+            TextPart(text="b"),
+        ],
+    )
+    assert mixed.text == "ab"
+    assert [part.type for part in mixed.parts] == ["reasoning", "text", "image", "text"]
+    assert mixed.parts_of(ReasoningPart)[0].signature == "sig"
+    assert Message(role="user", content=[ImagePart(url="https://e/x.png")]).text is None
+    # Parts survive JSON by their type tag.
+    assert Message.model_validate_json(mixed.model_dump_json()) == mixed
+
+
+def test_an_image_data_url_is_split_into_data_and_media_type() -> None:
+    from forge_core import ImagePart
+
+    image = ImagePart(url="data:image/png;base64,AAAA")
+    assert (image.url, image.data, image.media_type) == (None, "AAAA", "image/png")
+    assert image.data_url == "data:image/png;base64,AAAA"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, "exactly one of url or data"),
+        ({"url": "https://e/x.png", "data": "AAAA", "media_type": "image/png"}, "exactly one"),
+        ({"data": "AAAA"}, "needs its media_type"),
+        ({"url": "data:image/png,notbase64"}, "must be base64"),
+    ],
+)
+def test_a_media_part_needs_one_source_and_a_type_for_data(
+    fields: dict[str, str], expected: str
+) -> None:
+    from forge_core import ImagePart
+
+    with pytest.raises(ValueError, match=expected):
+        ImagePart(**fields)  # type: ignore[arg-type]
+
+
+def test_parts_a_deployment_must_take_are_requirements() -> None:
+    from forge_core import AudioPart, FilePart, ImagePart, TextPart
+
+    request = ChatRequest(
+        messages=[
+            Message(
+                role="user",
+                content=[
+                    TextPart(text="x"),
+                    ImagePart(url="https://e/x.png"),
+                    AudioPart(data="AAAA", media_type="audio/wav"),
+                    FilePart(data="AAAA", media_type="application/pdf", filename="a.pdf"),
+                ],
+            )
+        ]
+    )
+    needs = ModelRequirements.of(request)
+    assert (needs.vision, needs.audio, needs.files) == (True, True, True)
+    assert needs.unmet(Capabilities(vision=True)) == ["audio", "files"]

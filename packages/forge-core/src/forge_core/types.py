@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,13 +14,17 @@ __all__ = [
     "REASONING_FIELDS",
     "SAMPLING_PARAMETERS",
     "Attempt",
+    "AudioPart",
     "Capabilities",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
+    "ContentPart",
     "Drop",
     "EmbeddingRequest",
     "EmbeddingResponse",
+    "FilePart",
+    "ImagePart",
     "Message",
     "ModelId",
     "ModelRequirements",
@@ -28,6 +32,7 @@ __all__ = [
     "ReasoningEffort",
     "ReasoningPart",
     "RouteTrail",
+    "TextPart",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -127,35 +132,141 @@ class ToolCallDelta(BaseModel):
     arguments: str = ""
 
 
-class Message(BaseModel):
-    """One chat message in the OpenAI role vocabulary."""
+class TextPart(BaseModel):
+    """Text in a message's content.
 
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    tool_call_id: str | None = None
-    name: str | None = None
-    images: list[str] = Field(
-        default_factory=list,
-        description="Images sent with this message: data URLs (data:image/png;base64,...) "
-        "or http(s) URLs; a provider that cannot take one raises CapabilityMismatch.",
-    )
+    ``cache_control`` marks a prompt-cache breakpoint after this part (Anthropic's
+    ``{"type": "ephemeral"}``); providers without explicit breakpoints leave it out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"] = "text"
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+class _MediaPart(BaseModel):
+    """A part whose bytes are given inline (base64 ``data`` with its ``media_type``) or by
+    ``url`` (http(s), or a ``data:`` URL, which is split into the two on validation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    cache_control: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.url is not None and self.url.startswith("data:"):
+            header, _, payload = self.url.partition(",")
+            media_type, _, encoding = header[len("data:") :].partition(";")
+            if encoding != "base64" or not payload:
+                raise ValueError("a data: URL part must be base64 (data:<type>;base64,<data>)")
+            self.url, self.data, self.media_type = None, payload, media_type or self.media_type
+        if (self.url is None) == (self.data is None):
+            raise ValueError(f"a {self._kind()} part takes exactly one of url or data")
+        if self.data is not None and not self.media_type:
+            raise ValueError(f"a {self._kind()} part given as data needs its media_type")
+        return self
+
+    def _kind(self) -> str:
+        return str(type(self).model_fields["type"].default)
+
+    @property
+    def data_url(self) -> str:
+        """The part as a URL: ``url`` itself, or ``data:<media_type>;base64,<data>``."""
+        if self.url is not None:
+            return self.url
+        return f"data:{self.media_type};base64,{self.data}"
+
+
+class ImagePart(_MediaPart):
+    """An image: by URL or as base64 data with its media type (``image/png``, ...).
+
+    ``detail`` is OpenAI's resolution hint (``auto``, ``low``, ``high``), left out elsewhere.
+    Only a deployment that can see takes it (`Capabilities.vision`).
+    """
+
+    type: Literal["image"] = "image"
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class AudioPart(_MediaPart):
+    """Audio, as base64 data with its media type (``audio/wav``, ``audio/mpeg``, ...) or by
+    URL; only a deployment that hears takes it (`Capabilities.audio`)."""
+
+    type: Literal["audio"] = "audio"
+
+
+class FilePart(_MediaPart):
+    """A document (``application/pdf``, ``text/plain``, ...) by URL or as base64 data, with an
+    optional ``filename``; only a deployment that reads files takes it (`Capabilities.files`)."""
+
+    type: Literal["file"] = "file"
+    filename: str | None = None
 
 
 class ReasoningPart(BaseModel):
-    """One block of a model's thinking, as the provider returned it.
+    """The model's reasoning in an assistant message, as the provider gave it.
 
-    ``text`` is what the model thought (empty for a redacted block); ``signature`` the
-    provider's opaque signature of that text (Anthropic), ``redacted`` the opaque encrypted
-    thinking the provider returned instead of text (Anthropic's ``redacted_thinking``), and
-    ``provider`` who produced them: only that provider takes them back in a later turn.
+    ``signature`` is the provider's opaque signature of ``text`` and ``redacted`` its opaque
+    encrypted reasoning (Anthropic's ``thinking`` and ``redacted_thinking`` blocks); only
+    ``provider``, the one that produced them, takes them back. A provider that neither needs
+    nor accepts reasoning in a conversation's history is sent none.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     type: Literal["reasoning"] = "reasoning"
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
     provider: Provider | None = None
+
+
+_PartT = TypeVar("_PartT", bound=BaseModel)
+
+#: One part of a message's content; ``type`` tells which.
+ContentPart = Annotated[
+    TextPart | ImagePart | AudioPart | FilePart | ReasoningPart, Field(discriminator="type")
+]
+
+
+class Message(BaseModel):
+    """One chat message in the OpenAI role vocabulary.
+
+    ``content`` is text, or the message's parts in order: text, images, audio and files (on
+    any message a provider takes them on), and reasoning (on assistant messages). `text` is
+    the text either way; `parts` the parts either way.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The message's text: the string content, or its text parts joined; None when it
+        has no text."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content
+        texts = [part.text for part in self.content if isinstance(part, TextPart)]
+        return "".join(texts) if texts else None
+
+    @property
+    def parts(self) -> list[ContentPart]:
+        """The content as parts: string content is one `TextPart` (none when empty)."""
+        if isinstance(self.content, list):
+            return self.content
+        return [TextPart(text=self.content)] if self.content else []
+
+    def parts_of(self, kind: type[_PartT]) -> list[_PartT]:
+        """The parts of one kind, in order (``message.parts_of(ImagePart)``)."""
+        return [part for part in self.parts if isinstance(part, kind)]
 
 
 #: How hard a model should think: forge's neutral levels (docs/behaviour.md, Reasoning), each
@@ -499,6 +610,8 @@ class Capabilities(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    audio: bool = False
+    files: bool = False
     reasoning: bool = False
     streaming: bool = True
     embeddings: bool = False
@@ -512,6 +625,8 @@ class ModelRequirements(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    audio: bool = False
+    files: bool = False
     reasoning: bool = False
     embeddings: bool = False
     min_context_tokens: int = 0
@@ -520,12 +635,20 @@ class ModelRequirements(BaseModel):
     def of(cls, request: ChatRequest) -> ModelRequirements:
         """The needs of ``request``; the prompt size is estimated at 4 characters a token."""
         response_type = (request.response_format or {}).get("type")
-        prompt_chars = sum(len(message.content or "") for message in request.messages)
+        prompt_chars = sum(len(message.text or "") for message in request.messages)
+        kinds = {
+            part.type
+            for message in request.messages
+            if isinstance(message.content, list)
+            for part in message.content
+        }
         return cls(
             tools=bool(request.tools),
             structured_output=response_type == "json_schema",
             json_mode=response_type == "json_object",
-            vision=any(message.images for message in request.messages),
+            vision="image" in kinds,
+            audio="audio" in kinds,
+            files="file" in kinds,
             reasoning=request.wants_reasoning,
             min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
         )
@@ -541,6 +664,10 @@ class ModelRequirements(BaseModel):
             missing.append("JSON mode")
         if self.vision and not capabilities.vision:
             missing.append("images")
+        if self.audio and not capabilities.audio:
+            missing.append("audio")
+        if self.files and not capabilities.files:
+            missing.append("files")
         if self.reasoning and not capabilities.reasoning:
             missing.append("reasoning")
         if self.embeddings and not capabilities.embeddings:

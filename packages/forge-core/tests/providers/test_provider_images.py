@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 from forge_cassettes import CANARY_KEYS, RecordingPool, use_cassette
-from forge_core import CapabilityMismatch, ChatRequest, Forge, Message, ModelRequirements, Provider
+from forge_core import (
+    CapabilityMismatch,
+    ChatRequest,
+    Forge,
+    ImagePart,
+    Message,
+    ModelRequirements,
+    Provider,
+    TextPart,
+)
 from forge_core.backends import AnthropicClient, OllamaClient, OllamaOpenAIClient, build_backends
 from forge_test_support import attempt_timeouts, config_for, embedded_in_process
 
@@ -13,9 +22,16 @@ PIXEL = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 QUESTION = "What colour is this pixel?"
-IMAGE_REQUEST = ChatRequest(messages=[Message(role="user", content=QUESTION, images=[PIXEL])])
+IMAGE_REQUEST = ChatRequest(
+    messages=[Message(role="user", content=[TextPart(text=QUESTION), ImagePart(url=PIXEL)])]
+)
 URL_REQUEST = ChatRequest(
-    messages=[Message(role="user", content=QUESTION, images=["https://example.com/pixel.png"])]
+    messages=[
+        Message(
+            role="user",
+            content=[TextPart(text=QUESTION), ImagePart(url="https://example.com/pixel.png")],
+        )
+    ]
 )
 
 

@@ -161,7 +161,7 @@ def messages_to_forge(messages: Sequence[BaseMessage]) -> list[forge_core.Messag
 
 def message_from_forge(message: forge_core.Message) -> BaseMessage:
     """A `forge_core.Message` as the LangChain message `message_to_forge` would turn back."""
-    content = message.content or ""
+    content = message.text or ""
     if message.role == "system":
         return SystemMessage(content=content, name=message.name)
     if message.role == "user":

@@ -44,19 +44,21 @@ KEY = "key"
 def _message_key(message: Message) -> object:
     """What identifies one message for the prefix cache: role and content, and the tool calls
     and the rest of what a server renders into the prompt when there are any."""
-    if not (message.tool_calls or message.tool_call_id or message.name or message.images):
-        return (message.role, message.content)
+    content = message.content
+    if isinstance(content, list):
+        content = "\x00".join(part.model_dump_json(exclude_defaults=True) for part in content)
+    if not (message.tool_calls or message.tool_call_id or message.name):
+        return (message.role, content)
     calls = tuple(
         (call.id, call.name, json.dumps(call.arguments, sort_keys=True))
         for call in message.tool_calls
     )
     return (
         message.role,
-        message.content,
+        content,
         calls,
         message.tool_call_id,
         message.name,
-        tuple(message.images),
     )
 
 

@@ -181,9 +181,7 @@ class Route:
         key, budget = found
         request = self._request
         if isinstance(request, ChatRequest):
-            tokens = estimate_tokens(
-                [m.content or "" for m in request.messages], request.max_tokens
-            )
+            tokens = estimate_tokens([m.text or "" for m in request.messages], request.max_tokens)
         else:
             tokens = estimate_tokens(request.input, 0)
         reservation, wait = self.context.budgets.take(key, budget, tokens)

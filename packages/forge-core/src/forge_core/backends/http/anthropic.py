@@ -33,7 +33,6 @@ from forge_core.backends.common import (
     ToolCallAssembler,
     error_class_for_status,
     fingerprint_of_key,
-    parse_data_url,
     read_api_key,
     redact,
     retry_after,
@@ -59,6 +58,7 @@ from forge_core.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ImagePart,
     Message,
     Provider,
     ReasoningPart,
@@ -378,8 +378,8 @@ def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[st
     wire: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
-            if message.content:
-                system_parts.append(message.content)
+            if message.text:
+                system_parts.append(message.text)
             continue
         role = "assistant" if message.role == "assistant" else "user"
         blocks: list[dict[str, Any]] = []
@@ -388,13 +388,13 @@ def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[st
                 {
                     "type": "tool_result",
                     "tool_use_id": message.tool_call_id or "",
-                    "content": message.content or "",
+                    "content": message.text or "",
                 }
             )
         else:
-            blocks += [_image_block(url) for url in message.images]
-            if message.content:
-                blocks.append({"type": "text", "text": message.content})
+            blocks += [_image_block(image) for image in message.parts_of(ImagePart)]
+            if message.text:
+                blocks.append({"type": "text", "text": message.text})
             for call in message.tool_calls:
                 blocks.append(
                     {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
@@ -408,9 +408,8 @@ def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[st
     return ("\n\n".join(system_parts) or None), wire
 
 
-def _image_block(url: str) -> dict[str, Any]:
-    image = parse_data_url(url)
-    if image is None:
+def _image_block(image: ImagePart) -> dict[str, Any]:
+    if image.data is None:
         raise CapabilityMismatch(
             "anthropic: images must be base64 data URLs (data:image/png;base64,...)",
             provider="anthropic",

@@ -521,10 +521,10 @@ def _wire_messages(request: ChatRequest, chat_format: str | None, tools: _ToolPl
     out: list[dict[str, Any]] = []
     for message in request.messages:
         if message.role == "system":
-            system.append(message.content or "")
+            system.append(message.text or "")
         elif message.role == "tool":
             name = names.get(message.tool_call_id or "", message.name or "the tool")
-            out.append({"role": "user", "content": f"Result of {name}: {message.content or ''}"})
+            out.append({"role": "user", "content": f"Result of {name}: {message.text or ''}"})
         elif message.role == "assistant" and message.tool_calls:
             calls = [
                 {"name": call.name, "arguments": call.arguments} for call in message.tool_calls
@@ -533,7 +533,7 @@ def _wire_messages(request: ChatRequest, chat_format: str | None, tools: _ToolPl
                 {"role": "assistant", "content": json.dumps(calls[0] if len(calls) == 1 else calls)}
             )
         else:
-            wire = message_to_wire(Message(role=message.role, content=message.content or ""))
+            wire = message_to_wire(Message(role=message.role, content=message.text or ""))
             out.append(wire)
     if tools.instructions:
         system.append(tools.instructions)

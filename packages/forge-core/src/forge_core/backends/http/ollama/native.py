@@ -45,6 +45,7 @@ from forge_core.types import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ImagePart,
     Message,
     Provider,
     RouteTrail,
@@ -219,7 +220,7 @@ def sized_num_ctx(request: ChatRequest, configured: int | None, window: int | No
     rounded up to a power of two (each new size reloads the model, so few sizes are used) and
     capped at the model's own context length ``window`` when known."""
     floor = configured or OLLAMA_DEFAULT_NUM_CTX
-    chars = sum(len(message.content or "") for message in request.messages)
+    chars = sum(len(message.text or "") for message in request.messages)
     if request.tools:
         chars += len(json.dumps(request.tools))
     need = chars // _CHARS_PER_TOKEN + (request.max_tokens or ANSWER_RESERVE_TOKENS)
@@ -281,10 +282,10 @@ def _embeddings_from(response: httpx.Response, model: str, count: int) -> Embedd
 
 
 def _native_message(message: Message) -> dict[str, Any]:
-    wire: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.images:
+    wire: dict[str, Any] = {"role": message.role, "content": message.text or ""}
+    if images := message.parts_of(ImagePart):
         # The native API takes bare base64, no data: prefix and no URLs.
-        wire["images"] = [base64_image(url) for url in message.images]
+        wire["images"] = [base64_image(image) for image in images]
     if message.tool_calls:
         wire["tool_calls"] = [
             {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}

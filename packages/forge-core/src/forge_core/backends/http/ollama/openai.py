@@ -18,7 +18,7 @@ from forge_core.backends.http.ollama.wire import base64_image
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.http.pool import ClientPool
 from forge_core.errors import OllamaUnavailable
-from forge_core.types import ChatRequest, Provider
+from forge_core.types import ChatRequest, ImagePart, Provider
 
 __all__ = ["OllamaOpenAIClient"]
 
@@ -69,6 +69,6 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         # Ollama's /v1 takes images only as base64 data URLs; say so before sending.
         for message in request.messages:
-            for url in message.images:
-                base64_image(url)
+            for image in message.parts_of(ImagePart):
+                base64_image(image)
         return super()._body(request, model, stream=stream)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from forge_core.backends.common import MAX_MESSAGE, parse_data_url, redact, status_error
+from forge_core.backends.common import MAX_MESSAGE, redact, status_error
 from forge_core.errors import (
     CapabilityMismatch,
     MalformedResponse,
@@ -19,6 +19,7 @@ from forge_core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
+from forge_core.types import ImagePart
 
 __all__ = [
     "base64_image",
@@ -80,10 +81,9 @@ def stream_failure(message: str, model: str) -> ProviderError:
     return ProviderUnavailable(text, **common)
 
 
-def base64_image(url: str) -> str:
-    """The bare base64 data of an image data URL; `CapabilityMismatch` for any other URL."""
-    image = parse_data_url(url)
-    if image is None:
+def base64_image(image: ImagePart) -> str:
+    """The bare base64 data of an image given as data; `CapabilityMismatch` for a URL."""
+    if image.data is None:
         raise CapabilityMismatch(
             "ollama: images must be base64 data URLs (data:image/png;base64,...)",
             provider="ollama",

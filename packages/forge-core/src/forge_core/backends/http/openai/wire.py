@@ -22,8 +22,11 @@ from forge_core.types import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ImagePart,
     Message,
     Provider,
+    ReasoningPart,
+    TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -40,15 +43,34 @@ __all__ = [
 ]
 
 
+def _parts_to_wire(message: Message) -> str | list[dict[str, Any]]:
+    """A message's parts as OpenAI content parts (a plain string when there is only text).
+
+    Reasoning is left out: OpenAI-compatible servers take none back (DeepSeek refuses it).
+    """
+    if all(isinstance(part, TextPart | ReasoningPart) for part in message.parts):
+        return message.text or ""
+    wire: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            wire.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            image: dict[str, Any] = {"url": part.data_url}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            wire.append({"type": "image_url", "image_url": image})
+        elif not isinstance(part, ReasoningPart):
+            raise CapabilityMismatch(
+                f"openai: {part.type} parts are not carried to this server", provider="openai"
+            )
+    return wire
+
+
 def message_to_wire(message: Message) -> dict[str, Any]:
     """One `Message` as an OpenAI chat message."""
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.images:
-        parts: list[dict[str, Any]] = []
-        if message.content:
-            parts.append({"type": "text", "text": message.content})
-        parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
-        wire["content"] = parts
+    if isinstance(message.content, list):
+        wire["content"] = _parts_to_wire(message)
     if message.tool_calls:
         wire["tool_calls"] = [
             {
