@@ -559,6 +559,17 @@ class ChatResponse(BaseModel):
     model: str
     route: RouteTrail
 
+    def to_message(self) -> Message:
+        """This answer as the assistant `Message` to append to the conversation: its
+        reasoning parts (which each provider sends back as it requires: Anthropic its signed
+        thinking), its text and its tool calls."""
+        if not self.reasoning_parts:
+            return Message(role="assistant", content=self.content, tool_calls=self.tool_calls)
+        parts: list[ContentPart] = list(self.reasoning_parts)
+        if self.content:
+            parts.append(TextPart(text=self.content))
+        return Message(role="assistant", content=parts, tool_calls=self.tool_calls)
+
     @model_validator(mode="after")
     def _reasoning_both_ways(self) -> ChatResponse:
         if self.reasoning_parts and self.reasoning is None:

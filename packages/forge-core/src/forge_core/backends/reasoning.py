@@ -1,4 +1,5 @@
-"""A request's reasoning fields, carried into each provider's wire body.
+"""A request's reasoning fields, carried into each provider's wire body, and the reasoning of
+earlier assistant turns sent back where a provider takes it.
 
 A `ChatRequest` asks for thinking with ``reasoning`` (True or False), ``reasoning_effort``
 (``low``, ``medium``, ``high``) and ``reasoning_budget`` (thinking tokens). Each provider takes
@@ -18,16 +19,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from forge_core.types import ChatRequest, ReasoningEffort
+from forge_core.types import ChatRequest, Message, Provider, ReasoningEffort, ReasoningPart
 
 __all__ = [
     "ANTHROPIC_MIN_BUDGET",
     "EFFORT_BUDGETS",
+    "anthropic_reasoning_blocks",
     "anthropic_thinking",
     "budget_of",
     "effort_of",
     "ollama_think",
+    "ollama_thinking",
     "openai_reasoning_effort",
+    "reasoning_left_out",
 ]
 
 _log = logging.getLogger("forge_core.parameters")
@@ -136,3 +140,55 @@ def anthropic_thinking(request: ChatRequest, body: dict[str, Any], answer_tokens
         del body["top_p"]
     if left_out:
         _log.debug("anthropic takes no %s while thinking; left out", ", ".join(left_out))
+
+
+# -- reasoning sent back ----------------------------------------------------------------------
+
+
+def anthropic_reasoning_blocks(message: Message) -> list[dict[str, Any]]:
+    """An assistant message's `ReasoningPart`s that Anthropic takes back, as its blocks (they
+    open the assistant turn, before its text and ``tool_use`` blocks): signed ``thinking``
+    and ``redacted_thinking`` that Anthropic produced. It requires them back in a turn that
+    called tools and verifies the signature, so thinking without one (another provider's,
+    or text a framework kept without its signature) is left out with a debug line."""
+    if not isinstance(message.content, list):
+        return []
+    blocks: list[dict[str, Any]] = []
+    left_out = 0
+    for part in message.content:
+        if not isinstance(part, ReasoningPart):
+            continue
+        if part.provider is not Provider.ANTHROPIC:
+            left_out += 1
+        elif part.redacted is not None:
+            blocks.append({"type": "redacted_thinking", "data": part.redacted})
+        elif part.signature is not None:
+            blocks.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
+        else:
+            left_out += 1
+    if left_out:
+        _log.debug(
+            "anthropic takes back only its own signed thinking; %d part(s) left out", left_out
+        )
+    return blocks
+
+
+def ollama_thinking(message: Message) -> str | None:
+    """The text of an assistant message's `ReasoningPart`s, for the native API's
+    ``thinking`` (the model's template decides what of it the model sees); redacted parts,
+    which have no text, are left out with a debug line."""
+    if not isinstance(message.content, list):
+        return None
+    parts = [part for part in message.content if isinstance(part, ReasoningPart)]
+    if any(part.redacted is not None for part in parts):
+        _log.debug("ollama takes no redacted thinking; left out")
+    return "".join(part.text for part in parts) or None
+
+
+def reasoning_left_out(message: Message, *, provider: str) -> None:
+    """For a provider that takes no reasoning back (OpenAI-compatible servers: DeepSeek
+    refuses it): a debug line when ``message`` carries some."""
+    if isinstance(message.content, list) and any(
+        isinstance(part, ReasoningPart) for part in message.content
+    ):
+        _log.debug("%s takes no reasoning back; left out of the history", provider)

@@ -40,7 +40,7 @@ from forge_core.backends.common import (
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
-from forge_core.backends.reasoning import anthropic_thinking
+from forge_core.backends.reasoning import anthropic_reasoning_blocks, anthropic_thinking
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -392,6 +392,7 @@ def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[st
                 }
             )
         else:
+            blocks += anthropic_reasoning_blocks(message)
             blocks += [_image_block(image) for image in message.parts_of(ImagePart)]
             if message.text:
                 blocks.append({"type": "text", "text": message.text})

@@ -38,7 +38,7 @@ from forge_core.backends.http.openai.client import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
-from forge_core.backends.reasoning import ollama_think
+from forge_core.backends.reasoning import ollama_think, ollama_thinking
 from forge_core.types import (
     REASONING_FIELDS,
     ChatChunk,
@@ -286,6 +286,8 @@ def _native_message(message: Message) -> dict[str, Any]:
     if images := message.parts_of(ImagePart):
         # The native API takes bare base64, no data: prefix and no URLs.
         wire["images"] = [base64_image(image) for image in images]
+    if message.role == "assistant" and (thinking := ollama_thinking(message)):
+        wire["thinking"] = thinking
     if message.tool_calls:
         wire["tool_calls"] = [
             {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}

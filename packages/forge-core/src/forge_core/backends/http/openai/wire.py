@@ -13,7 +13,7 @@ from typing import Any
 from forge_core.backends.common import embedding_vector, new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
-from forge_core.backends.reasoning import openai_reasoning_effort
+from forge_core.backends.reasoning import openai_reasoning_effort, reasoning_left_out
 from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
@@ -71,6 +71,7 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if isinstance(message.content, list):
         wire["content"] = _parts_to_wire(message)
+        reasoning_left_out(message, provider="openai-compatible")
     if message.tool_calls:
         wire["tool_calls"] = [
             {
