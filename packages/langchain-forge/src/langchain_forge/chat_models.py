@@ -74,6 +74,11 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
             ones that do not (docs/providers.md).
         extra_body: dict | None
             Raw fields merged last into the provider's request body.
+        reasoning, reasoning_effort, reasoning_budget: optional
+            Ask for thinking (only candidates that can think serve): True, an effort
+            (``low``/``medium``/``high``) or a token budget, translated per provider; the
+            thinking comes back in ``additional_kwargs["reasoning_content"]`` (and signed
+            parts in ``["reasoning_parts"]``) and as ``reasoning`` content blocks.
 
         An unknown or misspelt option (``temprature=0.2``) raises, naming the closest valid
         one; it is never dropped or passed on silently.
