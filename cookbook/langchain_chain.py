@@ -19,4 +19,4 @@ for chunk in llm.stream("Count to five:"):
     last = chunk
 print()
 if last is not None:
-    print("served by", last.response_metadata["model_provider"])
+    print("served by", last.response_metadata["provider"])

@@ -58,4 +58,4 @@ for message in result["messages"]:
 answer = result["messages"][-1]
 assert isinstance(answer, AIMessage) and not answer.tool_calls, "the agent did not finish"
 print("answer:", answer.content)
-print("served by", answer.response_metadata["model_provider"])
+print("served by", answer.response_metadata["provider"])

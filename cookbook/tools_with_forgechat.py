@@ -31,4 +31,4 @@ assert isinstance(messages[-1], ToolMessage), "the model did not call the tool"
 # Second turn without tools: the model reads the tool's result and answers in prose.
 final = llm.invoke(messages)
 print("answer:", final.content)
-print("served by", final.response_metadata["model_provider"])
+print("served by", final.response_metadata["provider"])

@@ -34,7 +34,7 @@ def route_attempts(message: AIMessage | AIMessageChunk) -> list[tuple[str, bool]
 def assert_served_by(message: AIMessage | AIMessageChunk, provider: Provider, model: str) -> None:
     """The message's metadata and route name ``provider`` and ``model``, and a normal finish."""
     metadata = message.response_metadata
-    assert metadata["model_provider"] == provider.value
+    assert metadata["provider"] == provider.value
     assert metadata["model_name"] == model
     assert metadata["finish_reason"] in {"stop", "length"}
     assert metadata["route"]["provider"] == provider.value

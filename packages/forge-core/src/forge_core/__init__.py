@@ -61,6 +61,7 @@ from forge_core.shared import (
 from forge_core.tool_calls import ToolCallAccumulator
 from forge_core.types import (
     CALL_PARAMETERS,
+    REASONING_FIELDS,
     SAMPLING_PARAMETERS,
     Attempt,
     AudioPart,
@@ -78,6 +79,7 @@ from forge_core.types import (
     ModelId,
     ModelRequirements,
     Provider,
+    ReasoningEffort,
     ReasoningPart,
     RouteTrail,
     TextPart,
@@ -91,6 +93,7 @@ from forge_core.types import (
 __all__ = [
     "CALL_PARAMETERS",
     "EMBEDDED_MODEL",
+    "REASONING_FIELDS",
     "SAMPLING_PARAMETERS",
     "AnthropicConfig",
     "Attempt",
@@ -143,6 +146,7 @@ __all__ = [
     "ProviderUnavailable",
     "ProvidersConfig",
     "RateLimited",
+    "ReasoningEffort",
     "ReasoningPart",
     "RouteTrail",
     "RoutingConfig",

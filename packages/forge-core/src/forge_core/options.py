@@ -21,7 +21,13 @@ from forge_core.config.loader import routing_overrides
 from forge_core.config.schema import ForgeConfig
 from forge_core.forge import Forge
 from forge_core.shared import ForgeSource
-from forge_core.types import SAMPLING_PARAMETERS, ModelId, Provider
+from forge_core.types import (
+    REASONING_FIELDS,
+    SAMPLING_PARAMETERS,
+    ModelId,
+    Provider,
+    ReasoningEffort,
+)
 
 __all__ = ["API_KEY_ENV", "ENDPOINT_SECTIONS", "ChatOptions", "ForgeOptions", "unknown_options"]
 
@@ -238,13 +244,27 @@ def _known_names(cls: type[BaseModel]) -> frozenset[str]:
     return frozenset(names)
 
 
+#: Other chat models' names for what a forge option does, and what to use instead: the
+#: refusal of one names the forge option rather than a lookalike.
+_OTHER_NAMES = {
+    "thinking": "reasoning_budget=<tokens> (Anthropic's thinking budget_tokens) or reasoning=True",
+    "think": "reasoning=True (Ollama's think) or reasoning_effort",
+    "reasoning_format": "reasoning=True; the thinking comes back apart as reasoning",
+}
+
+
 def unknown_options(
     owner: str, unknown: Iterable[str], valid: Collection[str], *, what: str
 ) -> str:
-    """The message refusing ``unknown`` names: each with the closest valid name
+    """The message refusing ``unknown`` names: each with the forge option another chat model's
+    name stands for (``thinking``: ``reasoning_budget``), else the closest valid name
     (`difflib.get_close_matches`) when one is close, else the valid public names."""
     parts = []
     for name in sorted(unknown):
+        instead = _OTHER_NAMES.get(name)
+        if instead is not None:
+            parts.append(f"{name!r} (forge's option: {instead})")
+            continue
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
         parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
     public = ", ".join(sorted(name for name in valid if not name.startswith("_")))
@@ -256,7 +276,7 @@ def unknown_options(
 
 class ChatOptions(ForgeOptions):
     """`ForgeOptions` plus the generation parameters a chat wrapper may set once for every
-    call (`forge_core.SAMPLING_PARAMETERS` and ``extra_body``); each None is "not set", and a
+    call (`forge_core.SAMPLING_PARAMETERS`, the reasoning fields and ``extra_body``); each None is "not set", and a
     per-call value of the same name wins. Providers that lack one leave it out
     (docs/providers.md)."""
 
@@ -287,6 +307,17 @@ class ChatOptions(ForgeOptions):
         default=None,
         description="Raw fields merged last into the provider's request body, as they are.",
     )
+    reasoning: bool | None = Field(
+        default=None,
+        description="True asks for thinking (returned apart from the answer; only "
+        "reasoning-capable candidates serve); False asks the model not to think.",
+    )
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None, description="How hard to think: low, medium or high (implies reasoning)."
+    )
+    reasoning_budget: int | None = Field(
+        default=None, ge=1, description="At most this many thinking tokens (implies reasoning)."
+    )
 
     def chat_options(self) -> dict[str, Any]:
         """The generation parameters set on this wrapper (not None), for `ChatRequest`; empty,
@@ -298,4 +329,4 @@ class ChatOptions(ForgeOptions):
         return {name: value for name, value in values.items() if value is not None}
 
 
-_CHAT_OPTIONS: frozenset[str] = SAMPLING_PARAMETERS | {"extra_body"}
+_CHAT_OPTIONS: frozenset[str] = SAMPLING_PARAMETERS | REASONING_FIELDS | {"extra_body"}

@@ -46,6 +46,7 @@ from forge_core.types import (
     ChatResponse,
     EmbeddingResponse,
     Provider,
+    ReasoningPart,
     RouteTrail,
     ToolCall,
     ToolCallDelta,
@@ -68,7 +69,10 @@ class Reply:
     equal size (fewer only when the text has fewer characters), then the tool calls; with
     ``fail_after`` set, the stream raises ``error`` (default: `ProviderUnavailable`) after
     that many pieces instead of finishing. ``reasoning`` is the model's thinking: the answer's
-    `ChatResponse.reasoning`, and one chunk before the text in a stream.
+    `ChatResponse.reasoning`, and one chunk before the text in a stream. ``reasoning_parts``
+    plays thinking as a provider that signs it does (`ReasoningPart`s with a ``signature`` or
+    ``redacted`` data; the backend's provider is stamped on those that name none): one chunk
+    per part's text before the text, and the parts whole on the finish chunk.
     """
 
     content: str | None = None
@@ -79,6 +83,7 @@ class Reply:
     fail_after: int | None = None
     error: ProviderError | None = None
     reasoning: str | None = None
+    reasoning_parts: Sequence[ReasoningPart] = ()
 
     def calls(self) -> list[ToolCall]:
         """The tool calls as `ToolCall`s."""
@@ -190,9 +195,11 @@ class ScriptedBackend:
             return item.model_copy(update={"route": RouteTrail()})
         reply = item if isinstance(item, Reply) else Reply(content=str(item))
         calls = reply.calls()
+        parts = [self._stamped(part) for part in reply.reasoning_parts]
         return ChatResponse(
             content=reply.content,
             reasoning=reply.reasoning,
+            reasoning_parts=parts,
             tool_calls=calls,
             finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
             usage=reply.usage,
@@ -200,6 +207,12 @@ class ScriptedBackend:
             model=model,
             route=RouteTrail(),
         )
+
+    def _stamped(self, part: ReasoningPart) -> ReasoningPart:
+        signed = part.signature is not None or part.redacted is not None
+        if not signed or part.provider is not None:
+            return part
+        return part.model_copy(update={"provider": self.provider})
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
         """The next scripted reply as one answer."""
@@ -227,8 +240,10 @@ class ScriptedBackend:
         finish_reason = response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
         parts = _pieces(response.content or "", reply.chunks if reply is not None else 3)
         fail_after = reply.fail_after if reply is not None else None
-        if response.reasoning:
-            yield ChatChunk(reasoning=response.reasoning, provider=self.provider, model=served)
+        signed = [p for p in response.reasoning_parts if p.signature or p.redacted]
+        for thought in [p.text for p in signed] if signed else [response.reasoning or ""]:
+            if thought:
+                yield ChatChunk(reasoning=thought, provider=self.provider, model=served)
         for index, part in enumerate(parts):
             if reply is not None and fail_after is not None and index >= fail_after:
                 raise self._stream_failure(reply)
@@ -251,6 +266,7 @@ class ScriptedBackend:
         yield ChatChunk(
             finish_reason=finish_reason,
             tool_calls=response.tool_calls,
+            reasoning_parts=signed,
             usage=response.usage,
             provider=self.provider,
             model=served,

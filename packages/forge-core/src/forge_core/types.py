@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "CALL_PARAMETERS",
     "LOCAL_PROVIDERS",
+    "REASONING_FIELDS",
     "SAMPLING_PARAMETERS",
     "Attempt",
     "AudioPart",
@@ -28,6 +29,7 @@ __all__ = [
     "ModelId",
     "ModelRequirements",
     "Provider",
+    "ReasoningEffort",
     "ReasoningPart",
     "RouteTrail",
     "TextPart",
@@ -267,6 +269,11 @@ class Message(BaseModel):
         return [part for part in self.parts if isinstance(part, kind)]
 
 
+#: How hard a model should think: forge's neutral levels (docs/behaviour.md, Reasoning), each
+#: provider's own spelling (docs/providers.md).
+ReasoningEffort = Literal["low", "medium", "high"]
+
+
 class Usage(BaseModel):
     """Token counts of one call.
 
@@ -330,6 +337,33 @@ class ChatRequest(BaseModel):
         "the same one in every process (rendezvous hashing), where the prompt is cached; "
         "sent to OpenAI as prompt_cache_key.",
     )
+    reasoning: bool | None = Field(
+        default=None,
+        description="True asks the model to think before answering (only reasoning-capable "
+        "candidates serve it); False asks it not to, where the provider can turn it off.",
+    )
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="How hard to think (low, medium, high); implies reasoning. OpenAI-"
+        "compatible reasoning_effort, Ollama think levels, an Anthropic thinking budget.",
+    )
+    reasoning_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many thinking tokens; implies reasoning. Anthropic's "
+        "thinking budget_tokens; an effort level where the provider takes levels only.",
+    )
+
+    @property
+    def wants_reasoning(self) -> bool:
+        """Whether this request asks for thinking (``reasoning`` True, or an effort or a
+        budget set)."""
+        if REASONING_FIELDS.isdisjoint(self.__pydantic_fields_set__):
+            return False
+        return bool(self.reasoning) or (
+            self.reasoning is not False
+            and (self.reasoning_effort is not None or self.reasoning_budget is not None)
+        )
 
     def sampling_parameters(self) -> dict[str, Any]:
         """The `SAMPLING_PARAMETERS` set on this request (not None), by name; empty, and
@@ -359,6 +393,10 @@ SAMPLING_PARAMETERS: frozenset[str] = frozenset(
         "service_tier",
     }
 )
+
+#: The request fields that ask for (or turn off) thinking; each provider client translates them
+#: (`forge_core.backends.reasoning`, docs/providers.md).
+REASONING_FIELDS: frozenset[str] = frozenset({"reasoning", "reasoning_effort", "reasoning_budget"})
 
 #: The `ChatRequest` fields a caller may set per call (everything but the messages); the
 #: framework packages accept exactly these as keyword arguments.
@@ -499,11 +537,16 @@ class ChatResponse(BaseModel):
     """A complete answer and the route that produced it.
 
     ``reasoning`` is the model's thinking where the provider returns it apart from the answer
-    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``), else None.
+    (OpenAI-compatible servers' ``reasoning_content`` or ``reasoning``, Ollama's
+    ``message.thinking``, Anthropic's ``thinking`` blocks), joined, else None.
+    ``reasoning_parts`` is the same thinking as the provider gave it, one `ReasoningPart` per
+    block, with Anthropic's signatures and redacted blocks (which have no text): what a later
+    turn sends back (`to_message`). Give either one; the other follows from it.
     """
 
     content: str | None
     reasoning: str | None = None
+    reasoning_parts: list[ReasoningPart] = Field(default_factory=list)
     logprobs: list[dict[str, Any]] | None = Field(
         default=None,
         description="Per-token log probabilities when asked for (``logprobs``) and returned, "
@@ -516,6 +559,25 @@ class ChatResponse(BaseModel):
     model: str
     route: RouteTrail
 
+    def to_message(self) -> Message:
+        """This answer as the assistant `Message` to append to the conversation: its
+        reasoning parts (which each provider sends back as it requires: Anthropic its signed
+        thinking), its text and its tool calls."""
+        if not self.reasoning_parts:
+            return Message(role="assistant", content=self.content, tool_calls=self.tool_calls)
+        parts: list[ContentPart] = list(self.reasoning_parts)
+        if self.content:
+            parts.append(TextPart(text=self.content))
+        return Message(role="assistant", content=parts, tool_calls=self.tool_calls)
+
+    @model_validator(mode="after")
+    def _reasoning_both_ways(self) -> ChatResponse:
+        if self.reasoning_parts and self.reasoning is None:
+            self.reasoning = "".join(part.text for part in self.reasoning_parts) or None
+        elif self.reasoning and not self.reasoning_parts:
+            self.reasoning_parts = [ReasoningPart(text=self.reasoning)]
+        return self
+
 
 class ChatChunk(BaseModel):
     """One piece of a streamed answer.
@@ -525,12 +587,16 @@ class ChatChunk(BaseModel):
     stream (stable ids, parsed arguments) on the chunk that carries ``finish_reason``; the
     ``tool_call_deltas`` before it are the same calls in fragments. ``reasoning`` is the next
     piece of the model's thinking, where the provider streams it apart (it comes before the
-    text); the pieces joined are `ChatResponse.reasoning`. ``logprobs`` are the log
-    probabilities of this chunk's tokens, when asked for and returned.
+    text); the pieces joined are `ChatResponse.reasoning`. ``reasoning_parts``, on the chunk
+    that carries ``finish_reason``, holds the thinking whole as `ChatResponse.reasoning_parts`
+    does (signatures and redacted blocks included), as ``tool_calls`` holds the calls: what a
+    stream's consumer keeps to send back. ``logprobs`` are the log probabilities of this
+    chunk's tokens, when asked for and returned.
     """
 
     content: str = ""
     reasoning: str = ""
+    reasoning_parts: list[ReasoningPart] = Field(default_factory=list)
     logprobs: list[dict[str, Any]] | None = None
     tool_call_deltas: list[ToolCallDelta] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
@@ -557,6 +623,7 @@ class Capabilities(BaseModel):
     vision: bool = False
     audio: bool = False
     files: bool = False
+    reasoning: bool = False
     streaming: bool = True
     embeddings: bool = False
     context_window: int | None = None
@@ -571,6 +638,7 @@ class ModelRequirements(BaseModel):
     vision: bool = False
     audio: bool = False
     files: bool = False
+    reasoning: bool = False
     embeddings: bool = False
     min_context_tokens: int = 0
 
@@ -592,6 +660,7 @@ class ModelRequirements(BaseModel):
             vision="image" in kinds,
             audio="audio" in kinds,
             files="file" in kinds,
+            reasoning=request.wants_reasoning,
             min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
         )
 
@@ -610,6 +679,8 @@ class ModelRequirements(BaseModel):
             missing.append("audio")
         if self.files and not capabilities.files:
             missing.append("files")
+        if self.reasoning and not capabilities.reasoning:
+            missing.append("reasoning")
         if self.embeddings and not capabilities.embeddings:
             missing.append("embeddings")
         window = capabilities.context_window

@@ -7,7 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from forge_core import ChatChunk, Forge, Provider, StreamInterrupted
+from forge_core import (
+    Capabilities,
+    CapabilityMismatch,
+    ChatChunk,
+    ChatRequest,
+    FallbackFailed,
+    Forge,
+    Message,
+    Provider,
+    ReasoningPart,
+    StreamInterrupted,
+    TextPart,
+)
 from forge_core.backends.http.openai.tool_emulation import emulated_stream
 from forge_core.backends.http.openai.wire import parse_chunk, parse_completion
 from forge_core.testing import Reply, ScriptedBackend
@@ -96,3 +108,90 @@ def test_an_emulated_tool_stream_passes_the_thinking_through() -> None:
     out = list(emulated_stream(iter(upstream), forced=False))
     assert [c.reasoning for c in out] == ["Paris, so ", "call it.", ""]
     assert [call.name for call in out[-1].tool_calls] == ["get_weather"]
+
+
+# -- routing on the reasoning capability, signed parts through the router --------------------
+
+
+def test_a_request_for_reasoning_skips_a_candidate_that_cannot_think() -> None:
+    plain = ScriptedBackend("no thoughts", provider="ollama", capabilities=Capabilities())
+    thinker = ScriptedBackend(Reply("4", reasoning="2 and 2."), model="m")
+    forge = Forge(
+        config_for({"name": "ollama"}, {"name": "openai"}),
+        backends={"ollama": plain, "openai": thinker},
+    )
+    answer = forge.chat(
+        ChatRequest(messages=[Message(role="user", content="2+2?")], reasoning=True)
+    )
+    assert (answer.provider, answer.reasoning) == (Provider.OPENAI, "2 and 2.")
+    assert plain.calls == []
+    assert "lacks reasoning" in answer.route.drops[0].reason
+
+
+def test_no_candidate_that_can_think_fails_naming_reasoning() -> None:
+    plain = ScriptedBackend("no thoughts", capabilities=Capabilities())
+    forge = Forge(config_for({"name": "openai"}), backends={"openai": plain})
+    request = ChatRequest(messages=[Message(role="user", content="2+2?")], reasoning_effort="low")
+    with pytest.raises(FallbackFailed, match="lacks reasoning"):
+        forge.chat(request)
+
+
+def test_reasoning_false_needs_no_thinking_candidate() -> None:
+    plain = ScriptedBackend("4", capabilities=Capabilities())
+    forge = Forge(config_for({"name": "openai"}), backends={"openai": plain})
+    request = ChatRequest(messages=[Message(role="user", content="2+2?")], reasoning=False)
+    assert forge.chat(request).content == "4"
+
+
+def test_a_model_that_cannot_think_fails_over_to_one_that_can() -> None:
+    refusing = ScriptedBackend(
+        CapabilityMismatch('ollama: HTTP 400: "llama3.2" does not support thinking'),
+        provider="ollama",
+    )
+    thinker = ScriptedBackend(Reply("4", reasoning="2 and 2."), model="m")
+    forge = Forge(
+        config_for({"name": "ollama"}, {"name": "openai"}),
+        backends={"ollama": refusing, "openai": thinker},
+    )
+    answer = forge.chat(
+        ChatRequest(messages=[Message(role="user", content="2+2?")], reasoning=True)
+    )
+    assert [(a.provider, a.error_kind) for a in answer.route.attempts] == [
+        (Provider.OLLAMA, "capability"),
+        (Provider.OPENAI, None),
+    ]
+
+
+SIGNED = [
+    ReasoningPart(text="2 and 2", signature="sig-1"),
+    ReasoningPart(redacted="opaque"),
+]
+
+
+def test_signed_parts_are_answered_and_streamed_whole_on_the_last_chunk() -> None:
+    reply = Reply("4", reasoning_parts=SIGNED)
+    backend = ScriptedBackend(reply, provider="anthropic", model="m")
+    forge = Forge(config_for({"name": "anthropic"}), backends={"anthropic": backend})
+    stamped = [part.model_copy(update={"provider": Provider.ANTHROPIC}) for part in SIGNED]
+
+    answer = forge.chat("2+2?")
+    assert (answer.reasoning_parts, answer.reasoning) == (stamped, "2 and 2")
+
+    chunks = list(forge.stream("2+2?"))
+    assert [c.reasoning for c in chunks if c.reasoning] == ["2 and 2"]
+    assert chunks[-1].reasoning_parts == stamped
+    assert all(not c.reasoning_parts for c in chunks[:-1])
+
+
+def test_unsigned_streamed_thinking_is_one_part_on_the_last_chunk() -> None:
+    chunks = list(_forge(Reply("4", reasoning="2 and 2 make 4.")).stream("2+2?"))
+    assert chunks[-1].reasoning_parts == [ReasoningPart(text="2 and 2 make 4.")]
+
+
+def test_an_answer_becomes_the_assistant_message_to_send_back() -> None:
+    answer = _forge(Reply("4", reasoning="2 and 2.", tool_calls=[("f", {})])).chat("2+2?")
+    message = answer.to_message()
+    assert message.role == "assistant"
+    assert message.parts == [ReasoningPart(text="2 and 2."), TextPart(text="4")]
+    assert [call.name for call in message.tool_calls] == ["f"]
+    assert _forge("4").chat("2+2?").to_message().content == "4"

@@ -25,6 +25,7 @@ __all__ = [
     "message_from_forge",
     "message_to_forge",
     "messages_to_forge",
+    "reasoning_parts_from",
     "request_params",
     "response_metadata",
     "response_to_message",
@@ -87,9 +88,12 @@ def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "
     return "".join(parts)
 
 
-#: Content blocks that repeat an AIMessage's ``tool_calls`` (Anthropic's ``tool_use``,
-#: LangChain's standard ``tool_call``); ``tool_calls`` is what forge sends.
-_TOOL_CALL_BLOCKS = frozenset({"tool_use", "tool_call"})
+#: Content blocks of an AIMessage that are not its text: those that repeat its ``tool_calls``
+#: (Anthropic's ``tool_use``, LangChain's standard ``tool_call``), which is what forge sends,
+#: and its reasoning (`reasoning_parts_from`).
+_NOT_TEXT_BLOCKS = frozenset(
+    {"tool_use", "tool_call", "reasoning", "thinking", "redacted_thinking", "non_standard"}
+)
 
 
 def _without_tool_call_blocks(
@@ -100,8 +104,58 @@ def _without_tool_call_blocks(
     return [
         block
         for block in content
-        if not (isinstance(block, Mapping) and block.get("type") in _TOOL_CALL_BLOCKS)
+        if not (isinstance(block, Mapping) and block.get("type") in _NOT_TEXT_BLOCKS)
     ]
+
+
+def reasoning_parts_from(message: AIMessage) -> list[forge_core.ReasoningPart]:
+    """An AIMessage's reasoning as `forge_core.ReasoningPart`s, from whichever shape holds it:
+    ``additional_kwargs["reasoning_parts"]`` (ForgeChat's, exact), v1 ``reasoning`` content
+    blocks (a ``signature`` and ``provider`` in their ``extras``), ChatAnthropic's
+    ``thinking`` / ``redacted_thinking`` blocks (also as v1 ``non_standard`` blocks), else
+    ``additional_kwargs["reasoning_content"]`` (unsigned text). A signature or redacted
+    data with no provider named is Anthropic's (the one provider that signs thinking)."""
+    kept = message.additional_kwargs.get("reasoning_parts")
+    if kept:
+        return [forge_core.ReasoningPart.model_validate(part) for part in kept]
+    parts: list[forge_core.ReasoningPart] = []
+    if isinstance(message.content, list):
+        for block in message.content:
+            if isinstance(block, Mapping):
+                part = _reasoning_part_of(block)
+                if part is not None:
+                    parts.append(part)
+    if not parts and message.additional_kwargs.get("reasoning_content"):
+        parts.append(
+            forge_core.ReasoningPart(text=str(message.additional_kwargs["reasoning_content"]))
+        )
+    return parts
+
+
+def _reasoning_part_of(block: Mapping[str, Any]) -> forge_core.ReasoningPart | None:
+    kind = block.get("type")
+    if kind == "non_standard" and isinstance(block.get("value"), Mapping):
+        block, kind = block["value"], block["value"].get("type")
+    if kind == "reasoning":
+        extras = block.get("extras") or {}
+        return _signed_part(
+            str(block.get("reasoning") or ""), extras.get("signature"), extras.get("provider")
+        )
+    if kind == "thinking":
+        return _signed_part(str(block.get("thinking") or ""), block.get("signature"), None)
+    if kind == "redacted_thinking":
+        return forge_core.ReasoningPart(
+            redacted=str(block["data"]), provider=forge_core.Provider.ANTHROPIC
+        )
+    return None
+
+
+def _signed_part(text: str, signature: Any, provider: Any) -> forge_core.ReasoningPart:
+    if not signature:
+        return forge_core.ReasoningPart(text=text, provider=provider)
+    return forge_core.ReasoningPart(
+        text=text, signature=str(signature), provider=provider or forge_core.Provider.ANTHROPIC
+    )
 
 
 def _tool_call_to_forge(call: ToolCall, index: int) -> forge_core.ToolCall:
@@ -137,7 +191,13 @@ def message_to_forge(message: BaseMessage) -> forge_core.Message:
             )
         text = content_to_text(_without_tool_call_blocks(message.content), where="AIMessage")
         calls = [_tool_call_to_forge(call, i) for i, call in enumerate(message.tool_calls)]
-        return forge_core.Message(role="assistant", content=text, tool_calls=calls, name=name)
+        reasoning = reasoning_parts_from(message)
+        if not reasoning:
+            return forge_core.Message(role="assistant", content=text, tool_calls=calls, name=name)
+        parts: list[forge_core.ContentPart] = [*reasoning]
+        if text:
+            parts.append(forge_core.TextPart(text=text))
+        return forge_core.Message(role="assistant", content=parts, tool_calls=calls, name=name)
     if isinstance(message, ToolMessage):
         text = content_to_text(message.content, where="ToolMessage")
         return forge_core.Message(
@@ -249,10 +309,16 @@ def response_metadata(
     finish_reason: str | None,
     route: forge_core.RouteTrail | None,
 ) -> dict[str, Any]:
-    """``response_metadata``: who served (``model_provider``, ``model_name``) and the route."""
+    """``response_metadata``: who served (``provider``, ``model_name``) and the route.
+
+    ``model_provider`` is ``forge``: it names the shape of the message for LangChain's
+    ``content_blocks`` (which picks a translator by it), and a ForgeChat message is in forge's
+    shape whoever served it (text, ``tool_calls``, ``reasoning_content``); LangChain's OpenAI
+    and Anthropic translators would drop its reasoning and tool calls."""
     metadata: dict[str, Any] = {
         "model_name": model,
-        "model_provider": provider.value,
+        "model_provider": "forge",
+        "provider": provider.value,
         "finish_reason": finish_reason,
     }
     if route is not None:
@@ -260,10 +326,21 @@ def response_metadata(
     return metadata
 
 
-def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
-    """A complete forge answer as an `AIMessage` (content, reasoning in
-    ``additional_kwargs["reasoning_content"]``, tool calls, usage, route, and the token log
-    probabilities in ``response_metadata["logprobs"]["content"]`` as ChatOpenAI has them)."""
+def response_to_message(
+    response: forge_core.ChatResponse, output_version: str | None = None
+) -> AIMessage:
+    """A complete forge answer as an `AIMessage` (content, reasoning, tool calls, usage,
+    route, and the token log probabilities in ``response_metadata["logprobs"]["content"]`` as
+    ChatOpenAI has them).
+
+    The reasoning, by default (``output_version`` v0), is ``additional_kwargs
+    ["reasoning_content"]`` (the text, where LangChain's partner packages put it;
+    ``content_blocks`` shows it as a ``reasoning`` block) and, when the provider signed it,
+    ``additional_kwargs["reasoning_parts"]`` (each part with its signature or redacted data,
+    what a later turn sends back). With ``output_version="v1"`` the content is v1 blocks:
+    ``reasoning`` (a signature and its provider in ``extras``; a redacted part as
+    ChatAnthropic's ``redacted_thinking`` in a ``non_standard`` block), ``text``, then
+    ``tool_call``."""
     metadata = response_metadata(
         provider=response.provider,
         model=response.model,
@@ -272,20 +349,52 @@ def response_to_message(response: forge_core.ChatResponse) -> AIMessage:
     )
     if response.logprobs is not None:
         metadata["logprobs"] = {"content": response.logprobs}
+    calls = [_tool_call_from_forge(call) for call in response.tool_calls]
+    content: str | list[str | dict[str, Any]] = response.content or ""
+    kwargs = _reasoning_kwargs(response.reasoning, response.reasoning_parts)
+    if output_version == "v1":
+        metadata["output_version"] = "v1"
+        content = [_v1_block(part) for part in response.reasoning_parts]
+        if response.content:
+            content.append({"type": "text", "text": response.content})
+        content += [{"type": "tool_call", **call} for call in calls]
+        kwargs.pop("reasoning_content", None)
     return AIMessage(
-        content=response.content or "",
-        additional_kwargs=_reasoning_kwargs(response.reasoning),
-        tool_calls=[_tool_call_from_forge(call) for call in response.tool_calls],
+        content=content,
+        additional_kwargs=kwargs,
+        tool_calls=calls,
         usage_metadata=usage_to_metadata(response.usage) if response.usage else None,
         response_metadata=metadata,
     )
 
 
-def _reasoning_kwargs(reasoning: str | None) -> dict[str, Any]:
-    """``additional_kwargs`` carrying the model's thinking as ``reasoning_content`` (where
-    LangChain's partner packages put it; ``content_blocks`` reads it as a ``reasoning`` block
-    for providers whose translator has no reasoning shape of its own)."""
-    return {"reasoning_content": reasoning} if reasoning else {}
+def _reasoning_kwargs(
+    reasoning: str | None, parts: Sequence[forge_core.ReasoningPart] = ()
+) -> dict[str, Any]:
+    """``additional_kwargs`` carrying the model's thinking as ``reasoning_content`` and, when
+    the provider signed it, the parts whole as ``reasoning_parts``."""
+    kwargs: dict[str, Any] = {"reasoning_content": reasoning} if reasoning else {}
+    if any(part.signature is not None or part.redacted is not None for part in parts):
+        kwargs["reasoning_parts"] = [
+            part.model_dump(mode="json", exclude_none=True) for part in parts
+        ]
+    return kwargs
+
+
+def _v1_block(part: forge_core.ReasoningPart) -> dict[str, Any]:
+    """A reasoning part as a LangChain v1 block (`reasoning_parts_from` reads it back)."""
+    if part.redacted is not None:
+        return {
+            "type": "non_standard",
+            "value": {"type": "redacted_thinking", "data": part.redacted},
+        }
+    block: dict[str, Any] = {"type": "reasoning", "reasoning": part.text}
+    if part.signature is not None:
+        extras: dict[str, Any] = {"signature": part.signature}
+        if part.provider is not None:
+            extras["provider"] = part.provider.value
+        block["extras"] = extras
+    return block
 
 
 def chunk_to_message_chunk(
@@ -294,8 +403,10 @@ def chunk_to_message_chunk(
     """One forge chunk as an `AIMessageChunk`.
 
     forge marks its last chunk by setting ``route``; only that chunk gets ``usage_metadata``,
-    ``response_metadata`` and ``chunk_position="last"``, so merging the chunks of a stream
-    yields each of them once.
+    ``response_metadata``, ``chunk_position="last"`` and the signed reasoning parts whole
+    (``additional_kwargs["reasoning_parts"]``), so merging the chunks of a stream yields each
+    of them once; the thinking's pieces come before the text as
+    ``additional_kwargs["reasoning_content"]``.
 
     ``named_calls`` (one set per stream) holds the indices of the tool calls whose name was
     already yielded: some servers repeat the name on every fragment, and LangChain's chunk
@@ -319,6 +430,7 @@ def chunk_to_message_chunk(
     extra: dict[str, Any] = {"chunk_position": "last"} if _HAS_CHUNK_POSITION else {}
     return AIMessageChunk(
         content=chunk.content,
+        additional_kwargs=_reasoning_kwargs(chunk.reasoning, chunk.reasoning_parts),
         tool_call_chunks=tool_call_chunks,
         usage_metadata=usage_to_metadata(chunk.usage) if chunk.usage else None,
         response_metadata=response_metadata(

@@ -74,6 +74,11 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
             ones that do not (docs/providers.md).
         extra_body: dict | None
             Raw fields merged last into the provider's request body.
+        reasoning, reasoning_effort, reasoning_budget: optional
+            Ask for thinking (only candidates that can think serve): True, an effort
+            (``low``/``medium``/``high``) or a token budget, translated per provider; the
+            thinking comes back in ``additional_kwargs["reasoning_content"]`` (and signed
+            parts in ``["reasoning_parts"]``) and as ``reasoning`` content blocks.
 
         An unknown or misspelt option (``temprature=0.2``) raises, naming the closest valid
         one; it is never dropped or passed on silently.
@@ -123,7 +128,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         ]
         answer = llm.invoke(messages)
         answer.content
-        answer.response_metadata["model_provider"]  # "ollama"
+        answer.response_metadata["provider"]  # "ollama": who served
         answer.response_metadata["route"]["attempts"]  # every provider tried
         ```
 
@@ -214,7 +219,8 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     Response metadata:
         ```python
         answer.response_metadata
-        # {"model_name": "llama3.1:8b", "model_provider": "ollama", "finish_reason": "stop",
+        # {"model_name": "llama3.1:8b", "provider": "ollama", "model_provider": "forge",
+        #  "finish_reason": "stop",
         #  "route": {"provider": "ollama", "model": "llama3.1:8b", "attempts": [...],
         #            "drops": [...], "ttft_ms": ..., "total_ms": ..., "cost_usd": 0.0}}
         ```
@@ -223,7 +229,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         The route reaches every callback handler in ``on_llm_end``: each generation's
         ``generation_info`` (and so the message's ``response_metadata``) and, for ``invoke``,
         the ``LLMResult``'s ``llm_output`` hold ``model_name`` (the model that served),
-        ``model_provider``, ``route`` (every attempt and drop, with why) and ``cost_usd``;
+        ``provider``, ``route`` (every attempt and drop, with why) and ``cost_usd``;
         ``llm_output`` also has ``token_usage``. LangSmith shows them in the run's output,
         Langfuse takes the served model and usage from ``llm_output``; with OpenTelemetry
         (``forge-core[otel]``) forge's own spans nest under the handler's span
@@ -340,7 +346,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     ) -> ChatResult:
         """Route one request through forge and return its answer."""
         request = self._request(messages, stop, kwargs, run_manager)
-        return _chat_result(self.shared_forge().chat(request))
+        return _chat_result(self.shared_forge().chat(request), self.output_version)
 
     async def _agenerate(
         self,
@@ -351,7 +357,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     ) -> ChatResult:
         """Async `_generate` (forge's native ``achat``)."""
         request = self._request(messages, stop, kwargs, run_manager)
-        return _chat_result(await self.shared_forge().achat(request))
+        return _chat_result(await self.shared_forge().achat(request), self.output_version)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None], /) -> dict[str, Any]:
         """The ``llm_output`` of a batch (``generate``): every answer's route, the summed
@@ -549,16 +555,18 @@ def _served(
         return None
     return {
         "model_name": answer.model,
-        "model_provider": answer.provider.value,
+        "provider": answer.provider.value,
         "route": metadata["route"],
         "cost_usd": route.cost_usd,
     }
 
 
-def _chat_result(response: forge_core.ChatResponse) -> ChatResult:
+def _chat_result(
+    response: forge_core.ChatResponse, output_version: str | None = None
+) -> ChatResult:
     """A forge answer as LangChain's result: the message, and the route in ``generation_info``
     and ``llm_output`` (what callback handlers receive in ``on_llm_end``)."""
-    message = response_to_message(response)
+    message = response_to_message(response, output_version)
     served = _served(response, message.response_metadata) or {}
     llm_output = dict(served)
     if response.usage is not None:

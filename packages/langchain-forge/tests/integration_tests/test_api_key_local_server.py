@@ -99,7 +99,7 @@ def test_api_key_and_base_url_reach_the_pinned_provider(
 ) -> None:
     answer = _chat(key_proxy, local_server, KEY).invoke("Say hello.")
     assert key_proxy.authorizations == [f"Bearer {KEY}"]
-    assert answer.response_metadata["model_provider"] == "openai"
+    assert answer.response_metadata["provider"] == "openai"
     assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
 
 

@@ -34,7 +34,7 @@ def test_per_call_model_pins_the_in_process_provider(local_server: LocalServer) 
     assert_served_by(answer, Provider.HUGGINGFACE, "gemma-3-270m")
     assert route_attempts(answer) == [("huggingface", True)]
     # Without the per-call model, the config's first provider (ollama) serves.
-    assert chat.invoke(PROMPT).response_metadata["model_provider"] == "ollama"
+    assert chat.invoke(PROMPT).response_metadata["provider"] == "ollama"
 
 
 def test_in_process_stream_reports_usage_on_the_final_chunk_only() -> None:

@@ -97,7 +97,7 @@ def test_stream_yields_text_then_one_final_chunk(local_server: LocalServer) -> N
     # Every chunk reached the callbacks exactly once.
     assert recorder.tokens == [chunk.text for chunk in chunks]
     merged = merge_chunks(chunks)
-    assert merged.response_metadata["model_provider"] == "ollama"
+    assert merged.response_metadata["provider"] == "ollama"
 
 
 async def test_astream_yields_text_then_one_final_chunk(local_server: LocalServer) -> None:

@@ -52,7 +52,7 @@ def test_bound_tools_survive_a_dead_first_candidate(tool_server: LocalServer) ->
     assert isinstance(answer.tool_calls[0]["args"]["input"], int)
     assert answer.tool_calls[0]["id"]
     assert route_attempts(answer) == [("ollama", False), ("openai", True)]
-    assert answer.response_metadata["model_provider"] == "openai"
+    assert answer.response_metadata["provider"] == "openai"
 
 
 async def test_async_tool_choice_any_survives_a_dead_first_candidate(

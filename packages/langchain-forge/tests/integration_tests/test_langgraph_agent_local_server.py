@@ -159,7 +159,7 @@ def test_the_agent_calls_the_tool_and_answers_from_its_result(
     inputs = ModelInputs()
     state = agent.invoke({"messages": [("user", QUESTION)]}, {"callbacks": [inputs]})
     answer = _check_the_tool_loop(state["messages"], inputs)
-    assert answer.response_metadata["model_provider"] == "openai"
+    assert answer.response_metadata["provider"] == "openai"
 
 
 @FACTORIES
@@ -178,7 +178,7 @@ def test_the_agent_keeps_working_when_the_primary_provider_is_dead(
     assert _attempts(request) == [("ollama", False), ("openai", True)]
     # Every model step was answered by the live provider, whatever forge did with the dead one.
     for message in (request, answer):
-        assert message.response_metadata["model_provider"] == "openai"
+        assert message.response_metadata["provider"] == "openai"
         assert _attempts(message)[-1] == ("openai", True)
 
 
@@ -191,4 +191,4 @@ async def test_the_agent_runs_async_with_a_dead_primary(tool_server: LocalServer
     state = await agent.ainvoke({"messages": [("user", QUESTION)]}, {"callbacks": [inputs]})
     answer = _check_the_tool_loop(state["messages"], inputs)
     assert _attempts(state["messages"][1]) == [("ollama", False), ("openai", True)]
-    assert answer.response_metadata["model_provider"] == "openai"
+    assert answer.response_metadata["provider"] == "openai"

@@ -64,7 +64,7 @@ def test_on_llm_end_gets_the_route_in_generation_info_and_llm_output() -> None:
     (result,) = watcher.results
     (generation,) = result.generations[0]
     info = generation.generation_info or {}
-    assert info["model_provider"] == "openrouter"
+    assert info["provider"] == "openrouter"
     assert _attempts(info["route"]) == FELL_BACK
     assert "cost_usd" in info
     output = result.llm_output or {}
@@ -106,7 +106,7 @@ def test_a_tracer_run_records_the_route_in_its_outputs() -> None:
     assert _attempts(outputs["llm_output"]["route"]) == FELL_BACK
     generation = outputs["generations"][0][0]
     assert _attempts(generation["generation_info"]["route"]) == FELL_BACK
-    assert generation["generation_info"]["model_provider"] == "openrouter"
+    assert generation["generation_info"]["provider"] == "openrouter"
 
 
 def test_a_batch_combines_the_routes_and_usage() -> None:

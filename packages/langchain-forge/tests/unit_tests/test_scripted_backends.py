@@ -69,7 +69,7 @@ def test_invoke_answers_with_the_route_and_usage() -> None:
     answer = chat.invoke("Capital of France?", temperature=0.1, max_tokens=4)
     assert isinstance(answer, AIMessage)
     assert answer.content == "Paris"
-    assert answer.response_metadata["model_provider"] == "openai"
+    assert answer.response_metadata["provider"] == "openai"
     assert answer.response_metadata["model_name"] == "gpt-test"
     assert answer.response_metadata["finish_reason"] == "stop"
     assert route_attempts(answer) == FELL_BACK

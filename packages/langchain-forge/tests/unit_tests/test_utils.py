@@ -198,7 +198,7 @@ def test_response_becomes_an_ai_message_with_usage_tool_calls_and_route() -> Non
     assert message.usage_metadata == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
     metadata = message.response_metadata
     assert metadata["model_name"] == "gemma-3-270m"
-    assert metadata["model_provider"] == "ollama"
+    assert metadata["provider"] == "ollama"
     assert metadata["finish_reason"] == "stop"
     assert metadata["route"] == response.route.model_dump(mode="json")
     assert [a["provider"] for a in metadata["route"]["attempts"]] == ["openai", "ollama"]
@@ -236,7 +236,7 @@ def test_content_chunks_carry_no_usage_or_metadata_and_the_last_chunk_carries_bo
     assert final.content == ""
     assert final.chunk_position == "last"
     assert final.usage_metadata == {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
-    assert final.response_metadata["model_provider"] == "huggingface"
+    assert final.response_metadata["provider"] == "huggingface"
     assert final.response_metadata["finish_reason"] == "length"
 
     merged = first + final

@@ -69,11 +69,14 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
         )
     texts: list[str] = []
     call_blocks: list[ToolCallBlock] = []
+    reasoning: list[forge_core.ReasoningPart] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ToolCallBlock) and role == "assistant":
             call_blocks.append(block)
+        elif isinstance(block, ThinkingBlock) and role == "assistant":
+            reasoning.append(_reasoning_part(block))
         else:
             raise ValueError(
                 f"ForgeLLM: {block.block_type!r} content blocks are not supported "
@@ -96,12 +99,37 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
             )
         tool_call_id = raw_id
     name = message.additional_kwargs.get("name")
+    text = "\n".join(texts) if texts else None
+    content: str | list[forge_core.ContentPart] | None = text
+    if reasoning:
+        content = [*reasoning, *([forge_core.TextPart(text=text)] if text else [])]
     return forge_core.Message(
         role=role,
-        content="\n".join(texts) if texts else None,
+        content=content,
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         name=name if isinstance(name, str) else None,
+    )
+
+
+def _reasoning_part(block: ThinkingBlock) -> forge_core.ReasoningPart:
+    """A `ThinkingBlock` as a `forge_core.ReasoningPart`: ``additional_information`` may hold
+    the ``signature``, ``redacted`` data and ``provider`` (as `ForgeLLM` puts them there); a
+    signature or redacted data with no provider named is Anthropic's."""
+    info = block.additional_information or {}
+    signature, redacted = info.get("signature"), info.get("redacted")
+    provider = info.get("provider")
+    if provider is None and (signature or redacted):
+        provider = forge_core.Provider.ANTHROPIC
+    return forge_core.ReasoningPart(
+        text=block.content or "", signature=signature, redacted=redacted, provider=provider
+    )
+
+
+def _thinking_block(part: forge_core.ReasoningPart) -> ThinkingBlock:
+    info = part.model_dump(mode="json", include={"signature", "redacted", "provider"})
+    return ThinkingBlock(
+        content=part.text, additional_information={k: v for k, v in info.items() if v is not None}
     )
 
 
@@ -287,14 +315,15 @@ def chat_response(response: forge_core.ChatResponse) -> ChatResponse:
     """A complete forge answer as a LlamaIndex `ChatResponse` (route and usage in ``raw``).
 
     Tool calls go to ``message.additional_kwargs["tool_calls"]`` in the OpenAI shape, with the
-    ids the provider gave them; the model's thinking, where the provider returned it, is a
-    `ThinkingBlock` before the text.
+    ids the provider gave them; the model's thinking, where the provider returned it, is one
+    `ThinkingBlock` per reasoning part before the text, a signature, redacted data and the
+    provider that made them in its ``additional_information`` (what a later turn sends back).
     """
     return ChatResponse(
         logprobs=_logprobs(response.logprobs),
         message=_assistant_message(
             response.content or "",
-            response.reasoning,
+            response.reasoning_parts,
             _message_kwargs(
                 response.provider, response.model, tool_calls_to_wire(response.tool_calls)
             ),
@@ -347,16 +376,16 @@ def _logprobs(tokens: list[dict[str, Any]] | None) -> list[list[LogProb]] | None
 
 
 def _assistant_message(
-    text: str, thinking: str | None, additional_kwargs: dict[str, Any]
+    text: str, reasoning: Sequence[forge_core.ReasoningPart], additional_kwargs: dict[str, Any]
 ) -> ChatMessage:
-    """An assistant message of ``text``, after a `ThinkingBlock` of ``thinking`` when any."""
-    if not thinking:
+    """An assistant message of ``text``, after a `ThinkingBlock` per reasoning part."""
+    if not reasoning:
         return ChatMessage(
             role=MessageRole.ASSISTANT, content=text, additional_kwargs=additional_kwargs
         )
     return ChatMessage(
         role=MessageRole.ASSISTANT,
-        blocks=[ThinkingBlock(content=thinking), TextBlock(text=text)],
+        blocks=[*(_thinking_block(part) for part in reasoning), TextBlock(text=text)],
         additional_kwargs=additional_kwargs,
     )
 
@@ -371,15 +400,17 @@ def stream_response(
 
     ``tool_calls`` (from a `ToolCallAssembler`) are the calls assembled so far. Only forge's
     last chunk has a route; its ``raw`` then carries the usage and the route too. ``thinking``
-    is the model's thinking so far (a `ThinkingBlock` before the text); the chunk's own piece
-    of it is ``additional_kwargs["thinking_delta"]``, as LlamaIndex's Ollama integration has it.
+    is the model's thinking so far (a `ThinkingBlock` before the text; on the last response
+    one per reasoning part, whole, signatures included); the chunk's own piece of it is
+    ``additional_kwargs["thinking_delta"]``, as LlamaIndex's Ollama integration has it.
     """
     kwargs = _message_kwargs(chunk.provider, chunk.model, tool_calls or [])
     if chunk.reasoning:
         kwargs["thinking_delta"] = chunk.reasoning
+    parts = chunk.reasoning_parts or ([forge_core.ReasoningPart(text=thinking)] if thinking else [])
     return ChatResponse(
         logprobs=_logprobs(chunk.logprobs),
-        message=_assistant_message(text, thinking, kwargs),
+        message=_assistant_message(text, parts, kwargs),
         delta=chunk.content,
         raw=_raw(
             chunk.provider,

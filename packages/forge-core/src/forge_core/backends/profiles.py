@@ -7,15 +7,20 @@ What a backend learns at run time narrows an entry (a parameter an endpoint refu
 ``dialects.Lessons``; a model's own listing: `from_ollama_show`, `from_openrouter`), it never
 widens one.
 
-| kind | tools | tool_choice | JSON schema / JSON mode | vision | embeddings | context |
-|---|---|---|---|---|---|---|
-| openai (and servers in its place) | yes | yes | yes | yes | yes | listing |
-| openrouter | yes | yes | yes | yes | no | its /models |
-| anthropic | yes | yes | yes | yes | no | 200k |
-| ollama (/v1 or native) | yes | no | yes | its /api/show | yes | its /api/show |
-| huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | yes | n_ctx |
-| huggingface, ONNX | no | no | no | no | no | unknown |
-| an OpenAI-compatible server of unknown kind | no | no | no | no | yes | unknown |
+| kind | tools | tool_choice | JSON schema / JSON mode | vision | reasoning | embeddings | context |
+|---|---|---|---|---|---|---|---|
+| openai (and servers in its place) | yes | yes | yes | yes | yes | yes | listing |
+| openrouter | yes | yes | yes | yes | its /models | no | its /models |
+| anthropic | yes | yes | yes | yes | yes | no | 200k |
+| ollama (/v1 or native) | yes | no | yes | its /api/show | its /api/show, else yes | yes | its /api/show |
+| huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | no | yes | n_ctx |
+| huggingface, ONNX | no | no | no | no | no | no | unknown |
+| an OpenAI-compatible server of unknown kind | no | no | no | no | no | yes | unknown |
+
+``reasoning``: the model returns its thinking apart and takes forge's reasoning fields. A cloud
+kind says yes for every model (a model that does not think answers without thinking); Ollama
+says yes until ``/api/show`` lists a model's capabilities (``thinking``), and a model asked to
+think that cannot answers a 400 that fails over to the next candidate.
 """
 
 from __future__ import annotations
@@ -42,17 +47,27 @@ __all__ = [
 
 #: A cloud chat-completions API: tools, tool_choice, JSON schema and JSON mode, images.
 CLOUD_CHAT = Capabilities(
-    tools=True, tool_choice=True, structured_output=True, json_mode=True, vision=True
+    tools=True,
+    tool_choice=True,
+    structured_output=True,
+    json_mode=True,
+    vision=True,
+    reasoning=True,
 )
 #: OpenAI (and servers configured in its place) also serve ``/embeddings``.
 OPENAI = CLOUD_CHAT.model_copy(update={"embeddings": True})
 OPENROUTER = CLOUD_CHAT
 #: Anthropic's Messages API; every current Claude model reads 200k tokens.
 ANTHROPIC = CLOUD_CHAT.model_copy(update={"context_window": 200_000})
-#: Ollama before ``/api/show`` described the model: tools and JSON output for models that
-#: support them; no ``tool_choice``.
+#: Ollama before ``/api/show`` described the model: tools, JSON output and thinking for
+#: models that support them; no ``tool_choice``.
 OLLAMA = Capabilities(
-    tools=True, tool_choice=False, structured_output=True, json_mode=True, embeddings=True
+    tools=True,
+    tool_choice=False,
+    structured_output=True,
+    json_mode=True,
+    reasoning=True,
+    embeddings=True,
 )
 #: A GGUF run in process by llama-cpp-python: grammar-constrained JSON and tool calls.
 GGUF = Capabilities(
@@ -79,8 +94,8 @@ def gguf(context_window: int | None) -> Capabilities:
 
 def from_ollama_show(capabilities: Sequence[str], context_length: int | None) -> Capabilities:
     """A model's capabilities from Ollama's ``/api/show`` (its ``capabilities`` list and
-    context length): ``completion`` means it can answer JSON, ``tools`` and ``vision`` mean
-    what they say; Ollama never honours ``tool_choice``."""
+    context length): ``completion`` means it can answer JSON, ``tools``, ``vision`` and
+    ``thinking`` mean what they say; Ollama never honours ``tool_choice``."""
     return Capabilities(
         tools="tools" in capabilities,
         tool_choice=False,
@@ -88,6 +103,7 @@ def from_ollama_show(capabilities: Sequence[str], context_length: int | None) ->
         structured_output="completion" in capabilities,
         json_mode="completion" in capabilities,
         vision="vision" in capabilities,
+        reasoning="thinking" in capabilities,
         streaming=True,
         context_window=context_length,
     )
@@ -105,6 +121,7 @@ def from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
         structured_output="structured_outputs" in supported,
         json_mode="response_format" in supported,
         vision="image" in modalities,
+        reasoning="reasoning" in supported,
         streaming=True,
         context_window=int(context) if context else None,
     )

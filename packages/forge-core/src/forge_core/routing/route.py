@@ -466,6 +466,7 @@ class Route:
             finish_reason=state.finish_reason or "stop",
             usage=state.usage,
             tool_calls=state.tool_calls,
+            reasoning_parts=state.reasoning_parts,
             provider=candidate.provider,
             model=model,
             route=trail,

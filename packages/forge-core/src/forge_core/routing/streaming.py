@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from forge_core.routing.breaker import Ticket
-from forge_core.types import ChatChunk, ChatRequest, Message, Provider, ToolCall, Usage
+from forge_core.types import (
+    ChatChunk,
+    ChatRequest,
+    Message,
+    Provider,
+    ReasoningPart,
+    ToolCall,
+    Usage,
+)
 
 __all__ = [
     "CONTINUE_PROMPT",
@@ -106,6 +114,17 @@ class StreamState:
         self.model: str | None = None
         self.provider: Provider | None = None
         self.spoke = False
+        self._reasoning: list[str] = []
+        self._reasoning_parts: list[ReasoningPart] = []
+
+    @property
+    def reasoning_parts(self) -> list[ReasoningPart]:
+        """The stream's thinking whole: the parts the provider's finish chunk carried (signed
+        ones: Anthropic), else the pieces joined into one unsigned part."""
+        if self._reasoning_parts:
+            return self._reasoning_parts
+        joined = "".join(self._reasoning)
+        return [ReasoningPart(text=joined)] if joined else []
 
     def take(self, chunk: ChatChunk) -> Iterator[ChatChunk]:
         """Record ``chunk``; yield what to pass on (content, reasoning and tool deltas only)."""
@@ -116,6 +135,10 @@ class StreamState:
         if chunk.tool_calls:
             # The provider's finish chunk carries the streamed tool calls assembled.
             self.tool_calls = list(chunk.tool_calls)
+        if chunk.reasoning_parts:
+            self._reasoning_parts = list(chunk.reasoning_parts)
+        if chunk.reasoning:
+            self._reasoning.append(chunk.reasoning)
         self.model = chunk.model
         self.provider = chunk.provider
         if not has_token(chunk):
@@ -136,7 +159,13 @@ class StreamState:
         elif not chunk.tool_call_deltas and not chunk.reasoning:
             return
         yield chunk.model_copy(
-            update={"content": content, "usage": None, "finish_reason": None, "route": None}
+            update={
+                "content": content,
+                "usage": None,
+                "finish_reason": None,
+                "route": None,
+                "reasoning_parts": [],
+            }
         )
 
     def _release(self) -> str:

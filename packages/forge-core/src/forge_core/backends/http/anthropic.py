@@ -6,9 +6,11 @@ The I/O is the shared `Transport`'s; HTTP statuses and in-stream ``error`` event
 errors in `error_from` (the one status table, refined by Anthropic's error types). Wire notes:
 docs/providers.md.
 
-Fields of Anthropic's documented Messages API that forge does not carry yet: ``thinking``
-(request and the signed blocks that must be sent back), ``service_tier`` (only through
-``extra_body``), ``anthropic-beta``, ``document`` blocks and ``citations_delta``,
+Thinking: a request that asks for reasoning sends ``thinking`` with a token budget
+(`forge_core.backends.reasoning`); ``thinking`` blocks (with their ``signature``) and
+``redacted_thinking`` blocks come back as `ReasoningPart`s, streamed as ``thinking_delta``
+pieces before the text. Fields of Anthropic's documented Messages API that forge does not carry
+yet: adaptive thinking, ``service_tier`` (only through ``extra_body``), ``anthropic-beta``, ``document`` blocks and ``citations_delta``,
 ``tool_result.is_error``, ``stop_sequence`` (the matched string), the rate-limit headers and
 ``request-id``. ``top_p``, ``top_k``, ``metadata.user_id`` and ``disable_parallel_tool_use``
 are carried. Cache token counts are part of ``Usage.input_tokens`` and kept apart too
@@ -38,6 +40,7 @@ from forge_core.backends.common import (
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
+from forge_core.backends.reasoning import anthropic_reasoning_blocks, anthropic_thinking
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -50,6 +53,7 @@ from forge_core.errors import (
     RateLimited,
 )
 from forge_core.types import (
+    REASONING_FIELDS,
     Capabilities,
     ChatChunk,
     ChatRequest,
@@ -57,6 +61,7 @@ from forge_core.types import (
     ImagePart,
     Message,
     Provider,
+    ReasoningPart,
     RouteTrail,
     ToolCall,
     Usage,
@@ -253,18 +258,21 @@ class AnthropicClient:
         if request.stop:
             body["stop_sequences"] = list(request.stop)
         body["stream"] = stream
-        if OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
-            return body
-        carry_parameters(request, body, _PARAMETER_FIELDS, provider="anthropic")
-        user_id = body.pop("user", None)
-        if user_id is not None:
-            body["metadata"] = {"user_id": user_id}
-        if body.pop("parallel_tool_calls", None) is False and request.tools:
-            # Anthropic's spelling: a flag on the tool choice (which "none" cannot carry).
-            choice = body.setdefault("tool_choice", {"type": "auto"})
-            if choice.get("type") != "none":
-                choice["disable_parallel_tool_use"] = True
-        return merge_extra_body(request, body)
+        fields_set = request.__pydantic_fields_set__
+        optional = not OPTIONAL_FIELDS.isdisjoint(fields_set)
+        if optional:
+            carry_parameters(request, body, _PARAMETER_FIELDS, provider="anthropic")
+            user_id = body.pop("user", None)
+            if user_id is not None:
+                body["metadata"] = {"user_id": user_id}
+            if body.pop("parallel_tool_calls", None) is False and request.tools:
+                # Anthropic's spelling: a flag on the tool choice (which "none" cannot carry).
+                choice = body.setdefault("tool_choice", {"type": "auto"})
+                if choice.get("type") != "none":
+                    choice["disable_parallel_tool_use"] = True
+        if not REASONING_FIELDS.isdisjoint(fields_set):
+            anthropic_thinking(request, body, self._default_max_tokens)
+        return merge_extra_body(request, body) if optional else body
 
     # -- response ---------------------------------------------------------------------------
 
@@ -384,6 +392,7 @@ def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[st
                 }
             )
         else:
+            blocks += anthropic_reasoning_blocks(message)
             blocks += [_image_block(image) for image in message.parts_of(ImagePart)]
             if message.text:
                 blocks.append({"type": "text", "text": message.text})
@@ -468,16 +477,36 @@ def _usage(data: Mapping[str, Any]) -> Usage:
     )
 
 
+def _reasoning_part(block: Mapping[str, Any]) -> ReasoningPart | None:
+    """A ``thinking`` block (text and signature) or a ``redacted_thinking`` block (its
+    encrypted ``data``) as a `ReasoningPart`; None for any other block."""
+    if block["type"] == "thinking":
+        return ReasoningPart(
+            text=block.get("thinking") or "",
+            signature=block.get("signature") or None,
+            provider=Provider.ANTHROPIC,
+        )
+    if block["type"] == "redacted_thinking":
+        return ReasoningPart(redacted=block["data"], provider=Provider.ANTHROPIC)
+    return None
+
+
 def _parse_message(data: dict[str, Any], model: str) -> ChatResponse:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningPart] = []
     for block in data["content"]:
         if block["type"] == "text":
             texts.append(block["text"])
         elif block["type"] == "tool_use":
             calls.append(ToolCall(id=block["id"], name=block["name"], arguments=block["input"]))
+        else:
+            part = _reasoning_part(block)
+            if part is not None:
+                reasoning.append(part)
     return ChatResponse(
         content="".join(texts) if texts else None,
+        reasoning_parts=reasoning,
         tool_calls=calls,
         finish_reason=_finish_reason(data.get("stop_reason")),
         usage=_usage(data["usage"]) if isinstance(data.get("usage"), dict) else None,
@@ -498,6 +527,8 @@ class _StreamState:
         self._input = Usage()
         self._output_tokens = 0
         self._stop_reason: str | None = None
+        #: The thinking blocks so far, by content-block index (signatures arrive last).
+        self._reasoning: dict[int, ReasoningPart] = {}
 
     def _chunk(self, **fields: Any) -> ChatChunk:
         return ChatChunk(provider=Provider.ANTHROPIC, model=self.model, **fields)
@@ -544,11 +575,22 @@ class _StreamState:
                 return self._chunk(tool_call_deltas=[delta])
             if block["type"] == "text" and block.get("text"):
                 return self._chunk(content=block["text"])
+            part = _reasoning_part(block)
+            if part is not None:
+                self._reasoning[data["index"]] = part
+                return self._chunk(reasoning=part.text) if part.text else None
             return None
         if name == "content_block_delta":
             delta = data["delta"]
             if delta["type"] == "text_delta":
                 return self._chunk(content=delta["text"]) if delta["text"] else None
+            if delta["type"] == "thinking_delta":
+                part = self._reasoning[data["index"]]
+                part.text += delta["thinking"]
+                return self._chunk(reasoning=delta["thinking"]) if delta["thinking"] else None
+            if delta["type"] == "signature_delta":
+                self._reasoning[data["index"]].signature = delta["signature"]
+                return None
             if delta["type"] == "input_json_delta":
                 if not delta["partial_json"]:
                     return None
@@ -570,6 +612,7 @@ class _StreamState:
                 finish_reason=_finish_reason(self._stop_reason) or "stop",
                 usage=self._input.model_copy(update={"output_tokens": self._output_tokens}),
                 tool_calls=self._tools.calls(),
+                reasoning_parts=[self._reasoning[index] for index in sorted(self._reasoning)],
             )
         # content_block_stop carries nothing new; unknown events are ignored by contract.
         return None

@@ -2,8 +2,9 @@
 
 Chat through ``/api/chat`` (NDJSON streaming, and the options only the native API has:
 ``num_ctx``, sized per request so a long prompt is not cut (`sized_num_ctx`), ``keep_alive``,
-``think``) and embeddings through ``/api/embed``: the request
-body, the answer, tool calls, usage and the stream (`_NativeStream`). Listing, health and
+``think``, per request from its reasoning fields) and embeddings through ``/api/embed``: the
+request body, the answer (``message.thinking`` as its reasoning), tool calls, usage and the
+stream (`_NativeStream`: thinking pieces before the text). Listing, health and
 capabilities come from its `OllamaAdmin` (`AdminBackedClient`).
 """
 
@@ -37,7 +38,9 @@ from forge_core.backends.http.openai.client import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
+from forge_core.backends.reasoning import ollama_think, ollama_thinking
 from forge_core.types import (
+    REASONING_FIELDS,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -187,8 +190,11 @@ class OllamaClient(AdminBackedClient):
             body["format"] = response_format["json_schema"]["schema"]
         if self._keep_alive is not None:
             body["keep_alive"] = self._keep_alive
-        if self._think is not None:
-            body["think"] = self._think
+        think = self._think
+        if not REASONING_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+            think = ollama_think(request, model, think)
+        if think is not None:
+            body["think"] = think
         return merge_extra_body(request, body) if optional else body
 
     def _chat_call(self, request: ChatRequest, model: str, stream: bool) -> Call:
@@ -243,6 +249,7 @@ def _native_response(data: Mapping[str, Any], model: str) -> ChatResponse:
         calls = [_native_call(call) for call in message.get("tool_calls") or []]
         return ChatResponse(
             content=message.get("content") or None,
+            reasoning=message.get("thinking") or None,
             tool_calls=calls,
             finish_reason=_finish_reason(data.get("done_reason"), bool(calls)),
             usage=_native_usage(data),
@@ -279,6 +286,8 @@ def _native_message(message: Message) -> dict[str, Any]:
     if images := message.parts_of(ImagePart):
         # The native API takes bare base64, no data: prefix and no URLs.
         wire["images"] = [base64_image(image) for image in images]
+    if message.role == "assistant" and (thinking := ollama_thinking(message)):
+        wire["thinking"] = thinking
     if message.tool_calls:
         wire["tool_calls"] = [
             {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}
@@ -354,11 +363,13 @@ class _NativeStream:
                     )
                 )
                 self._calls += 1
+            thinking = message.get("thinking") or ""
             if data.get("done"):
                 self.done = True
                 calls = self._tools.calls()
                 return ChatChunk(
                     content=message.get("content") or "",
+                    reasoning=thinking,
                     tool_call_deltas=deltas,
                     tool_calls=calls,
                     finish_reason=_finish_reason(data.get("done_reason"), bool(calls)) or "stop",
@@ -369,8 +380,12 @@ class _NativeStream:
         except (KeyError, TypeError, ValueError) as exc:
             raise malformed("malformed /api/chat line", self.model) from exc
         content = message.get("content") or ""
-        if not content and not deltas:
+        if not content and not deltas and not thinking:
             return None
         return ChatChunk(
-            content=content, tool_call_deltas=deltas, provider=Provider.OLLAMA, model=self.model
+            content=content,
+            reasoning=thinking,
+            tool_call_deltas=deltas,
+            provider=Provider.OLLAMA,
+            model=self.model,
         )

@@ -1,7 +1,7 @@
 """Ollama's wire conventions, shared by its admin API and both chat clients.
 
 The request headers, the one status table (messages from Ollama's ``{"error": "<message>"}``
-bodies), JSON answers, NDJSON error lines (which come with status 200) and images, which
+bodies; a model asked to think that cannot is a `CapabilityMismatch`), JSON answers, NDJSON error lines (which come with status 200) and images, which
 Ollama takes only as base64 data URLs.
 """
 
@@ -47,6 +47,11 @@ def ollama_status_error(response: httpx.Response, model: str) -> ProviderError:
         error = error.get("message")
     detail = redact(str(error))[:MAX_MESSAGE] if error else response.reason_phrase or "error"
     message = f"ollama: HTTP {response.status_code}: {detail}"
+    if response.status_code == 400 and "does not support thinking" in detail:
+        # A model without thinking asked to think: this candidate cannot, the next may.
+        return CapabilityMismatch(
+            message, provider="ollama", model=model, status_code=response.status_code
+        )
     return status_error(response, message, provider="ollama", model=model)
 
 

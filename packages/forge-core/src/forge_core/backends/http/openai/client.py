@@ -11,7 +11,7 @@ docs/providers.md.
 
 Fields of OpenAI's documented chat-completions API that forge does not carry yet: request ``n``, ``seed``,
 ``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
-``reasoning_effort``, ``user``, the ``developer`` role; response ``refusal``, ``annotations``,
+``user``, the ``developer`` role; response ``refusal``, ``annotations``,
 usage details (cached / reasoning tokens), ``x-ratelimit-*`` headers and ``x-should-retry``.
 OpenRouter: the ``models`` fallback list, ``provider`` routing preferences, ``usage.cost``,
 ``native_finish_reason``, ``X-Generation-Id``. llama-cpp-python's server sends no usage when

@@ -81,7 +81,10 @@ class Dialect:
     ``emulate_unforced_tools``: the server constrains a forced call itself but may ignore tools
     otherwise, so ``auto`` and ``required`` of several are emulated (`_tool_emulation`).
     ``leaves_out``: the `forge_core.SAMPLING_PARAMETERS` the server does not document (or
-    refuses); `build_body` leaves them out with a debug line.
+    refuses); `build_body` leaves them out with a debug line. ``reasoning_effort``: where the
+    server takes a reasoning effort (``reasoning_effort``, or OpenRouter's nested
+    ``reasoning.effort``), None when it documents none; ``reasoning_off``: the effort value
+    that turns thinking off, where there is one.
     """
 
     name: DialectName
@@ -92,6 +95,8 @@ class Dialect:
     stream_usage: bool = True
     emulate_unforced_tools: bool = False
     leaves_out: frozenset[str] = frozenset()
+    reasoning_effort: Literal["reasoning_effort", "reasoning.effort"] | None = "reasoning_effort"
+    reasoning_off: str | None = None
     #: The sampling parameters it takes, each under its own (OpenAI's) name (`build_body`).
     parameter_fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
@@ -107,7 +112,11 @@ DIALECTS: dict[str, Dialect] = {
         Dialect("openai", max_tokens_field=None, leaves_out=frozenset({"top_k"})),
         # A server that did not say which it is: OpenAI's spelling, every parameter sent.
         Dialect("openai-compatible"),
-        Dialect("openrouter", leaves_out=frozenset({"service_tier"})),
+        Dialect(
+            "openrouter",
+            leaves_out=frozenset({"service_tier"}),
+            reasoning_effort="reasoning.effort",
+        ),
         # llama-cpp-python's server.
         Dialect(
             "llama-cpp",
@@ -116,12 +125,14 @@ DIALECTS: dict[str, Dialect] = {
             stream_usage=False,
             emulate_unforced_tools=True,
             leaves_out=frozenset({"parallel_tool_calls", "service_tier"}),
+            reasoning_effort=None,
         ),
         # llama.cpp's llama-server.
         Dialect(
             "llama-server",
             tool_choice="named-as-required",
             leaves_out=frozenset({"user", "service_tier"}),
+            reasoning_effort=None,
         ),
         Dialect("vllm", leaves_out=frozenset({"service_tier"})),
         # Ollama's /v1 (top_k goes through the native API's options).
@@ -131,6 +142,7 @@ DIALECTS: dict[str, Dialect] = {
             leaves_out=frozenset(
                 {"top_k", "logit_bias", "user", "service_tier", "parallel_tool_calls"}
             ),
+            reasoning_off="none",
         ),
         Dialect(
             "lmstudio",
@@ -138,6 +150,7 @@ DIALECTS: dict[str, Dialect] = {
             leaves_out=frozenset(
                 {"logprobs", "top_logprobs", "user", "service_tier", "parallel_tool_calls"}
             ),
+            reasoning_effort=None,
         ),
     )
 }

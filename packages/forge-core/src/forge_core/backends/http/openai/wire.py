@@ -13,9 +13,11 @@ from typing import Any
 from forge_core.backends.common import embedding_vector, new_tool_call_id
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
+from forge_core.backends.reasoning import openai_reasoning_effort, reasoning_left_out
 from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
+    REASONING_FIELDS,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -69,6 +71,7 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if isinstance(message.content, list):
         wire["content"] = _parts_to_wire(message)
+        reasoning_left_out(message, provider="openai-compatible")
     if message.tool_calls:
         wire["tool_calls"] = [
             {
@@ -127,10 +130,29 @@ def build_body(
         # OpenAI routes requests with the same key to the same prompt cache; other servers
         # would refuse or ignore the field.
         body["prompt_cache_key"] = request.prompt_cache_key
-    if not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__):
+    fields_set = request.__pydantic_fields_set__
+    if not REASONING_FIELDS.isdisjoint(fields_set):
+        _reasoning_effort(request, body, spoken)
+    if not OPTIONAL_FIELDS.isdisjoint(fields_set):
         carry_parameters(request, body, spoken.parameter_fields, provider=spoken.name)
         merge_extra_body(request, body)
     return body
+
+
+def _reasoning_effort(request: ChatRequest, body: dict[str, Any], dialect: Dialect) -> None:
+    """The request's reasoning fields as ``dialect`` takes them (`openai_reasoning_effort`)."""
+    effort = openai_reasoning_effort(
+        request,
+        provider=dialect.name,
+        takes_effort=dialect.reasoning_effort is not None,
+        off=dialect.reasoning_off,
+    )
+    if effort is None:
+        return
+    if dialect.reasoning_effort == "reasoning.effort":
+        body["reasoning"] = {"effort": effort}
+    else:
+        body["reasoning_effort"] = effort
 
 
 def _tool_choice(
