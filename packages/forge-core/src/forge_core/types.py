@@ -191,6 +191,20 @@ class ChatRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     user: str | None = None
     service_tier: str | None = None
+    #: Multiplies down the logits of tokens already in the context (Ollama's and llama.cpp's
+    #: ``repeat_penalty``; vLLM and OpenRouter call it ``repetition_penalty``).
+    repeat_penalty: float | None = None
+    num_ctx: int | None = Field(
+        default=None,
+        gt=0,
+        description="The context Ollama loads the model with for this request (Ollama only; "
+        "wins over the size forge picks for the prompt).",
+    )
+    keep_alive: str | int | None = Field(
+        default=None,
+        description="How long Ollama keeps the model loaded after this request ('10m', "
+        "seconds, -1 forever, 0 unload; Ollama only).",
+    )
     extra_body: dict[str, Any] | None = Field(
         default=None,
         description="Raw fields merged last into the provider's request body, as they are "
@@ -216,8 +230,13 @@ class ChatRequest(BaseModel):
 
 #: The optional generation parameters each provider client translates to its own wire fields
 #: (or leaves out with a debug line when its provider has no such field): docs/providers.md.
+#: Ollama's runtime options ``num_ctx`` and ``keep_alive`` are among them: they travel the same
+#: way, and every other provider leaves them out.
 SAMPLING_PARAMETERS: frozenset[str] = frozenset(
     {
+        "repeat_penalty",
+        "num_ctx",
+        "keep_alive",
         "top_p",
         "top_k",
         "seed",

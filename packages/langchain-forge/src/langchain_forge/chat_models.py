@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_forge._utils import (
     chunk_to_message_chunk,
@@ -30,6 +30,7 @@ from langchain_forge._utils import (
     request_params,
     response_to_message,
     tool_choice_to_openai,
+    with_model_kwargs_as_extra_body,
 )
 
 __all__ = ["ForgeChat"]
@@ -69,14 +70,19 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         stop: list[str] | None
             Default stop sequences.
         top_p, top_k, seed, frequency_penalty, presence_penalty, logit_bias, logprobs,
-        top_logprobs, parallel_tool_calls, user, service_tier: optional
+        top_logprobs, parallel_tool_calls, user, service_tier, repeat_penalty: optional
             Sent to every provider that takes them, left out (with a debug log line) by the
             ones that do not (docs/providers.md).
+        num_ctx: int | None, keep_alive: str | int | None
+            Ollama's context size (wins over the size forge picks to fit the prompt) and how
+            long it keeps the model loaded; the other providers leave them out.
         extra_body: dict | None
-            Raw fields merged last into the provider's request body.
+            Raw fields merged last into the provider's request body. ``model_kwargs`` is
+            accepted as its other name (as ``ChatOpenAI`` has it), not beside it.
 
         An unknown or misspelt option (``temprature=0.2``) raises, naming the closest valid
-        one; it is never dropped or passed on silently.
+        one; it is never dropped or passed on silently. ``num_predict`` (ChatOllama's) is
+        ``max_tokens`` here: Ollama receives it as ``num_predict``.
 
     Key init args — routing params:
         config: ForgeConfig | str | Path | None
@@ -247,6 +253,15 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
 
     streaming: bool = False
     """Whether ``invoke`` streams the answer internally (callbacks then get every token)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_kwargs_are_extra_body(cls, data: Any) -> Any:
+        """``model_kwargs`` (ChatOpenAI's name) is taken as ``extra_body``, forge's name for
+        the same raw request fields; both at once, or a forge option inside, is refused."""
+        if isinstance(data, dict) and "model_kwargs" in data:
+            return with_model_kwargs_as_extra_body(data)
+        return data
 
     # -- LangChain metadata -------------------------------------------------------------------
 

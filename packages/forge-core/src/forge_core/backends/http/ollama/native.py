@@ -174,9 +174,12 @@ class OllamaClient(AdminBackedClient):
         num_ctx = sized_num_ctx(request, self._num_ctx, known.context_window if known else None)
         if num_ctx is not None:
             options["num_ctx"] = num_ctx
+        keep_alive = self._keep_alive
         optional = not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__)
         if optional:
+            # A num_ctx the caller set wins over the sized one; keep_alive is a top-level field.
             carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
+            keep_alive = options.pop("keep_alive", keep_alive)
         if options:
             body["options"] = options
         response_format = request.response_format or {}
@@ -184,8 +187,8 @@ class OllamaClient(AdminBackedClient):
             body["format"] = "json"
         elif response_format.get("type") == "json_schema":
             body["format"] = response_format["json_schema"]["schema"]
-        if self._keep_alive is not None:
-            body["keep_alive"] = self._keep_alive
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
         if self._think is not None:
             body["think"] = self._think
         return merge_extra_body(request, body) if optional else body
@@ -226,13 +229,17 @@ def sized_num_ctx(request: ChatRequest, configured: int | None, window: int | No
 # -- wire ---------------------------------------------------------------------------------------
 
 #: The sampling parameters ``/api/chat`` takes, as ``options`` entries (Ollama's Modelfile
-#: parameters); the rest (logit_bias, logprobs, tools in parallel, user, service tier) it lacks.
+#: parameters; ``keep_alive`` is moved to the top level); the rest (logit_bias, logprobs,
+#: tools in parallel, user, service tier) it lacks.
 _OPTION_FIELDS = {
     "top_p": "top_p",
     "top_k": "top_k",
     "seed": "seed",
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
+    "repeat_penalty": "repeat_penalty",
+    "num_ctx": "num_ctx",
+    "keep_alive": "keep_alive",
 }
 
 

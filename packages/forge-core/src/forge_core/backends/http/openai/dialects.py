@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIALECTS",
+    "OPENAI_PARAMETERS",
     "PROBES",
     "TRANSLATIONS",
     "Dialect",
@@ -80,8 +81,10 @@ class Dialect:
     server reports usage on a stream when ``stream_options.include_usage`` asks for it.
     ``emulate_unforced_tools``: the server constrains a forced call itself but may ignore tools
     otherwise, so ``auto`` and ``required`` of several are emulated (`_tool_emulation`).
-    ``leaves_out``: the `forge_core.SAMPLING_PARAMETERS` the server does not document (or
-    refuses); `build_body` leaves them out with a debug line.
+    ``leaves_out``: the parameters of OpenAI's API (`OPENAI_PARAMETERS`) the server does not
+    document (or refuses); ``takes``: the other `forge_core.SAMPLING_PARAMETERS` it does take,
+    by forge's name -> its own (``repeat_penalty`` -> vLLM's ``repetition_penalty``).
+    `build_body` leaves out every parameter in neither, with a debug line.
     """
 
     name: DialectName
@@ -92,12 +95,23 @@ class Dialect:
     stream_usage: bool = True
     emulate_unforced_tools: bool = False
     leaves_out: frozenset[str] = frozenset()
-    #: The sampling parameters it takes, each under its own (OpenAI's) name (`build_body`).
+    takes: Mapping[str, str] = field(default_factory=dict)
+    #: The sampling parameters it takes, by forge's name -> the server's (`build_body`).
     parameter_fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = {name: name for name in SAMPLING_PARAMETERS - self.leaves_out}
-        object.__setattr__(self, "parameter_fields", fields)
+        fields = {name: name for name in OPENAI_PARAMETERS - self.leaves_out}
+        object.__setattr__(self, "parameter_fields", {**fields, **self.takes})
+
+
+#: The `forge_core.SAMPLING_PARAMETERS` OpenAI's chat-completions API has (``top_k`` too, which
+#: OpenAI itself refuses but the compatible servers take); the others (``repeat_penalty``,
+#: Ollama's ``num_ctx`` and ``keep_alive``) only the dialects that take them send.
+OPENAI_PARAMETERS: frozenset[str] = SAMPLING_PARAMETERS - {
+    "repeat_penalty",
+    "num_ctx",
+    "keep_alive",
+}
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -107,7 +121,11 @@ DIALECTS: dict[str, Dialect] = {
         Dialect("openai", max_tokens_field=None, leaves_out=frozenset({"top_k"})),
         # A server that did not say which it is: OpenAI's spelling, every parameter sent.
         Dialect("openai-compatible"),
-        Dialect("openrouter", leaves_out=frozenset({"service_tier"})),
+        Dialect(
+            "openrouter",
+            leaves_out=frozenset({"service_tier"}),
+            takes={"repeat_penalty": "repetition_penalty"},
+        ),
         # llama-cpp-python's server.
         Dialect(
             "llama-cpp",
@@ -116,14 +134,20 @@ DIALECTS: dict[str, Dialect] = {
             stream_usage=False,
             emulate_unforced_tools=True,
             leaves_out=frozenset({"parallel_tool_calls", "service_tier"}),
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
         # llama.cpp's llama-server.
         Dialect(
             "llama-server",
             tool_choice="named-as-required",
             leaves_out=frozenset({"user", "service_tier"}),
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
-        Dialect("vllm", leaves_out=frozenset({"service_tier"})),
+        Dialect(
+            "vllm",
+            leaves_out=frozenset({"service_tier"}),
+            takes={"repeat_penalty": "repetition_penalty"},
+        ),
         # Ollama's /v1 (top_k goes through the native API's options).
         Dialect(
             "ollama",
@@ -138,6 +162,7 @@ DIALECTS: dict[str, Dialect] = {
             leaves_out=frozenset(
                 {"logprobs", "top_logprobs", "user", "service_tier", "parallel_tool_calls"}
             ),
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
     )
 }
