@@ -369,6 +369,12 @@ class RouteTrail(BaseModel):
         "(the config's ``pricing``); 0 for a local model, None when the model has no price "
         "or the provider reported no usage.",
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the provider's answer showed that the caller should know, one "
+        "sentence each (Ollama cut the prompt to its context: the numbers); a backend puts "
+        "them on the route of the answer (or stream chunk) it returns, the router keeps them.",
+    )
 
     def describe(self) -> str:
         """Every attempt and drop, one per line, for error messages and the CLI."""
@@ -383,6 +389,7 @@ class RouteTrail(BaseModel):
             name = drop.deployment or drop.provider.value
             target = f"{name}:{drop.model}" if drop.model else name
             lines.append(f"  {target} -> skipped: {drop.reason}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 

@@ -106,6 +106,8 @@ class StreamState:
         self.model: str | None = None
         self.provider: Provider | None = None
         self.spoke = False
+        #: What the provider's chunks noted for the route (`RouteTrail.notes`).
+        self.notes: list[str] = []
 
     def take(self, chunk: ChatChunk) -> Iterator[ChatChunk]:
         """Record ``chunk``; yield what to pass on (content, reasoning and tool deltas only)."""
@@ -116,6 +118,8 @@ class StreamState:
         if chunk.tool_calls:
             # The provider's finish chunk carries the streamed tool calls assembled.
             self.tool_calls = list(chunk.tool_calls)
+        if chunk.route is not None and chunk.route.notes:
+            self.notes.extend(chunk.route.notes)
         self.model = chunk.model
         self.provider = chunk.provider
         if not has_token(chunk):
