@@ -186,6 +186,17 @@ class Forge:
         first = candidates[0]
         return first.backend.capabilities(first.model)
 
+    def model_capabilities(self, model: str) -> Capabilities | None:
+        """What the model ``model`` pins (``provider:model``, or a bare name for the
+        configured provider) can do on the deployment that would serve it first, from the
+        capability table and what that backend has learned so far (an Ollama model's
+        ``/api/show``, an endpoint's refusals), whether or not it is usable right now (no API
+        key yet, circuit open); None when no configured deployment serves it. Unlike
+        `capabilities`, never the capabilities of a fallback. No network call."""
+        self._check_open()
+        pinned = self._router.planner.pinned(model)
+        return pinned[2] if pinned is not None else None
+
     def warm(self, models: Sequence[str] | None = None) -> list[str]:
         """Load the in-process (``huggingface``) models now rather than on first request.
 

@@ -29,7 +29,14 @@ from forge_core.types import (
     ReasoningEffort,
 )
 
-__all__ = ["API_KEY_ENV", "ENDPOINT_SECTIONS", "ChatOptions", "ForgeOptions", "unknown_options"]
+__all__ = [
+    "API_KEY_ENV",
+    "ENDPOINT_SECTIONS",
+    "RENAMED_OPTIONS",
+    "ChatOptions",
+    "ForgeOptions",
+    "unknown_options",
+]
 
 #: Name under which an ``api_key`` option is handed to forge's provider clients: it exists only
 #: in the private layer those clients read keys from, never in ``os.environ``. One name for
@@ -44,6 +51,17 @@ ENDPOINT_SECTIONS: dict[Provider, tuple[str, str]] = {
     Provider.ANTHROPIC: ("cloud", "anthropic"),
     Provider.OLLAMA: ("local", "ollama"),
 }
+#: Other libraries' names for an option forge has under one name of its own: refused, naming
+#: forge's (one way to set each thing). ``num_predict`` is Ollama's name for ``max_tokens``,
+#: which forge sends to Ollama as ``num_predict`` and to every other provider as its limit;
+#: Anthropic's ``thinking`` and Ollama's ``think`` are forge's reasoning fields.
+RENAMED_OPTIONS: dict[str, str] = {
+    "num_predict": "'max_tokens'",
+    "thinking": "reasoning_budget=<tokens> (Anthropic's thinking budget_tokens) or reasoning=True",
+    "think": "reasoning=True (Ollama's think) or reasoning_effort",
+    "reasoning_format": "reasoning=True; the thinking comes back apart as reasoning",
+}
+
 #: Of those, the ones that embed over HTTP.
 _EMBEDDING_ENDPOINTS = frozenset({Provider.OPENAI, Provider.OLLAMA})
 
@@ -246,24 +264,17 @@ def _known_names(cls: type[BaseModel]) -> frozenset[str]:
 
 #: Other chat models' names for what a forge option does, and what to use instead: the
 #: refusal of one names the forge option rather than a lookalike.
-_OTHER_NAMES = {
-    "thinking": "reasoning_budget=<tokens> (Anthropic's thinking budget_tokens) or reasoning=True",
-    "think": "reasoning=True (Ollama's think) or reasoning_effort",
-    "reasoning_format": "reasoning=True; the thinking comes back apart as reasoning",
-}
-
-
 def unknown_options(
     owner: str, unknown: Iterable[str], valid: Collection[str], *, what: str
 ) -> str:
-    """The message refusing ``unknown`` names: each with the forge option another chat model's
-    name stands for (``thinking``: ``reasoning_budget``), else the closest valid name
-    (`difflib.get_close_matches`) when one is close, else the valid public names."""
+    """The message refusing ``unknown`` names: each with forge's name for it when it is
+    another library's (`RENAMED_OPTIONS`), else the closest valid name
+    (`difflib.get_close_matches`) when one is close; then the valid public names."""
     parts = []
     for name in sorted(unknown):
-        instead = _OTHER_NAMES.get(name)
-        if instead is not None:
-            parts.append(f"{name!r} (forge's option: {instead})")
+        renamed = RENAMED_OPTIONS.get(name)
+        if renamed is not None:
+            parts.append(f"{name!r} (forge calls it {renamed})")
             continue
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
         parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
@@ -302,6 +313,22 @@ class ChatOptions(ForgeOptions):
     user: str | None = Field(default=None, description="An end-user id for the provider.")
     service_tier: str | None = Field(
         default=None, description="The provider's service tier (OpenAI: auto, flex ...)."
+    )
+    repeat_penalty: float | None = Field(
+        default=None,
+        description="Penalty multiplying down tokens already in the context (Ollama, "
+        "llama.cpp, in-process GGUF; vLLM and OpenRouter as repetition_penalty).",
+    )
+    num_ctx: int | None = Field(
+        default=None,
+        gt=0,
+        description="The context Ollama loads the model with (Ollama only); wins over the "
+        "size forge picks to fit the prompt.",
+    )
+    keep_alive: str | int | None = Field(
+        default=None,
+        description="How long Ollama keeps the model loaded after a call ('10m', seconds, "
+        "-1 forever, 0 unload; Ollama only); wins over the config's keep_alive.",
     )
     extra_body: dict[str, Any] | None = Field(
         default=None,

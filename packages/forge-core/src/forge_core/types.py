@@ -326,6 +326,20 @@ class ChatRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     user: str | None = None
     service_tier: str | None = None
+    #: Multiplies down the logits of tokens already in the context (Ollama's and llama.cpp's
+    #: ``repeat_penalty``; vLLM and OpenRouter call it ``repetition_penalty``).
+    repeat_penalty: float | None = None
+    num_ctx: int | None = Field(
+        default=None,
+        gt=0,
+        description="The context Ollama loads the model with for this request (Ollama only; "
+        "wins over the size forge picks for the prompt).",
+    )
+    keep_alive: str | int | None = Field(
+        default=None,
+        description="How long Ollama keeps the model loaded after this request ('10m', "
+        "seconds, -1 forever, 0 unload; Ollama only).",
+    )
     extra_body: dict[str, Any] | None = Field(
         default=None,
         description="Raw fields merged last into the provider's request body, as they are "
@@ -378,8 +392,13 @@ class ChatRequest(BaseModel):
 
 #: The optional generation parameters each provider client translates to its own wire fields
 #: (or leaves out with a debug line when its provider has no such field): docs/providers.md.
+#: Ollama's runtime options ``num_ctx`` and ``keep_alive`` are among them: they travel the same
+#: way, and every other provider leaves them out.
 SAMPLING_PARAMETERS: frozenset[str] = frozenset(
     {
+        "repeat_penalty",
+        "num_ctx",
+        "keep_alive",
         "top_p",
         "top_k",
         "seed",
@@ -516,6 +535,12 @@ class RouteTrail(BaseModel):
         "(the config's ``pricing``); 0 for a local model, None when the model has no price "
         "or the provider reported no usage.",
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the provider's answer showed that the caller should know, one "
+        "sentence each (Ollama cut the prompt to its context: the numbers); a backend puts "
+        "them on the route of the answer (or stream chunk) it returns, the router keeps them.",
+    )
 
     def describe(self) -> str:
         """Every attempt and drop, one per line, for error messages and the CLI."""
@@ -530,6 +555,7 @@ class RouteTrail(BaseModel):
             name = drop.deployment or drop.provider.value
             target = f"{name}:{drop.model}" if drop.model else name
             lines.append(f"  {target} -> skipped: {drop.reason}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "response_to_message",
     "tool_choice_to_openai",
     "usage_to_metadata",
+    "with_model_kwargs_as_extra_body",
 ]
 
 #: `forge_core.ChatRequest` fields a caller may set per call, e.g. ``invoke(..., model=...)``
@@ -235,8 +236,43 @@ def message_from_forge(message: forge_core.Message) -> BaseMessage:
     return ToolMessage(content=content, tool_call_id=message.tool_call_id or "", name=message.name)
 
 
+def with_model_kwargs_as_extra_body(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``model_kwargs`` (ChatOpenAI's name for raw request fields) given as
+    ``extra_body``, forge's one name for them. Refused (ValueError): both at once, and a key
+    that is a forge option (``model_kwargs={"top_p": 0.5}``: set ``top_p`` itself, which
+    every provider receives under its own name, as ChatOpenAI asks too)."""
+    if "model_kwargs" not in params:
+        return dict(params)
+    rest = {key: value for key, value in params.items() if key != "model_kwargs"}
+    raw = params["model_kwargs"]
+    if raw is None:
+        return rest
+    if rest.get("extra_body") is not None:
+        raise ValueError(
+            "ForgeChat: model_kwargs and extra_body are two names for the same raw request "
+            "fields; give one"
+        )
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"ForgeChat: model_kwargs must be a dict, not {type(raw).__name__}")
+    options = sorted(key for key in raw if key in REQUEST_PARAMS)
+    if options:
+        raise ValueError(
+            f"ForgeChat: {', '.join(options)} in model_kwargs: forge has them as options; set "
+            "them directly (ForgeChat(name=...), .bind(name=...) or per call) so each provider "
+            "gets them under its own name"
+        )
+    rest["extra_body"] = dict(raw)
+    return rest
+
+
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The per-call `forge_core.ChatRequest` fields in ``kwargs``; unknown keys raise TypeError."""
+    """The per-call `forge_core.ChatRequest` fields in ``kwargs`` (``model_kwargs`` as
+    ``extra_body``: `with_model_kwargs_as_extra_body`); unknown keys raise TypeError."""
+    if "model_kwargs" in kwargs:
+        try:
+            kwargs = with_model_kwargs_as_extra_body(kwargs)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
     unknown = set(kwargs) - REQUEST_PARAMS - _LANGCHAIN_KWARGS
     if unknown:
         raise TypeError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
@@ -10,7 +11,12 @@ from typing import Any, Literal
 
 import forge_core
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import (
+    BaseChatModel,
+    LangSmithParams,
+    LanguageModelInput,
+    ModelProfile,
+)
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import (
@@ -22,7 +28,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_forge._utils import (
     chunk_to_message_chunk,
@@ -30,6 +36,7 @@ from langchain_forge._utils import (
     request_params,
     response_to_message,
     tool_choice_to_openai,
+    with_model_kwargs_as_extra_body,
 )
 
 __all__ = ["ForgeChat"]
@@ -39,6 +46,8 @@ __all__ = ["ForgeChat"]
 AUTO_MODEL_NAME = "auto"
 
 StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
+
+_log = logging.getLogger(__name__)
 
 
 class ForgeChat(BaseChatModel, forge_core.ChatOptions):
@@ -69,11 +78,15 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         stop: list[str] | None
             Default stop sequences.
         top_p, top_k, seed, frequency_penalty, presence_penalty, logit_bias, logprobs,
-        top_logprobs, parallel_tool_calls, user, service_tier: optional
+        top_logprobs, parallel_tool_calls, user, service_tier, repeat_penalty: optional
             Sent to every provider that takes them, left out (with a debug log line) by the
             ones that do not (docs/providers.md).
+        num_ctx: int | None, keep_alive: str | int | None
+            Ollama's context size (wins over the size forge picks to fit the prompt) and how
+            long it keeps the model loaded; the other providers leave them out.
         extra_body: dict | None
-            Raw fields merged last into the provider's request body.
+            Raw fields merged last into the provider's request body. ``model_kwargs`` is
+            accepted as its other name (as ``ChatOpenAI`` has it), not beside it.
         reasoning, reasoning_effort, reasoning_budget: optional
             Ask for thinking (only candidates that can think serve): True, an effort
             (``low``/``medium``/``high``) or a token budget, translated per provider; the
@@ -81,7 +94,8 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
             parts in ``["reasoning_parts"]``) and as ``reasoning`` content blocks.
 
         An unknown or misspelt option (``temprature=0.2``) raises, naming the closest valid
-        one; it is never dropped or passed on silently.
+        one; it is never dropped or passed on silently. ``num_predict`` (ChatOllama's) is
+        ``max_tokens`` here: Ollama receives it as ``num_predict``.
 
     Key init args — routing params:
         config: ForgeConfig | str | Path | None
@@ -210,6 +224,17 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         before its first token, so ``stream``, ``astream``, callbacks and ``astream_events``
         see one clean stream from the provider that answered.
 
+    Model profile:
+        ```python
+        ForgeChat(model="anthropic:claude-sonnet-4").profile
+        # {"tool_calling": True, "structured_output": True, "image_inputs": True,
+        #  "max_input_tokens": 200000, ...}
+        ```
+
+        For a pinned ``model``: forge's capability table for the deployment that would serve
+        it first, worked out without a network call when the ForgeChat is made. None without
+        a ``model``: the config picks the model per request and a fallback may differ.
+
     Token usage:
         ```python
         answer.usage_metadata
@@ -254,7 +279,35 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
     streaming: bool = False
     """Whether ``invoke`` streams the answer internally (callbacks then get every token)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_kwargs_are_extra_body(cls, data: Any) -> Any:
+        """``model_kwargs`` (ChatOpenAI's name) is taken as ``extra_body``, forge's name for
+        the same raw request fields; both at once, or a forge option inside, is refused."""
+        if isinstance(data, dict) and "model_kwargs" in data:
+            return with_model_kwargs_as_extra_body(data)
+        return data
+
     # -- LangChain metadata -------------------------------------------------------------------
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """``profile`` for a pinned ``model``: what forge's capability table says the model
+        can do on the deployment that would serve it first (`forge_core.Forge.model_capabilities`),
+        as LangChain's `ModelProfile`; None without a ``model`` (the config picks one per
+        request, and a fallback may differ) or when no deployment serves it.
+
+        Worked out when the ForgeChat is made, without a network call: an Ollama model has
+        the table's defaults until forge has read its ``/api/show`` (then vision and context
+        length are the model's own). A config that cannot load leaves it None (the first call
+        raises the error)."""
+        if not self.model:
+            return None
+        try:
+            capabilities = self.shared_forge().model_capabilities(self.model)
+        except forge_core.ForgeError as exc:
+            _log.debug("ForgeChat: no profile for %s: %s", self.model, exc)
+            return None
+        return _profile_of(capabilities) if capabilities is not None else None
 
     @property
     def _llm_type(self) -> str:
@@ -542,6 +595,25 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
 # instead of rebuilding it from the code object (~15 µs a call), so it is computed here, once.
 for _method in (ForgeChat._generate, ForgeChat._agenerate):
     setattr(_method, "__signature__", inspect.signature(_method))  # noqa: B010
+
+
+def _profile_of(capabilities: forge_core.Capabilities) -> ModelProfile:
+    """forge `Capabilities` as LangChain's `ModelProfile`: text in and out, tool calling (and
+    its streaming), ``tool_choice``, structured output, image inputs and the context window as
+    ``max_input_tokens`` when known. What forge does not know (output limits, audio, PDFs,
+    reasoning) is left unset rather than guessed."""
+    profile = ModelProfile(
+        text_inputs=True,
+        text_outputs=True,
+        tool_calling=capabilities.tools,
+        tool_call_streaming=capabilities.tools and capabilities.streaming,
+        tool_choice=capabilities.tool_choice,
+        structured_output=capabilities.structured_output,
+        image_inputs=capabilities.vision,
+    )
+    if capabilities.context_window is not None:
+        profile["max_input_tokens"] = capabilities.context_window
+    return profile
 
 
 def _served(

@@ -84,3 +84,41 @@ def test_a_misspelt_call_option_is_refused_with_the_closest_name() -> None:
     with pytest.raises(TypeError, match="'sed' \\(did you mean 'seed'\\?\\)"):
         chat.bind(sed=3).invoke("hi")
     assert cloud.calls == []
+
+
+def test_ollama_options_are_set_on_the_constructor_by_bind_and_per_call() -> None:
+    chat, cloud = _chat(num_ctx=8192, repeat_penalty=1.2, keep_alive="10m")
+    chat.invoke("hi")
+    chat.bind(num_ctx=16384, keep_alive=0).invoke("hi")
+    first, second = _sent(cloud, 0), _sent(cloud, 1)
+    assert (first.num_ctx, first.repeat_penalty, first.keep_alive) == (8192, 1.2, "10m")
+    assert (second.num_ctx, second.repeat_penalty, second.keep_alive) == (16384, 1.2, 0)
+
+
+def test_num_predict_is_refused_naming_max_tokens() -> None:
+    with pytest.raises(ValidationError, match="'num_predict' \\(forge calls it 'max_tokens'\\)"):
+        ForgeChat(num_predict=128)
+    chat, cloud = _chat()
+    with pytest.raises(TypeError, match="forge calls it 'max_tokens'"):
+        chat.invoke("hi", num_predict=128)
+    assert cloud.calls == []
+
+
+def test_model_kwargs_is_extra_body_by_its_chatopenai_name() -> None:
+    chat, cloud = _chat(model_kwargs={"min_p": 0.05})
+    assert chat.extra_body == {"min_p": 0.05}
+    chat.invoke("hi")
+    chat.bind(model_kwargs={"mirostat": 2}).invoke("hi")
+    assert _sent(cloud, 0).extra_body == {"min_p": 0.05}
+    assert _sent(cloud, 1).extra_body == {"mirostat": 2}
+
+
+def test_model_kwargs_beside_extra_body_or_holding_an_option_is_refused() -> None:
+    with pytest.raises(ValidationError, match="two names for the same raw request fields"):
+        ForgeChat(model_kwargs={"a": 1}, extra_body={"b": 2})
+    with pytest.raises(ValidationError, match="top_p in model_kwargs: forge has them as options"):
+        ForgeChat(model_kwargs={"top_p": 0.5})
+    chat, cloud = _chat()
+    with pytest.raises(TypeError, match="seed in model_kwargs"):
+        chat.invoke("hi", model_kwargs={"seed": 1})
+    assert cloud.calls == []

@@ -144,9 +144,11 @@ class ForgeLLM(forge_core.ChatOptions, FunctionCallingLLM):
 
     Generation parameters (``top_p``, ``top_k``, ``seed``, ``frequency_penalty``,
     ``presence_penalty``, ``logit_bias``, ``logprobs``, ``top_logprobs``,
-    ``parallel_tool_calls``, ``user``, ``service_tier``, ``extra_body``) are fields and per-call
-    keywords alike; a provider that lacks one leaves it out (docs/providers.md). An unknown or
-    misspelt option or keyword raises, naming the closest valid one.
+    ``parallel_tool_calls``, ``user``, ``service_tier``, ``repeat_penalty``, Ollama's
+    ``num_ctx`` and ``keep_alive``, ``extra_body``) are fields and per-call keywords alike; a
+    provider that lacks one leaves it out (docs/providers.md). An unknown or misspelt option or
+    keyword raises, naming the closest valid one (``num_predict``: ``max_tokens``, which Ollama
+    receives as ``num_predict``).
     """
 
     model: str | None = Field(

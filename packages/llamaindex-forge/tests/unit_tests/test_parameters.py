@@ -64,3 +64,21 @@ def test_a_misspelt_keyword_is_refused_with_the_closest_name() -> None:
     with pytest.raises(TypeError, match="'top_pp' \\(did you mean 'top_p'\\?\\)"):
         llm.chat(USER, top_pp=0.3)
     assert cloud.calls == []
+
+
+def test_ollama_options_are_fields_and_keywords() -> None:
+    llm, cloud = _llm(num_ctx=8192, repeat_penalty=1.2, keep_alive="10m")
+    llm.chat(USER)
+    llm.chat(USER, num_ctx=16384, keep_alive=-1)
+    first, second = _sent(cloud, 0), _sent(cloud, 1)
+    assert (first.num_ctx, first.repeat_penalty, first.keep_alive) == (8192, 1.2, "10m")
+    assert (second.num_ctx, second.repeat_penalty, second.keep_alive) == (16384, 1.2, -1)
+
+
+def test_num_predict_is_refused_naming_max_tokens() -> None:
+    with pytest.raises(ValidationError, match="'num_predict' \\(forge calls it 'max_tokens'\\)"):
+        ForgeLLM(num_predict=128)
+    llm, cloud = _llm()
+    with pytest.raises(TypeError, match="forge calls it 'max_tokens'"):
+        llm.chat(USER, num_predict=128)
+    assert cloud.calls == []

@@ -107,6 +107,7 @@ def build_backend(
             dialect=section.dialect,
             timeout_seconds=section.timeout_seconds,
             health_check_timeout=section.health_check_timeout,
+            num_ctx=section.num_ctx,
             keep_alive=section.keep_alive,
             preferred_models=section.preferred_models,
             auto_discovery=section.auto_discovery,

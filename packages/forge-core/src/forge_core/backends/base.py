@@ -89,13 +89,14 @@ class ChatBackend(Protocol):
         ...
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
-        """One complete answer (the router fills in ``route``)."""
+        """One complete answer (the router fills in ``route``, keeping its ``notes``)."""
         ...
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
-        """The answer as chunks; the router adds the route to the last one."""
+        """The answer as chunks; the router adds the route to the last one (with the
+        ``notes`` of any chunk's ``route``)."""
         ...
 
     async def achat(

@@ -220,6 +220,13 @@ class ModelPrice(Section):
         description="USD per million input tokens read from the provider's prompt cache; "
         "None: the input price.",
     )
+    cache_creation_input_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens written to the provider's prompt cache "
+        "(Anthropic bills a 5-minute cache write at 1.25x the input price); None: the input "
+        "price.",
+    )
 
 
 class PricingConfig(Section):

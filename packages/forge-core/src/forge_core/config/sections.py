@@ -116,9 +116,11 @@ class OllamaConfig(Section, _BudgetFields):
     num_ctx: int | None = Field(
         default=None,
         gt=0,
-        description="The smallest context to load models with (api: native only); a request "
-        "whose prompt and answer need more is sent a larger one, up to the model's own "
-        "length. None: Ollama's default (4096), grown the same way.",
+        description="The smallest context to load models with; a request whose prompt and "
+        "answer need more is sent a larger one through the native API, up to the model's own "
+        "length. With api: openai (/v1 has no num_ctx) it is the context the server runs /v1 "
+        "requests with: set it to the server's OLLAMA_CONTEXT_LENGTH when it has one. None: "
+        "Ollama's default (4096).",
     )
     keep_alive: str | int | None = Field(
         default=None,

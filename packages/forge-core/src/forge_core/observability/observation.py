@@ -79,13 +79,14 @@ class Observation:
         """Set ``route.cost_usd`` and count the tokens; returns (input, output, cost)."""
         input_tokens: int | None
         output_tokens: int | None
-        cached = 0
+        cached = written = 0
         if isinstance(answer, EmbeddingResponse):
             input_tokens = answer.input_tokens
             output_tokens = None
         elif answer.usage is not None:
             input_tokens, output_tokens = answer.usage.input_tokens, answer.usage.output_tokens
             cached = answer.usage.cached_input_tokens
+            written = answer.usage.cache_creation_input_tokens
         else:
             input_tokens = output_tokens = None
         local = candidate.local
@@ -102,6 +103,7 @@ class Observation:
             input_tokens,
             output,
             cached_input_tokens=cached,
+            cache_creation_input_tokens=written,
             deployment=deployment,
             local=local,
         )
@@ -112,6 +114,7 @@ class Observation:
                 input_tokens,
                 output,
                 cached_input_tokens=cached,
+                cache_creation_input_tokens=written,
                 deployment=deployment,
                 local=local,
             )

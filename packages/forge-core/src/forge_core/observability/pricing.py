@@ -2,7 +2,8 @@
 
 Prices are US dollars per million tokens, input and output apart, as the providers list them;
 input tokens read from a prompt cache have their own price (``cached_input_per_million``;
-without one, the input price). Tokens written to a cache are priced as input.
+without one, the input price), and so have input tokens written to one
+(``cache_creation_input_per_million``, Anthropic's cache writes; without one, the input price).
 A model that runs on this machine (``ollama``, ``huggingface``) costs 0 unless the ``pricing``
 section names it. A cloud model without a price costs None
 (unknown), never a guess: `Forge.stats` counts its tokens as unpriced.
@@ -21,7 +22,13 @@ from functools import lru_cache
 from forge_core.config.schema import ModelPrice, PricingConfig
 from forge_core.types import Provider
 
-__all__ = ["DEFAULT_CACHED_INPUT_PRICES", "DEFAULT_PRICES", "PRICES_AS_OF", "Pricing"]
+__all__ = [
+    "DEFAULT_CACHED_INPUT_PRICES",
+    "DEFAULT_CACHE_CREATION_PRICES",
+    "DEFAULT_PRICES",
+    "PRICES_AS_OF",
+    "Pricing",
+]
 
 #: When the packaged prices were copied from the providers' price pages.
 PRICES_AS_OF = "2025-06"
@@ -51,8 +58,16 @@ DEFAULT_CACHED_INPUT_PRICES: Mapping[str, float] = {
     "openrouter:openai/gpt-4o-mini": 0.075,
 }
 
-#: A price: USD per million (input, output, cached input) tokens.
-_Price = tuple[float, float, float]
+#: USD per million input tokens written to the provider's prompt cache where it differs from
+#: the input price of `DEFAULT_PRICES`: Anthropic bills a 5-minute cache write at 1.25 times
+#: the input price (OpenAI caches without a write charge).
+DEFAULT_CACHE_CREATION_PRICES: Mapping[str, float] = {
+    "anthropic:claude-3-5-haiku": 1.00,
+    "anthropic:claude-sonnet-4": 3.75,
+}
+
+#: A price: USD per million (input, output, cached input, cache-creation input) tokens.
+_Price = tuple[float, float, float, float]
 
 # A trailing release date (-2024-07-18, -20241022) or -latest: the same model's price.
 _VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
@@ -69,14 +84,19 @@ class Pricing:
         config = config or PricingConfig()
         table: dict[str, _Price] = (
             {
-                key: (input, output, DEFAULT_CACHED_INPUT_PRICES.get(key, input))
+                key: (
+                    input,
+                    output,
+                    DEFAULT_CACHED_INPUT_PRICES.get(key, input),
+                    DEFAULT_CACHE_CREATION_PRICES.get(key, input),
+                )
                 for key, (input, output) in DEFAULT_PRICES.items()
             }
             if config.defaults
             else {}
         )
         configured: dict[str, _Price] = {
-            key: _triple(price) for key, price in config.models.items()
+            key: _price_of(price) for key, price in config.models.items()
         }
         self._configured = configured
         self._packaged = table
@@ -112,6 +132,19 @@ class Pricing:
         price = self._lookup(provider, model, deployment, local)
         return price[2] if price is not None else None
 
+    def cache_creation_price(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        deployment: str | None = None,
+        local: bool | None = None,
+    ) -> float | None:
+        """USD per million input tokens of ``model`` written to the provider's prompt cache
+        (its input price unless the table has its own); None unknown."""
+        price = self._lookup(provider, model, deployment, local)
+        return price[3] if price is not None else None
+
     def cost(
         self,
         provider: Provider,
@@ -120,19 +153,23 @@ class Pricing:
         output_tokens: int,
         *,
         cached_input_tokens: int = 0,
+        cache_creation_input_tokens: int = 0,
         deployment: str | None = None,
         local: bool | None = None,
     ) -> float | None:
         """What ``input_tokens`` and ``output_tokens`` of ``model`` cost, in USD (None when
-        the model has no price; 0 for a local model without one). ``cached_input_tokens``, a
-        part of ``input_tokens``, are priced at the cached-input price."""
+        the model has no price; 0 for a local model without one). ``cached_input_tokens``
+        and ``cache_creation_input_tokens``, parts of ``input_tokens``, are priced at the
+        cached-input and cache-creation prices."""
         price = self._lookup(provider, model, deployment, local)
         if price is None:
             return None
-        per_input, per_output, per_cached = price
+        per_input, per_output, per_cached, per_creation = price
         total = input_tokens * per_input + output_tokens * per_output
         if cached_input_tokens:
             total -= cached_input_tokens * (per_input - per_cached)
+        if cache_creation_input_tokens:
+            total += cache_creation_input_tokens * (per_creation - per_input)
         return round(total / 1_000_000, 12)
 
     def _find(
@@ -152,7 +189,7 @@ class Pricing:
             if name in self._configured:
                 return self._configured[name]
         if provider.is_local if local is None else local:
-            return (0.0, 0.0, 0.0)
+            return (0.0, 0.0, 0.0, 0.0)
         for name in names:
             key = f"{provider.value}:{name}"
             if key in self._packaged:
@@ -160,6 +197,12 @@ class Pricing:
         return None
 
 
-def _triple(price: ModelPrice) -> _Price:
+def _price_of(price: ModelPrice) -> _Price:
     cached = price.cached_input_per_million
-    return (price.input, price.output, price.input if cached is None else cached)
+    creation = price.cache_creation_input_per_million
+    return (
+        price.input,
+        price.output,
+        price.input if cached is None else cached,
+        price.input if creation is None else creation,
+    )

@@ -441,6 +441,9 @@ class Route:
         # The backend made this response for this call and hands it over (`ChatBackend.chat`:
         # the router fills in the route), so it is stamped in place rather than copied.
         response.provider = candidate.provider
+        noted = response.route
+        if noted.notes and noted is not trail:
+            trail.notes.extend(noted.notes)
         response.route = trail
         self.observer.answered(candidate, response)
         return response
@@ -460,6 +463,7 @@ class Route:
         """The last chunk of a successful stream: finish reason, usage and the route."""
         model = state.model or candidate.model
         trail = self._succeeded(candidate, opened.ticket, model, opened.started, opened.ttft_ms)
+        trail.notes.extend(state.notes)
         self._settle(state.usage)
         last = ChatChunk(
             content="",

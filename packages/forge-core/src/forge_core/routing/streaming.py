@@ -117,6 +117,9 @@ class StreamState:
         self._reasoning: list[str] = []
         self._reasoning_parts: list[ReasoningPart] = []
 
+        #: What the provider's chunks noted for the route (`RouteTrail.notes`).
+        self.notes: list[str] = []
+
     @property
     def reasoning_parts(self) -> list[ReasoningPart]:
         """The stream's thinking whole: the parts the provider's finish chunk carried (signed
@@ -139,6 +142,8 @@ class StreamState:
             self._reasoning_parts = list(chunk.reasoning_parts)
         if chunk.reasoning:
             self._reasoning.append(chunk.reasoning)
+        if chunk.route is not None and chunk.route.notes:
+            self.notes.extend(chunk.route.notes)
         self.model = chunk.model
         self.provider = chunk.provider
         if not has_token(chunk):

@@ -278,11 +278,13 @@ class _PromptCapture:
         raise _Captured
 
 
-#: The sampling parameters llama-cpp-python's ``create_chat_completion`` takes (same names);
-#: it has no parallel tool calls, user or service tier.
+#: The sampling parameters llama-cpp-python's ``create_chat_completion`` takes (same names;
+#: ``repeat_penalty`` replaces forge's `REPEAT_PENALTY`); it has no parallel tool calls, user or
+#: service tier, and the context is the one the model was loaded with (no ``num_ctx``).
 _GGUF_FIELDS = {
     name: name
     for name in (
+        "repeat_penalty",
         "top_p",
         "top_k",
         "seed",

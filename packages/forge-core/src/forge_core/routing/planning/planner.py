@@ -33,10 +33,12 @@ from forge_core.routing.planning.drops import (
 )
 from forge_core.routing.retry import Clock
 from forge_core.types import (
+    Capabilities,
     ChatRequest,
     Drop,
     EmbeddingRequest,
     ModelRequirements,
+    Provider,
 )
 
 __all__ = ["Planner"]
@@ -156,6 +158,18 @@ class Planner:
                 _EMBEDDING_NEEDS if embedding else ModelRequirements.of(cast(ChatRequest, request))
             )
         return Plan(self._steps(entries, request, needs, local_only, affinity), drops)
+
+    def pinned(self, model: str) -> tuple[Provider, str, Capabilities] | None:
+        """The provider kind and model ``model`` (``provider:model`` or a bare name) pins, and
+        what that model can do on its first deployment (`ChatBackend.capabilities`: the
+        capability table and what the backend has learned), whether or not the deployment is
+        usable now; None when no configured deployment can serve it. No network call."""
+        request = ChatRequest(messages=[], model=model)
+        entries, _ = self._entries(request, fallback_enabled=False)
+        for entry in entries:
+            for deployment, chosen in entry.candidate_order(request).pairs:
+                return deployment.spec.kind, chosen, deployment.backend.capabilities(chosen)
+        return None
 
     async def aready(self, request: ChatRequest | EmbeddingRequest) -> None:
         """Before an async request plans: fetch, in a thread, the ``/api/ps`` listings that

@@ -4,7 +4,8 @@
 the options only the native API has: ``num_ctx``, ``keep_alive``, ``think``) and embeds
 through ``/api/embed``; `OllamaOpenAIClient` (`openai`) chats through the OpenAI-compatible
 ``/v1`` surface (``api: openai``, the default, which other servers with that surface also
-answer) and embeds through ``/v1/embeddings``. Both list, probe, show, preload and pull
+answer) and embeds through ``/v1/embeddings``; a request ``/v1`` would cut (it has no
+``num_ctx``) or that sets a native-only option goes through its `OllamaClient` instead. Both list, probe, show, preload and pull
 through the same `OllamaAdmin` (`admin`: ``/api/tags``, ``/api/version``, ``/api/show``,
 ``/api/ps``, ``/api/generate``, ``/api/pull``), whose ``/api/show`` answers feed both
 clients' capabilities (`admin_backed`). Error bodies are ``{"error": "<message>"}``; statuses
@@ -12,7 +13,7 @@ map through the one table, NDJSON error lines through `stream_failure` (`wire`).
 docs/providers.md.
 
 Fields of Ollama's documented API that forge does not carry yet: streamed ``thinking`` text (``think``
-is sent, the thoughts are dropped), ``logprobs``, ``seed``/``top_k``/``top_p`` options,
+is sent, the thoughts are dropped), ``logprobs``,
 ``/api/generate`` as a chat path, ``/api/create``/``copy``/``delete``/``push``, embedding
 ``truncate``/``dimensions``, and the timing stats of the final chunk. ``tool_choice`` does not
 exist in Ollama: it is ignored, except ``"none"``, which leaves the tools out of a native request.

@@ -133,6 +133,10 @@ class OllamaAdmin:
         self.model_capabilities: dict[str, Capabilities] = {}
         #: The names the last ``/api/tags`` listed, and when (``time.monotonic``).
         self.pulled: tuple[float, frozenset[str]] | None = None
+        #: Whether the server has Ollama's native API: True once a native call answered,
+        #: False once ``/api/version`` answered 404 (a server with only the ``/v1`` surface),
+        #: None until either.
+        self.native_api: bool | None = None
         self.transport = Transport(
             Provider.OLLAMA,
             self.base_url,
@@ -156,7 +160,29 @@ class OllamaAdmin:
 
     def _note_pulled(self, models: list[OllamaModel]) -> list[OllamaModel]:
         self.pulled = (time.monotonic(), frozenset(model.id for model in models))
+        self.native_api = True
         return models
+
+    def _note_version_status(self, status: int | None) -> None:
+        if status == 200:
+            self.native_api = True
+        elif status == 404:
+            self.native_api = False
+
+    def has_native_api(self) -> bool:
+        """Whether the server has Ollama's native API (`native_api`), asking ``/api/version``
+        once (within the health-check timeout) when nothing has told yet; False when the
+        server did not answer."""
+        if self.native_api is None:
+            self._note_version_status(self.transport.probe(_VERSION, self._health_check_timeout))
+        return self.native_api is True
+
+    async def ahas_native_api(self) -> bool:
+        """Async `has_native_api`."""
+        if self.native_api is None:
+            status = await self.transport.aprobe(_VERSION, self._health_check_timeout)
+            self._note_version_status(status)
+        return self.native_api is True
 
     def version(self, timeout: float | None = None) -> str:
         """The server's version (``GET /api/version``)."""
@@ -173,6 +199,7 @@ class OllamaAdmin:
         without the native API) answers 200 within the health-check timeout. Never raises."""
         seconds = timeout or self._health_check_timeout
         status = self.transport.probe(_VERSION, seconds)
+        self._note_version_status(status)
         if status == 404 and self._v1_health:
             status = self.transport.probe(_V1_MODELS, seconds)
         return status == 200
@@ -181,6 +208,7 @@ class OllamaAdmin:
         """Async `health_check`."""
         seconds = timeout or self._health_check_timeout
         status = await self.transport.aprobe(_VERSION, seconds)
+        self._note_version_status(status)
         if status == 404 and self._v1_health:
             status = await self.transport.aprobe(_V1_MODELS, seconds)
         return status == 200
@@ -205,6 +233,7 @@ class OllamaAdmin:
         self.model_capabilities[model] = profiles.from_ollama_show(
             info.capabilities, info.context_length
         )
+        self.native_api = True
         return info
 
     def running_models(self, timeout: float | None = None) -> list[OllamaRunningModel]:

@@ -11,6 +11,7 @@ capabilities come from its `OllamaAdmin` (`AdminBackedClient`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,17 @@ from forge_core.types import (
     Usage,
 )
 
-__all__ = ["ANSWER_RESERVE_TOKENS", "OLLAMA_DEFAULT_NUM_CTX", "OllamaClient", "sized_num_ctx"]
+__all__ = [
+    "ANSWER_RESERVE_TOKENS",
+    "OLLAMA_DEFAULT_NUM_CTX",
+    "OllamaClient",
+    "context_need",
+    "cut_prompt_note",
+    "noted_if_cut",
+    "sized_num_ctx",
+]
+
+_log = logging.getLogger(__name__)
 
 
 class OllamaClient(AdminBackedClient):
@@ -83,10 +94,12 @@ class OllamaClient(AdminBackedClient):
         preferred_models: Sequence[str] = (),
         auto_discovery: bool = True,
         pool: ClientPool | None = None,
+        admin: OllamaAdmin | None = None,
     ) -> None:
         self.preferred_models = tuple(preferred_models)
         self.auto_discovery = auto_discovery
-        self.admin = OllamaAdmin(
+        # A given admin is shared (the /v1 client's, whose long requests come this way).
+        self.admin = admin or OllamaAdmin(
             base_url,
             timeout_seconds=timeout_seconds,
             health_check_timeout=health_check_timeout,
@@ -117,32 +130,34 @@ class OllamaClient(AdminBackedClient):
         """Nothing to check without the network: Ollama needs no key."""
 
     def chat(self, request: ChatRequest, model: str, timeouts: AttemptTimeouts) -> ChatResponse:
-        """One complete answer from ``/api/chat``."""
-        response = self.admin.transport.send(self._chat_call(request, model, False), timeouts)
-        return _native_response(json_object(response, model), model)
+        """One complete answer from ``/api/chat``; a prompt Ollama cut is noted on its route
+        (`cut_prompt_note`)."""
+        call = self._chat_call(request, model, False)
+        response = self.admin.transport.send(call, timeouts)
+        return _noted(_native_response(json_object(response, model), model), request, call)
 
     async def achat(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> ChatResponse:
         """Async `chat`."""
         call = self._chat_call(request, model, False)
-        return _native_response(
-            json_object(await self.admin.transport.asend(call, timeouts), model), model
-        )
+        data = json_object(await self.admin.transport.asend(call, timeouts), model)
+        return _noted(_native_response(data, model), request, call)
 
     def stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> Generator[ChatChunk, None, None]:
-        """The answer as chunks, from the NDJSON lines of ``/api/chat``."""
+        """The answer as chunks, from the NDJSON lines of ``/api/chat``; a prompt Ollama cut
+        is noted on the last chunk's route."""
         call = self._chat_call(request, model, True)
-        return self.admin.transport.stream(call, timeouts, _NativeStream(model))
+        return self.admin.transport.stream(call, timeouts, _NativeStream(model, request, call))
 
     def astream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts
     ) -> AsyncGenerator[ChatChunk, None]:
         """Async `stream`."""
         call = self._chat_call(request, model, True)
-        return self.admin.transport.astream(call, timeouts, _NativeStream(model))
+        return self.admin.transport.astream(call, timeouts, _NativeStream(model, request, call))
 
     def embed(self, texts: list[str], model: str, timeouts: AttemptTimeouts) -> EmbeddingResponse:
         """One vector per text from ``POST /api/embed``."""
@@ -178,9 +193,12 @@ class OllamaClient(AdminBackedClient):
         num_ctx = sized_num_ctx(request, self._num_ctx, known.context_window if known else None)
         if num_ctx is not None:
             options["num_ctx"] = num_ctx
+        keep_alive = self._keep_alive
         optional = not OPTIONAL_FIELDS.isdisjoint(request.__pydantic_fields_set__)
         if optional:
+            # A num_ctx the caller set wins over the sized one; keep_alive is a top-level field.
             carry_parameters(request, options, _OPTION_FIELDS, provider="ollama (native)")
+            keep_alive = options.pop("keep_alive", keep_alive)
         if options:
             body["options"] = options
         response_format = request.response_format or {}
@@ -188,8 +206,8 @@ class OllamaClient(AdminBackedClient):
             body["format"] = "json"
         elif response_format.get("type") == "json_schema":
             body["format"] = response_format["json_schema"]["schema"]
-        if self._keep_alive is not None:
-            body["keep_alive"] = self._keep_alive
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
         think = self._think
         if not REASONING_FIELDS.isdisjoint(request.__pydantic_fields_set__):
             think = ollama_think(request, model, think)
@@ -214,32 +232,106 @@ ANSWER_RESERVE_TOKENS = 1024
 _CHARS_PER_TOKEN = 3
 
 
+#: Characters per token at most, for a prompt's least possible token count: a prompt with more
+#: than this many characters per context token cannot have fitted.
+_MAX_CHARS_PER_TOKEN = 8
+#: Characters per token of ordinary text, for the estimate a warning shows.
+_TYPICAL_CHARS_PER_TOKEN = 4
+
+
+def _prompt_chars(request: ChatRequest) -> int:
+    chars = sum(len(message.text or "") for message in request.messages)
+    if request.tools:
+        chars += len(json.dumps(request.tools))
+    return chars
+
+
+def context_need(request: ChatRequest) -> int:
+    """The context ``request`` needs, estimated on the generous side: its prompt (messages
+    and tool schemas) at 3 characters a token, plus ``max_tokens`` (or
+    `ANSWER_RESERVE_TOKENS`) for the answer."""
+    return _prompt_chars(request) // _CHARS_PER_TOKEN + (
+        request.max_tokens or ANSWER_RESERVE_TOKENS
+    )
+
+
 def sized_num_ctx(request: ChatRequest, configured: int | None, window: int | None) -> int | None:
     """The ``num_ctx`` to send for ``request``: None (the server's default) or ``configured``
     while the prompt and the answer fit in it (or in Ollama's default), else enough for both,
     rounded up to a power of two (each new size reloads the model, so few sizes are used) and
     capped at the model's own context length ``window`` when known."""
     floor = configured or OLLAMA_DEFAULT_NUM_CTX
-    chars = sum(len(message.text or "") for message in request.messages)
-    if request.tools:
-        chars += len(json.dumps(request.tools))
-    need = chars // _CHARS_PER_TOKEN + (request.max_tokens or ANSWER_RESERVE_TOKENS)
+    need = context_need(request)
     if need <= floor:
         return configured
     size = max(1 << (need - 1).bit_length(), floor)
     return min(size, window) if window else size
 
 
+def cut_prompt_note(request: ChatRequest, evaluated: int, num_ctx: int) -> str | None:
+    """What to tell the caller when Ollama's ``prompt_eval_count`` (``evaluated``) shows it cut
+    ``request``'s prompt to the context ``num_ctx`` it ran with, else None.
+
+    Ollama cuts a prompt longer than its context without an error (it drops the start of the
+    conversation). The signs: the tokens it read filled the context, or the prompt has more
+    characters than the context could hold at `_MAX_CHARS_PER_TOKEN` characters a token (no
+    text tokenizes coarser) and fewer tokens than that were read. A prompt read from Ollama's
+    cache counts fewer tokens, so "fewer than estimated" alone is no sign; it is only one
+    together with a prompt too long for the context.
+    """
+    chars = _prompt_chars(request)
+    least = chars // _MAX_CHARS_PER_TOKEN
+    if evaluated < num_ctx and not (least > num_ctx and evaluated < least):
+        return None
+    return (
+        f"ollama cut the prompt to its {num_ctx}-token context: it read {evaluated} prompt "
+        f"tokens of about {chars // _TYPICAL_CHARS_PER_TOKEN} sent ({chars} characters); the "
+        "start of the conversation was not seen. Raise num_ctx (or send the request through "
+        "Ollama's native API, which forge sizes per request)"
+    )
+
+
+def _sent_num_ctx(call: Call) -> int:
+    """The context a native ``/api/chat`` call ran with: its ``options.num_ctx``, else
+    Ollama's default."""
+    body = call.json if isinstance(call.json, Mapping) else {}
+    options = body.get("options")
+    sent = options.get("num_ctx") if isinstance(options, Mapping) else None
+    return sent if isinstance(sent, int) and sent > 0 else OLLAMA_DEFAULT_NUM_CTX
+
+
+def noted_if_cut(
+    route: RouteTrail, request: ChatRequest, usage: Usage | None, num_ctx: int
+) -> None:
+    """When ``usage`` shows Ollama cut ``request``'s prompt (`cut_prompt_note`), a warning
+    with the numbers and the same words among ``route``'s notes."""
+    if usage is None or not usage.input_tokens:
+        return
+    note = cut_prompt_note(request, usage.input_tokens, num_ctx)
+    if note is not None:
+        _log.warning("forge: %s", note)
+        route.notes.append(note)
+
+
+def _noted(response: ChatResponse, request: ChatRequest, call: Call) -> ChatResponse:
+    noted_if_cut(response.route, request, response.usage, _sent_num_ctx(call))
+    return response
+
+
 # -- wire ---------------------------------------------------------------------------------------
 
 #: The sampling parameters ``/api/chat`` takes, as ``options`` entries (Ollama's Modelfile
-#: parameters); the rest (logit_bias, logprobs, tools in parallel, user, service tier) it lacks.
+#: parameters; ``keep_alive`` is moved to the top level); the rest (logit_bias, logprobs,
+#: tools in parallel, user, service tier) it lacks.
 _OPTION_FIELDS = {
     "top_p": "top_p",
     "top_k": "top_k",
     "seed": "seed",
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
+    "repeat_penalty": "repeat_penalty",
+    "num_ctx": "num_ctx",
+    "keep_alive": "keep_alive",
 }
 
 
@@ -330,8 +422,10 @@ def _native_usage(data: Mapping[str, Any]) -> Usage | None:
 class _NativeStream:
     """Turns ``/api/chat`` NDJSON objects into chunks."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, request: ChatRequest, call: Call) -> None:
         self.model = model
+        self.request = request
+        self.call = call
         self.done = False
         self._tools = ToolCallAssembler()
         self._calls = 0
@@ -367,15 +461,19 @@ class _NativeStream:
             if data.get("done"):
                 self.done = True
                 calls = self._tools.calls()
+                usage = _native_usage(data)
+                route = RouteTrail()
+                noted_if_cut(route, self.request, usage, _sent_num_ctx(self.call))
                 return ChatChunk(
                     content=message.get("content") or "",
                     reasoning=thinking,
                     tool_call_deltas=deltas,
                     tool_calls=calls,
                     finish_reason=_finish_reason(data.get("done_reason"), bool(calls)) or "stop",
-                    usage=_native_usage(data),
+                    usage=usage,
                     provider=Provider.OLLAMA,
                     model=self.model,
+                    route=route if route.notes else None,
                 )
         except (KeyError, TypeError, ValueError) as exc:
             raise malformed("malformed /api/chat line", self.model) from exc

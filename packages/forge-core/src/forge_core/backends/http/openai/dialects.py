@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIALECTS",
+    "OPENAI_PARAMETERS",
     "PROBES",
     "TRANSLATIONS",
     "Dialect",
@@ -80,8 +81,10 @@ class Dialect:
     server reports usage on a stream when ``stream_options.include_usage`` asks for it.
     ``emulate_unforced_tools``: the server constrains a forced call itself but may ignore tools
     otherwise, so ``auto`` and ``required`` of several are emulated (`_tool_emulation`).
-    ``leaves_out``: the `forge_core.SAMPLING_PARAMETERS` the server does not document (or
-    refuses); `build_body` leaves them out with a debug line. ``reasoning_effort``: where the
+    ``leaves_out``: the parameters of OpenAI's API (`OPENAI_PARAMETERS`) the server does not
+    document (or refuses); ``takes``: the other `forge_core.SAMPLING_PARAMETERS` it does take,
+    by forge's name -> its own (``repeat_penalty`` -> vLLM's ``repetition_penalty``).
+    `build_body` leaves out every parameter in neither, with a debug line. ``reasoning_effort``: where the
     server takes a reasoning effort (``reasoning_effort``, or OpenRouter's nested
     ``reasoning.effort``), None when it documents none; ``reasoning_off``: the effort value
     that turns thinking off, where there is one.
@@ -97,12 +100,23 @@ class Dialect:
     leaves_out: frozenset[str] = frozenset()
     reasoning_effort: Literal["reasoning_effort", "reasoning.effort"] | None = "reasoning_effort"
     reasoning_off: str | None = None
-    #: The sampling parameters it takes, each under its own (OpenAI's) name (`build_body`).
+    takes: Mapping[str, str] = field(default_factory=dict)
+    #: The sampling parameters it takes, by forge's name -> the server's (`build_body`).
     parameter_fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = {name: name for name in SAMPLING_PARAMETERS - self.leaves_out}
-        object.__setattr__(self, "parameter_fields", fields)
+        fields = {name: name for name in OPENAI_PARAMETERS - self.leaves_out}
+        object.__setattr__(self, "parameter_fields", {**fields, **self.takes})
+
+
+#: The `forge_core.SAMPLING_PARAMETERS` OpenAI's chat-completions API has (``top_k`` too, which
+#: OpenAI itself refuses but the compatible servers take); the others (``repeat_penalty``,
+#: Ollama's ``num_ctx`` and ``keep_alive``) only the dialects that take them send.
+OPENAI_PARAMETERS: frozenset[str] = SAMPLING_PARAMETERS - {
+    "repeat_penalty",
+    "num_ctx",
+    "keep_alive",
+}
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -116,6 +130,7 @@ DIALECTS: dict[str, Dialect] = {
             "openrouter",
             leaves_out=frozenset({"service_tier"}),
             reasoning_effort="reasoning.effort",
+            takes={"repeat_penalty": "repetition_penalty"},
         ),
         # llama-cpp-python's server.
         Dialect(
@@ -126,6 +141,7 @@ DIALECTS: dict[str, Dialect] = {
             emulate_unforced_tools=True,
             leaves_out=frozenset({"parallel_tool_calls", "service_tier"}),
             reasoning_effort=None,
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
         # llama.cpp's llama-server.
         Dialect(
@@ -133,8 +149,13 @@ DIALECTS: dict[str, Dialect] = {
             tool_choice="named-as-required",
             leaves_out=frozenset({"user", "service_tier"}),
             reasoning_effort=None,
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
-        Dialect("vllm", leaves_out=frozenset({"service_tier"})),
+        Dialect(
+            "vllm",
+            leaves_out=frozenset({"service_tier"}),
+            takes={"repeat_penalty": "repetition_penalty"},
+        ),
         # Ollama's /v1 (top_k goes through the native API's options).
         Dialect(
             "ollama",
@@ -151,6 +172,7 @@ DIALECTS: dict[str, Dialect] = {
                 {"logprobs", "top_logprobs", "user", "service_tier", "parallel_tool_calls"}
             ),
             reasoning_effort=None,
+            takes={"repeat_penalty": "repeat_penalty"},
         ),
     )
 }
