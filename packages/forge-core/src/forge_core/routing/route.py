@@ -24,6 +24,7 @@ from forge_core.errors import (
     ForgeTimeout,
     MalformedResponse,
     ModelNotFound,
+    NoCapableCandidate,
     ProviderError,
     StreamInterrupted,
 )
@@ -38,12 +39,14 @@ from forge_core.routing.retry import FirstAttempt, RetryScope
 from forge_core.routing.streaming import OpenedStream, StreamState, YieldedSoFar
 from forge_core.types import (
     Attempt,
+    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     Drop,
     EmbeddingRequest,
     EmbeddingResponse,
+    ModelRequirements,
     Provider,
     RouteTrail,
 )
@@ -507,6 +510,15 @@ class Route:
         self.observer.failed(error, stream=True)
         return error
 
+    def _unmet_everywhere(self) -> list[str] | None:
+        """What the chat request needs, when no deployment was tried and at least one was
+        left out for lacking a capability (the planner's ``lacks ...`` drops); else None."""
+        if self.trail.attempts or not isinstance(self._request, ChatRequest):
+            return None
+        if not any(drop.reason.startswith("lacks ") for drop in self.trail.drops):
+            return None
+        return ModelRequirements.of(self._request).unmet(Capabilities()) or None
+
     def exhausted(self, said: YieldedSoFar | None = None) -> ForgeError:
         """The error when no candidate answered (or none could continue a started stream)."""
         self.trail.total_ms = self._elapsed_ms(self._started)
@@ -524,6 +536,12 @@ class Route:
                 provider=last.provider.value,
                 model=last.model,
                 route=self.trail,
+            )
+        elif (needs := self._unmet_everywhere()) is not None:
+            error = NoCapableCandidate(
+                f"no deployment can take this request: it needs {', '.join(needs)}:\n{summary}",
+                route=self.trail,
+                needs=needs,
             )
         else:
             timed_out = any(a.error_kind == ForgeTimeout.kind for a in self.trail.attempts)

@@ -14,11 +14,11 @@ from forge_core.backends.http.ollama.admin_backed import (
     DEFAULT_OLLAMA_EMBEDDING_MODEL,
     AdminBackedClient,
 )
-from forge_core.backends.http.ollama.wire import base64_image
+from forge_core.backends.http.ollama.wire import check_parts
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.http.pool import ClientPool
 from forge_core.errors import OllamaUnavailable
-from forge_core.types import ChatRequest, ImagePart, Provider
+from forge_core.types import ChatRequest, Provider
 
 __all__ = ["OllamaOpenAIClient"]
 
@@ -68,7 +68,5 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         # Ollama's /v1 takes images only as base64 data URLs; say so before sending.
-        for message in request.messages:
-            for image in message.parts_of(ImagePart):
-                base64_image(image)
+        check_parts(request.messages)
         return super()._body(request, model, stream=stream)
