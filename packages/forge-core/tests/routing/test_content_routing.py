@@ -19,6 +19,7 @@ from forge_core import (
     TextPart,
 )
 from forge_core.testing import ScriptedBackend
+from forge_test_support import config_for, embedded_in_process
 
 PIXEL = ImagePart(data="iVBORw0KGgo=", media_type="image/png")
 BLIND = Capabilities(tools=True, structured_output=True, json_mode=True)
@@ -90,3 +91,13 @@ def test_audio_goes_only_where_it_is_heard() -> None:
     )
     answer = _forge(local, cloud).chat(_ask(AudioPart(data="UklGRg==", media_type="audio/wav")))
     assert answer.content == "Silence." and local.calls == []
+
+
+def test_when_a_deployment_that_sees_is_only_unready_the_error_is_a_fallback_failure() -> None:
+    forge = Forge(
+        config_for(embedded_in_process(), {"name": "openai", "api_key_env": "FORGE_NO_SUCH_KEY"})
+    )
+    with pytest.raises(FallbackFailed) as caught:
+        forge.chat(_ask(PIXEL))
+    assert not isinstance(caught.value, NoCapableCandidate)
+    assert "lacks images" in str(caught.value) and "FORGE_NO_SUCH_KEY" in str(caught.value)

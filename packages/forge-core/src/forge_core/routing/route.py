@@ -34,7 +34,8 @@ from forge_core.routing.context import RoutingContext
 from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import Busy
 from forge_core.routing.planning.candidates import Candidate, Plan
-from forge_core.routing.planning.drops import circuit_reason
+from forge_core.routing.planning.compiled import NO_BACKEND
+from forge_core.routing.planning.drops import LACKS, circuit_reason
 from forge_core.routing.retry import FirstAttempt, RetryScope
 from forge_core.routing.streaming import OpenedStream, StreamState, YieldedSoFar
 from forge_core.types import (
@@ -511,11 +512,13 @@ class Route:
         return error
 
     def _unmet_everywhere(self) -> list[str] | None:
-        """What the chat request needs, when no deployment was tried and at least one was
-        left out for lacking a capability (the planner's ``lacks ...`` drops); else None."""
+        """What the chat request needs, when no deployment was tried because each one lacks
+        a capability it needs (a deployment given no backend in this Forge aside); else None:
+        a deployment that could have served was down, unready or over its limits."""
         if self.trail.attempts or not isinstance(self._request, ChatRequest):
             return None
-        if not any(drop.reason.startswith("lacks ") for drop in self.trail.drops):
+        reasons = [drop.reason for drop in self.trail.drops if drop.reason != NO_BACKEND]
+        if not reasons or not all(reason.startswith(LACKS) for reason in reasons):
             return None
         return ModelRequirements.of(self._request).unmet(Capabilities()) or None
 
