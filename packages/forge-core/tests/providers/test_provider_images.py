@@ -268,3 +268,37 @@ def test_openai_gets_no_cache_control_and_says_so_on_the_debug_log(
     assert answer.content == "Sunny."
     assert "openai: left out cache_control on 2 message part(s)" in caplog.text
     assert "openai: left out cache_control on tool(s) get_weather" in caplog.text
+
+
+# -- what each deployment says it takes -------------------------------------------------------
+
+
+def test_openai_hears_only_with_its_audio_models() -> None:
+    backend = _openai(RecordingPool())
+    assert backend.capabilities("gpt-4o-audio-preview").audio
+    seeing = backend.capabilities("gpt-4o-mini")
+    assert (seeing.vision, seeing.image_urls, seeing.files, seeing.audio) == (
+        True,
+        True,
+        True,
+        False,
+    )
+
+
+def test_openrouter_models_take_what_their_input_modalities_list() -> None:
+    from forge_core.backends.profiles import from_openrouter
+
+    listed = from_openrouter({"architecture": {"input_modalities": ["text", "image", "file"]}})
+    assert (listed.vision, listed.image_urls, listed.files, listed.audio) == (
+        True,
+        True,
+        True,
+        False,
+    )
+
+
+def test_an_ollama_vision_model_takes_images_as_data_only() -> None:
+    from forge_core.backends.profiles import from_ollama_show
+
+    shown = from_ollama_show(["completion", "vision"], 8192)
+    assert (shown.vision, shown.image_urls, shown.audio, shown.files) == (True, False, False, False)
