@@ -136,4 +136,7 @@ def test_parts_a_deployment_must_take_are_requirements() -> None:
     )
     needs = ModelRequirements.of(request)
     assert (needs.vision, needs.audio, needs.files) == (True, True, True)
-    assert needs.unmet(Capabilities(vision=True)) == ["audio", "files"]
+    assert (needs.image_urls, needs.file_urls) == (True, False)
+    assert needs.unmet(Capabilities(vision=True, image_urls=True)) == ["audio", "files"]
+    # A deployment that sees images given as data only cannot take one by URL.
+    assert needs.unmet(Capabilities(vision=True, audio=True, files=True)) == ["images by URL"]

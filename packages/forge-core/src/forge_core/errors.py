@@ -16,6 +16,7 @@ ForgeError
 │   ├── CapabilityMismatch      the candidate cannot do what the request needs
 │   └── MissingDependency       an optional extra is not installed
 ├── FallbackFailed              every candidate failed or was dropped (carries the route)
+│   └── NoCapableCandidate      none could take what the request holds (also a CapabilityMismatch)
 └── StreamInterrupted           a stream died after tokens were yielded (carries the partial text)
 ```
 
@@ -41,6 +42,7 @@ __all__ = [
     "MalformedResponse",
     "MissingDependency",
     "ModelNotFound",
+    "NoCapableCandidate",
     "OllamaUnavailable",
     "ProviderError",
     "ProviderUnavailable",
@@ -220,6 +222,19 @@ class FallbackFailed(ForgeError):
     def attempts(self) -> list[Attempt]:
         """The attempts made, in order."""
         return list(self.route.attempts)
+
+
+class NoCapableCandidate(FallbackFailed, CapabilityMismatch):
+    """No deployment was tried because none can take what the request needs (``needs``:
+    "images", "images by URL", "audio", "files", "tool calling" ...). A `FallbackFailed` with
+    the route (every drop and its reason) and a `CapabilityMismatch` naming the needs."""
+
+    def __init__(self, message: str, *, route: RouteTrail, needs: list[str]):
+        FallbackFailed.__init__(self, message, route=route)
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.status_code: int | None = None
+        self.needs = needs
 
 
 class StreamInterrupted(ForgeError):

@@ -639,6 +639,9 @@ class Capabilities(BaseModel):
     ``context_window`` is in tokens, None when unknown (unknown never causes a skip).
     ``tools_emulated``: ``tools`` holds because forge emulates tool calls through
     schema-constrained output where the server has none of its own (docs/providers.md).
+    ``vision``, ``audio``, ``files``: it takes image, audio and file parts given as data;
+    ``image_urls``, ``file_urls``: it also takes them by http(s) URL (no provider forge
+    speaks to takes audio by URL).
     """
 
     tools: bool = False
@@ -647,9 +650,11 @@ class Capabilities(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    image_urls: bool = False
     audio: bool = False
     files: bool = False
     reasoning: bool = False
+    file_urls: bool = False
     streaming: bool = True
     embeddings: bool = False
     context_window: int | None = None
@@ -662,9 +667,11 @@ class ModelRequirements(BaseModel):
     structured_output: bool = False
     json_mode: bool = False
     vision: bool = False
+    image_urls: bool = False
     audio: bool = False
     files: bool = False
     reasoning: bool = False
+    file_urls: bool = False
     embeddings: bool = False
     min_context_tokens: int = 0
 
@@ -673,20 +680,28 @@ class ModelRequirements(BaseModel):
         """The needs of ``request``; the prompt size is estimated at 4 characters a token."""
         response_type = (request.response_format or {}).get("type")
         prompt_chars = sum(len(message.text or "") for message in request.messages)
+        # Each part's kind, and "<kind>_url" for a media part given by URL.
         kinds = {
-            part.type
+            kind
             for message in request.messages
             if isinstance(message.content, list)
             for part in message.content
+            for kind in (
+                (part.type, f"{part.type}_url")
+                if isinstance(part, _MediaPart) and part.url is not None
+                else (part.type,)
+            )
         }
         return cls(
             tools=bool(request.tools),
             structured_output=response_type == "json_schema",
             json_mode=response_type == "json_object",
             vision="image" in kinds,
+            image_urls="image_url" in kinds,
             audio="audio" in kinds,
             files="file" in kinds,
             reasoning=request.wants_reasoning,
+            file_urls="file_url" in kinds,
             min_context_tokens=prompt_chars // 4 + (request.max_tokens or 0),
         )
 
@@ -701,10 +716,14 @@ class ModelRequirements(BaseModel):
             missing.append("JSON mode")
         if self.vision and not capabilities.vision:
             missing.append("images")
+        elif self.image_urls and not capabilities.image_urls:
+            missing.append("images by URL")
         if self.audio and not capabilities.audio:
             missing.append("audio")
         if self.files and not capabilities.files:
             missing.append("files")
+        elif self.file_urls and not capabilities.file_urls:
+            missing.append("files by URL")
         if self.reasoning and not capabilities.reasoning:
             missing.append("reasoning")
         if self.embeddings and not capabilities.embeddings:

@@ -18,10 +18,11 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call, tool_call_chunk
 
+from langchain_forge._content import content_to_forge, parts_to_content
+
 __all__ = [
     "REQUEST_PARAMS",
     "chunk_to_message_chunk",
-    "content_to_text",
     "message_from_forge",
     "message_to_forge",
     "messages_to_forge",
@@ -54,39 +55,6 @@ _CHAT_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
 
 
 # -- requests ---------------------------------------------------------------------------------
-
-
-def content_to_text(content: str | list[str | dict[str, Any]], *, where: str = "message") -> str:
-    """A message's content as one string.
-
-    A string is returned as is; a list of strings and ``{"type": "text", "text": ...}`` blocks
-    is joined without separator (as ``BaseMessage.text`` does). Anything else (images, audio,
-    files, reasoning blocks ...) raises `ValueError`: forge carries text only.
-    """
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise ValueError(
-            f"ForgeChat: {where} content must be a string or a list of text blocks, "
-            f"got {type(content).__name__}"
-        )
-    parts: list[str] = []
-    for index, block in enumerate(content):
-        if isinstance(block, str):
-            parts.append(block)
-        elif (
-            isinstance(block, Mapping)
-            and block.get("type") == "text"
-            and isinstance(block.get("text"), str)
-        ):
-            parts.append(block["text"])
-        else:
-            kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
-            raise ValueError(
-                f"ForgeChat: {where} content block {index} has type {kind!r}; forge accepts "
-                "text only (a string or a list of strings and 'text' blocks)"
-            )
-    return "".join(parts)
 
 
 #: Content blocks of an AIMessage that are not its text: those that repeat its ``tool_calls``
@@ -174,39 +142,47 @@ def message_to_forge(message: BaseMessage) -> forge_core.Message:
 
     ``SystemMessage`` -> system, ``HumanMessage`` -> user, ``AIMessage`` -> assistant (its
     ``tool_calls`` become `forge_core.ToolCall`), ``ToolMessage`` -> tool (``tool_call_id``),
-    ``ChatMessage`` with role system/user/assistant -> that role. Anything else raises
-    `ValueError`.
+    ``ChatMessage`` with role system/user/assistant -> that role. Content blocks become
+    ordered parts (`content_to_forge`). Anything else raises `ValueError`.
     """
     name = message.name
     if isinstance(message, SystemMessage):
-        text = content_to_text(message.content, where="SystemMessage")
-        return forge_core.Message(role="system", content=text, name=name)
+        content = content_to_forge(message.content, where="SystemMessage")
+        return forge_core.Message(role="system", content=content, name=name)
     if isinstance(message, HumanMessage):
-        text = content_to_text(message.content, where="HumanMessage")
-        return forge_core.Message(role="user", content=text, name=name)
+        content = content_to_forge(message.content, where="HumanMessage")
+        return forge_core.Message(role="user", content=content, name=name)
     if isinstance(message, AIMessage):
         if message.invalid_tool_calls:
             raise ValueError(
                 "ForgeChat: an AIMessage with invalid_tool_calls cannot be sent to forge "
                 "(their arguments are not valid JSON objects)"
             )
-        text = content_to_text(_without_tool_call_blocks(message.content), where="AIMessage")
+        content = content_to_forge(_without_tool_call_blocks(message.content), where="AIMessage")
         calls = [_tool_call_to_forge(call, i) for i, call in enumerate(message.tool_calls)]
         reasoning = reasoning_parts_from(message)
         if not reasoning:
-            return forge_core.Message(role="assistant", content=text, tool_calls=calls, name=name)
-        parts: list[forge_core.ContentPart] = [*reasoning]
-        if text:
-            parts.append(forge_core.TextPart(text=text))
-        return forge_core.Message(role="assistant", content=parts, tool_calls=calls, name=name)
-    if isinstance(message, ToolMessage):
-        text = content_to_text(message.content, where="ToolMessage")
+            return forge_core.Message(
+                role="assistant", content=content, tool_calls=calls, name=name
+            )
+        rest: list[forge_core.ContentPart] = (
+            content
+            if isinstance(content, list)
+            else [forge_core.TextPart(text=content)]
+            if content
+            else []
+        )
         return forge_core.Message(
-            role="tool", content=text, tool_call_id=message.tool_call_id, name=name
+            role="assistant", content=[*reasoning, *rest], tool_calls=calls, name=name
+        )
+    if isinstance(message, ToolMessage):
+        content = content_to_forge(message.content, where="ToolMessage")
+        return forge_core.Message(
+            role="tool", content=content, tool_call_id=message.tool_call_id, name=name
         )
     if isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
-        text = content_to_text(message.content, where=f"ChatMessage({message.role})")
-        return forge_core.Message(role=_CHAT_ROLES[message.role], content=text, name=name)
+        content = content_to_forge(message.content, where=f"ChatMessage({message.role})")
+        return forge_core.Message(role=_CHAT_ROLES[message.role], content=content, name=name)
     detail = f" with role {message.role!r}" if isinstance(message, ChatMessage) else ""
     raise ValueError(
         f"ForgeChat: cannot send a {type(message).__name__}{detail} to forge; supported: "
@@ -222,7 +198,7 @@ def messages_to_forge(messages: Sequence[BaseMessage]) -> list[forge_core.Messag
 
 def message_from_forge(message: forge_core.Message) -> BaseMessage:
     """A `forge_core.Message` as the LangChain message `message_to_forge` would turn back."""
-    content = message.text or ""
+    content = parts_to_content(message)
     if message.role == "system":
         return SystemMessage(content=content, name=message.name)
     if message.role == "user":

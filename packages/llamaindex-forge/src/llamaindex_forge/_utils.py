@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import forge_core
 from llama_index.core.base.llms.types import (
+    CachePoint,
     ChatMessage,
     ChatResponse,
     LogProb,
@@ -17,6 +18,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
+
+from llamaindex_forge._content import MEDIA_BLOCKS, cache_point, media_part
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -58,7 +61,9 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
     Text blocks are joined with newlines (as ``ChatMessage.content`` does). An assistant's tool
     calls come from its `ToolCallBlock`s or, failing those, ``additional_kwargs["tool_calls"]``
     (OpenAI shape, as `ForgeLLM` itself puts them there). A ``tool`` message needs
-    ``additional_kwargs["tool_call_id"]``. Any other block type or role raises ValueError.
+    ``additional_kwargs["tool_call_id"]``. Image, audio and document blocks become ordered
+    parts (`media_part`); a `CachePoint` marks the part before it. Any other block type or
+    role raises ValueError.
     """
     role = _ROLES.get(message.role)
     if role is None:
@@ -67,20 +72,24 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
             f"ForgeLLM: message role {message.role.value!r} is not supported "
             f"(supported: {supported})"
         )
-    texts: list[str] = []
+    parts: list[forge_core.ContentPart] = []
     call_blocks: list[ToolCallBlock] = []
-    reasoning: list[forge_core.ReasoningPart] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
-            texts.append(block.text)
+            parts.append(forge_core.TextPart(text=block.text))
+        elif isinstance(block, MEDIA_BLOCKS):
+            parts.append(media_part(block, role))
+        elif isinstance(block, CachePoint):
+            cache_point(parts, block, role)
         elif isinstance(block, ToolCallBlock) and role == "assistant":
             call_blocks.append(block)
         elif isinstance(block, ThinkingBlock) and role == "assistant":
-            reasoning.append(_reasoning_part(block))
+            parts.append(_reasoning_part(block))
         else:
             raise ValueError(
                 f"ForgeLLM: {block.block_type!r} content blocks are not supported "
-                f"(in a {role} message); only text blocks are"
+                f"(in a {role} message); text, image, audio, document, cache-point and "
+                "(on assistant messages) tool-call and thinking blocks are"
             )
     tool_calls: list[forge_core.ToolCall] = []
     if call_blocks:
@@ -99,13 +108,9 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
             )
         tool_call_id = raw_id
     name = message.additional_kwargs.get("name")
-    text = "\n".join(texts) if texts else None
-    content: str | list[forge_core.ContentPart] | None = text
-    if reasoning:
-        content = [*reasoning, *([forge_core.TextPart(text=text)] if text else [])]
     return forge_core.Message(
         role=role,
-        content=content,
+        content=_content(parts),
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         name=name if isinstance(name, str) else None,
@@ -131,6 +136,19 @@ def _thinking_block(part: forge_core.ReasoningPart) -> ThinkingBlock:
     return ThinkingBlock(
         content=part.text, additional_information={k: v for k, v in info.items() if v is not None}
     )
+
+
+def _content(parts: list[forge_core.ContentPart]) -> str | list[forge_core.ContentPart] | None:
+    """Text only: the texts joined with newlines (as ``ChatMessage.content`` does); else the
+    parts in order."""
+    texts = [
+        part.text
+        for part in parts
+        if isinstance(part, forge_core.TextPart) and part.cache_control is None
+    ]
+    if len(texts) == len(parts):
+        return "\n".join(texts) if texts else None
+    return parts
 
 
 def to_forge_messages(messages: Sequence[ChatMessage]) -> list[forge_core.Message]:

@@ -9,7 +9,7 @@ import pytest
 from forge_core import Capabilities
 from forge_core.testing import ScriptedBackend
 from forge_test_support import closed_port_url, config_for
-from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, VideoBlock
 from llama_index.core.bridge.pydantic import ValidationError
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llamaindex_forge import ForgeLLM
@@ -243,9 +243,9 @@ def test_unknown_keyword_is_rejected() -> None:
 
 def test_unsupported_message_is_rejected_before_routing() -> None:
     message = ChatMessage(
-        role=MessageRole.USER, blocks=[ImageBlock(url="https://example.com/a.png")]
+        role=MessageRole.USER, blocks=[VideoBlock(url="https://example.com/a.mp4")]
     )
-    with pytest.raises(ValueError, match="'image' content blocks are not supported"):
+    with pytest.raises(ValueError, match="'video' content blocks are not supported"):
         ForgeLLM(config=cloud_only_config()).chat([message])
 
 

@@ -7,10 +7,10 @@ import pytest
 from forge_core import routing_overrides
 from llama_index.core.base.llms.types import (
     ChatMessage,
-    ImageBlock,
     MessageRole,
     TextBlock,
     ToolCallBlock,
+    VideoBlock,
 )
 from llamaindex_forge._utils import (
     chat_response,
@@ -77,12 +77,12 @@ def test_unsupported_roles_are_rejected(role: MessageRole) -> None:
         to_forge_message(ChatMessage(role=role, content="hi"))
 
 
-def test_image_blocks_are_rejected() -> None:
+def test_video_blocks_are_rejected() -> None:
     message = ChatMessage(
         role=MessageRole.USER,
-        blocks=[TextBlock(text="what is this?"), ImageBlock(url="https://example.com/a.png")],
+        blocks=[TextBlock(text="what is this?"), VideoBlock(url="https://example.com/a.mp4")],
     )
-    with pytest.raises(ValueError, match="'image' content blocks are not supported"):
+    with pytest.raises(ValueError, match="'video' content blocks are not supported"):
         to_forge_message(message)
 
 

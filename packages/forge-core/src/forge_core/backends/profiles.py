@@ -7,15 +7,17 @@ What a backend learns at run time narrows an entry (a parameter an endpoint refu
 ``dialects.Lessons``; a model's own listing: `from_ollama_show`, `from_openrouter`), it never
 widens one.
 
-| kind | tools | tool_choice | JSON schema / JSON mode | vision | reasoning | embeddings | context |
-|---|---|---|---|---|---|---|---|
-| openai (and servers in its place) | yes | yes | yes | yes | yes | yes | listing |
-| openrouter | yes | yes | yes | yes | its /models | no | its /models |
-| anthropic | yes | yes | yes | yes | yes | no | 200k |
-| ollama (/v1 or native) | yes | no | yes | its /api/show | its /api/show, else yes | yes | its /api/show |
-| huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | no | yes | n_ctx |
-| huggingface, ONNX | no | no | no | no | no | no | unknown |
-| an OpenAI-compatible server of unknown kind | no | no | no | no | no | yes | unknown |
+| kind | tools | tool_choice | JSON schema / JSON mode | images (by URL) | audio | files (by URL) | reasoning | embeddings | context |
+|---|---|---|---|---|---|---|---|---|---|
+| openai (and servers in its place) | yes | yes | yes | yes (yes) | `*audio*` models | yes (no) | yes | yes | listing |
+| openrouter | yes | yes | yes | its /models (yes) | its /models | its /models (no) | its /models | no | its /models |
+| anthropic | yes | yes | yes | yes (yes) | no | PDF, text (PDF) | yes | no | 200k |
+| ollama (/v1 or native) | yes | no | yes | its /api/show (no) | no | no | its /api/show, else yes | yes | its /api/show |
+| huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | no | no | no | yes | n_ctx |
+| huggingface, ONNX | no | no | no | no | no | no | no | no | unknown |
+| an OpenAI-compatible server of unknown kind | no | no | no | no | no | no | no | yes | unknown |
+
+Audio goes as base64 data only (OpenAI's ``input_audio``); no provider takes it by URL.
 
 ``reasoning``: the model returns its thinking apart and takes forge's reasoning fields. A cloud
 kind says yes for every model (a model that does not think answers without thinking); Ollama
@@ -40,12 +42,14 @@ __all__ = [
     "OPENAI",
     "OPENAI_COMPATIBLE",
     "OPENROUTER",
+    "for_openai_model",
     "from_ollama_show",
     "from_openrouter",
     "gguf",
 ]
 
-#: A cloud chat-completions API: tools, tool_choice, JSON schema and JSON mode, images.
+#: A cloud chat-completions API: tools, tool_choice, JSON schema and JSON mode, images (as
+#: data or by URL).
 CLOUD_CHAT = Capabilities(
     tools=True,
     tool_choice=True,
@@ -53,12 +57,17 @@ CLOUD_CHAT = Capabilities(
     json_mode=True,
     vision=True,
     reasoning=True,
+    image_urls=True,
 )
-#: OpenAI (and servers configured in its place) also serve ``/embeddings``.
-OPENAI = CLOUD_CHAT.model_copy(update={"embeddings": True})
+#: OpenAI (and servers configured in its place) also serve ``/embeddings`` and read files
+#: given as data (``file`` parts); audio is per model (`for_openai_model`).
+OPENAI = CLOUD_CHAT.model_copy(update={"embeddings": True, "files": True})
 OPENROUTER = CLOUD_CHAT
-#: Anthropic's Messages API; every current Claude model reads 200k tokens.
-ANTHROPIC = CLOUD_CHAT.model_copy(update={"context_window": 200_000})
+#: Anthropic's Messages API; every current Claude model reads 200k tokens, and PDF and
+#: plain-text documents (PDFs by URL too).
+ANTHROPIC = CLOUD_CHAT.model_copy(
+    update={"context_window": 200_000, "files": True, "file_urls": True}
+)
 #: Ollama before ``/api/show`` described the model: tools, JSON output and thinking for
 #: models that support them; no ``tool_choice``.
 OLLAMA = Capabilities(
@@ -92,6 +101,14 @@ def gguf(context_window: int | None) -> Capabilities:
     return GGUF.model_copy(update={"context_window": context_window})
 
 
+def for_openai_model(base: Capabilities, model: str) -> Capabilities:
+    """``base`` for one model of an OpenAI-shaped endpoint: only OpenAI's audio models
+    (``gpt-4o-audio-preview``, ``gpt-4o-mini-audio-preview`` ...) take ``input_audio``."""
+    if "audio" in model and not base.audio:
+        return base.model_copy(update={"audio": True})
+    return base
+
+
 def from_ollama_show(capabilities: Sequence[str], context_length: int | None) -> Capabilities:
     """A model's capabilities from Ollama's ``/api/show`` (its ``capabilities`` list and
     context length): ``completion`` means it can answer JSON, ``tools``, ``vision`` and
@@ -122,6 +139,9 @@ def from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
         json_mode="response_format" in supported,
         vision="image" in modalities,
         reasoning="reasoning" in supported,
+        image_urls="image" in modalities,
+        audio="audio" in modalities,
+        files="file" in modalities,
         streaming=True,
         context_window=int(context) if context else None,
     )

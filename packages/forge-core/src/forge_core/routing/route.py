@@ -24,6 +24,7 @@ from forge_core.errors import (
     ForgeTimeout,
     MalformedResponse,
     ModelNotFound,
+    NoCapableCandidate,
     ProviderError,
     StreamInterrupted,
 )
@@ -33,17 +34,20 @@ from forge_core.routing.context import RoutingContext
 from forge_core.routing.health import HealthStatus
 from forge_core.routing.load import Busy
 from forge_core.routing.planning.candidates import Candidate, Plan
-from forge_core.routing.planning.drops import circuit_reason
+from forge_core.routing.planning.compiled import NO_BACKEND
+from forge_core.routing.planning.drops import LACKS, circuit_reason
 from forge_core.routing.retry import FirstAttempt, RetryScope
 from forge_core.routing.streaming import OpenedStream, StreamState, YieldedSoFar
 from forge_core.types import (
     Attempt,
+    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     Drop,
     EmbeddingRequest,
     EmbeddingResponse,
+    ModelRequirements,
     Provider,
     RouteTrail,
 )
@@ -512,6 +516,17 @@ class Route:
         self.observer.failed(error, stream=True)
         return error
 
+    def _unmet_everywhere(self) -> list[str] | None:
+        """What the chat request needs, when no deployment was tried because each one lacks
+        a capability it needs (a deployment given no backend in this Forge aside); else None:
+        a deployment that could have served was down, unready or over its limits."""
+        if self.trail.attempts or not isinstance(self._request, ChatRequest):
+            return None
+        reasons = [drop.reason for drop in self.trail.drops if drop.reason != NO_BACKEND]
+        if not reasons or not all(reason.startswith(LACKS) for reason in reasons):
+            return None
+        return ModelRequirements.of(self._request).unmet(Capabilities()) or None
+
     def exhausted(self, said: YieldedSoFar | None = None) -> ForgeError:
         """The error when no candidate answered (or none could continue a started stream)."""
         self.trail.total_ms = self._elapsed_ms(self._started)
@@ -529,6 +544,12 @@ class Route:
                 provider=last.provider.value,
                 model=last.model,
                 route=self.trail,
+            )
+        elif (needs := self._unmet_everywhere()) is not None:
+            error = NoCapableCandidate(
+                f"no deployment can take this request: it needs {', '.join(needs)}:\n{summary}",
+                route=self.trail,
+                needs=needs,
             )
         else:
             timed_out = any(a.error_kind == ForgeTimeout.kind for a in self.trail.attempts)

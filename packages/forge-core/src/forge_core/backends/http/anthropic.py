@@ -19,6 +19,8 @@ are carried. Cache token counts are part of ``Usage.input_tokens`` and kept apar
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
 from typing import Any
@@ -37,6 +39,7 @@ from forge_core.backends.common import (
     redact,
     retry_after,
 )
+from forge_core.backends.content import refuse
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
@@ -44,7 +47,6 @@ from forge_core.backends.reasoning import anthropic_reasoning_blocks, anthropic_
 from forge_core.errors import (
     AuthenticationFailed,
     BadRequest,
-    CapabilityMismatch,
     ForgeTimeout,
     MalformedResponse,
     ModelNotFound,
@@ -54,15 +56,18 @@ from forge_core.errors import (
 )
 from forge_core.types import (
     REASONING_FIELDS,
+    AudioPart,
     Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    FilePart,
     ImagePart,
     Message,
     Provider,
     ReasoningPart,
     RouteTrail,
+    TextPart,
     ToolCall,
     Usage,
 )
@@ -367,58 +372,119 @@ def error_from(
 # -- wire translation ---------------------------------------------------------------------
 
 
-def _messages_to_wire(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+def _messages_to_wire(
+    messages: list[Message],
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """forge messages -> (top-level ``system``, Anthropic ``messages``).
 
     Tool results become ``tool_result`` blocks of a user turn, and consecutive turns of one role
     are merged, because the API requires alternating roles with every result of one assistant
-    turn in the next user turn.
+    turn in the next user turn. Each message's parts become blocks in their order.
     """
-    system_parts: list[str] = []
+    system: list[Message] = []
     wire: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
-            if message.text:
-                system_parts.append(message.text)
+            system.append(message)
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks: list[dict[str, Any]] = []
+        blocks = _blocks(message)
+        if message.role == "assistant":
+            # Signed thinking opens the assistant turn, before its text and tool_use blocks.
+            blocks = anthropic_reasoning_blocks(message) + blocks
         if message.role == "tool":
-            blocks.append(
+            result = blocks[0]["text"] if _plain_text(blocks) else blocks
+            blocks = [
                 {
                     "type": "tool_result",
                     "tool_use_id": message.tool_call_id or "",
-                    "content": message.text or "",
+                    "content": result,
                 }
+            ]
+        for call in message.tool_calls:
+            blocks.append(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
             )
-        else:
-            blocks += anthropic_reasoning_blocks(message)
-            blocks += [_image_block(image) for image in message.parts_of(ImagePart)]
-            if message.text:
-                blocks.append({"type": "text", "text": message.text})
-            for call in message.tool_calls:
-                blocks.append(
-                    {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-                )
         if wire and wire[-1]["role"] == role:
             wire[-1]["content"] = _as_blocks(wire[-1]["content"]) + blocks
             continue
-        only_text = len(blocks) == 1 and blocks[0]["type"] == "text"
-        content: str | list[dict[str, Any]] = blocks[0]["text"] if only_text else blocks
+        content: str | list[dict[str, Any]] = blocks[0]["text"] if _plain_text(blocks) else blocks
         wire.append({"role": role, "content": content})
-    return ("\n\n".join(system_parts) or None), wire
+    return _system_to_wire(system), wire
 
 
-def _image_block(image: ImagePart) -> dict[str, Any]:
-    if image.data is None:
-        raise CapabilityMismatch(
-            "anthropic: images must be base64 data URLs (data:image/png;base64,...)",
-            provider="anthropic",
-        )
-    return {
-        "type": "image",
-        "source": {"type": "base64", "media_type": image.media_type, "data": image.data},
-    }
+def _system_to_wire(messages: list[Message]) -> str | list[dict[str, Any]] | None:
+    """The system messages' text: one string, or their text parts as blocks when one marks a
+    cache breakpoint (``cache_control`` only exists on blocks)."""
+    parts = [part for message in messages for part in message.parts_of(TextPart)]
+    if any(part.cache_control is not None for part in parts):
+        return [_text_block(part) for part in parts if part.text]
+    return "\n\n".join(message.text for message in messages if message.text) or None
+
+
+def _plain_text(blocks: list[dict[str, Any]]) -> bool:
+    """``blocks`` is one text block with nothing but its text (it can go as a string)."""
+    return len(blocks) == 1 and blocks[0].keys() == {"type", "text"} and blocks[0]["type"] == "text"
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    """A message's parts as content blocks, in order; an empty text is left out (the API
+    refuses empty text blocks)."""
+    if not isinstance(message.content, list):
+        return [{"type": "text", "text": message.content}] if message.content else []
+    blocks: list[dict[str, Any]] = []
+    for part in message.content:
+        block: dict[str, Any] | None
+        if isinstance(part, TextPart):
+            block = _text_block(part) if part.text else None
+        elif isinstance(part, ImagePart):
+            block = _cached({"type": "image", "source": _source(part)}, part)
+        elif isinstance(part, FilePart):
+            block = _cached(_document_block(part), part)
+        elif isinstance(part, AudioPart):
+            raise refuse(part, "anthropic", "Claude takes no audio")
+        else:
+            block = None  # reasoning: `anthropic_reasoning_blocks` puts it first
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+def _text_block(part: TextPart) -> dict[str, Any]:
+    return _cached({"type": "text", "text": part.text}, part)
+
+
+def _cached(block: dict[str, Any], part: TextPart | ImagePart | FilePart) -> dict[str, Any]:
+    """``block`` with the part's cache breakpoint, when it marks one."""
+    if part.cache_control is not None:
+        block["cache_control"] = part.cache_control
+    return block
+
+
+def _source(part: ImagePart | FilePart) -> dict[str, Any]:
+    """A ``base64`` source for data, a ``url`` source for a URL."""
+    if part.data is None:
+        return {"type": "url", "url": part.url}
+    return {"type": "base64", "media_type": part.media_type, "data": part.data}
+
+
+def _document_block(part: FilePart) -> dict[str, Any]:
+    """A ``document`` block: a PDF (base64 or by URL) or plain text (its decoded text); the
+    filename is its ``title``."""
+    if part.media_type == "text/plain" and part.data is not None:
+        try:
+            text = base64.b64decode(part.data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise refuse(part, "anthropic", "a text/plain file must be base64 UTF-8") from exc
+        source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": text}
+    elif part.media_type == "application/pdf" or (part.url is not None and not part.media_type):
+        source = _source(part)
+    else:
+        raise refuse(part, "anthropic", "documents are PDF (as data or by URL) or plain text")
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if part.filename:
+        block["title"] = part.filename
+    return block
 
 
 def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -426,7 +492,8 @@ def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _tool_to_wire(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """An OpenAI-shaped tool (``function.parameters``) as an Anthropic tool (``input_schema``)."""
+    """An OpenAI-shaped tool (``function.parameters``) as an Anthropic tool (``input_schema``),
+    with its ``cache_control`` when it has one."""
     if "input_schema" in tool:
         return dict(tool)
     function = tool.get("function", tool)
@@ -436,6 +503,8 @@ def _tool_to_wire(tool: Mapping[str, Any]) -> dict[str, Any]:
     }
     if function.get("description"):
         wire["description"] = function["description"]
+    if "cache_control" in tool:
+        wire["cache_control"] = tool["cache_control"]
     return wire
 
 

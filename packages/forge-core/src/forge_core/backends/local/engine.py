@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from forge_core.backends.base import AttemptTimeouts
+from forge_core.backends.content import require_text_only
 from forge_core.backends.http.openai.wire import message_to_wire
 from forge_core.backends.parameters import (
     carry_parameters,
@@ -518,6 +519,7 @@ def _wire_messages(request: ChatRequest, chat_format: str | None, tools: _ToolPl
     tool result a user turn naming the tool. Templates with no system turn get the system text
     (and the tool instructions) at the head of the first user turn.
     """
+    require_text_only(request.messages, _PROVIDER)
     names = {call.id: call.name for message in request.messages for call in message.tool_calls}
     system: list[str] = []
     out: list[dict[str, Any]] = []
@@ -612,6 +614,7 @@ class _OnnxGeneration:
     def chunks(self, timeouts: AttemptTimeouts) -> Iterator[ChatChunk]:
         from forge_core.backends.local.onnx import render_chat
 
+        require_text_only(self.request.messages, _PROVIDER)
         messages = [message_to_wire(message) for message in self.request.messages]
         prompt = self.engine.tokenize(render_chat(messages, self.engine.chat_template))
         window = self.engine.context_window

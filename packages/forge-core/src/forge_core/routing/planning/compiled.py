@@ -27,12 +27,16 @@ from forge_core.routing.load import Fetch
 from forge_core.types import ChatRequest, EmbeddingRequest, Provider
 
 __all__ = [
+    "NO_BACKEND",
     "CandidateOrder",
     "EntryDeployment",
     "ModelDeployments",
     "OrderCompiler",
     "OrderEntry",
 ]
+
+#: Why a deployment of the config is left out when the `Forge` was given other backends.
+NO_BACKEND = "no backend for this deployment in this Forge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +238,7 @@ class OrderCompiler:
             spec = self._deployments[name]
             backend = self._backends.get(name)
             if backend is None:
-                reason = "no backend for this deployment in this Forge"
-                unusable.append((spec.kind, model, name, reason))
+                unusable.append((spec.kind, model, name, NO_BACKEND))
                 continue
             if embedding and not isinstance(backend, EmbeddingBackend):
                 unusable.append((spec.kind, model, name, f"{name} has no embeddings API"))

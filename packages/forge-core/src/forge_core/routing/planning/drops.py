@@ -16,7 +16,10 @@ from forge_core.routing.planning.compiled import EntryDeployment
 from forge_core.routing.retry import Clock
 from forge_core.types import Drop, ModelRequirements
 
-__all__ = ["MissingModels", "as_drop", "circuit_reason", "down_reason", "unfit_reason"]
+__all__ = ["LACKS", "MissingModels", "as_drop", "circuit_reason", "down_reason", "unfit_reason"]
+
+#: How the reason for leaving out a deployment that lacks a capability begins.
+LACKS = "lacks "
 
 
 def circuit_reason(breaker: CircuitBreaker) -> str:
@@ -41,7 +44,7 @@ def unfit_reason(
     backend = deployment.backend
     unmet = needs.unmet(backend.capabilities(model))
     if unmet:
-        return "lacks " + ", ".join(unmet)
+        return LACKS + ", ".join(unmet)
     try:
         backend.check_ready(model)
     except ProviderError as exc:

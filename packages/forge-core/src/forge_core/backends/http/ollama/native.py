@@ -24,6 +24,7 @@ from forge_core.backends.common import (
     new_tool_call_id,
     redact,
 )
+from forge_core.backends.content import leave_out_cache_control, tools_without_cache_control
 from forge_core.backends.http.ollama.admin import OllamaAdmin
 from forge_core.backends.http.ollama.admin_backed import (
     DEFAULT_OLLAMA_EMBEDDING_MODEL,
@@ -31,6 +32,7 @@ from forge_core.backends.http.ollama.admin_backed import (
 )
 from forge_core.backends.http.ollama.wire import (
     base64_image,
+    check_parts,
     json_object,
     malformed,
     stream_failure,
@@ -180,8 +182,9 @@ class OllamaClient(AdminBackedClient):
             "messages": [_native_message(message) for message in request.messages],
             "stream": stream,
         }
+        leave_out_cache_control(request.messages, "ollama")
         if request.tools and request.tool_choice != "none":
-            body["tools"] = request.tools
+            body["tools"] = tools_without_cache_control(request.tools, "ollama")
         options: dict[str, Any] = {}
         if request.temperature is not None:
             options["temperature"] = request.temperature
@@ -374,12 +377,17 @@ def _embeddings_from(response: httpx.Response, model: str, count: int) -> Embedd
 
 
 def _native_message(message: Message) -> dict[str, Any]:
-    wire: dict[str, Any] = {"role": message.role, "content": message.text or ""}
-    if images := message.parts_of(ImagePart):
-        # The native API takes bare base64, no data: prefix and no URLs.
-        wire["images"] = [base64_image(image) for image in images]
-    if message.role == "assistant" and (thinking := ollama_thinking(message)):
-        wire["thinking"] = thinking
+    """One message as ``/api/chat`` takes it: its text, then its images as bare base64 in
+    ``images`` (the native API has no place for where an image sat in the text)."""
+    if not isinstance(message.content, list):
+        wire: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    else:
+        check_parts([message])
+        wire = {"role": message.role, "content": message.text or ""}
+        if images := message.parts_of(ImagePart):
+            wire["images"] = [base64_image(image) for image in images]
+        if message.role == "assistant" and (thinking := ollama_thinking(message)):
+            wire["thinking"] = thinking
     if message.tool_calls:
         wire["tool_calls"] = [
             {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}

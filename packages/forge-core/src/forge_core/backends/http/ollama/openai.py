@@ -31,7 +31,7 @@ from forge_core.backends.http.ollama.native import (
     context_need,
     noted_if_cut,
 )
-from forge_core.backends.http.ollama.wire import base64_image
+from forge_core.backends.http.ollama.wire import check_parts
 from forge_core.backends.http.openai.client import OpenAICompatibleClient
 from forge_core.backends.http.pool import ClientPool
 from forge_core.errors import CapabilityMismatch, OllamaUnavailable
@@ -40,7 +40,6 @@ from forge_core.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    ImagePart,
     Provider,
     RouteTrail,
 )
@@ -242,7 +241,5 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         # Ollama's /v1 takes images only as base64 data URLs; say so before sending.
-        for message in request.messages:
-            for image in message.parts_of(ImagePart):
-                base64_image(image)
+        check_parts(request.messages)
         return super()._body(request, model, stream=stream)

@@ -7,11 +7,13 @@ Ollama takes only as base64 data URLs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from forge_core.backends.common import MAX_MESSAGE, redact, status_error
+from forge_core.backends.content import refuse
 from forge_core.errors import (
     CapabilityMismatch,
     MalformedResponse,
@@ -19,10 +21,11 @@ from forge_core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from forge_core.types import ImagePart
+from forge_core.types import AudioPart, FilePart, ImagePart, Message
 
 __all__ = [
     "base64_image",
+    "check_parts",
     "json_object",
     "malformed",
     "ollama_headers",
@@ -82,10 +85,20 @@ def stream_failure(message: str, model: str) -> ProviderError:
 
 
 def base64_image(image: ImagePart) -> str:
-    """The bare base64 data of an image given as data; `CapabilityMismatch` for a URL."""
+    """The bare base64 data of an image given as data; `CapabilityMismatch` for a URL: Ollama
+    takes none, and forge does not fetch one for it (the planner sends an image URL to a
+    deployment that takes URLs, `Capabilities.image_urls`)."""
     if image.data is None:
-        raise CapabilityMismatch(
-            "ollama: images must be base64 data URLs (data:image/png;base64,...)",
-            provider="ollama",
-        )
+        raise refuse(image, "ollama", "images go as base64 data (data:image/png;base64,...)")
     return image.data
+
+
+def check_parts(messages: Sequence[Message]) -> None:
+    """Refuse what Ollama takes in no form: an image by URL, audio, files."""
+    for message in messages:
+        if isinstance(message.content, list):
+            for part in message.content:
+                if isinstance(part, ImagePart):
+                    base64_image(part)
+                elif isinstance(part, AudioPart | FilePart):
+                    raise refuse(part, "ollama", "Ollama takes text and images only")

@@ -177,7 +177,11 @@ class OpenAICompatibleClient:
         """What ``model`` can do: from the last model listing when it said (OpenRouter), else
         the capabilities configured for this endpoint, less what this endpoint refused for
         ``model`` (`_dialects.Lessons`). Never a network call."""
-        base = self._model_capabilities.get(model, self._capabilities)
+        base = self._model_capabilities.get(model) or (
+            profiles.for_openai_model(self._capabilities, model)
+            if self.provider is Provider.OPENAI
+            else self._capabilities
+        )
         known = self._dialect.known
         if base.tools and known is not None and known.emulate_unforced_tools:
             base = base.model_copy(update={"tools_emulated": True})

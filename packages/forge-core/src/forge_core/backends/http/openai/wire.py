@@ -11,6 +11,12 @@ import json
 from typing import Any
 
 from forge_core.backends.common import embedding_vector, new_tool_call_id
+from forge_core.backends.content import (
+    AUDIO_FORMATS,
+    leave_out_cache_control,
+    refuse,
+    tools_without_cache_control,
+)
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.backends.reasoning import openai_reasoning_effort, reasoning_left_out
@@ -18,10 +24,12 @@ from forge_core.errors import CapabilityMismatch
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
     REASONING_FIELDS,
+    AudioPart,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    FilePart,
     ImagePart,
     Message,
     Provider,
@@ -43,10 +51,12 @@ __all__ = [
 ]
 
 
-def _parts_to_wire(message: Message) -> str | list[dict[str, Any]]:
-    """A message's parts as OpenAI content parts (a plain string when there is only text).
+def _parts_to_wire(message: Message, provider: str) -> str | list[dict[str, Any]]:
+    """A message's parts as OpenAI content parts, in order (a plain string when it is text
+    only): ``text``, ``image_url`` (a URL or a data URL, with ``detail``), ``input_audio``
+    (base64 wav or mp3) and ``file`` (base64 ``file_data`` as a data URL, with ``filename``).
 
-    Reasoning is left out: OpenAI-compatible servers take none back (DeepSeek refuses it).
+    A part the format has no place for is refused by name (`content.refuse`).
     """
     if all(isinstance(part, TextPart | ReasoningPart) for part in message.parts):
         return message.text or ""
@@ -59,19 +69,31 @@ def _parts_to_wire(message: Message) -> str | list[dict[str, Any]]:
             if part.detail is not None:
                 image["detail"] = part.detail
             wire.append({"type": "image_url", "image_url": image})
-        elif not isinstance(part, ReasoningPart):
-            raise CapabilityMismatch(
-                f"openai: {part.type} parts are not carried to this server", provider="openai"
+        elif isinstance(part, AudioPart):
+            audio_format = AUDIO_FORMATS.get(part.media_type or "")
+            if part.data is None or audio_format is None:
+                raise refuse(part, provider, "audio goes as base64 wav or mp3 data")
+            wire.append(
+                {"type": "input_audio", "input_audio": {"data": part.data, "format": audio_format}}
             )
+        elif isinstance(part, FilePart):
+            if part.data is None:
+                raise refuse(part, provider, "files go as base64 data")
+            file: dict[str, Any] = {"file_data": part.data_url}
+            if part.filename is not None:
+                file["filename"] = part.filename
+            wire.append({"type": "file", "file": file})
+        # A ReasoningPart is left out: OpenAI-compatible servers take no reasoning back
+        # (`reasoning_left_out` says so in a debug line).
     return wire
 
 
-def message_to_wire(message: Message) -> dict[str, Any]:
-    """One `Message` as an OpenAI chat message."""
+def message_to_wire(message: Message, provider: str = "openai") -> dict[str, Any]:
+    """One `Message` as an OpenAI chat message (``provider`` names the server in a refusal)."""
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if isinstance(message.content, list):
-        wire["content"] = _parts_to_wire(message)
-        reasoning_left_out(message, provider="openai-compatible")
+        wire["content"] = _parts_to_wire(message, provider)
+        reasoning_left_out(message, provider=provider)
     if message.tool_calls:
         wire["tool_calls"] = [
             {
@@ -108,7 +130,7 @@ def build_body(
     spoken = dialect_named(dialect) if isinstance(dialect, str) else dialect
     body: dict[str, Any] = {
         "model": model,
-        "messages": [message_to_wire(message) for message in request.messages],
+        "messages": [message_to_wire(message, spoken.name) for message in request.messages],
         "stream": stream,
     }
     if stream and include_usage and spoken.stream_usage:
@@ -119,9 +141,10 @@ def build_body(
         body[spoken.max_tokens_field or max_tokens_field] = request.max_tokens
     if request.stop:
         body["stop"] = list(request.stop)
+    leave_out_cache_control(request.messages, spoken.name)
     tools, tool_choice = _tool_choice(request.tools, request.tool_choice, spoken)
     if tools:
-        body["tools"] = tools
+        body["tools"] = tools_without_cache_control(tools, spoken.name)
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
     if request.response_format is not None:
