@@ -21,7 +21,10 @@ def test_cached_tokens_cost_the_cached_input_price() -> None:
     per_cached = DEFAULT_CACHED_INPUT_PRICES["openai:gpt-4o-mini"]
     cost = pricing.cost(Provider.OPENAI, "gpt-4o-mini", 1000, 100, cached_input_tokens=800)
     assert cost == pytest.approx((200 * per_input + 800 * per_cached + 100 * per_output) / 1e6)
-    assert pricing.cached_input_price(Provider.OPENAI, "gpt-4o-mini-2024-07-18") == per_cached
+    assert pricing.cache_prices(Provider.OPENAI, "gpt-4o-mini-2024-07-18") == (
+        per_cached,
+        per_input,
+    )
 
 
 def test_a_configured_cached_price_wins_and_its_default_is_the_input_price() -> None:
@@ -66,7 +69,7 @@ def test_cache_writes_cost_the_cache_creation_price() -> None:
         cache_creation_input_tokens=600,
     )
     assert cost == pytest.approx((400 * per_input + 600 * per_written + 100 * per_output) / 1e6)
-    assert pricing.cache_creation_price(Provider.ANTHROPIC, "claude-sonnet-4") == per_written
+    assert pricing.cache_prices(Provider.ANTHROPIC, "claude-sonnet-4")[1] == per_written
 
 
 def test_every_packaged_anthropic_model_has_a_cache_write_price() -> None:
@@ -89,7 +92,7 @@ def test_a_configured_cache_creation_price_wins_and_its_default_is_the_input_pri
     assert pricing.cost(Provider.ANTHROPIC, "plain", 10, 0, **written) == pytest.approx(2e-5)
     # OpenAI bills no cache writes: its packaged models write at the input price.
     assert (
-        pricing.cache_creation_price(Provider.OPENAI, "gpt-4o-mini")
+        pricing.cache_prices(Provider.OPENAI, "gpt-4o-mini")[1]
         == (DEFAULT_PRICES["openai:gpt-4o-mini"][0])
     )
 

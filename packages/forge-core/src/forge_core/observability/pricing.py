@@ -119,31 +119,18 @@ class Pricing:
         price = self._lookup(provider, model, deployment, local)
         return price[:2] if price is not None else None
 
-    def cached_input_price(
+    def cache_prices(
         self,
         provider: Provider,
         model: str,
         *,
         deployment: str | None = None,
         local: bool | None = None,
-    ) -> float | None:
-        """USD per million cached input tokens of ``model`` (its input price unless the table
-        has its own); None unknown."""
+    ) -> tuple[float, float] | None:
+        """USD per million input tokens of ``model`` (read from, written to) the provider's
+        prompt cache: each its input price unless the table has its own; None unknown."""
         price = self._lookup(provider, model, deployment, local)
-        return price[2] if price is not None else None
-
-    def cache_creation_price(
-        self,
-        provider: Provider,
-        model: str,
-        *,
-        deployment: str | None = None,
-        local: bool | None = None,
-    ) -> float | None:
-        """USD per million input tokens of ``model`` written to the provider's prompt cache
-        (its input price unless the table has its own); None unknown."""
-        price = self._lookup(provider, model, deployment, local)
-        return price[3] if price is not None else None
+        return price[2:] if price is not None else None
 
     def cost(
         self,
