@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
-from forge_core.types import ChatRequest, Message
+from forge_core.prefixes import Digests, prefix_digests
+from forge_core.types import ChatRequest
 
 __all__ = [
     "PREFIXES_PER_DEPLOYMENT",
@@ -39,48 +39,6 @@ PREFIXES_PER_DEPLOYMENT = 4096
 LOAD = "load"
 #: The reason on an attempt that a conversation key placed.
 KEY = "key"
-
-
-def _message_key(message: Message) -> object:
-    """What identifies one message for the prefix cache: role and content, and the tool calls
-    and the rest of what a server renders into the prompt when there are any."""
-    if not (message.tool_calls or message.tool_call_id or message.name or message.images):
-        return (message.role, message.content)
-    calls = tuple(
-        (call.id, call.name, json.dumps(call.arguments, sort_keys=True))
-        for call in message.tool_calls
-    )
-    return (
-        message.role,
-        message.content,
-        calls,
-        message.tool_call_id,
-        message.name,
-        tuple(message.images),
-    )
-
-
-def prefix_digests(request: ChatRequest) -> tuple[int, ...]:
-    """The cumulative digests of ``request``'s message sequence: the leading system messages
-    and the tools count as the first message (none when there are neither), then one digest
-    per message; digest ``n - 1`` identifies the first ``n``. Each is the hash of (the one
-    before, the message), so the request is hashed once, message by message. Python's hash:
-    stable within a process, which is where the index lives (per process)."""
-    messages = request.messages
-    start = 0
-    while start < len(messages) and messages[start].role == "system":
-        start += 1
-    digests: list[int] = []
-    running = 0
-    if start or request.tools:
-        head = tuple(_message_key(message) for message in messages[:start])
-        tools = json.dumps(request.tools, sort_keys=True) if request.tools else None
-        running = hash((running, head, tools))
-        digests.append(running)
-    for message in messages[start:] if start else messages:
-        running = hash((running, _message_key(message)))
-        digests.append(running)
-    return tuple(digests)
 
 
 def rendezvous(key: str, endpoints: Sequence[str]) -> int:
@@ -105,7 +63,7 @@ class RequestAffinity:
 
     def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
         self._request = request
-        self._digests: tuple[int, ...] | None = None
+        self._digests: Digests | None = None
         #: The request's conversation key (``prompt_cache_key``), if any.
         self.key: str | None = request.prompt_cache_key
         #: Whether the learned prefixes count (``routing.affinity: prefix``).
@@ -117,7 +75,7 @@ class RequestAffinity:
         self.counted = False
 
     @property
-    def digests(self) -> tuple[int, ...]:
+    def digests(self) -> Digests:
         """`prefix_digests` of the request, computed on first use."""
         digests = self._digests
         if digests is None:
@@ -162,9 +120,9 @@ class AffinityIndex:
         self._lock = threading.Lock()
         self._stamps = itertools.count(1)
         #: (model, digest) -> endpoint -> the stamp of its last serving.
-        self._holders: dict[tuple[str, int], dict[str, int]] = {}
+        self._holders: dict[tuple[str, bytes], dict[str, int]] = {}
         #: endpoint -> its (model, digest)s, least recently served first.
-        self._held: dict[str, OrderedDict[tuple[str, int], None]] = {}
+        self._held: dict[str, OrderedDict[tuple[str, bytes], None]] = {}
 
     def begin(self, request: object) -> RequestAffinity | None:
         """The per-request part for ``request``; None when affinity is off or it is no chat."""
@@ -177,7 +135,7 @@ class AffinityIndex:
         if self._count is not None:
             self._count(outcome)
 
-    def served(self, endpoint: str, model: str, digests: Sequence[int]) -> None:
+    def served(self, endpoint: str, model: str, digests: Sequence[bytes]) -> None:
         """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
         every prefix of it now, the newest of them."""
         if not digests:
@@ -210,7 +168,7 @@ class AffinityIndex:
     def longest(
         self,
         model: str,
-        digests: Sequence[int],
+        digests: Sequence[bytes],
         positions: Mapping[str, int],
         allowed: Callable[[int], bool] | None = None,
     ) -> tuple[int, int] | None:
