@@ -16,15 +16,17 @@ a deployment by rendezvous hashing instead, the same in every process. docs/beha
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from forge_core.prefixes import Digests, prefix_digests
+from forge_core.state.base import SharedPrefixes, SharedState
 from forge_core.types import ChatRequest
 
 __all__ = [
+    "DEFAULT_TTL_SECONDS",
     "PREFIXES_PER_DEPLOYMENT",
     "AffinityIndex",
     "RequestAffinity",
@@ -34,6 +36,8 @@ __all__ = [
 
 #: How many prefixes (message sequences, per model) each deployment's index remembers.
 PREFIXES_PER_DEPLOYMENT = 4096
+#: How long a deployment counts as holding a prompt it served (``routing.affinity_ttl_seconds``).
+DEFAULT_TTL_SECONDS = 600.0
 
 #: The reason on an attempt that load balancing placed (`Attempt.affinity`).
 LOAD = "load"
@@ -95,9 +99,14 @@ class AffinityIndex:
     """Which deployment served which message prefixes, per endpoint and model; thread-safe.
 
     Each endpoint keeps at most ``per_deployment`` prefixes, the least recently served out
-    first; a reverse map (prefix -> endpoint -> when) makes a lookup cost one dict read per
-    message of the request, whatever the number of deployments. Per process (not shared
-    through Redis).
+    first, each for ``ttl`` seconds; a reverse map (prefix -> endpoint -> when) makes a lookup
+    cost one dict read per message of the request, whatever the number of deployments.
+
+    With ``shared`` state (Redis), what this process serves is published (queued, written by
+    the store's publisher thread: no round trip on the request's thread) and what the other
+    processes served is merged in with the store's view refreshes (`SharedState.learn_prefixes`),
+    so a conversation's next turn finds its deployment in any process of the fleet. Lookups
+    stay local: the shared part costs no round trip of its own.
     """
 
     def __init__(
@@ -106,7 +115,10 @@ class AffinityIndex:
         mode: str = "prefix",
         imbalance: int = 2,
         per_deployment: int = PREFIXES_PER_DEPLOYMENT,
+        ttl: float = DEFAULT_TTL_SECONDS,
         count: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
     ) -> None:
         if per_deployment < 1:
             raise ValueError("per_deployment must be at least 1")
@@ -116,13 +128,25 @@ class AffinityIndex:
         #: deployment may have and still keep its conversations.
         self.imbalance = imbalance
         self._per_deployment = per_deployment
+        self._ttl = ttl
+        self._ttl_us = int(ttl * 1e6)
         self._count = count
+        self._clock = clock
         self._lock = threading.Lock()
-        self._stamps = itertools.count(1)
+        #: The last stamp given: microseconds on ``clock``, strictly increasing.
+        self._last_stamp = 0
         #: (model, digest) -> endpoint -> the stamp of its last serving.
         self._holders: dict[tuple[str, bytes], dict[str, int]] = {}
         #: endpoint -> its (model, digest)s, least recently served first.
         self._held: dict[str, OrderedDict[tuple[str, bytes], None]] = {}
+        self._shared = shared if mode == "prefix" else None
+        if self._shared is not None:
+            self._shared.learn_prefixes(self.learned)
+
+    def close(self) -> None:
+        """Stop learning from the fleet (the router is closed)."""
+        if self._shared is not None:
+            self._shared.forget_prefixes(self.learned)
 
     def begin(self, request: object) -> RequestAffinity | None:
         """The per-request part for ``request``; None when affinity is off or it is no chat."""
@@ -137,33 +161,53 @@ class AffinityIndex:
 
     def served(self, endpoint: str, model: str, digests: Sequence[bytes]) -> None:
         """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
-        every prefix of it now, the newest of them."""
+        every prefix of it now, the newest of them (and the fleet learns it, when shared)."""
         if not digests:
             return
         with self._lock:
-            stamp = next(self._stamps)
-            held = self._held.get(endpoint)
-            if held is None:
-                held = self._held[endpoint] = OrderedDict()
-            holders = self._holders
-            for digest in digests:
-                key = (model, digest)
-                found = holders.get(key)
-                if found is None:
-                    holders[key] = {endpoint: stamp}
-                else:
+            now = int(self._clock() * 1e6)
+            stamp = self._last_stamp = max(self._last_stamp + 1, now)
+            self._hold(endpoint, model, digests, stamp)
+        if self._shared is not None:
+            self._shared.share_prefixes(
+                endpoint, model, digests, limit=self._per_deployment, ttl=self._ttl
+            )
+
+    def learned(self, entries: Sequence[SharedPrefixes]) -> None:
+        """What other processes served, ``age`` seconds ago (`SharedState.learn_prefixes`):
+        held as if served here then, unless this process knows of a later serving."""
+        with self._lock:
+            now = int(self._clock() * 1e6)
+            for endpoint, model, digests, age in entries:
+                if digests and age < self._ttl:
+                    self._hold(endpoint, model, digests, now - int(age * 1e6))
+
+    def _hold(self, endpoint: str, model: str, digests: Sequence[bytes], stamp: int) -> None:
+        """Record (under the lock) that ``endpoint`` holds every prefix of ``digests``."""
+        held = self._held.get(endpoint)
+        if held is None:
+            held = self._held[endpoint] = OrderedDict()
+        holders = self._holders
+        for digest in digests:
+            key = (model, digest)
+            found = holders.get(key)
+            if found is None:
+                holders[key] = {endpoint: stamp}
+            else:
+                before = found.get(endpoint)
+                if before is None or before < stamp:
                     found[endpoint] = stamp
-                if key in held:
-                    held.move_to_end(key)
-                else:
-                    held[key] = None
-            while len(held) > self._per_deployment:
-                old, _ = held.popitem(last=False)
-                found = holders.get(old)
-                if found is not None:
-                    found.pop(endpoint, None)
-                    if not found:
-                        del holders[old]
+            if key in held:
+                held.move_to_end(key)
+            else:
+                held[key] = None
+        while len(held) > self._per_deployment:
+            old, _ = held.popitem(last=False)
+            found = holders.get(old)
+            if found is not None:
+                found.pop(endpoint, None)
+                if not found:
+                    del holders[old]
 
     def longest(
         self,
@@ -173,15 +217,16 @@ class AffinityIndex:
         allowed: Callable[[int], bool] | None = None,
     ) -> tuple[int, int] | None:
         """Among the endpoints of ``positions`` (endpoint -> index) that are ``allowed``:
-        (the index of the one that most recently served the longest prefix of ``digests``,
-        that prefix's length in messages); None when none holds any."""
+        (the index of the one that most recently served the longest prefix of ``digests``
+        within the TTL, that prefix's length in messages); None when none holds any."""
         holders = self._holders
+        oldest = int(self._clock() * 1e6) - self._ttl_us
         with self._lock:
             for length in range(len(digests), 0, -1):
                 found = holders.get((model, digests[length - 1]))
                 if not found:
                     continue
-                best, best_stamp = -1, 0
+                best, best_stamp = -1, oldest
                 for endpoint, stamp in found.items():
                     index = positions.get(endpoint)
                     if (
