@@ -9,7 +9,8 @@ half-open probe lease fleet-wide.
 
 It also keeps the fleet's rate-budget logs (`forge_core.routing.budget`), and each process's attempts
 in flight and recent latency per endpoint (`forge_core.routing.load.DeploymentLoad`), so balancing
-sees the fleet's load, and what endpoints' refusals taught (`_dialects.Lessons`).
+sees the fleet's load, what endpoints' refusals taught (`_dialects.Lessons`), and which
+endpoint served which prompts (`forge_core.routing.affinity.AffinityIndex`, prefix affinity).
 
 A `SharedState` never blocks a request for long and never raises: each call is bounded by a
 short socket timeout, and while the store is unreachable every method answers "unknown" (None,
