@@ -95,6 +95,10 @@ class RequestAffinity:
         return found[1] if found[0] == endpoint else LOAD
 
 
+def _by_stamp(item: tuple[str, int]) -> int:
+    return item[1]
+
+
 class AffinityIndex:
     """Which deployment served which message prefixes, per endpoint and model; thread-safe.
 
@@ -194,9 +198,17 @@ class AffinityIndex:
             if found is None:
                 holders[key] = {endpoint: stamp}
             else:
-                before = found.get(endpoint)
-                if before is None or before < stamp:
-                    found[endpoint] = stamp
+                # Kept in stamp order, the latest last, so a lookup reads from the end and
+                # stops at the first usable holder, however many deployments hold the prefix
+                # (a shared system prompt: all of them).
+                before = found.pop(endpoint, None)
+                # (When this process knows of a later serving, that one stays.)
+                stamp_here = before if before is not None and before > stamp else stamp
+                if not found or next(reversed(found.values())) <= stamp_here:
+                    found[endpoint] = stamp_here
+                else:  # older than the latest (learned from the fleet): put it in its place
+                    found[endpoint] = stamp_here
+                    holders[key] = dict(sorted(found.items(), key=_by_stamp))
             if key in held:
                 held.move_to_end(key)
             else:
@@ -226,17 +238,12 @@ class AffinityIndex:
                 found = holders.get((model, digests[length - 1]))
                 if not found:
                     continue
-                best, best_stamp = -1, oldest
-                for endpoint, stamp in found.items():
+                for endpoint in reversed(found):  # the latest first
+                    if found[endpoint] <= oldest:
+                        break  # expired, and every one before it too
                     index = positions.get(endpoint)
-                    if (
-                        index is not None
-                        and stamp > best_stamp
-                        and (allowed is None or allowed(index))
-                    ):
-                        best, best_stamp = index, stamp
-                if best >= 0:
-                    return best, length
+                    if index is not None and (allowed is None or allowed(index)):
+                        return index, length
         return None
 
     def size(self, endpoint: str) -> int:
