@@ -352,3 +352,34 @@ def test_affinity_outcomes_are_counted_in_opentelemetry() -> None:
             for point in otel.points("forge.router.affinity")
         }
     assert points == {"miss": 1, "hit": 2}
+
+
+def test_what_the_fleet_served_counts_by_when_it_was_served() -> None:
+    """Learned entries (`AffinityIndex.learned`, from Redis) carry their age: the latest
+    serving wins whichever process recorded it, and one older than the TTL is not learned."""
+    clock = FakeClock()
+    index = AffinityIndex(clock=clock.monotonic, ttl=60.0)
+    positions = {"http://a": 0, "http://b": 1, "http://c": 2}
+    digests = prefix_digests(ChatRequest(messages=_conversation("cats", 1)))
+    clock.advance(100)
+    index.served("http://a", "m", digests)
+    index.learned([("http://b", "m", digests, 5.0)])  # b served it 5 s ago: a is later
+    assert index.longest("m", digests, positions) == (0, 2)
+    index.learned([("http://c", "m", digests, 0.0)])  # c just now: c is the latest
+    assert index.longest("m", digests, positions) == (2, 2)
+    # Load passes c over: the latest of the others (a, not the older b).
+    assert index.longest("m", digests, positions, lambda i: i != 2) == (0, 2)
+    index.learned(
+        [
+            (
+                "http://b",
+                "m",
+                prefix_digests(ChatRequest(messages=_conversation("owls", 1, "Owls."))),
+                61.0,
+            )
+        ]
+    )
+    owls = prefix_digests(ChatRequest(messages=_conversation("owls", 1, "Owls.")))
+    assert index.longest("m", owls, positions) is None
+    clock.advance(61)  # now all of them are past the TTL
+    assert index.longest("m", digests, positions) is None

@@ -25,6 +25,7 @@ from langchain_core.output_parsers.openai_tools import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -366,8 +367,7 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
     ) -> forge_core.ChatRequest:
         """The forge request: instance fields, then per-call ``kwargs`` and ``stop``; the
-        conversation key (``prompt_cache_key``) from the run's metadata ``thread_id`` or
-        ``session_id`` (LangGraph puts its ``configurable.thread_id`` there) unless given."""
+        conversation key (``prompt_cache_key``) unless given: `_conversation_key`."""
         fields: dict[str, Any] = {
             "model": self.model,
             "temperature": self.temperature,
@@ -375,11 +375,9 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
             "stop": self.stop,
         }
         fields.update(self.chat_options())
-        if run_manager is not None and run_manager.metadata:
-            metadata = run_manager.metadata
-            key = metadata.get("thread_id") or metadata.get("session_id")
-            if key is not None:
-                fields["prompt_cache_key"] = str(key)
+        key = _conversation_key(run_manager)
+        if key is not None:
+            fields["prompt_cache_key"] = key
         fields.update(request_params(kwargs))
         if stop is not None:
             fields["stop"] = stop
@@ -588,6 +586,29 @@ class ForgeChat(BaseChatModel, forge_core.ChatOptions):
         return RunnableMap(raw=llm) | parsed.with_fallbacks(
             [no_parse], exception_key="parsing_error"
         )
+
+
+def _conversation_key(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+) -> str | None:
+    """The conversation key of a call: the run's metadata ``thread_id`` or ``session_id``
+    (LangGraph copies its ``configurable.thread_id`` there), else those of the runnable the
+    call runs in (a LangGraph node, a chain: langchain-core's ``var_child_runnable_config``,
+    its metadata or ``configurable.thread_id``). langchain-core's ``stream``/``astream`` hand
+    ``_stream`` no run manager, so a model streamed inside a node has its key from there; a
+    top-level ``.stream(config=...)`` has neither, and takes ``prompt_cache_key=``."""
+    metadata = run_manager.metadata if run_manager is not None else None
+    key = (metadata.get("thread_id") or metadata.get("session_id")) if metadata else None
+    if key is None:
+        parent = var_child_runnable_config.get()
+        if parent:
+            outer = parent.get("metadata") or {}
+            key = (
+                outer.get("thread_id")
+                or outer.get("session_id")
+                or (parent.get("configurable") or {}).get("thread_id")
+            )
+    return None if key is None else str(key)
 
 
 # LangChain asks for `_generate`'s (`_agenerate`'s) signature on every call, to see whether it

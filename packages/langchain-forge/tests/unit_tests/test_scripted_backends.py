@@ -277,9 +277,38 @@ def test_a_thread_id_or_session_id_in_the_run_metadata_is_the_conversation_key()
 
 def test_a_streamed_call_takes_the_key_as_a_keyword() -> None:
     # langchain-core's `stream` hands `_stream` no run manager, so no run metadata: a direct
-    # stream names its conversation with the keyword (LangGraph's streaming goes through
-    # `_generate`, which has the metadata).
+    # top-level stream names its conversation with the keyword.
     chat, cloud = _chat("ok")
     list(chat.stream("hi", prompt_cache_key="t-2"))
     list(chat.bind(prompt_cache_key="t-3").stream("hi"))
-    assert [_request(cloud, i).prompt_cache_key for i in (0, 1)] == ["t-2", "t-3"]
+    list(chat.stream("hi", config={"metadata": {"thread_id": "not seen"}}))
+    keys = [_request(cloud, i).prompt_cache_key for i in (0, 1, 2)]
+    assert keys == ["t-2", "t-3", None]
+
+
+def test_a_call_inside_a_runnable_takes_the_key_of_its_config_streamed_or_not() -> None:
+    """A model called in a LangGraph node (here a `RunnableLambda`, which sets the config
+    for what it calls as a node does) has its thread: ``configurable.thread_id`` or the
+    metadata's, in ``invoke``, ``stream`` and ``astream`` alike."""
+    import asyncio
+
+    from langchain_core.runnables import RunnableLambda
+
+    chat, cloud = _chat("ok")
+    node = RunnableLambda(lambda text: "".join(str(c.content) for c in chat.stream(text)))
+    node.invoke("hi", config={"configurable": {"thread_id": "t-4"}})
+    RunnableLambda(lambda text: chat.invoke(text)).invoke(
+        "hi", config={"configurable": {"thread_id": "t-5"}}
+    )
+    node.invoke("hi", config={"metadata": {"session_id": "s-6"}})
+
+    async def streamed(text: str) -> str:
+        return "".join([str(c.content) async for c in chat.astream(text)])
+
+    asyncio.run(RunnableLambda(streamed).ainvoke("hi", config={"metadata": {"thread_id": "t-7"}}))
+    # The call's own key still wins.
+    RunnableLambda(lambda text: chat.invoke(text, prompt_cache_key="own")).invoke(
+        "hi", config={"configurable": {"thread_id": "t-8"}}
+    )
+    keys = [_request(cloud, i).prompt_cache_key for i in range(5)]
+    assert keys == ["t-4", "t-5", "s-6", "t-7", "own"]

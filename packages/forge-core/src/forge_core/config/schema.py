@@ -192,6 +192,13 @@ class RoutingConfig(Section):
         "least loaded one is passed over by affinity (the conversation moves with the "
         "request): load wins.",
     )
+    affinity_ttl_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a deployment counts as holding a prompt it served (a server's "
+        "KV cache does not last forever: it serves other prompts, Ollama unloads an idle "
+        "model after 5 minutes). With Redis state, what the fleet learned expires as well.",
+    )
     state: StateConfig = Field(
         default_factory=StateConfig,
         description="Where breakers and health live: this process, or Redis shared by the fleet.",

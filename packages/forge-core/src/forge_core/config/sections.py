@@ -183,7 +183,9 @@ class HuggingFaceConfig(Section):
     parallel: int = Field(
         default=1,
         ge=1,
-        description="Loaded instances per model; requests beyond this many wait their turn.",
+        description="Loaded instances per model; requests beyond this many wait their turn. "
+        "A request takes the idle instance whose last prompt shares the most leading messages "
+        "with its own (the next turn of a conversation reuses its KV cache there).",
     )
     isolation: Literal["process", "thread"] = Field(
         default="process",

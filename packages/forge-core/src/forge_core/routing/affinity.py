@@ -16,15 +16,17 @@ a deployment by rendezvous hashing instead, the same in every process. docs/beha
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
-from forge_core.types import ChatRequest, Message
+from forge_core.prefixes import Digests, prefix_digests
+from forge_core.state.base import SharedPrefixes, SharedState
+from forge_core.types import ChatRequest
 
 __all__ = [
+    "DEFAULT_TTL_SECONDS",
     "PREFIXES_PER_DEPLOYMENT",
     "AffinityIndex",
     "RequestAffinity",
@@ -34,55 +36,13 @@ __all__ = [
 
 #: How many prefixes (message sequences, per model) each deployment's index remembers.
 PREFIXES_PER_DEPLOYMENT = 4096
+#: How long a deployment counts as holding a prompt it served (``routing.affinity_ttl_seconds``).
+DEFAULT_TTL_SECONDS = 600.0
 
 #: The reason on an attempt that load balancing placed (`Attempt.affinity`).
 LOAD = "load"
 #: The reason on an attempt that a conversation key placed.
 KEY = "key"
-
-
-def _message_key(message: Message) -> object:
-    """What identifies one message for the prefix cache: role and content, and the tool calls
-    and the rest of what a server renders into the prompt when there are any."""
-    content = message.content
-    if isinstance(content, list):
-        content = "\x00".join(part.model_dump_json(exclude_defaults=True) for part in content)
-    if not (message.tool_calls or message.tool_call_id or message.name):
-        return (message.role, content)
-    calls = tuple(
-        (call.id, call.name, json.dumps(call.arguments, sort_keys=True))
-        for call in message.tool_calls
-    )
-    return (
-        message.role,
-        content,
-        calls,
-        message.tool_call_id,
-        message.name,
-    )
-
-
-def prefix_digests(request: ChatRequest) -> tuple[int, ...]:
-    """The cumulative digests of ``request``'s message sequence: the leading system messages
-    and the tools count as the first message (none when there are neither), then one digest
-    per message; digest ``n - 1`` identifies the first ``n``. Each is the hash of (the one
-    before, the message), so the request is hashed once, message by message. Python's hash:
-    stable within a process, which is where the index lives (per process)."""
-    messages = request.messages
-    start = 0
-    while start < len(messages) and messages[start].role == "system":
-        start += 1
-    digests: list[int] = []
-    running = 0
-    if start or request.tools:
-        head = tuple(_message_key(message) for message in messages[:start])
-        tools = json.dumps(request.tools, sort_keys=True) if request.tools else None
-        running = hash((running, head, tools))
-        digests.append(running)
-    for message in messages[start:] if start else messages:
-        running = hash((running, _message_key(message)))
-        digests.append(running)
-    return tuple(digests)
 
 
 def rendezvous(key: str, endpoints: Sequence[str]) -> int:
@@ -107,7 +67,7 @@ class RequestAffinity:
 
     def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
         self._request = request
-        self._digests: tuple[int, ...] | None = None
+        self._digests: Digests | None = None
         #: The request's conversation key (``prompt_cache_key``), if any.
         self.key: str | None = request.prompt_cache_key
         #: Whether the learned prefixes count (``routing.affinity: prefix``).
@@ -119,7 +79,7 @@ class RequestAffinity:
         self.counted = False
 
     @property
-    def digests(self) -> tuple[int, ...]:
+    def digests(self) -> Digests:
         """`prefix_digests` of the request, computed on first use."""
         digests = self._digests
         if digests is None:
@@ -135,13 +95,22 @@ class RequestAffinity:
         return found[1] if found[0] == endpoint else LOAD
 
 
+def _by_stamp(item: tuple[str, int]) -> int:
+    return item[1]
+
+
 class AffinityIndex:
     """Which deployment served which message prefixes, per endpoint and model; thread-safe.
 
     Each endpoint keeps at most ``per_deployment`` prefixes, the least recently served out
-    first; a reverse map (prefix -> endpoint -> when) makes a lookup cost one dict read per
-    message of the request, whatever the number of deployments. Per process (not shared
-    through Redis).
+    first, each for ``ttl`` seconds; a reverse map (prefix -> endpoint -> when) makes a lookup
+    cost one dict read per message of the request, whatever the number of deployments.
+
+    With ``shared`` state (Redis), what this process serves is published (queued, written by
+    the store's publisher thread: no round trip on the request's thread) and what the other
+    processes served is merged in with the store's view refreshes (`SharedState.learn_prefixes`),
+    so a conversation's next turn finds its deployment in any process of the fleet. Lookups
+    stay local: the shared part costs no round trip of its own.
     """
 
     def __init__(
@@ -150,7 +119,10 @@ class AffinityIndex:
         mode: str = "prefix",
         imbalance: int = 2,
         per_deployment: int = PREFIXES_PER_DEPLOYMENT,
+        ttl: float = DEFAULT_TTL_SECONDS,
         count: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
     ) -> None:
         if per_deployment < 1:
             raise ValueError("per_deployment must be at least 1")
@@ -160,13 +132,25 @@ class AffinityIndex:
         #: deployment may have and still keep its conversations.
         self.imbalance = imbalance
         self._per_deployment = per_deployment
+        self._ttl = ttl
+        self._ttl_us = int(ttl * 1e6)
         self._count = count
+        self._clock = clock
         self._lock = threading.Lock()
-        self._stamps = itertools.count(1)
+        #: The last stamp given: microseconds on ``clock``, strictly increasing.
+        self._last_stamp = 0
         #: (model, digest) -> endpoint -> the stamp of its last serving.
-        self._holders: dict[tuple[str, int], dict[str, int]] = {}
+        self._holders: dict[tuple[str, bytes], dict[str, int]] = {}
         #: endpoint -> its (model, digest)s, least recently served first.
-        self._held: dict[str, OrderedDict[tuple[str, int], None]] = {}
+        self._held: dict[str, OrderedDict[tuple[str, bytes], None]] = {}
+        self._shared = shared if mode == "prefix" else None
+        if self._shared is not None:
+            self._shared.learn_prefixes(self.learned)
+
+    def close(self) -> None:
+        """Stop learning from the fleet (the router is closed)."""
+        if self._shared is not None:
+            self._shared.forget_prefixes(self.learned)
 
     def begin(self, request: object) -> RequestAffinity | None:
         """The per-request part for ``request``; None when affinity is off or it is no chat."""
@@ -179,63 +163,87 @@ class AffinityIndex:
         if self._count is not None:
             self._count(outcome)
 
-    def served(self, endpoint: str, model: str, digests: Sequence[int]) -> None:
+    def served(self, endpoint: str, model: str, digests: Sequence[bytes]) -> None:
         """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
-        every prefix of it now, the newest of them."""
+        every prefix of it now, the newest of them (and the fleet learns it, when shared)."""
         if not digests:
             return
         with self._lock:
-            stamp = next(self._stamps)
-            held = self._held.get(endpoint)
-            if held is None:
-                held = self._held[endpoint] = OrderedDict()
-            holders = self._holders
-            for digest in digests:
-                key = (model, digest)
-                found = holders.get(key)
-                if found is None:
-                    holders[key] = {endpoint: stamp}
-                else:
-                    found[endpoint] = stamp
-                if key in held:
-                    held.move_to_end(key)
-                else:
-                    held[key] = None
-            while len(held) > self._per_deployment:
-                old, _ = held.popitem(last=False)
-                found = holders.get(old)
-                if found is not None:
-                    found.pop(endpoint, None)
-                    if not found:
-                        del holders[old]
+            now = int(self._clock() * 1e6)
+            stamp = self._last_stamp = max(self._last_stamp + 1, now)
+            self._hold(endpoint, model, digests, stamp)
+        if self._shared is not None:
+            self._shared.share_prefixes(
+                endpoint, model, digests, limit=self._per_deployment, ttl=self._ttl
+            )
+
+    def learned(self, entries: Sequence[SharedPrefixes]) -> None:
+        """What other processes served, ``age`` seconds ago (`SharedState.learn_prefixes`):
+        held as if served here then, unless this process knows of a later serving."""
+        with self._lock:
+            now = int(self._clock() * 1e6)
+            for endpoint, model, digests, age in entries:
+                if digests and age < self._ttl:
+                    self._hold(endpoint, model, digests, now - int(age * 1e6))
+
+    def _hold(self, endpoint: str, model: str, digests: Sequence[bytes], stamp: int) -> None:
+        """Record (under the lock) that ``endpoint`` holds every prefix of ``digests``."""
+        held = self._held.get(endpoint)
+        if held is None:
+            held = self._held[endpoint] = OrderedDict()
+        holders = self._holders
+        for digest in digests:
+            key = (model, digest)
+            found = holders.get(key)
+            if found is None:
+                holders[key] = {endpoint: stamp}
+            else:
+                # Kept in stamp order, the latest last, so a lookup reads from the end and
+                # stops at the first usable holder, however many deployments hold the prefix
+                # (a shared system prompt: all of them).
+                before = found.pop(endpoint, None)
+                # (When this process knows of a later serving, that one stays.)
+                stamp_here = before if before is not None and before > stamp else stamp
+                if not found or next(reversed(found.values())) <= stamp_here:
+                    found[endpoint] = stamp_here
+                else:  # older than the latest (learned from the fleet): put it in its place
+                    found[endpoint] = stamp_here
+                    holders[key] = dict(sorted(found.items(), key=_by_stamp))
+            if key in held:
+                held.move_to_end(key)
+            else:
+                held[key] = None
+        while len(held) > self._per_deployment:
+            old, _ = held.popitem(last=False)
+            found = holders.get(old)
+            if found is not None:
+                found.pop(endpoint, None)
+                if not found:
+                    del holders[old]
 
     def longest(
         self,
         model: str,
-        digests: Sequence[int],
+        digests: Sequence[bytes],
         positions: Mapping[str, int],
         allowed: Callable[[int], bool] | None = None,
     ) -> tuple[int, int] | None:
         """Among the endpoints of ``positions`` (endpoint -> index) that are ``allowed``:
-        (the index of the one that most recently served the longest prefix of ``digests``,
-        that prefix's length in messages); None when none holds any."""
+        (the index of the one that most recently served the longest prefix of ``digests``
+        within the TTL, that prefix's length in messages); None when none holds any."""
         holders = self._holders
+        oldest = int(self._clock() * 1e6) - self._ttl_us
         with self._lock:
             for length in range(len(digests), 0, -1):
                 found = holders.get((model, digests[length - 1]))
                 if not found:
                     continue
-                best, best_stamp = -1, 0
-                for endpoint, stamp in found.items():
+                for endpoint in reversed(found):  # the latest first
+                    if found[endpoint] <= oldest:
+                        break  # expired, and every one before it too
                     index = positions.get(endpoint)
-                    if (
-                        index is not None
-                        and stamp > best_stamp
-                        and (allowed is None or allowed(index))
-                    ):
-                        best, best_stamp = index, stamp
-                if best >= 0:
-                    return best, length
+                    if index is not None and (allowed is None or allowed(index)):
+                        return index, length
         return None
 
     def size(self, endpoint: str) -> int:

@@ -120,7 +120,10 @@ class Router:
         self.affinity = AffinityIndex(
             mode=config.routing.affinity,
             imbalance=config.routing.affinity_imbalance,
+            ttl=config.routing.affinity_ttl_seconds,
             count=self._affinity_counted,
+            clock=self.clock.monotonic,
+            shared=self.shared if _balances(config) else None,
         )
         self.planner = Planner(
             config,
@@ -165,6 +168,7 @@ class Router:
         (`forge_core.state.release_shared_state`). The backends are their owner's to close."""
         if self._owns_load:
             self.load.close()
+        self.affinity.close()
         if self.shared is not None:
             release_shared_state(self.shared, self)
 

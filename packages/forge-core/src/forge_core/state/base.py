@@ -9,7 +9,8 @@ half-open probe lease fleet-wide.
 
 It also keeps the fleet's rate-budget logs (`forge_core.routing.budget`), and each process's attempts
 in flight and recent latency per endpoint (`forge_core.routing.load.DeploymentLoad`), so balancing
-sees the fleet's load, and what endpoints' refusals taught (`_dialects.Lessons`).
+sees the fleet's load, what endpoints' refusals taught (`_dialects.Lessons`), and which
+endpoint served which prompts (`forge_core.routing.affinity.AffinityIndex`, prefix affinity).
 
 A `SharedState` never blocks a request for long and never raises: each call is bounded by a
 short socket timeout, and while the store is unreachable every method answers "unknown" (None,
@@ -18,7 +19,7 @@ or True for a probe lease, so the local breaker decides alone) until it is tried
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     pass
 
-__all__ = ["BreakerRecord", "LoadSource", "SharedState", "mask_url"]
+__all__ = [
+    "BreakerRecord",
+    "LoadSource",
+    "PrefixSink",
+    "SharedPrefixes",
+    "SharedState",
+    "mask_url",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,14 @@ class BreakerRecord:
 #: What a process reports of its own load: endpoint -> (attempts in flight, {model: recent
 #: latency in seconds}).
 LoadSource = Callable[[], dict[str, tuple[int, dict[str, float]]]]
+
+
+#: What another process of the fleet served: (endpoint, model, the prefix digests of the
+#: message sequence, `forge_core.prefixes.prefix_digests`; how many seconds ago).
+SharedPrefixes = tuple[str, str, tuple[bytes, ...], float]
+
+#: Takes what other processes served, as the store reads it (`SharedState.learn_prefixes`).
+PrefixSink = Callable[[Sequence[SharedPrefixes]], None]
 
 
 class SharedState(Protocol):
@@ -125,6 +141,23 @@ class SharedState(Protocol):
 
     def fleet_latency(self, endpoint: str, model: str) -> float | None:
         """The other processes' recent latency of ``model`` at ``endpoint`` (their mean)."""
+        ...
+
+    def share_prefixes(
+        self, endpoint: str, model: str, digests: Sequence[bytes], *, limit: int, ttl: float
+    ) -> None:
+        """``endpoint`` served ``model`` for the message sequence of ``digests``: tell the
+        fleet soon (queued: no round trip on the caller's thread), keeping at most ``limit``
+        such records per endpoint, each for ``ttl`` seconds."""
+        ...
+
+    def learn_prefixes(self, sink: PrefixSink) -> None:
+        """Hand ``sink`` what the other processes served at the endpoints this process
+        balances over, with every refresh of the view (no round trip of its own)."""
+        ...
+
+    def forget_prefixes(self, sink: PrefixSink) -> None:
+        """Stop handing ``sink`` anything (its router is closed)."""
         ...
 
     def save_lesson(self, endpoint: str, model: str, kind: str, name: str) -> None:

@@ -6,7 +6,10 @@ probe lease: ``SET NX PX``, its value the holder's token), ``health:{endpoint}``
 expiring with ``routing.health_ttl_seconds``), ``load:{endpoint}`` (a hash: each process's
 attempts in flight there and recent latency by model, JSON under the process's token, written
 with every refresh), ``lessons:{endpoint}`` (a hash: what refusals taught, one field per
-``[kind, model, name]``) and, per rate budget (`forge_core.routing.budget`), the sorted sets
+``[kind, model, name]``), ``affinity:{endpoint}`` (a stream: one entry per request served
+there, with its model, its prefix digests in hex and the writer's token; at most the index's
+per-deployment bound of entries, those older than ``routing.affinity_ttl_seconds`` trimmed,
+and the key expiring that long after its last write) and, per rate budget (`forge_core.routing.budget`), the sorted sets
 ``budget:{key}:requests`` and ``budget:{key}:tokens`` (scored by Redis's own clock in ms, so
 hosts with skewed clocks count one window), taken and pruned atomically by `_TAKE`.
 
@@ -33,17 +36,24 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from forge_core.errors import ConfigError
-from forge_core.state.base import BreakerRecord, LoadSource, mask_url
+from forge_core.state.base import (
+    BreakerRecord,
+    LoadSource,
+    PrefixSink,
+    SharedPrefixes,
+    mask_url,
+)
 
 logger = logging.getLogger("forge.state")
 
 __all__ = ["RedisState", "mask_url"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound=Callable[..., Any])
 
 #: A process's load report expires this long after its last refresh (a process that is gone).
 _LOAD_EXPIRY_MS = 10_000
@@ -55,6 +65,11 @@ _LESSONS_SECONDS = 0.1
 _LOAD_REPUBLISH_SECONDS = 2.0
 #: How long `RedisState.close` waits for each of its threads to end.
 _JOIN_SECONDS = 5.0
+#: Served prefixes waiting for the publisher thread; beyond this (Redis away) the oldest go.
+_PREFIXES_QUEUED = 1024
+#: At most this many served prefixes are read per endpoint and refresh (a process that
+#: starts reads what the fleet learned over a few refreshes).
+_PREFIXES_READ = 256
 
 #: Delete the probe lease only if this process still holds it (its token is the value).
 _RELEASE = (
@@ -184,6 +199,12 @@ class RedisState:
         self._publisher_pid: int | None = None
         #: endpoint -> (the other processes' attempts in flight, {model: their mean latency}).
         self._fleet_load: dict[str, tuple[int, dict[str, float]]] = {}
+        #: Served prefixes to publish: (endpoint, model, digests in hex, limit, ttl).
+        self._prefixes_out: list[tuple[str, str, str, int, float]] = []
+        #: Who learns what the other processes served (`learn_prefixes`), weakly.
+        self._prefix_sinks: list[Callable[[], PrefixSink | None]] = []
+        #: endpoint -> the id of the last ``affinity`` stream entry read.
+        self._prefixes_read: dict[str, str] = {}
         self._take = self._client.register_script(_TAKE)
         self._settle = self._client.register_script(_SETTLE)
 
@@ -298,8 +319,17 @@ class RedisState:
             balanced = sorted(self._load_watch | set(own)) if self._load_sources else []
         with self._state_lock:
             lessons = list(self._lesson_endpoints)
+            streams = sorted(self._load_watch) if self._prefix_sinks else []
         if lessons and started - self._lessons_at < max(self._cache_ttl, _LESSONS_SECONDS):
             lessons = []
+        if streams:
+            # A stream not read yet: from what has not expired (the longest TTL is not known
+            # here; entries past the reader's own are dropped by it).
+            since = f"{int(now * 1000) - 3_600_000}-0"
+            positions = {
+                self._key("affinity", endpoint): self._prefixes_read.get(endpoint, since)
+                for endpoint in streams
+            }
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
@@ -316,6 +346,8 @@ class RedisState:
                 pipe.hgetall(key)
             for endpoint in lessons:
                 pipe.hgetall(self._key("lessons", endpoint))
+            if streams:
+                pipe.xread(positions, count=_PREFIXES_READ)
             result: list[Any] = pipe.execute()
             return result
 
@@ -331,12 +363,89 @@ class RedisState:
             if endpoint in own:
                 next(rest), next(rest)  # the HSET and PEXPIRE answers
             self._fleet_load[endpoint] = self._others(next(rest), now)
-        for endpoint, fields in zip(lessons, rest, strict=True):
-            self._lessons[endpoint] = _lessons_of(fields)
+        for endpoint in lessons:
+            self._lessons[endpoint] = _lessons_of(next(rest))
         if lessons:
             self._lessons_at = started
+        if streams:
+            self._learned(next(rest), now)
         self._view_at = started
         return True
+
+    def _learned(self, read: Any, now: float) -> None:
+        """Hand the sinks the other processes' entries of an ``XREAD`` answer."""
+        head = len(self._key("affinity", ""))
+        entries: list[SharedPrefixes] = []
+        for stream, items in read or ():
+            endpoint = stream[head:]
+            for entry_id, fields in items:
+                self._prefixes_read[endpoint] = entry_id
+                if fields.get("w") == self._token:
+                    continue
+                try:
+                    written_ms = int(entry_id.split("-", 1)[0])
+                    hexed = fields["d"]
+                    digests = tuple(
+                        bytes.fromhex(hexed[i : i + 16]) for i in range(0, len(hexed), 16)
+                    )
+                    entries.append(
+                        (endpoint, fields["m"], digests, max(now - written_ms / 1000, 0.0))
+                    )
+                except (KeyError, ValueError):
+                    continue
+        if entries:
+            for ref in list(self._prefix_sinks):
+                sink = ref()
+                if sink is not None:
+                    sink(entries)
+
+    # -- prefix affinity -------------------------------------------------------------------
+
+    def share_prefixes(
+        self, endpoint: str, model: str, digests: Sequence[bytes], *, limit: int, ttl: float
+    ) -> None:
+        """Queue the entry; the publisher thread writes it within ``cache_ttl``."""
+        entry = (endpoint, model, b"".join(digests).hex(), limit, ttl)
+        with self._state_lock:
+            self._prefixes_out.append(entry)
+            if len(self._prefixes_out) > _PREFIXES_QUEUED:
+                del self._prefixes_out[0]
+        self.load_changed()
+
+    def flush_prefixes(self) -> None:
+        """Write the queued served prefixes now, in one pipelined round trip: ``XADD`` (exact
+        ``MAXLEN``), ``XTRIM MINID`` (entries older than the TTL) and ``PEXPIRE`` each."""
+        with self._state_lock:
+            queued, self._prefixes_out = self._prefixes_out, []
+        if not queued:
+            return
+        now_ms = int(time.time() * 1000)
+
+        def write() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for endpoint, model, hexed, limit, ttl in queued:
+                key = self._key("affinity", endpoint)
+                ttl_ms = max(int(ttl * 1000), 1)
+                fields = {"m": model, "d": hexed, "w": self._token}
+                pipe.xadd(key, fields, maxlen=limit, approximate=False)
+                pipe.xtrim(key, minid=f"{now_ms - ttl_ms}-0", approximate=False)
+                pipe.pexpire(key, ttl_ms)
+            pipe.execute()
+
+        self._call(write)
+
+    def learn_prefixes(self, sink: PrefixSink) -> None:
+        """Hand ``sink`` the other processes' served prefixes with every refresh."""
+        with self._state_lock:
+            self._prefix_sinks.append(_weakly(sink))
+            self._view_at = float("-inf")
+
+    def forget_prefixes(self, sink: PrefixSink) -> None:
+        """Stop handing ``sink`` anything (and any sink whose owner is gone)."""
+        with self._state_lock:
+            self._prefix_sinks = [
+                ref for ref in self._prefix_sinks if (found := ref()) is not None and found != sink
+            ]
 
     def _own_load(self) -> dict[str, tuple[int, dict[str, float]]]:
         merged: dict[str, tuple[int, dict[str, float]]] = {}
@@ -397,6 +506,7 @@ class RedisState:
             if changed and self._closed.wait(self._cache_ttl):  # gather one window's changes
                 return
             self._load_dirty.clear()
+            self.flush_prefixes()
             own = self._own_load()
             if changed or any(in_flight for in_flight, _ in own.values()):
                 # Re-published while anything is in flight, so a long request is not dropped
@@ -617,7 +727,9 @@ class RedisState:
 
     def close(self) -> None:
         """End the reconnect and load-publishing threads (joined, bounded by the Redis
-        timeout), then close the connection pool; later calls make no round trip."""
+        timeout), then close the connection pool; later calls make no round trip. Served
+        prefixes still queued are written first."""
+        self.flush_prefixes()
         self._shut = True
         self._closed.set()
         self._load_dirty.set()
@@ -632,8 +744,9 @@ class RedisState:
             self._client.close()
 
 
-def _weakly(source: LoadSource) -> Callable[[], LoadSource | None]:
-    """A weak reference to a bound method (a router's load), else a strong one."""
+def _weakly(source: C) -> Callable[[], C | None]:
+    """A weak reference to a bound method (a router's load, its affinity index's sink), else
+    a strong one."""
     if hasattr(source, "__self__") and hasattr(source, "__func__"):
         return weakref.WeakMethod(source)
     return lambda: source

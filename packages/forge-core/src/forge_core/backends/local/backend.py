@@ -277,11 +277,13 @@ class HuggingFaceBackend:
         timeouts: AttemptTimeouts,
         queued_at: float | None,
         purpose: Purpose = "chat",
+        request: ChatRequest | None = None,
     ) -> Iterator[tuple[LoadedModel, Any, float]]:
-        """A pool instance of ``model`` for this thread alone (`_local_pool.instance`)."""
+        """A pool instance of ``model`` for this thread alone (`_local_pool.instance`; with
+        ``request``, the idle one holding the longest prefix of its prompt)."""
         resolved = resolve_local_model(model, self._config)
         with _local_pool.instance(
-            resolved, self._config, timeouts, queued_at, purpose, holder=self
+            resolved, self._config, timeouts, queued_at, purpose, holder=self, request=request
         ) as held:
             yield held
 
@@ -327,7 +329,11 @@ class HuggingFaceBackend:
     def _stream(
         self, request: ChatRequest, model: str, timeouts: AttemptTimeouts, queued_at: float | None
     ) -> Generator[ChatChunk, None, None]:
-        with self._instance(model, timeouts, queued_at) as (loaded, instance, waited):
+        with self._instance(model, timeouts, queued_at, request=request) as (
+            loaded,
+            instance,
+            waited,
+        ):
             timeouts.remaining()
             started = time.perf_counter()
             generation: Generation

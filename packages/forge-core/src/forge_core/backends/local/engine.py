@@ -351,6 +351,7 @@ class _GgufGeneration:
         kwargs["max_tokens"] = _context_check(
             prompt_tokens, self.request, self.llama.n_ctx(), self.model
         )
+        cached = _kept_prefix(self.llama, kwargs["prompt"])
         finish_reason: str | None = None
         text: list[str] = []
         # "text" streams as it comes; "call" holds a tool call until it is whole. With
@@ -388,7 +389,11 @@ class _GgufGeneration:
             for piece, reason in self._pieces(kwargs, timeouts):
                 finish_reason = reason or finish_reason
                 text.append(piece)
-        usage = Usage(input_tokens=prompt_tokens, output_tokens=self.output_tokens)
+        usage = Usage(
+            input_tokens=prompt_tokens,
+            output_tokens=self.output_tokens,
+            cached_input_tokens=cached,
+        )
         if mode == "call":
             calls = self.tools.parse("".join(text), finish_reason, self.model)
             yield _chunk(
@@ -419,6 +424,23 @@ class _GgufGeneration:
                 self.output_tokens += 1
             yield piece, choice.get("finish_reason")
             timeouts.remaining()
+
+
+def _kept_prefix(llama: Any, prompt: list[int]) -> int:
+    """How many leading tokens of ``prompt`` llama-cpp-python will not evaluate again: the
+    common prefix with the tokens its context holds from the last call (`Llama.generate`
+    keeps those in the KV cache), less one when that is the whole prompt (it replays the last
+    token for fresh logits). Reported as the usage's ``cached_input_tokens``."""
+    try:
+        held = llama.input_ids[: llama.n_tokens].tolist()
+    except AttributeError:  # not a llama_cpp.Llama (a test double)
+        return 0
+    kept = 0
+    for have, want in zip(held, prompt, strict=False):
+        if have != want:
+            break
+        kept += 1
+    return min(kept, len(prompt) - 1) if prompt else 0
 
 
 @dataclass(frozen=True)

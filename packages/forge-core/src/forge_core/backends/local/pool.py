@@ -2,9 +2,13 @@
 
 One `LoadedModel` per model file, purpose (chat or embed) and settings (`model_key`), shared by
 every backend (so by ``ForgeChat``, ``ForgeLLM``, ``ForgeEmbedding`` and the CLI). It holds
-``parallel`` instances (default one) in a queue: a request takes an instance (`instance`),
-generates, and puts it back, so an instance is never used by two threads at once and requests
-beyond ``parallel`` wait their turn. A model idle for ``keep_alive_seconds`` is unloaded by its
+``parallel`` instances (default one): a request takes an idle instance (`instance`,
+`LoadedModel.take`), generates, and gives it back, so an instance is never used by two threads
+at once and requests beyond ``parallel`` wait their turn. Among the idle instances a request
+takes the one whose last prompt shares the most leading messages with its own (prefix
+affinity, #32: llama-cpp-python reuses the longest prefix of the prompt it holds, so the next
+turn of a conversation costs its new messages there and the whole prompt on another
+instance); an idle instance is always taken before waiting for a busy one. A model idle for ``keep_alive_seconds`` is unloaded by its
 keep-alive thread (one per loaded model, not one per request). The backends that used a model
 are its holders (weakly); when the last one is closed (`release`, from `Forge.close`) the model
 is unloaded, at once or when its last request ends. With ``isolation: process`` each instance
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import queue
 import threading
 import time
 import weakref
@@ -31,7 +34,8 @@ from forge_core.backends.local.worker import WorkerInstance
 from forge_core.config.local_models import ResolvedModel, gpu_layers
 from forge_core.config.sections import HuggingFaceConfig
 from forge_core.errors import ForgeTimeout
-from forge_core.types import Provider
+from forge_core.prefixes import Digests, common_prefix, prefix_digests
+from forge_core.types import ChatRequest, Provider
 
 __all__ = [
     "LOAD_TIMEOUT",
@@ -73,7 +77,14 @@ class LoadedModel:
     instances: list[Any]
     load_seconds: float
     resident_bytes: int
-    idle: queue.Queue[Any] = field(default_factory=queue.Queue)
+    #: The instances no request holds, the most recently given back last.
+    idle: list[Any] = field(default_factory=list)
+    #: Signalled when an instance is given back (on its own lock: not `_loaded_lock`).
+    freed: threading.Condition = field(default_factory=threading.Condition)
+    #: id(instance) -> the prefix digests of the last prompt it was given.
+    holding: dict[int, Digests] = field(default_factory=dict)
+    #: Requests that went to an idle instance holding a prefix of their messages.
+    prefix_hits: int = 0
     #: Requests holding or waiting for an instance; a model in use is never unloaded.
     users: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -93,8 +104,37 @@ class LoadedModel:
     unload_when_idle: bool = False
 
     def __post_init__(self) -> None:
-        for instance in self.instances:
-            self.idle.put(instance)
+        self.idle.extend(self.instances)
+
+    def take(self, timeout: float, request: ChatRequest | None = None) -> Any:
+        """An idle instance for the caller alone, waiting at most ``timeout`` seconds for one
+        (None when none was given back in time). With several idle, the one whose last prompt
+        shares the most leading messages with ``request``'s (`common_prefix`), else the one
+        idle longest (the others keep what they hold)."""
+        with self.freed:
+            if not self.idle and not self.freed.wait_for(lambda: bool(self.idle), timeout):
+                return None
+            idle = self.idle
+            chosen = 0
+            if len(idle) > 1 and request is not None and self.holding:
+                digests = prefix_digests(request)
+                best = 0
+                for i, candidate in enumerate(idle):
+                    shared = common_prefix(self.holding.get(id(candidate), ()), digests)
+                    if shared > best:
+                        chosen, best = i, shared
+                if best:
+                    self.prefix_hits += 1
+                self.holding[id(idle[chosen])] = digests
+            elif len(self.instances) > 1 and request is not None:
+                self.holding[id(idle[0])] = prefix_digests(request)
+            return idle.pop(chosen)
+
+    def give_back(self, instance: Any) -> None:
+        """``instance`` is idle again."""
+        with self.freed:
+            self.idle.append(instance)
+            self.freed.notify()
 
     def record(self, *, waited: float, tokens: int, seconds: float) -> None:
         with _loaded_lock:
@@ -127,6 +167,7 @@ class LoadedModel:
                 self.queue_wait_total / self.requests if self.requests else None
             ),
             "queue_wait_seconds_max": self.queue_wait_max,
+            "prefix_hits": self.prefix_hits,
             "idle_seconds": time.monotonic() - self.last_used,
             "keep_alive_seconds": self.keep_alive,
         }
@@ -140,6 +181,7 @@ class LoadedModel:
         for instance in self.instances:
             instance.close()
         self.instances.clear()
+        self.holding.clear()
 
 
 _loaded: dict[ModelKey, LoadedModel] = {}
@@ -316,9 +358,11 @@ def instance(
     queued_at: float | None,
     purpose: Purpose = "chat",
     holder: object | None = None,
+    request: ChatRequest | None = None,
 ) -> Iterator[tuple[LoadedModel, Any, float]]:
     """An instance of ``resolved`` for this thread alone, and the seconds waited for it
-    (``holder``: as for `checkout`).
+    (``holder``: as for `checkout`; ``request``: the chat it is for, so that it goes to the
+    instance holding its prompt, `LoadedModel.take`).
 
     The wait runs from ``queued_at`` (when an async call was handed to the local threads;
     None: now) to holding an instance, less the time spent loading the model for it.
@@ -328,9 +372,8 @@ def instance(
     key, loaded = checkout(resolved, config, timeouts.remaining(), purpose, holder)
     loading = min(time.perf_counter() - before_checkout, loaded.load_seconds)
     try:
-        try:
-            instance = loaded.idle.get(timeout=timeouts.remaining())
-        except queue.Empty:
+        instance = loaded.take(timeouts.remaining(), request)
+        if instance is None:
             raise ForgeTimeout(
                 f"huggingface: {resolved.name} stayed busy until the deadline",
                 provider=_PROVIDER,
@@ -340,7 +383,7 @@ def instance(
         try:
             yield loaded, instance, waited
         finally:
-            loaded.idle.put(instance)
+            loaded.give_back(instance)
     finally:
         checkin(key, loaded)
 
