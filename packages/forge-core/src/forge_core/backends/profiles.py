@@ -109,10 +109,16 @@ def for_openai_model(base: Capabilities, model: str) -> Capabilities:
     return base
 
 
-def from_ollama_show(capabilities: Sequence[str], context_length: int | None) -> Capabilities:
+def from_ollama_show(
+    capabilities: Sequence[str] | None, context_length: int | None
+) -> Capabilities:
     """A model's capabilities from Ollama's ``/api/show`` (its ``capabilities`` list and
     context length): ``completion`` means it can answer JSON, ``tools``, ``vision`` and
-    ``thinking`` mean what they say; Ollama never honours ``tool_choice``."""
+    ``thinking`` mean what they say; Ollama never honours ``tool_choice``. An answer without
+    the list (None: servers older than the field) keeps the `OLLAMA` defaults, with the
+    context length."""
+    if capabilities is None:
+        return OLLAMA.model_copy(update={"context_window": context_length})
     return Capabilities(
         tools="tools" in capabilities,
         tool_choice=False,
