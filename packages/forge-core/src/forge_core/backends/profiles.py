@@ -21,8 +21,9 @@ Audio goes as base64 data only (OpenAI's ``input_audio``); no provider takes it 
 
 ``reasoning``: the model returns its thinking apart and takes forge's reasoning fields. A cloud
 kind says yes for every model (a model that does not think answers without thinking); Ollama
-says yes until ``/api/show`` lists a model's capabilities (``thinking``), and a model asked to
-think that cannot answers a 400 that fails over to the next candidate.
+says what ``/api/show`` lists (``thinking``), which the planner asks before a request needing
+more than text reaches a model (`ModelDescriber`); only when that failed does it say yes, and a
+model asked to think that cannot answers a 400 that fails over to the next candidate.
 """
 
 from __future__ import annotations
