@@ -183,7 +183,11 @@ class Planner:
         needs = None
         if describing and isinstance(request, ChatRequest):
             needs = ModelRequirements.of(request)
-            await self._adescribe(entries, request, needs)
+            unknown = self._to_describe(entries, request, needs)
+            if unknown:
+                await asyncio.gather(
+                    *(describer.adescribe(model) for (_, model), describer in unknown.items())
+                )
         if not listed or self._resident.trusted(listed):
             return needs
         wanted = {
@@ -195,14 +199,13 @@ class Planner:
             await asyncio.to_thread(self._resident.names, wanted)
         return needs
 
-    async def _adescribe(
+    def _to_describe(
         self, entries: Sequence[OrderEntry], request: ChatRequest, needs: ModelRequirements
-    ) -> None:
-        """Ask each server in ``entries`` that describes models (`ModelDescriber`) about each
-        model of it that planning ``needs`` would read the capabilities of (every one the
-        request may reach, so the sync path's one-at-a-time is not possible here), all at
-        once; those whose endpoint turns calls away, or said it lacks the model, are not
-        asked."""
+    ) -> dict[tuple[str, str], ModelDescriber]:
+        """Each (endpoint, model) of ``entries`` whose server should describe the model before
+        planning ``needs`` on it (`ModelDescriber.should_describe`): every one the request may
+        reach, since an async plan cannot stop to ask one at a time; not those whose endpoint
+        turns calls away or said it lacks the model. No network call."""
         local_only = (
             self._config.model_preferences.local_only
             if request.local_only is None
@@ -214,17 +217,14 @@ class Planner:
                 describer = deployment.describer
                 if (
                     describer is not None
+                    and describer.should_describe(model, needs)
                     and (deployment.endpoint, model) not in wanted
                     and not (local_only and not deployment.spec.local)
-                    and describer.should_describe(model, needs)
                     and self._missing.reason(deployment.endpoint, model) is None
                     and down_reason(deployment, self._health) is None
                 ):
                     wanted[deployment.endpoint, model] = describer
-        if wanted:
-            await asyncio.gather(
-                *(describer.adescribe(model) for (_, model), describer in wanted.items())
-            )
+        return wanted
 
     def _entries(
         self,
