@@ -269,3 +269,26 @@ def test_a_failed_show_is_asked_again_after_a_while(monkeypatch: pytest.MonkeyPa
             forge.chat(_text(tools=[WEATHER]))
             forge.chat(_text(tools=[WEATHER]))
     assert server.posts("/api/show") == [{"model": "llama3.2"}] * 2
+
+
+@pytest.mark.parametrize("path", ["chat", "achat"])
+async def test_each_balanced_host_is_asked_at_most_once(path: str) -> None:
+    with (
+        OllamaModelsServer({"llava": VISION}) as a,
+        OllamaModelsServer({"llava": VISION}) as b,
+    ):
+        hosts = [
+            {"name": "host-a", "base_url": a.base_url},
+            {"name": "host-b", "base_url": b.base_url},
+        ]
+        config = config_for(
+            {"name": "ollama", "hosts": hosts, "preferred_models": ["llava"]}, {"name": "openai"}
+        )
+        cloud = ScriptedBackend("cloud answered")
+        with Forge(config, backends={**build_backends(config), "openai": cloud}) as forge:
+            for _ in range(4):
+                answer = forge.chat(_image()) if path == "chat" else await forge.achat(_image())
+                assert answer.content == "llava answered"
+    assert len(a.chat_models()) + len(b.chat_models()) == 4
+    assert len(a.posts("/api/show")) <= 1 and len(b.posts("/api/show")) <= 1
+    assert cloud.calls == []

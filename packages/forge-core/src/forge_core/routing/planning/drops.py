@@ -8,8 +8,6 @@ endpoint that turns calls away (`down_reason`: its circuit, its cached health).
 
 from __future__ import annotations
 
-import asyncio
-
 from forge_core.config.schema import ForgeConfig
 from forge_core.errors import ProviderError
 from forge_core.routing.breaker import CircuitBreaker, CircuitState
@@ -50,24 +48,15 @@ def described_first(
 ) -> None:
     """Let ``deployment``'s server describe ``model`` before its capabilities are read, when
     ``needs`` asks for what only that description tells (`ModelDescriber`): a call bounded by
-    the backend's health-check timeout, made once per model. Not inside a running event loop,
-    which must not block: there `Planner.aready` has asked already (else the defaults stand)."""
+    the backend's health-check timeout, made once per model. An async request's plan finds it
+    done (`Planner.aready` asked first, without blocking its loop)."""
     describer = deployment.describer
     if (
         describer is not None
         and not (local_only and not deployment.spec.local)
         and describer.should_describe(model, needs)
-        and not _in_event_loop()
     ):
         describer.describe(model)
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def unfit_reason(
