@@ -11,6 +11,7 @@ from forge_core.backends.base import (
     ChatBackend,
     EmbeddingBackend,
     ModelCatalog,
+    ModelDescriber,
     ModelInfo,
 )
 from forge_core.backends.http.anthropic import AnthropicClient
@@ -45,6 +46,7 @@ __all__ = [
     "EmbeddingBackend",
     "LlamaCppBackend",
     "ModelCatalog",
+    "ModelDescriber",
     "ModelInfo",
     "OllamaAdmin",
     "OllamaClient",

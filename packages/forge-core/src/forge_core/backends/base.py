@@ -16,6 +16,7 @@ from forge_core.types import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ModelRequirements,
     Provider,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "InProcessRuntime",
     "LessonStore",
     "ModelCatalog",
+    "ModelDescriber",
     "ModelInfo",
     "ModelOrdering",
     "ResidentModelsReport",
@@ -157,6 +159,34 @@ class ResidentModelsReport(Protocol):
     def loaded_models(self, timeout: float | None = None) -> list[str]:
         """The names of the models loaded now (a network call bounded by ``timeout``; None:
         the backend's health-check timeout); raises a `ProviderError` when it cannot say."""
+        ...
+
+
+@runtime_checkable
+class ModelDescriber(Protocol):
+    """A backend whose server describes each model when asked (Ollama's ``/api/show``): until
+    it has, `ChatBackend.capabilities` are its kind's defaults, which may be wrong about a
+    need beyond plain text (an Ollama model that sees, or cannot think).
+
+    The planner asks `should_describe` of each candidate it reaches and, when it says so,
+    `describe` first (sync requests) or `adescribe` before planning (async requests,
+    `Planner.aready`); a plain text request asks nothing of the server.
+    """
+
+    def should_describe(self, model: str, needs: ModelRequirements) -> bool:
+        """Whether planning ``needs`` on ``model`` should ask the server first: ``needs`` holds
+        something the defaults may get wrong and the server has not told yet (nor failed to,
+        lately). No network call."""
+        ...
+
+    def describe(self, model: str) -> None:
+        """Ask the server what ``model`` can do, within the health-check timeout, so that
+        `ChatBackend.capabilities` answers from what it says; a failure leaves the defaults and
+        is not asked again for a while. Never raises."""
+        ...
+
+    async def adescribe(self, model: str) -> None:
+        """Async `describe`."""
         ...
 
 

@@ -21,8 +21,9 @@ Audio goes as base64 data only (OpenAI's ``input_audio``); no provider takes it 
 
 ``reasoning``: the model returns its thinking apart and takes forge's reasoning fields. A cloud
 kind says yes for every model (a model that does not think answers without thinking); Ollama
-says yes until ``/api/show`` lists a model's capabilities (``thinking``), and a model asked to
-think that cannot answers a 400 that fails over to the next candidate.
+says what ``/api/show`` lists (``thinking``), which the planner asks before a request needing
+more than text reaches a model (`ModelDescriber`); only when that failed does it say yes, and a
+model asked to think that cannot answers a 400 that fails over to the next candidate.
 """
 
 from __future__ import annotations
@@ -109,10 +110,16 @@ def for_openai_model(base: Capabilities, model: str) -> Capabilities:
     return base
 
 
-def from_ollama_show(capabilities: Sequence[str], context_length: int | None) -> Capabilities:
+def from_ollama_show(
+    capabilities: Sequence[str] | None, context_length: int | None
+) -> Capabilities:
     """A model's capabilities from Ollama's ``/api/show`` (its ``capabilities`` list and
     context length): ``completion`` means it can answer JSON, ``tools``, ``vision`` and
-    ``thinking`` mean what they say; Ollama never honours ``tool_choice``."""
+    ``thinking`` mean what they say; Ollama never honours ``tool_choice``. An answer without
+    the list (None: servers older than the field) keeps the `OLLAMA` defaults, with the
+    context length."""
+    if capabilities is None:
+        return OLLAMA.model_copy(update={"context_window": context_length})
     return Capabilities(
         tools="tools" in capabilities,
         tool_choice=False,

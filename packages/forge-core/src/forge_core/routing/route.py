@@ -67,7 +67,11 @@ class CandidateSkipped(Exception):
 
 
 class Route:
-    """The bookkeeping of one routed request: attempts, drops, timings, the final errors."""
+    """The bookkeeping of one routed request: attempts, drops, timings, the final errors.
+
+    ``needs``: what the request needs, when the caller has worked it out already
+    (`Planner.aready`); None: the planner works it out.
+    """
 
     def __init__(
         self,
@@ -75,6 +79,7 @@ class Route:
         request: ChatRequest | EmbeddingRequest,
         *,
         otel_context: Any = None,
+        needs: ModelRequirements | None = None,
     ) -> None:
         self.context = context
         self.clock = context.clock
@@ -84,7 +89,9 @@ class Route:
         # it hears of each later drop when the plan reaches it.
         #: What prefix affinity knows of this request (None: off, or no chat request).
         self.affinity = context.affinity.begin(request)
-        plan = context.planner.lazy(request, drops=self.trail.drops, affinity=self.affinity)
+        plan = context.planner.lazy(
+            request, drops=self.trail.drops, needs=needs, affinity=self.affinity
+        )
         plan.first()
         self.candidates: Sequence[Candidate] = plan
         self._started = self.clock.monotonic()

@@ -275,9 +275,9 @@ class Router:
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         """Async `chat`; the first-token limit is enforced here, at its limit."""
-        await self.planner.aready(request)
+        needs = await self.planner.aready(request)
         return await self._acall(
-            Route(self.context, request),
+            Route(self.context, request, needs=needs),
             lambda candidate, timeouts: candidate.backend.achat(request, candidate.model, timeouts),
         )
 
@@ -384,8 +384,8 @@ class Router:
         ``otel_context``: the OpenTelemetry context the request's span is a child of (None:
         the current one).
         """
-        await self.planner.aready(request)
-        route = Route(self.context, request, otel_context=otel_context)
+        needs = await self.planner.aready(request)
+        route = Route(self.context, request, otel_context=otel_context, needs=needs)
         said = YieldedSoFar()
         asked = request
         while True:

@@ -20,7 +20,13 @@ from forge_core.routing.health import HealthCache, HealthStatus
 from forge_core.routing.load import DeploymentLoad, ResidentModels, listed_as
 from forge_core.routing.planning.candidates import Candidate
 from forge_core.routing.planning.compiled import CandidateOrder, EntryDeployment, ModelDeployments
-from forge_core.routing.planning.drops import MissingModels, as_drop, down_reason, unfit_reason
+from forge_core.routing.planning.drops import (
+    MissingModels,
+    as_drop,
+    described_first,
+    down_reason,
+    unfit_reason,
+)
 from forge_core.types import Drop, ModelRequirements
 
 __all__ = ["Balancer"]
@@ -148,6 +154,7 @@ class Balancer:
         loaded: Sequence[bool | None] | None,
         index: int,
     ) -> Candidate | Drop:
+        described_first(deployment, model, needs, local_only)
         reason = unfit_reason(deployment, model, needs, local_only)
         if reason is not None:
             return as_drop(deployment, model, reason)

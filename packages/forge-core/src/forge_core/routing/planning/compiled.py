@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from forge_core._caches import put_bounded
-from forge_core.backends.base import ChatBackend, EmbeddingBackend, ModelOrdering
+from forge_core.backends.base import ChatBackend, EmbeddingBackend, ModelDescriber, ModelOrdering
 from forge_core.config.deployments import DeploymentSpec
 from forge_core.config.schema import ForgeConfig
 from forge_core.routing.breaker import BreakerRegistry, CircuitBreaker
@@ -58,6 +58,8 @@ class EntryDeployment:
     lister: Fetch | None
     #: The model rank's base: the deployment's ``preferred_models`` (Ollama's).
     preferred: tuple[str, ...]
+    #: The backend, when its server describes models on request (`ModelDescriber`).
+    describer: ModelDescriber | None = None
 
     def models(self, request: ChatRequest | EmbeddingRequest) -> tuple[str, ...]:
         """The models to try here, in order: the one named, else the embedding model for an
@@ -256,6 +258,9 @@ class OrderCompiler:
                     model_order=cast(ModelOrdering, backend).model_order if ordering else None,
                     lister=self._listers.get(name),
                     preferred=tuple(getattr(spec.section, "preferred_models", None) or ()),
+                    describer=(
+                        cast(ModelDescriber, backend) if _describes(type(backend)) else None
+                    ),
                 )
             )
         fixed = not embedding and all(d.chat_models is not None for d in deployments)
@@ -300,6 +305,11 @@ class OrderCompiler:
 def _orders_models(backend_type: type) -> bool:
     # Per type, once: a runtime protocol check costs tens of microseconds on every plan.
     return issubclass(backend_type, ModelOrdering)
+
+
+@functools.cache
+def _describes(backend_type: type) -> bool:
+    return issubclass(backend_type, ModelDescriber)
 
 
 def _in_model_order(

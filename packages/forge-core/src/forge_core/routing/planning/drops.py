@@ -16,7 +16,15 @@ from forge_core.routing.planning.compiled import EntryDeployment
 from forge_core.routing.retry import Clock
 from forge_core.types import Drop, ModelRequirements
 
-__all__ = ["LACKS", "MissingModels", "as_drop", "circuit_reason", "down_reason", "unfit_reason"]
+__all__ = [
+    "LACKS",
+    "MissingModels",
+    "as_drop",
+    "circuit_reason",
+    "described_first",
+    "down_reason",
+    "unfit_reason",
+]
 
 #: How the reason for leaving out a deployment that lacks a capability begins.
 LACKS = "lacks "
@@ -33,6 +41,22 @@ def as_drop(deployment: EntryDeployment, model: str, reason: str) -> Drop:
     """``model`` at ``deployment``, left out for ``reason``."""
     spec = deployment.spec
     return Drop(provider=spec.kind, model=model, deployment=spec.name, reason=reason)
+
+
+def described_first(
+    deployment: EntryDeployment, model: str, needs: ModelRequirements, local_only: bool
+) -> None:
+    """Let ``deployment``'s server describe ``model`` before its capabilities are read, when
+    ``needs`` asks for what only that description tells (`ModelDescriber`): a call bounded by
+    the backend's health-check timeout, made once per model. An async request's plan finds it
+    done (`Planner.aready` asked first, without blocking its loop)."""
+    describer = deployment.describer
+    if (
+        describer is not None
+        and not (local_only and not deployment.spec.local)
+        and describer.should_describe(model, needs)
+    ):
+        describer.describe(model)
 
 
 def unfit_reason(

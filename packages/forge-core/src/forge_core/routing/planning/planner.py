@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import cast
 
 from forge_core._caches import put_bounded
-from forge_core.backends.base import ChatBackend, ResidentModelsReport
+from forge_core.backends.base import ChatBackend, ModelDescriber, ResidentModelsReport
 from forge_core.config.schema import ForgeConfig
 from forge_core.routing.affinity import AffinityIndex, RequestAffinity
 from forge_core.routing.breaker import BreakerRegistry
@@ -28,6 +28,7 @@ from forge_core.routing.planning.compiled import EntryDeployment, OrderCompiler,
 from forge_core.routing.planning.drops import (
     MissingModels,
     as_drop,
+    described_first,
     down_reason,
     unfit_reason,
 )
@@ -75,7 +76,7 @@ class Planner:
         #: of their deployments asked what they have loaded (`_entries`).
         self._plans: dict[
             tuple[str | None, tuple[str, ...] | None, bool | None, bool],
-            tuple[list[OrderEntry], dict[str, EntryDeployment]],
+            tuple[list[OrderEntry], dict[str, EntryDeployment], bool],
         ] = {}
         #: (deployment, model, loaded) -> its candidate (candidates are immutable).
         self._candidates: dict[tuple[str, str, bool | None], Candidate] = {}
@@ -146,7 +147,7 @@ class Planner:
         """`plan` as a `Plan`, worked out as the router reaches each candidate; its drops are
         appended to ``drops`` (a route's trail) as they are found. ``affinity``: the request's
         (`AffinityIndex.begin`), which balancing consults and notes its reasons in."""
-        entries, _ = self._entries(request, preference_order, fallback_enabled)
+        entries, _, _ = self._entries(request, preference_order, fallback_enabled)
         embedding = isinstance(request, EmbeddingRequest)
         local_only = (
             self._config.model_preferences.local_only
@@ -165,19 +166,30 @@ class Planner:
         capability table and what the backend has learned), whether or not the deployment is
         usable now; None when no configured deployment can serve it. No network call."""
         request = ChatRequest(messages=[], model=model)
-        entries, _ = self._entries(request, fallback_enabled=False)
+        entries, _, _ = self._entries(request, fallback_enabled=False)
         for entry in entries:
             for deployment, chosen in entry.candidate_order(request).pairs:
                 return deployment.spec.kind, chosen, deployment.backend.capabilities(chosen)
         return None
 
-    async def aready(self, request: ChatRequest | EmbeddingRequest) -> None:
-        """Before an async request plans: fetch, in a thread, the ``/api/ps`` listings that
-        planning it would wait for (expired ones of hosts whose circuit and health allow
-        calls), so the wait (at most `RESIDENT_WAIT_SECONDS`) never blocks the event loop."""
-        _, listed = self._entries(request)
+    async def aready(self, request: ChatRequest | EmbeddingRequest) -> ModelRequirements | None:
+        """Before an async request plans, what planning it would wait for, without blocking
+        the event loop: the descriptions of models a chat request needs them of
+        (`ModelDescriber.adescribe`, all at once), and, in a thread, the ``/api/ps`` listings
+        (expired ones of hosts whose circuit and health allow calls; at most
+        `RESIDENT_WAIT_SECONDS`). Returns the request's needs when it worked them out, for
+        `lazy` to take."""
+        entries, listed, describing = self._entries(request)
+        needs = None
+        if describing and isinstance(request, ChatRequest):
+            needs = ModelRequirements.of(request)
+            unknown = self._to_describe(entries, request, needs)
+            if unknown:
+                await asyncio.gather(
+                    *(describer.adescribe(model) for (_, model), describer in unknown.items())
+                )
         if not listed or self._resident.trusted(listed):
-            return
+            return needs
         wanted = {
             endpoint: cast(Fetch, deployment.lister)
             for endpoint, deployment in listed.items()
@@ -185,15 +197,44 @@ class Planner:
         }
         if wanted and not self._resident.trusted(wanted):
             await asyncio.to_thread(self._resident.names, wanted)
+        return needs
+
+    def _to_describe(
+        self, entries: Sequence[OrderEntry], request: ChatRequest, needs: ModelRequirements
+    ) -> dict[tuple[str, str], ModelDescriber]:
+        """Each (endpoint, model) of ``entries`` whose server should describe the model before
+        planning ``needs`` on it (`ModelDescriber.should_describe`): every one the request may
+        reach, since an async plan cannot stop to ask one at a time; not those whose endpoint
+        turns calls away or said it lacks the model. No network call."""
+        local_only = (
+            self._config.model_preferences.local_only
+            if request.local_only is None
+            else request.local_only
+        )
+        wanted: dict[tuple[str, str], ModelDescriber] = {}
+        for entry in entries:
+            for deployment, model in entry.candidate_order(request).pairs:
+                describer = deployment.describer
+                if (
+                    describer is not None
+                    and describer.should_describe(model, needs)
+                    and (deployment.endpoint, model) not in wanted
+                    and not (local_only and not deployment.spec.local)
+                    and self._missing.reason(deployment.endpoint, model) is None
+                    and down_reason(deployment, self._health) is None
+                ):
+                    wanted[deployment.endpoint, model] = describer
+        return wanted
 
     def _entries(
         self,
         request: ChatRequest | EmbeddingRequest,
         preference_order: Sequence[str] | None = None,
         fallback_enabled: bool | None = None,
-    ) -> tuple[list[OrderEntry], dict[str, EntryDeployment]]:
-        """The entries ``request`` plans (`OrderCompiler.entries`, kept), and those of their
-        deployments that are asked what they have loaded, by endpoint."""
+    ) -> tuple[list[OrderEntry], dict[str, EntryDeployment], bool]:
+        """The entries ``request`` plans (`OrderCompiler.entries`, kept), those of their
+        deployments that are asked what they have loaded, by endpoint, and whether any of
+        them describes models on request (`ModelDescriber`)."""
         embedding = isinstance(request, EmbeddingRequest)
         if isinstance(request, EmbeddingRequest):
             pinned = request.model
@@ -216,7 +257,10 @@ class Planner:
                 for d in entry.deployments
                 if d.lister is not None
             }
-            found = put_bounded(self._plans, key, (entries, listed))
+            describing = any(
+                d.describer is not None for entry in entries for d in entry.deployments
+            )
+            found = put_bounded(self._plans, key, (entries, listed, describing))
         return found
 
     # -- per request ----------------------------------------------------------------------------
@@ -270,9 +314,12 @@ class Planner:
     def _unusable(
         self, deployment: EntryDeployment, model: str, needs: ModelRequirements, local_only: bool
     ) -> str | None:
-        """Why ``deployment`` cannot serve ``model`` now, known without a network call."""
-        return (
-            self._missing.reason(deployment.endpoint, model)
-            or unfit_reason(deployment, model, needs, local_only)
-            or down_reason(deployment, self._health)
-        )
+        """Why ``deployment`` cannot serve ``model`` now, known without a network call (but
+        the server's description of ``model`` when the request needs it: `described_first`)."""
+        missing = self._missing.reason(deployment.endpoint, model)
+        if missing is not None:
+            return missing
+        down = down_reason(deployment, self._health)
+        if down is None:
+            described_first(deployment, model, needs, local_only)
+        return unfit_reason(deployment, model, needs, local_only) or down

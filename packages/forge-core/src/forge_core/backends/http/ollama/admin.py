@@ -8,6 +8,7 @@ clients' capabilities), the loaded models (``/api/ps``), preloading (an empty
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +27,11 @@ from forge_core.backends.http.ollama.wire import (
 )
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
-from forge_core.errors import OllamaUnavailable
+from forge_core.errors import OllamaUnavailable, ProviderError
 from forge_core.types import Capabilities, Provider
 
 __all__ = [
+    "SHOW_RETRY_SECONDS",
     "OllamaAdmin",
     "OllamaModel",
     "OllamaModelDetails",
@@ -43,6 +45,12 @@ _VERSION = Call("GET", "/api/version")
 _V1_MODELS = Call("GET", "/v1/models")
 _TAGS = Call("GET", "/api/tags")
 _PS = Call("GET", "/api/ps")
+
+#: How long a failed ``/api/show`` (refused, 404, timeout, malformed answer) keeps routing on
+#: the defaults before the model is asked about again (`OllamaAdmin.described`).
+SHOW_RETRY_SECONDS = 60.0
+
+_log = logging.getLogger(__name__)
 
 
 class OllamaModelDetails(BaseModel):
@@ -131,6 +139,8 @@ class OllamaAdmin:
         self._v1_health = v1_health
         #: What the last ``/api/show`` of each model said it can do.
         self.model_capabilities: dict[str, Capabilities] = {}
+        #: When (``time.monotonic``) ``/api/show`` of each model last failed, for `described`.
+        self._show_failed: dict[str, float] = {}
         #: The names the last ``/api/tags`` listed, and when (``time.monotonic``).
         self.pulled: tuple[float, frozenset[str]] | None = None
         #: Whether the server has Ollama's native API: True once a native call answered,
@@ -213,28 +223,74 @@ class OllamaAdmin:
             status = await self.transport.aprobe(_V1_MODELS, seconds)
         return status == 200
 
-    def show(self, model: str) -> OllamaModelInfo:
-        """Context length and capabilities of ``model`` (``POST /api/show``); 404 ->
-        `ModelNotFound`. The answer feeds the clients' `capabilities`."""
-        response = self.transport.send(Call("POST", "/api/show", model, {"model": model}))
+    def show(self, model: str, timeout: float | None = None) -> OllamaModelInfo:
+        """Context length and capabilities of ``model`` (``POST /api/show``), within
+        ``timeout`` seconds (default: the client's timeout); 404 -> `ModelNotFound`. The answer
+        feeds the clients' `capabilities`."""
+        call = Call("POST", "/api/show", model, {"model": model})
+        return self._note_shown(model, self.transport.send(call, timeout))
+
+    async def ashow(self, model: str, timeout: float | None = None) -> OllamaModelInfo:
+        """Async `show`."""
+        call = Call("POST", "/api/show", model, {"model": model})
+        return self._note_shown(model, await self.transport.asend(call, timeout))
+
+    def _note_shown(self, model: str, response: httpx.Response) -> OllamaModelInfo:
         data = json_object(response, model)
         try:
             model_info = data.get("model_info") or {}
             architecture = model_info.get("general.architecture")
             context = model_info.get(f"{architecture}.context_length") if architecture else None
+            listed = data.get("capabilities")
+            if listed is not None and not (
+                isinstance(listed, list) and all(isinstance(name, str) for name in listed)
+            ):
+                raise TypeError("capabilities is not a list of names")
             info = OllamaModelInfo(
                 name=model,
                 context_length=int(context) if context else None,
-                capabilities=list(data.get("capabilities") or []),
+                capabilities=list(listed or []),
                 details=OllamaModelDetails.model_validate(data.get("details") or {}),
             )
-        except (ValueError, TypeError) as exc:
+        except (AttributeError, ValueError, TypeError) as exc:
             raise malformed("malformed /api/show answer", model) from exc
         self.model_capabilities[model] = profiles.from_ollama_show(
-            info.capabilities, info.context_length
+            None if listed is None else info.capabilities, info.context_length
         )
+        self._show_failed.pop(model, None)
         self.native_api = True
         return info
+
+    # -- what routing learns from /api/show -----------------------------------------------------
+
+    def described(self, model: str) -> bool:
+        """Whether asking ``/api/show`` about ``model`` now would tell routing nothing new: it
+        answered already, the server is known to lack the native API, or it failed less than
+        `SHOW_RETRY_SECONDS` ago. No network call."""
+        if model in self.model_capabilities or self.native_api is False:
+            return True
+        failed = self._show_failed.get(model)
+        return failed is not None and time.monotonic() - failed < SHOW_RETRY_SECONDS
+
+    def describe(self, model: str) -> None:
+        """`show` ``model`` within the health-check timeout, for routing: a failure (refused,
+        404, timeout, malformed answer) leaves the defaults and is not asked again for
+        `SHOW_RETRY_SECONDS`. Never raises."""
+        try:
+            self.show(model, self._health_check_timeout)
+        except ProviderError as exc:
+            self._show_failure(model, exc)
+
+    async def adescribe(self, model: str) -> None:
+        """Async `describe`."""
+        try:
+            await self.ashow(model, self._health_check_timeout)
+        except ProviderError as exc:
+            self._show_failure(model, exc)
+
+    def _show_failure(self, model: str, exc: ProviderError) -> None:
+        self._show_failed[model] = time.monotonic()
+        _log.debug("ollama /api/show of %s at %s failed, defaults kept: %s", model, self, exc)
 
     def running_models(self, timeout: float | None = None) -> list[OllamaRunningModel]:
         """The models loaded in memory now (``GET /api/ps``), within ``timeout`` seconds

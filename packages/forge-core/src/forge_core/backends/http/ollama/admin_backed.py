@@ -12,12 +12,15 @@ import time
 from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, ModelInfo
 from forge_core.backends.http.ollama.admin import OllamaAdmin
-from forge_core.types import Capabilities
+from forge_core.types import Capabilities, ModelRequirements
 
-__all__ = ["DEFAULT_OLLAMA_EMBEDDING_MODEL", "AdminBackedClient"]
+__all__ = ["DEFAULT_OLLAMA_EMBEDDING_MODEL", "OLLAMA_DEFAULT_NUM_CTX", "AdminBackedClient"]
 
 #: The model Ollama embeds with when the request names none.
 DEFAULT_OLLAMA_EMBEDDING_MODEL = "nomic-embed-text"
+#: The context Ollama loads a model with when a request sets no ``num_ctx`` (current versions;
+#: ``OLLAMA_CONTEXT_LENGTH`` on the server changes it). A longer prompt is cut, silently.
+OLLAMA_DEFAULT_NUM_CTX = 4096
 
 
 class AdminBackedClient:
@@ -32,6 +35,9 @@ class AdminBackedClient:
     auto_discovery: bool = True
     #: How long a listing of pulled models is trusted for the order.
     discovery_ttl_seconds: float = 300.0
+    #: The context a request runs with unless forge sizes one (the configured ``num_ctx``,
+    #: else Ollama's default): past half of it, the model's own length matters (`should_describe`).
+    default_context: int = OLLAMA_DEFAULT_NUM_CTX
 
     def model_order(self) -> tuple[str, ...]:
         """``preferred_models`` in order, less those the last fresh ``/api/tags`` (with
@@ -50,6 +56,34 @@ class AdminBackedClient:
     def capabilities(self, model: str) -> Capabilities:
         """From the last ``/api/show`` of ``model`` when there was one, else the defaults."""
         return self.admin.model_capabilities.get(model, profiles.OLLAMA)
+
+    # -- ModelDescriber: what routing asks /api/show ------------------------------------------
+
+    def should_describe(self, model: str, needs: ModelRequirements) -> bool:
+        """Whether ``needs`` asks for what the defaults may get wrong about ``model`` (images,
+        audio, files, reasoning, tools, JSON output, or a context past half of
+        `default_context`, where sizing ``num_ctx`` starts to need the model's length) and
+        ``/api/show`` has not told yet (`OllamaAdmin.described`). No network call."""
+        return (
+            needs.vision
+            or needs.image_urls
+            or needs.audio
+            or needs.files
+            or needs.file_urls
+            or needs.reasoning
+            or needs.tools
+            or needs.structured_output
+            or needs.json_mode
+            or needs.min_context_tokens > self.default_context // 2
+        ) and not self.admin.described(model)
+
+    def describe(self, model: str) -> None:
+        """`OllamaAdmin.describe`: ``/api/show`` within the health-check timeout; never raises."""
+        self.admin.describe(model)
+
+    async def adescribe(self, model: str) -> None:
+        """Async `describe`."""
+        await self.admin.adescribe(model)
 
     def list_models(self) -> list[ModelInfo]:
         """The pulled models (``GET /api/tags``), as `OllamaModel`."""

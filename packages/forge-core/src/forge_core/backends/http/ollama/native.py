@@ -28,6 +28,7 @@ from forge_core.backends.content import leave_out_cache_control, tools_without_c
 from forge_core.backends.http.ollama.admin import OllamaAdmin
 from forge_core.backends.http.ollama.admin_backed import (
     DEFAULT_OLLAMA_EMBEDDING_MODEL,
+    OLLAMA_DEFAULT_NUM_CTX,
     AdminBackedClient,
 )
 from forge_core.backends.http.ollama.wire import (
@@ -112,6 +113,7 @@ class OllamaClient(AdminBackedClient):
         self._default_model = default_model
         self._default_embedding_model = default_embedding_model
         self._num_ctx = num_ctx
+        self.default_context = num_ctx or OLLAMA_DEFAULT_NUM_CTX
         self._keep_alive = keep_alive
         self._think = think
 
@@ -225,9 +227,6 @@ class OllamaClient(AdminBackedClient):
 
 # -- context size -------------------------------------------------------------------------------
 
-#: The context Ollama loads a model with when a request sets no ``num_ctx`` (current versions;
-#: ``OLLAMA_CONTEXT_LENGTH`` on the server changes it). A longer prompt is cut, silently.
-OLLAMA_DEFAULT_NUM_CTX = 4096
 #: Tokens kept free for the answer when a request sets no ``max_tokens``.
 ANSWER_RESERVE_TOKENS = 1024
 #: Characters per token when sizing the context: on the generous side, since a context too

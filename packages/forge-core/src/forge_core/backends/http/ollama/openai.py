@@ -23,10 +23,10 @@ from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts
 from forge_core.backends.http.ollama.admin import OllamaAdmin
 from forge_core.backends.http.ollama.admin_backed import (
     DEFAULT_OLLAMA_EMBEDDING_MODEL,
+    OLLAMA_DEFAULT_NUM_CTX,
     AdminBackedClient,
 )
 from forge_core.backends.http.ollama.native import (
-    OLLAMA_DEFAULT_NUM_CTX,
     OllamaClient,
     context_need,
     noted_if_cut,
@@ -40,6 +40,7 @@ from forge_core.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ModelRequirements,
     Provider,
     RouteTrail,
 )
@@ -101,7 +102,7 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
             pool=pool,
         )
         #: The context ``/v1`` requests run with (the server's default).
-        self.v1_context = num_ctx or OLLAMA_DEFAULT_NUM_CTX
+        self.v1_context = self.default_context = num_ctx or OLLAMA_DEFAULT_NUM_CTX
         self._ollama = dialect != "llama-cpp"
         #: The native client for the requests ``/v1`` cannot carry: same server, same admin.
         self.native = OllamaClient(
@@ -130,6 +131,11 @@ class OllamaOpenAIClient(AdminBackedClient, OpenAICompatibleClient):
         if window is not None and window <= self.v1_context:
             return known
         return known.model_copy(update={"context_window": self.v1_context})
+
+    def should_describe(self, model: str, needs: ModelRequirements) -> bool:
+        """As `AdminBackedClient.should_describe`; never for llama-cpp-python's server, which
+        has no ``/api/show``."""
+        return self._ollama and AdminBackedClient.should_describe(self, model, needs)
 
     def _path(self, request: ChatRequest) -> tuple[bool, bool]:
         """(whether ``request`` would be better served natively, whether it must be: it will
