@@ -164,9 +164,11 @@ class ResidentModelsReport(Protocol):
 
 @runtime_checkable
 class ModelDescriber(Protocol):
-    """A backend whose server describes each model when asked (Ollama's ``/api/show``): until
+    """A backend whose server describes each model when asked (Ollama's ``/api/show``; what
+    llama-server's ``/props`` and LM Studio's ``/api/v0/models`` report a model takes): until
     it has, `ChatBackend.capabilities` are its kind's defaults, which may be wrong about a
-    need beyond plain text (an Ollama model that sees, or cannot think).
+    need beyond plain text (an Ollama model that sees, or cannot think; a llama-server without
+    a vision projector).
 
     The planner asks `should_describe` of each candidate it reaches and, when it says so,
     `describe` first (sync requests) or `adescribe` before planning (async requests,

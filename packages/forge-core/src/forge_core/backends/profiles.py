@@ -5,7 +5,8 @@ Every backend answers `ChatBackend.capabilities` from here, the planner routes o
 answers, and `forge_core.Forge.capabilities` reports them; nothing else keeps its own list.
 What a backend learns at run time narrows an entry (a parameter an endpoint refused:
 ``dialects.Lessons``; a model's own listing: `from_ollama_show`, `from_openrouter`), it never
-widens one.
+widens one, except where a server reports what a model takes: its report replaces the kind's
+guess (`with_reported_modalities`).
 
 | kind | tools | tool_choice | JSON schema / JSON mode | images (by URL) | audio | files (by URL) | reasoning | embeddings | context |
 |---|---|---|---|---|---|---|---|---|---|
@@ -16,6 +17,11 @@ widens one.
 | huggingface, GGUF | yes (grammar) | yes | yes (grammar) | no | no | no | no | yes | n_ctx |
 | huggingface, ONNX | no | no | no | no | no | no | no | no | unknown |
 | an OpenAI-compatible server of unknown kind | no | no | no | no | no | no | no | yes | unknown |
+
+An OpenAI-compatible server in OpenAI's place (or an ``openai`` endpoint) that reports what its
+model takes (llama.cpp's ``llama-server``: ``/props`` ``modalities``; LM Studio: ``type: vlm`` in
+``/api/v0/models``) has its images and audio from that report, asked the first time a request
+with an image or audio reaches it; a server that reports nothing keeps the row's.
 
 Audio goes as base64 data only (OpenAI's ``input_audio``); no provider takes it by URL.
 
@@ -47,6 +53,7 @@ __all__ = [
     "from_ollama_show",
     "from_openrouter",
     "gguf",
+    "with_reported_modalities",
 ]
 
 #: A cloud chat-completions API: tools, tool_choice, JSON schema and JSON mode, images (as
@@ -152,3 +159,18 @@ def from_openrouter(entry: Mapping[str, Any]) -> Capabilities:
         streaming=True,
         context_window=int(context) if context else None,
     )
+
+
+def with_reported_modalities(
+    base: Capabilities, *, vision: bool | None, audio: bool | None
+) -> Capabilities:
+    """``base`` with the images and audio a server reports its model takes (None: not
+    reported, ``base``'s kept). Images by URL stay ``base``'s when the model sees (no server
+    reports them apart)."""
+    update: dict[str, bool] = {}
+    if vision is not None:
+        update["vision"] = vision
+        update["image_urls"] = base.image_urls and vision
+    if audio is not None:
+        update["audio"] = audio
+    return base.model_copy(update=update) if update else base

@@ -21,7 +21,7 @@ streaming (it ignores ``stream_options``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,9 @@ from forge_core.backends.http.openai.dialects import (
     refusal_of,
     rejected,
     rejected_parameters,
+    server_root,
 )
+from forge_core.backends.http.openai.modalities import REPORTS, ServerModalities
 from forge_core.backends.http.openai.tool_emulation import (
     aemulated_stream,
     emulated_body,
@@ -84,6 +86,7 @@ from forge_core.types import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ModelRequirements,
     Provider,
 )
 
@@ -102,7 +105,9 @@ class OpenAICompatibleClient:
 
     ``dialect`` is the server's flavour of the format (a `Dialect` or its name); None identifies
     the server by its host, else once, on the first request whose form depends on it (tools or
-    a response format), from what it says about itself (`server_dialect`).
+    a response format), from what it says about itself (`server_dialect`). A server whose
+    dialect reports what its models take (llama-server, LM Studio) is asked that the first time
+    a request with an image or audio part reaches a model there (`ModelDescriber`: `describe`).
 
     The API key is read from ``api_key_env`` at call time and never stored on the object, so it
     cannot leak through a ``repr`` or a traceback's locals of this object.
@@ -141,6 +146,7 @@ class OpenAICompatibleClient:
         fixed = dialect_named(dialect) if isinstance(dialect, str) else dialect
         self._dialect = DetectedDialect(fixed or dialect_by_host(self.base_url))
         self._lessons = Lessons()
+        self._modalities = ServerModalities()
         self._models_path = models_path
         self._model_capabilities: dict[str, Capabilities] = {}
         self._env = env
@@ -175,13 +181,19 @@ class OpenAICompatibleClient:
 
     def capabilities(self, model: str) -> Capabilities:
         """What ``model`` can do: from the last model listing when it said (OpenRouter), else
-        the capabilities configured for this endpoint, less what this endpoint refused for
-        ``model`` (`_dialects.Lessons`). Never a network call."""
+        the capabilities configured for this endpoint with the images and audio its server
+        reported (`describe`), less what this endpoint refused for ``model``
+        (`_dialects.Lessons`). Never a network call."""
         base = self._model_capabilities.get(model) or (
             profiles.for_openai_model(self._capabilities, model)
             if self.provider is Provider.OPENAI
             else self._capabilities
         )
+        reported = self._modalities.of(model)
+        if reported is not None:
+            base = profiles.with_reported_modalities(
+                base, vision=reported.vision, audio=reported.audio
+            )
         known = self._dialect.known
         if base.tools and known is not None and known.emulate_unforced_tools:
             base = base.model_copy(update={"tools_emulated": True})
@@ -246,8 +258,11 @@ class OpenAICompatibleClient:
     def server_dialect(self) -> Dialect:
         """This endpoint's dialect, identifying the server first if nobody has yet: a few
         unbilled GETs (`_dialects.PROBES`), once per endpoint."""
+        return self._identified(self._probe)
+
+    def _identified(self, get: Callable[[str], httpx.Response | None]) -> Dialect:
         if self._dialect.needs_detection():
-            return self._dialect.settle(detect(self._probe, self.base_url))
+            return self._dialect.settle(detect(get, self.base_url))
         return self._dialect.current()
 
     def dialect_name(self) -> str:
@@ -256,9 +271,62 @@ class OpenAICompatibleClient:
 
     async def aserver_dialect(self) -> Dialect:
         """Async `server_dialect`."""
+        return await self._aidentified(self._aprobe)
+
+    async def _aidentified(self, get: Callable[[str], Awaitable[httpx.Response | None]]) -> Dialect:
         if self._dialect.needs_detection():
-            return self._dialect.settle(await adetect(self._aprobe, self.base_url))
+            return self._dialect.settle(await adetect(get, self.base_url))
         return self._dialect.current()
+
+    # -- ModelDescriber: what the server reports a model takes --------------------------------
+
+    def should_describe(self, model: str, needs: ModelRequirements) -> bool:
+        """Whether ``needs`` holds an image or audio part and this endpoint's server may report
+        whether ``model`` takes it and has not yet (nor failed to, lately:
+        `_modalities.ServerModalities.wants`). No network call."""
+        return (needs.vision or needs.image_urls or needs.audio) and self._modalities.wants(
+            model, self._dialect.known
+        )
+
+    def describe(self, model: str) -> None:
+        """Ask the server what ``model`` takes, identifying it first if nobody has (its
+        dialect's report, `_modalities.REPORTS`: one unbilled GET, within the health-check
+        timeout, that identification may have made already); a server of another dialect is
+        not asked, and a failure keeps the defaults for a while. Never raises."""
+        answers: dict[str, httpx.Response | None] = {}
+
+        def get(url: str) -> httpx.Response | None:
+            answers[url] = self._probe(url)
+            return answers[url]
+
+        report = REPORTS.get(self._identified(get).name)
+        if report is None:
+            self._unidentified()
+            return
+        url = server_root(self.base_url) + report.path
+        response = answers[url] if url in answers else self._probe(url)
+        self._modalities.note(model, report, response, self.base_url)
+
+    async def adescribe(self, model: str) -> None:
+        """Async `describe`."""
+        answers: dict[str, httpx.Response | None] = {}
+
+        async def get(url: str) -> httpx.Response | None:
+            answers[url] = await self._aprobe(url)
+            return answers[url]
+
+        report = REPORTS.get((await self._aidentified(get)).name)
+        if report is None:
+            self._unidentified()
+            return
+        url = server_root(self.base_url) + report.path
+        response = answers[url] if url in answers else await self._aprobe(url)
+        self._modalities.note(model, report, response, self.base_url)
+
+    def _unidentified(self) -> None:
+        # A server that answered no probe may be one that reports: ask again later, not now.
+        if self._dialect.known is None:
+            self._modalities.failed(self.base_url, "", "the server was not identified")
 
     @staticmethod
     def _depends_on_dialect(request: ChatRequest) -> bool:
