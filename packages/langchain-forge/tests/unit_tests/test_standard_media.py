@@ -1,5 +1,6 @@
 """LangChain's standard media tests (images as data and by URL, images in tool results, PDFs,
-audio) on a ForgeChat whose only deployment is a scripted model that sees, hears and reads.
+audio, Anthropic-style histories: ``tool_use``, ``source`` images, signed ``thinking`` blocks)
+on a ForgeChat whose only deployment is a scripted model that sees, hears and reads.
 
 The standard tests download their image, PDF and audio from the internet; here that download
 answers small fixture bytes instead (no network in the unit tier). What they check is that
@@ -16,7 +17,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from forge_core import AudioPart, Capabilities, FilePart, ForgeConfig, ImagePart
+from forge_core import (
+    AudioPart,
+    Capabilities,
+    FilePart,
+    ForgeConfig,
+    ImagePart,
+    Provider,
+    ReasoningPart,
+)
 from forge_core.testing import ScriptedBackend
 from langchain_core.language_models import BaseChatModel
 from langchain_forge import ForgeChat
@@ -49,6 +58,7 @@ MEDIA_TESTS = frozenset(
         "test_image_tool_message",
         "test_pdf_inputs",
         "test_audio_inputs",
+        "test_anthropic_inputs",
         "test_no_overrides_DO_NOT_OVERRIDE",
     }
 )
@@ -82,6 +92,8 @@ class TestForgeChatMediaStandard(ChatModelIntegrationTests):
             part for call in self.backend.calls for m in call.request.messages for part in m.parts
         ]
         assert any(isinstance(part, ImagePart | AudioPart | FilePart) for part in sent)
+        if request.node.name == "test_anthropic_inputs":
+            _anthropic_history_arrived(self.backend)
 
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -118,6 +130,30 @@ class TestForgeChatMediaStandard(ChatModelIntegrationTests):
     @property
     def supports_audio_inputs(self) -> bool:
         return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True
+
+
+def _anthropic_history_arrived(backend: ScriptedBackend) -> None:
+    """What `test_anthropic_inputs` sent reached the deployment as forge's parts: the
+    Anthropic-format tool, the ``tool_use`` call and its result, the ``source`` image, and the
+    signed ``thinking`` block as an Anthropic `ReasoningPart` (sent back to Anthropic as is)."""
+    tools_call, thinking_call = (call.request for call in backend.calls)
+    assert [tool["function"]["name"] for tool in tools_call.tools or []] == ["color_picker"]
+    roles = [message.role for message in tools_call.messages]
+    assert roles == ["system", "user", "assistant", "tool"]
+    user, assistant, tool = tools_call.messages[1:]
+    assert any(isinstance(part, ImagePart) for part in user.parts)
+    assert [(call.id, call.name) for call in assistant.tool_calls or []] == [
+        ("foo", "color_picker")
+    ]
+    assert tool.tool_call_id == "foo"
+    thought = [part for part in thinking_call.messages[1].parts if isinstance(part, ReasoningPart)]
+    assert [(part.provider, bool(part.signature)) for part in thought] == [
+        (Provider.ANTHROPIC, True)
+    ]
 
 
 def _not_run(test: Callable[..., Any]) -> Callable[..., Any]:
