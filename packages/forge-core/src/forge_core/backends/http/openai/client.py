@@ -9,12 +9,12 @@ one status table. A request refused for a parameter is sent once more in another
 exists, and what the endpoint refused is remembered (`_dialects.Lessons`). Wire notes:
 docs/providers.md.
 
-Fields of OpenAI's documented chat-completions API that forge does not carry yet: request ``n``, ``seed``,
-``logprobs``/``top_logprobs``, penalties, ``logit_bias``, ``parallel_tool_calls``,
-``user``, the ``developer`` role; response ``refusal``, ``annotations``,
-usage details (cached / reasoning tokens), ``x-ratelimit-*`` headers and ``x-should-retry``.
-OpenRouter: the ``models`` fallback list, ``provider`` routing preferences, ``usage.cost``,
-``native_finish_reason``, ``X-Generation-Id``. llama-cpp-python's server sends no usage when
+Fields of OpenAI's documented chat-completions API that forge does not carry: request ``n``
+(an unknown option, refused), the ``developer`` role; response ``refusal``, ``annotations``,
+``x-ratelimit-*`` headers and ``x-should-retry``. OpenRouter: the ``models`` fallback list,
+``provider`` routing preferences, ``usage.cost``, ``native_finish_reason``,
+``X-Generation-Id``. What each dialect carries and leaves out of the generation parameters:
+docs/providers.md. llama-cpp-python's server sends no usage when
 streaming (it ignores ``stream_options``).
 """
 
