@@ -126,6 +126,30 @@ def _wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log: IO
         time.sleep(0.2)
 
 
+def balanced_endpoints(count: int, **routing: Any) -> ForgeConfig:
+    """``count`` OpenAI-compatible endpoints (``ep0``, ``ep1``, ... at ``http://ep<i>.test/v1``,
+    model ``m``, no key) balanced in one order entry, cloud first, with ``routing`` settings."""
+    return ForgeConfig.model_validate(
+        {
+            "model_preferences": {"local_first": False},
+            "providers": {
+                "endpoints": [
+                    {
+                        "name": f"ep{i}",
+                        "kind": "openai",
+                        "base_url": f"http://ep{i}.test/v1",
+                        "default_model": "m",
+                        "api_key_env": None,
+                    }
+                    for i in range(count)
+                ],
+                "fallback": {"order": ["openai"]},
+            },
+            "routing": routing,
+        }
+    )
+
+
 def config_for(*providers: dict[str, Any], **sections: Any) -> ForgeConfig:
     """A `ForgeConfig` built from plain dicts, with fallback order from ``providers``' names.
 

@@ -30,31 +30,9 @@ from forge_core.routing.affinity import (
 )
 from forge_core.routing.load import Busy
 from forge_core.testing import ScriptedBackend
+from forge_test_support import balanced_endpoints
 
 SYSTEM = "You are a careful assistant. " * 40
-
-
-def _config(count: int, **routing: Any) -> ForgeConfig:
-    """``count`` OpenAI-compatible endpoints (``ep0``, ``ep1``, ...) balanced in one entry."""
-    return ForgeConfig.model_validate(
-        {
-            "model_preferences": {"local_first": False},
-            "providers": {
-                "endpoints": [
-                    {
-                        "name": f"ep{i}",
-                        "kind": "openai",
-                        "base_url": f"http://ep{i}.test/v1",
-                        "default_model": "m",
-                        "api_key_env": None,
-                    }
-                    for i in range(count)
-                ],
-                "fallback": {"order": ["openai"]},
-            },
-            "routing": routing,
-        }
-    )
 
 
 def _forge(count: int = 2, *replies: Any, **routing: Any) -> tuple[Forge, list[ScriptedBackend]]:
@@ -63,7 +41,7 @@ def _forge(count: int = 2, *replies: Any, **routing: Any) -> tuple[Forge, list[S
         for i in range(count)
     ]
     forge = Forge(
-        _config(count, **routing),
+        balanced_endpoints(count, **routing),
         backends={f"ep{i}": backend for i, backend in enumerate(backends)},
         clock=FakeClock(),
         env={},
@@ -203,7 +181,7 @@ def test_a_failed_holder_fails_over_and_the_prefix_moves() -> None:
 
 
 def test_an_unbalanced_fallback_of_the_same_model_has_no_affinity_reason() -> None:
-    config = _config(2).model_dump()
+    config = balanced_endpoints(2).model_dump()
     config["providers"]["fallback"]["order"] = ["openai", "anthropic"]
     down = ProviderUnavailable("down")
     backends = {f"ep{i}": ScriptedBackend(down, endpoint=f"http://ep{i}.test/v1") for i in range(2)}
@@ -295,11 +273,11 @@ def test_a_request_is_hashed_once_and_looked_up_once_a_message_whatever_the_depl
 
 @pytest.mark.parametrize("mode", ["prefix", "key", "off"])
 def test_the_config_takes_the_modes_and_refuses_others(mode: str) -> None:
-    assert _config(2, affinity=mode).routing.affinity == mode
+    assert balanced_endpoints(2, affinity=mode).routing.affinity == mode
     with pytest.raises(ValueError):
-        _config(2, affinity="sticky")
+        balanced_endpoints(2, affinity="sticky")
     with pytest.raises(ValueError):
-        _config(2, affinity_imbalance=-1)
+        balanced_endpoints(2, affinity_imbalance=-1)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from forge_core import ChatRequest, Forge, ForgeConfig, Message
 from forge_core.prefixes import prefix_digests
 from forge_core.state.redis import RedisState
 from forge_core.testing import ScriptedBackend
+from forge_test_support import balanced_endpoints
 from redis_server import RedisServer, run_redis
 
 pytestmark = pytest.mark.redis_server
@@ -27,34 +28,14 @@ COUNT = 4
 
 
 def _config(url: str, prefix: str, cache_ttl: float, **routing: Any) -> ForgeConfig:
-    return ForgeConfig.model_validate(
-        {
-            "model_preferences": {"local_first": False},
-            "providers": {
-                "endpoints": [
-                    {
-                        "name": f"ep{i}",
-                        "kind": "openai",
-                        "base_url": f"http://ep{i}.test/v1",
-                        "default_model": "m",
-                        "api_key_env": None,
-                    }
-                    for i in range(COUNT)
-                ],
-                "fallback": {"order": ["openai"]},
-            },
-            "routing": {
-                "state": {
-                    "backend": "redis",
-                    "url": url,
-                    "key_prefix": prefix,
-                    "cache_ttl_seconds": cache_ttl,
-                    "retry_interval_seconds": 30,
-                },
-                **routing,
-            },
-        }
-    )
+    state = {
+        "backend": "redis",
+        "url": url,
+        "key_prefix": prefix,
+        "cache_ttl_seconds": cache_ttl,
+        "retry_interval_seconds": 30,
+    }
+    return balanced_endpoints(COUNT, state=state, **routing)
 
 
 def _forge(
