@@ -11,7 +11,7 @@ there, with its model, its prefix digests in hex and the writer's token; at most
 per-deployment bound of entries, those older than ``routing.affinity_ttl_seconds`` trimmed,
 and the key expiring that long after its last write) and, per rate budget (`forge_core.routing.budget`), the sorted sets
 ``budget:{key}:requests`` and ``budget:{key}:tokens`` (scored by Redis's own clock in ms, so
-hosts with skewed clocks count one window), taken and pruned atomically by `_TAKE`.
+hosts with skewed clocks count one window), taken and pruned atomically by `TAKE_BUDGET`.
 
 Cheap on the hot path: reads come from a local view of every endpoint this process has asked
 about, refreshed in one pipelined round trip when it is older than ``cache_ttl`` seconds; while
@@ -47,6 +47,7 @@ from forge_core.state.base import (
     SharedPrefixes,
     mask_url,
 )
+from forge_core.state.redis_scripts import RELEASE_PROBE, SETTLE_BUDGET, TAKE_BUDGET
 
 logger = logging.getLogger("forge.state")
 
@@ -70,70 +71,6 @@ _PREFIXES_QUEUED = 1024
 #: At most this many served prefixes are read per endpoint and refresh (a process that
 #: starts reads what the fleet learned over a few refreshes).
 _PREFIXES_READ = 256
-
-#: Delete the probe lease only if this process still holds it (its token is the value).
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
-
-
-#: Prune both logs of a budget to the window, then count the request if it fits; else say in
-#: how many ms it would. KEYS: requests, tokens; ARGV: window ms, rpm, tpm (0: none), tokens,
-#: member. A token log member is "tokens:member".
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local rpm = tonumber(ARGV[2])
-local tpm = tonumber(ARGV[3])
-local tokens = tonumber(ARGV[4])
-local member = ARGV[5]
-if tpm > 0 and tokens > tpm then return {0, -1} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-local wait = 0
-if rpm > 0 then
-  local n = redis.call('ZCARD', KEYS[1])
-  if n >= rpm then
-    local oldest = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
-    wait = tonumber(oldest[2]) + window - now
-  end
-end
-if tpm > 0 then
-  local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-  local used = 0
-  for i = 1, #entries, 2 do used = used + tonumber(string.match(entries[i], '^(%d+):')) end
-  local over = used + tokens - tpm
-  local freed = 0
-  for i = 1, #entries, 2 do
-    if over <= 0 then break end
-    freed = freed + tonumber(string.match(entries[i], '^(%d+):'))
-    if freed >= over then
-      wait = math.max(wait, tonumber(entries[i + 1]) + window - now)
-      break
-    end
-  end
-end
-if wait > 0 then return {0, wait} end
-redis.call('ZADD', KEYS[1], now, member)
-redis.call('PEXPIRE', KEYS[1], window)
-if tpm > 0 then
-  redis.call('ZADD', KEYS[2], now, tokens .. ':' .. member)
-  redis.call('PEXPIRE', KEYS[2], window)
-end
-return {1, 0}
-"""
-
-#: Replace a reservation's tokens by those used, keeping its time. KEYS: tokens log;
-#: ARGV: old member, new member.
-_SETTLE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[1], score, ARGV[2])
-end
-return 0
-"""
 
 
 class RedisState:
@@ -205,8 +142,8 @@ class RedisState:
         self._prefix_sinks: list[Callable[[], PrefixSink | None]] = []
         #: endpoint -> the id of the last ``affinity`` stream entry read.
         self._prefixes_read: dict[str, str] = {}
-        self._take = self._client.register_script(_TAKE)
-        self._settle = self._client.register_script(_SETTLE)
+        self._take = self._client.register_script(TAKE_BUDGET)
+        self._settle = self._client.register_script(SETTLE_BUDGET)
 
     def __repr__(self) -> str:
         return f"RedisState({self._url!r}, key_prefix={self._prefix!r})"
@@ -607,7 +544,7 @@ class RedisState:
     def release_probe(self, endpoint: str) -> None:
         """Delete the probe lease if this process holds it."""
         key = self._key("probe", endpoint)
-        self._call(lambda: self._client.eval(_RELEASE, 1, key, self._token))
+        self._call(lambda: self._client.eval(RELEASE_PROBE, 1, key, self._token))
 
     def breakers(self) -> dict[str, BreakerRecord]:
         """Every endpoint's shared record (a SCAN: the fleet view, not the hot path)."""
@@ -686,7 +623,7 @@ class RedisState:
     def take_budget(
         self, key: str, rpm: int, tpm: int, tokens: int, member: str, window: float
     ) -> tuple[bool, float] | None:
-        """`_TAKE` on ``budget:{key}:requests`` and ``budget:{key}:tokens``."""
+        """`TAKE_BUDGET` on ``budget:{key}:requests`` and ``budget:{key}:tokens``."""
         keys = (self._key("budget", f"{key}:requests"), self._key("budget", f"{key}:tokens"))
         window_ms = max(int(window * 1000), 1)
         ok, result = self._call(
@@ -700,7 +637,7 @@ class RedisState:
         return False, math.inf if wait_ms < 0 else wait_ms / 1000.0
 
     def settle_budget(self, key: str, member: str, reserved: int, tokens: int) -> None:
-        """`_SETTLE` on ``budget:{key}:tokens``."""
+        """`SETTLE_BUDGET` on ``budget:{key}:tokens``."""
         log = self._key("budget", f"{key}:tokens")
         self._call(
             lambda: self._settle(keys=(log,), args=(f"{reserved}:{member}", f"{tokens}:{member}"))

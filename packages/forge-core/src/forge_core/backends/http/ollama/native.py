@@ -38,7 +38,7 @@ from forge_core.backends.http.ollama.wire import (
     malformed,
     stream_failure,
 )
-from forge_core.backends.http.openai.client import checked_count
+from forge_core.backends.http.openai.wire import checked_count
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body

@@ -31,7 +31,6 @@ from httpx_sse import ServerSentEvent
 from forge_core.backends import profiles
 from forge_core.backends.base import DEFAULT_HEALTH_TIMEOUT, AttemptTimeouts, ModelInfo
 from forge_core.backends.common import (
-    MAX_MESSAGE,
     ToolCallAssembler,
     error_class_for_status,
     fingerprint_of_key,
@@ -66,9 +65,11 @@ from forge_core.backends.http.openai.tool_emulation import (
 from forge_core.backends.http.openai.wire import (
     build_body,
     embeddings_body,
+    embeddings_from,
+    error_code,
+    error_message,
     parse_chunk,
     parse_completion,
-    parse_embeddings,
 )
 from forge_core.backends.http.pool import ClientPool
 from forge_core.backends.http.transport import Call, Transport
@@ -90,7 +91,7 @@ from forge_core.types import (
     Provider,
 )
 
-__all__ = ["OpenAICompatibleClient", "embeddings_from"]
+__all__ = ["OpenAICompatibleClient"]
 
 #: The model an OpenAI-compatible endpoint embeds with when the request names none.
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
@@ -642,7 +643,7 @@ class OpenAICompatibleClient:
 
     def _stream_error(self, data: dict[str, Any], model: str) -> ProviderError:
         """An error sent inside a 200 stream (OpenAI's ``error`` line, OpenRouter's chunk)."""
-        message = f"{self.provider.value}: {_error_message(data) or 'error in stream'}"
+        message = f"{self.provider.value}: {error_message(data) or 'error in stream'}"
         common: dict[str, Any] = {"provider": self.provider.value, "model": model}
         error = data.get("error")
         code = error.get("code") if isinstance(error, dict) else None
@@ -665,9 +666,9 @@ class OpenAICompatibleClient:
             data = response.json()
         except ValueError:
             data = None
-        detail = _error_message(data) or response.reason_phrase or "error"
+        detail = error_message(data) or response.reason_phrase or "error"
         message = f"{self.provider.value}: HTTP {status}: {detail}"
-        if _error_code(data) == "insufficient_quota":
+        if error_code(data) == "insufficient_quota":
             # Out of credit (OpenAI sends it as a 429): waiting will not help, like a 402.
             return AuthenticationFailed(
                 message, provider=self.provider.value, model=model, status_code=status
@@ -699,56 +700,6 @@ class _CompletionStream:
     def end(self) -> None:
         # A stream may end without [DONE]; the router checks that it said how it finished.
         return None
-
-
-def embeddings_from(
-    response: httpx.Response, provider: Provider, model: str, count: int
-) -> EmbeddingResponse:
-    """The vectors of an OpenAI ``/embeddings`` answer, one per text asked for."""
-    try:
-        result = parse_embeddings(response.json(), provider, model)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise MalformedResponse(
-            f"{provider.value}: malformed embeddings response: {redact(str(exc))}",
-            provider=provider.value,
-            model=model,
-        ) from exc
-    return checked_count(result, count)
-
-
-def checked_count(result: EmbeddingResponse, count: int) -> EmbeddingResponse:
-    """``result`` when it holds ``count`` vectors; else `MalformedResponse`."""
-    if len(result.vectors) != count:
-        raise MalformedResponse(
-            f"{result.provider.value}: asked for {count} embeddings, got {len(result.vectors)}",
-            provider=result.provider.value,
-            model=result.model,
-        )
-    return result
-
-
-def _error_code(data: Any) -> Any:
-    error = data.get("error") if isinstance(data, dict) else None
-    return error.get("code") if isinstance(error, dict) else None
-
-
-def _error_message(data: Any) -> str | None:
-    """The message of an error body: OpenAI / OpenRouter (``{"error": {...}}``), Ollama and
-    LM Studio (``{"error": "..."}``), vLLM (``{"object": "error", "message": ...}``) or FastAPI
-    (``{"detail": ...}``)."""
-    if not isinstance(data, dict):
-        return None
-    error = data.get("error")
-    if isinstance(error, str):
-        return redact(error)[:MAX_MESSAGE]
-    if isinstance(error, dict) and error.get("message"):
-        return redact(str(error["message"]))[:MAX_MESSAGE]
-    if data.get("object") == "error" and data.get("message"):
-        return redact(str(data["message"]))[:MAX_MESSAGE]
-    if data.get("detail"):
-        detail = data["detail"]
-        return redact(detail if isinstance(detail, str) else json.dumps(detail))[:MAX_MESSAGE]
-    return None
 
 
 def _sent_body(response: httpx.Response) -> dict[str, Any]:

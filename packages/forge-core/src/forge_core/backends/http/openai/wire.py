@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from forge_core.backends.common import embedding_vector, new_tool_call_id
+import httpx
+
+from forge_core.backends.common import MAX_MESSAGE, embedding_vector, new_tool_call_id, redact
 from forge_core.backends.content import (
     AUDIO_FORMATS,
     leave_out_cache_control,
@@ -20,7 +22,7 @@ from forge_core.backends.content import (
 from forge_core.backends.http.openai.dialects import Dialect, any_object, dialect_named
 from forge_core.backends.parameters import OPTIONAL_FIELDS, carry_parameters, merge_extra_body
 from forge_core.backends.reasoning import openai_reasoning_effort, reasoning_left_out
-from forge_core.errors import CapabilityMismatch
+from forge_core.errors import CapabilityMismatch, MalformedResponse
 from forge_core.tool_calls import parse_arguments
 from forge_core.types import (
     REASONING_FIELDS,
@@ -42,7 +44,11 @@ from forge_core.types import (
 
 __all__ = [
     "build_body",
+    "checked_count",
     "embeddings_body",
+    "embeddings_from",
+    "error_code",
+    "error_message",
     "message_to_wire",
     "parse_chunk",
     "parse_completion",
@@ -358,3 +364,54 @@ def parse_embeddings(data: Any, provider: Provider, model: str) -> EmbeddingResp
         model=str(data.get("model") or model),
         input_tokens=int(tokens) if tokens is not None else None,
     )
+
+
+def embeddings_from(
+    response: httpx.Response, provider: Provider, model: str, count: int
+) -> EmbeddingResponse:
+    """The vectors of an OpenAI ``/embeddings`` answer, one per text asked for."""
+    try:
+        result = parse_embeddings(response.json(), provider, model)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"{provider.value}: malformed embeddings response: {redact(str(exc))}",
+            provider=provider.value,
+            model=model,
+        ) from exc
+    return checked_count(result, count)
+
+
+def checked_count(result: EmbeddingResponse, count: int) -> EmbeddingResponse:
+    """``result`` when it holds ``count`` vectors; else `MalformedResponse`."""
+    if len(result.vectors) != count:
+        raise MalformedResponse(
+            f"{result.provider.value}: asked for {count} embeddings, got {len(result.vectors)}",
+            provider=result.provider.value,
+            model=result.model,
+        )
+    return result
+
+
+def error_code(data: Any) -> Any:
+    """The ``error.code`` of an OpenAI-shaped error body, if it has one."""
+    error = data.get("error") if isinstance(data, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def error_message(data: Any) -> str | None:
+    """The message of an error body: OpenAI / OpenRouter (``{"error": {...}}``), Ollama and
+    LM Studio (``{"error": "..."}``), vLLM (``{"object": "error", "message": ...}``) or FastAPI
+    (``{"detail": ...}``)."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, str):
+        return redact(error)[:MAX_MESSAGE]
+    if isinstance(error, dict) and error.get("message"):
+        return redact(str(error["message"]))[:MAX_MESSAGE]
+    if data.get("object") == "error" and data.get("message"):
+        return redact(str(data["message"]))[:MAX_MESSAGE]
+    if data.get("detail"):
+        detail = data["detail"]
+        return redact(detail if isinstance(detail, str) else json.dumps(detail))[:MAX_MESSAGE]
+    return None
