@@ -140,3 +140,13 @@ def test_parts_a_deployment_must_take_are_requirements() -> None:
     assert needs.unmet(Capabilities(vision=True, image_urls=True)) == ["audio", "files"]
     # A deployment that sees images given as data only cannot take one by URL.
     assert needs.unmet(Capabilities(vision=True, audio=True, files=True)) == ["images by URL"]
+
+
+def test_signed_or_redacted_reasoning_with_no_provider_named_is_anthropics() -> None:
+    from forge_core import ReasoningPart
+
+    assert ReasoningPart(text="t", signature="sig").provider is Provider.ANTHROPIC
+    assert ReasoningPart(redacted="opaque").provider is Provider.ANTHROPIC
+    assert ReasoningPart(text="t").provider is None
+    named = ReasoningPart(text="t", signature="sig", provider=Provider.OPENROUTER)
+    assert named.provider is Provider.OPENROUTER

@@ -59,7 +59,7 @@ from forge_core.shared import (
     config_identity,
     shared_forge,
 )
-from forge_core.tool_calls import ToolCallAccumulator
+from forge_core.tool_calls import ToolCallAccumulator, resolve_tool_choice
 from forge_core.types import (
     CALL_PARAMETERS,
     REASONING_FIELDS,
@@ -88,7 +88,6 @@ from forge_core.types import (
     ToolCallDelta,
     Usage,
     json_schema_format,
-    resolve_tool_choice,
 )
 
 __all__ = [

@@ -9,13 +9,13 @@ far" while streaming does not re-implement the joining rule.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from forge_core.types import ToolCall, ToolCallDelta
 
-__all__ = ["ToolCallAccumulator", "parse_arguments"]
+__all__ = ["ToolCallAccumulator", "parse_arguments", "resolve_tool_choice"]
 
 
 @dataclass
@@ -106,3 +106,39 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise ValueError("tool call arguments are not a JSON object")
     return parsed
+
+
+def resolve_tool_choice(
+    choice: str | bool | Mapping[str, Any] | None, tools: Sequence[Mapping[str, Any]]
+) -> str | dict[str, Any] | None:
+    """A tool choice in any wrapper's words as the one OpenAI shape `ChatRequest` takes.
+
+    Every framework package calls this, so the same intent sends the same request:
+
+    - ``None`` or ``False``: unset (every provider then lets the model decide);
+    - ``"auto"``, ``"none"``: as they are;
+    - ``"required"``, ``"any"`` (LangChain) or ``True``: some tool must be called; with a
+      single tool, that tool by name, which means the same and is understood by more
+      OpenAI-compatible servers;
+    - a tool's name: that tool;
+    - a mapping: an OpenAI ``tool_choice`` object, as it is.
+
+    ``tools`` are OpenAI ``tools`` entries. Anything else raises ``ValueError`` naming them.
+    """
+    if choice is None or choice is False:
+        return None
+    if isinstance(choice, Mapping):
+        return dict(choice)
+    names = [tool["function"]["name"] for tool in tools]
+    if choice is True or choice in ("any", "required"):
+        if len(names) == 1:
+            return {"type": "function", "function": {"name": names[0]}}
+        return "required"
+    if choice in ("auto", "none"):
+        return choice
+    if isinstance(choice, str) and choice in names:
+        return {"type": "function", "function": {"name": choice}}
+    raise ValueError(
+        f"tool_choice {choice!r} is neither 'auto', 'none', 'any', 'required' nor the name of "
+        f"a given tool ({', '.join(names) or 'no tools given'})"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,7 +37,6 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "json_schema_format",
-    "resolve_tool_choice",
 ]
 
 
@@ -213,8 +212,9 @@ class ReasoningPart(BaseModel):
 
     ``signature`` is the provider's opaque signature of ``text`` and ``redacted`` its opaque
     encrypted reasoning (Anthropic's ``thinking`` and ``redacted_thinking`` blocks); only
-    ``provider``, the one that produced them, takes them back. A provider that neither needs
-    nor accepts reasoning in a conversation's history is sent none.
+    ``provider``, the one that produced them, takes them back (unnamed, it is Anthropic, the
+    one provider that signs thinking). A provider that neither needs nor accepts reasoning in
+    a conversation's history is sent none.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -224,6 +224,12 @@ class ReasoningPart(BaseModel):
     signature: str | None = None
     redacted: str | None = None
     provider: Provider | None = None
+
+    @model_validator(mode="after")
+    def _signed_by_anthropic(self) -> Self:
+        if self.provider is None and (self.signature or self.redacted):
+            self.provider = Provider.ANTHROPIC
+        return self
 
 
 _PartT = TypeVar("_PartT", bound=BaseModel)
@@ -437,42 +443,6 @@ def json_schema_format(
     if strict is not None:
         json_schema["strict"] = strict
     return {"type": "json_schema", "json_schema": json_schema}
-
-
-def resolve_tool_choice(
-    choice: str | bool | Mapping[str, Any] | None, tools: Sequence[Mapping[str, Any]]
-) -> str | dict[str, Any] | None:
-    """A tool choice in any wrapper's words as the one OpenAI shape `ChatRequest` takes.
-
-    Every framework package calls this, so the same intent sends the same request:
-
-    - ``None`` or ``False``: unset (every provider then lets the model decide);
-    - ``"auto"``, ``"none"``: as they are;
-    - ``"required"``, ``"any"`` (LangChain) or ``True``: some tool must be called; with a
-      single tool, that tool by name, which means the same and is understood by more
-      OpenAI-compatible servers;
-    - a tool's name: that tool;
-    - a mapping: an OpenAI ``tool_choice`` object, as it is.
-
-    ``tools`` are OpenAI ``tools`` entries. Anything else raises ``ValueError`` naming them.
-    """
-    if choice is None or choice is False:
-        return None
-    if isinstance(choice, Mapping):
-        return dict(choice)
-    names = [tool["function"]["name"] for tool in tools]
-    if choice is True or choice in ("any", "required"):
-        if len(names) == 1:
-            return {"type": "function", "function": {"name": names[0]}}
-        return "required"
-    if choice in ("auto", "none"):
-        return choice
-    if isinstance(choice, str) and choice in names:
-        return {"type": "function", "function": {"name": choice}}
-    raise ValueError(
-        f"tool_choice {choice!r} is neither 'auto', 'none', 'any', 'required' nor the name of "
-        f"a given tool ({', '.join(names) or 'no tools given'})"
-    )
 
 
 class EmbeddingRequest(BaseModel):

@@ -113,17 +113,14 @@ def _reasoning_part_of(block: Mapping[str, Any]) -> forge_core.ReasoningPart | N
     if kind == "thinking":
         return _signed_part(str(block.get("thinking") or ""), block.get("signature"), None)
     if kind == "redacted_thinking":
-        return forge_core.ReasoningPart(
-            redacted=str(block["data"]), provider=forge_core.Provider.ANTHROPIC
-        )
+        return forge_core.ReasoningPart(redacted=str(block["data"]))
     return None
 
 
 def _signed_part(text: str, signature: Any, provider: Any) -> forge_core.ReasoningPart:
-    if not signature:
-        return forge_core.ReasoningPart(text=text, provider=provider)
+    """A signed part with no provider named is Anthropic's (`forge_core.ReasoningPart`)."""
     return forge_core.ReasoningPart(
-        text=text, signature=str(signature), provider=provider or forge_core.Provider.ANTHROPIC
+        text=text, signature=str(signature) if signature else None, provider=provider
     )
 
 

@@ -120,14 +120,13 @@ def to_forge_message(message: ChatMessage) -> forge_core.Message:
 def _reasoning_part(block: ThinkingBlock) -> forge_core.ReasoningPart:
     """A `ThinkingBlock` as a `forge_core.ReasoningPart`: ``additional_information`` may hold
     the ``signature``, ``redacted`` data and ``provider`` (as `ForgeLLM` puts them there); a
-    signature or redacted data with no provider named is Anthropic's."""
+    signature or redacted data with no provider named is Anthropic's (`forge_core`'s rule)."""
     info = block.additional_information or {}
-    signature, redacted = info.get("signature"), info.get("redacted")
-    provider = info.get("provider")
-    if provider is None and (signature or redacted):
-        provider = forge_core.Provider.ANTHROPIC
     return forge_core.ReasoningPart(
-        text=block.content or "", signature=signature, redacted=redacted, provider=provider
+        text=block.content or "",
+        signature=info.get("signature"),
+        redacted=info.get("redacted"),
+        provider=info.get("provider"),
     )
 
 
