@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -22,9 +23,16 @@ def test_a_started_server_ends_when_the_test_process_is_killed() -> None:
     run = textwrap.dedent(
         """
         import subprocess, sys, time
+        import psutil
         from child_processes import ending_with_this_process
         server = subprocess.Popen(ending_with_this_process([sys.executable, "-c",
                                   "import time; time.sleep(120)"]))
+        # setpriv asks for the signal before it executes the command: once the command
+        # runs, the request is in place (killed earlier, this process would race it).
+        deadline = time.monotonic() + 10
+        while "time.sleep(120)" not in " ".join(psutil.Process(server.pid).cmdline()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         print(server.pid, flush=True)
         time.sleep(120)
         """
@@ -40,10 +48,21 @@ def test_a_started_server_ends_when_the_test_process_is_killed() -> None:
         assert server.is_running()
         test_run.send_signal(signal.SIGKILL)
         test_run.wait(timeout=10)
-        # The kernel sends the server SIGTERM as its parent dies: it ends, bounded.
-        server.wait(timeout=10)
-        assert not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE
+        # The kernel sends the server SIGTERM as its parent dies: it ends, bounded. It is not
+        # this process's child, so it may stay a zombie until whoever adopted it reaps it.
+        deadline = time.monotonic() + 10
+        while _running(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(server)
     finally:
         test_run.kill()
         test_run.wait(timeout=10)
         test_run.stdout.close()  # type: ignore[union-attr]
+
+
+def _running(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs (a zombie has ended: it only waits to be reaped)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
