@@ -602,10 +602,21 @@ def _open_sockets(port: int) -> set[int]:
 
 
 async def _bursts(
-    model: Any, n: int, rounds: int, port: int
+    model: Any, n: int, rounds: int, port: int, closing: Any = None
 ) -> tuple[list[float], list[float], int]:
     """Per-call latencies, per-round throughput of ``n`` concurrent ``ainvoke``, and how many
-    connections to the server opened during the bursts are still open at the end."""
+    connections to the server opened during the bursts are still open at the end (then
+    ``closing``, an async client, is closed)."""
+    try:
+        return await _measured_bursts(model, n, rounds, port)
+    finally:
+        if closing is not None:
+            await closing.aclose()
+
+
+async def _measured_bursts(
+    model: Any, n: int, rounds: int, port: int
+) -> tuple[list[float], list[float], int]:
     before = _open_sockets(port)
     await model.ainvoke(PROMPT)
     latencies: list[float] = []
@@ -626,14 +637,24 @@ async def _bursts(
 
 def concurrency(server: Loopback, sizes: Sizes) -> list[Row]:
     """``n`` concurrent ``ainvoke`` through one model object: throughput, latency, sockets."""
+    from openai import DefaultAsyncHttpxClient
+
     rows: list[Row] = []
     n = sizes.concurrency
-    for name, model in (
-        ("forge ForgeChat.ainvoke", _forge_chat(forge_config(server.live))),
-        ("ChatOpenAI.ainvoke", _chat_openai(server.live)),
+    # ChatOpenAI's default async client is process-wide (cached per base URL) and outlives the
+    # event loop: its own client, with the OpenAI SDK's defaults, is closed after the count,
+    # so the connections it leaves open end with this row rather than at interpreter exit.
+    peer_client = DefaultAsyncHttpxClient()
+    for name, model, owned in (
+        ("forge ForgeChat.ainvoke", _forge_chat(forge_config(server.live)), None),
+        (
+            "ChatOpenAI.ainvoke",
+            _chat_openai(server.live, http_async_client=peer_client),
+            peer_client,
+        ),
     ):
         latencies, throughputs, sockets = asyncio.run(
-            _bursts(model, n, sizes.concurrency_rounds, server.live_port)
+            _bursts(model, n, sizes.concurrency_rounds, server.live_port, closing=owned)
         )
         note = f"{n} concurrent; {sockets} sockets open at the end"
         rows.append(row("concurrency", f"{name} x{n} latency", "ms", latencies, note=note))

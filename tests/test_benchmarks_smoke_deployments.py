@@ -1,7 +1,7 @@
 """The ``deployments`` benchmark runs end to end with tiny counts and yields well-formed rows.
 
 Shape only, never timings (as test_benchmarks_smoke.py): planning with 1 vs 50 deployments and
-its ``≤ +50 µs`` targets, a 500 from the primary vs ``with_fallbacks``, the warm-first share;
+its ``≤ +50 µs`` targets, prefix affinity's choice and its ``≤ +20 µs``, a 500 from the primary vs ``with_fallbacks``, the warm-first share;
 against the real loopback server and the fake Ollama hosts (each a separate process). Skipped
 when the ``bench`` dependency group is not installed.
 """
@@ -50,6 +50,10 @@ def test_deployments_rows() -> None:
         assert rows[subject].peer == peer
         assert rows[subject].target == "≤ +50 µs"
         assert " µs vs 1 deployment" in rows[subject].note
+    # Prefix affinity's cost (#32): choosing and learning over 10k held prefixes vs off.
+    [affine] = [r for name, r in rows.items() if name.startswith("choose and learn:")]
+    assert affine.peer is not None and affine.peer.endswith("affinity off")
+    assert affine.target == "≤ +20 µs" and " µs vs affinity off" in affine.note
     assert rows[f"raw httpx, {MANY} clients in turn"].peer == "raw httpx, 1 client"
     assert "connections in turn cost raw httpx" in rows[f"Forge.chat, {MANY} deployments"].note
     warm = rows[f"plan: ollama hosts, warm-first, {MANY} deployments"]
