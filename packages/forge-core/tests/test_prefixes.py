@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from forge_core import ChatRequest, Message, ToolCall
 from forge_core.prefixes import common_prefix, prefix_digests
 
@@ -103,3 +104,31 @@ def test_common_prefix_counts_the_shared_leading_messages() -> None:
     other = prefix_digests(ChatRequest(messages=[Message(role="user", content="x")]))
     assert common_prefix(long, other) == 0
     assert common_prefix((), long) == 0
+
+
+def test_remembered_steps_are_bounded_oldest_out_and_never_change_a_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More distinct messages than `prefix_digests` remembers: the oldest steps go, and a
+    conversation met again (remembered or not) gets the digests it got the first time."""
+    from collections import OrderedDict
+
+    from forge_core import prefixes
+
+    monkeypatch.setattr(prefixes, "_STEPS_REMEMBERED", 64)
+    monkeypatch.setattr(prefixes, "_steps", OrderedDict())
+
+    def conversation(n: int) -> ChatRequest:
+        return ChatRequest(
+            messages=[
+                Message(role="system", content="You are terse."),
+                Message(role="user", content=f"question {n}"),
+                Message(role="assistant", content=f"answer {n}"),
+            ]
+        )
+
+    first = [prefix_digests(conversation(n)) for n in range(100)]
+    assert len(prefixes._steps) == 64
+    again = [prefix_digests(conversation(n)) for n in range(100)]
+    assert again == first
+    assert len({digests[-1] for digests in first}) == 100

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from forge_core.types import ChatRequest, Message
@@ -60,9 +61,17 @@ def _encoded(message: Message) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-#: How many (digest before, role, content) -> digest steps `prefix_digests` remembers.
-_STEPS_REMEMBERED = 4096
-_steps: dict[tuple[bytes, str, str | None], bytes] = {}
+#: How many (digest before, role, content) -> digest steps `prefix_digests` remembers: more
+#: than the messages of the 10,000 prefixes a busy router's index holds, so that every earlier
+#: message of a conversation that comes back costs a dict read. A step is keyed by the
+#: content's length and Python's hash of it, not the content (which it would keep alive: ~8 MB
+#: at 500 bytes a message); two contents would have to agree on both after the same digest
+#: for one to take the other's step, and that sends one request to a server lacking its prompt.
+_STEPS_REMEMBERED = 16_384
+#: Oldest first. An OrderedDict, not a dict: deleting a dict's first key over and over leaves
+#: deleted slots at its front that every later ``next(iter(...))`` walks past until the dict
+#: is resized (tens of microseconds a request once the steps outnumber the limit).
+_steps: OrderedDict[tuple[bytes, str, int, int], bytes] = OrderedDict()
 
 
 def _step(before: bytes, message: Message) -> bytes:
@@ -73,15 +82,19 @@ def _step(before: bytes, message: Message) -> bytes:
     content = message.content
     if message.tool_calls or message.tool_call_id or message.name or isinstance(content, list):
         return _sha1(before + _encoded(message), usedforsecurity=False).digest()[:8]
-    key = (before, message.role, content)
+    key = (
+        (before, message.role, -1, 0)
+        if content is None
+        else (before, message.role, len(content), hash(content))
+    )
     digest = _steps.get(key)
     if digest is None:
         digest = _sha1(before + _encoded(message), usedforsecurity=False).digest()[:8]
         _steps[key] = digest
         if len(_steps) > _STEPS_REMEMBERED:
             # The oldest out; another thread may be doing the same (no lock on this path).
-            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                del _steps[next(iter(_steps))]
+            with contextlib.suppress(KeyError):
+                _steps.popitem(last=False)
     return digest
 
 

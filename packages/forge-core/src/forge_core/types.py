@@ -474,8 +474,9 @@ class Attempt(BaseModel):
     message: str | None = None
     elapsed_ms: float
     #: Why balancing placed this deployment where it was (``routing.affinity``): ``prefix:N``
-    #: (it served the first N messages last), ``key`` (the conversation key's deployment) or
-    #: ``load`` (the load order); None when the entry was not balanced or affinity is off.
+    #: (it served the first N messages last), ``key`` (the conversation key's deployment),
+    #: ``spread`` (a new conversation, to the emptiest of the least busy) or ``load`` (the
+    #: load order); None when the entry was not balanced or affinity is off.
     affinity: str | None = None
 
 

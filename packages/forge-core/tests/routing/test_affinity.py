@@ -90,6 +90,54 @@ def test_a_new_conversation_with_the_same_system_prompt_goes_where_it_is_warm() 
     assert other.attempts[-1].affinity == "prefix:1"
 
 
+def _measured(forge: Forge, seconds: dict[str, float]) -> None:
+    """Give each host a recent latency (one first-token sample each)."""
+    for host, value in seconds.items():
+        forge.router.load.started(f"http://{host}.test/v1", "scripted").ended(value)
+
+
+def test_new_conversations_spread_over_equally_fast_hosts_and_then_stay() -> None:
+    """A cold prompt's time differs between equal servers by more than one latency band (45 s
+    and 40 s here): new conversations still fill the two hosts evenly instead of piling on the
+    one that looks faster, and each conversation's next turn goes back to its host."""
+    forge, _ = _forge(2)
+    _measured(forge, {"ep0": 45.0, "ep1": 40.0})
+    topics = ["cats", "owls", "tea", "maps"]
+    systems = {topic: f"You know {topic}. " * 40 for topic in topics}
+    routes = {topic: forge.chat(_conversation(topic, 1, systems[topic])).route for topic in topics}
+    homes = {topic: route.deployment for topic, route in routes.items()}
+    assert sorted(homes.values()) == ["ep0", "ep0", "ep1", "ep1"]
+    assert {route.attempts[-1].affinity for route in routes.values()} == {"spread"}
+    for topic in topics:
+        route = forge.chat(_conversation(topic, 2, systems[topic])).route
+        assert route.deployment == homes[topic]
+        assert route.attempts[-1].affinity == "prefix:2"
+
+
+def test_a_new_conversation_goes_to_the_least_busy_host_however_full_its_cache() -> None:
+    forge, _ = _forge(2)
+    for topic in ("cats", "owls", "tea"):
+        forge.chat(_conversation(topic, 1, f"You know {topic}. " * 40), model="ep1:scripted")
+    held = _busy(forge, "http://ep0.test/v1", 1)
+    route = forge.chat(_conversation("maps", 1, "You know maps. " * 40)).route
+    for busy in held:
+        busy.ended()
+    # ep0 holds nothing but has an attempt in flight: the fuller, idle ep1 takes it.
+    assert (route.deployment, route.attempts[-1].affinity) == ("ep1", "load")
+
+
+def test_a_host_more_than_twice_as_fast_keeps_taking_new_conversations() -> None:
+    forge, _ = _forge(2)
+    _measured(forge, {"ep0": 5.0, "ep1": 0.1})
+    routes = [
+        forge.chat(_conversation(topic, 1, f"You know {topic}. " * 40)).route
+        for topic in ("cats", "owls", "tea")
+    ]
+    assert [(route.deployment, route.attempts[-1].affinity) for route in routes] == [
+        ("ep1", "load")
+    ] * 3
+
+
 def test_an_overloaded_host_is_never_held_and_the_conversation_moves_with_the_request() -> None:
     forge, _ = _forge(2, affinity_imbalance=2)
     home = forge.chat(_conversation("cats", 1)).route.deployment
@@ -189,7 +237,8 @@ def test_an_unbalanced_fallback_of_the_same_model_has_no_affinity_reason() -> No
     forge = Forge(ForgeConfig.model_validate(config), backends=backends, clock=FakeClock(), env={})
     route = forge.chat(_conversation("cats", 1)).route
     assert [(a.deployment, a.affinity) for a in route.attempts][-1] == ("anthropic", None)
-    assert [a.affinity for a in route.attempts[:-1]] == ["load", "load"]
+    # A new conversation: the balanced pair's first was placed by spreading, the other by load.
+    assert [a.affinity for a in route.attempts[:-1]] == ["spread", "load"]
 
 
 def test_the_index_is_bounded_per_deployment() -> None:

@@ -28,6 +28,7 @@ from forge_core.types import ChatRequest
 __all__ = [
     "DEFAULT_TTL_SECONDS",
     "PREFIXES_PER_DEPLOYMENT",
+    "SPREAD",
     "AffinityIndex",
     "RequestAffinity",
     "prefix_digests",
@@ -43,6 +44,13 @@ DEFAULT_TTL_SECONDS = 600.0
 LOAD = "load"
 #: The reason on an attempt that a conversation key placed.
 KEY = "key"
+#: The reason on an attempt that a new conversation's spreading placed (`AffinityIndex.emptiest`).
+SPREAD = "spread"
+#: A new conversation goes to the deployment holding the fewest prefixes among those whose
+#: latency band is at most this many bands (`LATENCY_BAND`, 1.25x each: 3 is ~2x) above the
+#: fastest: a cold prompt's time varies by more than one band between equal servers, while a
+#: really faster host stays preferred.
+SPREAD_BANDS = 3
 
 
 def rendezvous(key: str, endpoints: Sequence[str]) -> int:
@@ -192,11 +200,17 @@ class AffinityIndex:
         if held is None:
             held = self._held[endpoint] = OrderedDict()
         holders = self._holders
+        move_to_end = held.move_to_end
         for digest in digests:
             key = (model, digest)
             found = holders.get(key)
             if found is None:
                 holders[key] = {endpoint: stamp}
+            elif next(reversed(found)) == endpoint:
+                # The common case, a conversation's next turn where its last one went: this
+                # endpoint is the latest holder already and stays last with the later stamp.
+                if found[endpoint] < stamp:
+                    found[endpoint] = stamp
             else:
                 # Kept in stamp order, the latest last, so a lookup reads from the end and
                 # stops at the first usable holder, however many deployments hold the prefix
@@ -209,9 +223,9 @@ class AffinityIndex:
                 else:  # older than the latest (learned from the fleet): put it in its place
                     found[endpoint] = stamp_here
                     holders[key] = dict(sorted(found.items(), key=_by_stamp))
-            if key in held:
-                held.move_to_end(key)
-            else:
+            try:
+                move_to_end(key)
+            except KeyError:
                 held[key] = None
         while len(held) > self._per_deployment:
             old, _ = held.popitem(last=False)
@@ -245,6 +259,20 @@ class AffinityIndex:
                     if index is not None and (allowed is None or allowed(index)):
                         return index, length
         return None
+
+    def emptiest(self, endpoints: Sequence[str], start: int = 0) -> int:
+        """The index among ``endpoints`` of the one holding the fewest prefixes; among equals
+        the first from ``start`` on (round the end), so that equals take turns."""
+        with self._lock:
+            held = self._held
+            sizes = [len(held.get(endpoint, ())) for endpoint in endpoints]
+        count = len(sizes)
+        fewest = min(sizes)
+        for step in range(count):
+            at = (start + step) % count
+            if sizes[at] == fewest:
+                return at
+        raise ValueError("no endpoints")  # pragma: no cover - min() raised first
 
     def size(self, endpoint: str) -> int:
         """How many prefixes ``endpoint``'s index holds."""

@@ -14,7 +14,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 
-from forge_core.routing.affinity import KEY, LOAD, AffinityIndex, RequestAffinity, rendezvous
+from forge_core.routing.affinity import (
+    KEY,
+    LOAD,
+    SPREAD,
+    SPREAD_BANDS,
+    AffinityIndex,
+    RequestAffinity,
+    rendezvous,
+)
 from forge_core.routing.breaker import BreakerRegistry
 from forge_core.routing.health import HealthCache, HealthStatus
 from forge_core.routing.load import DeploymentLoad, ResidentModels, listed_as
@@ -125,7 +133,7 @@ class Balancer:
             deployments = same_model.deployments
             first = -1
             if affinity is not None:
-                first = self._affine(affinity, same_model, loads, loaded, ranked)
+                first = self._affine(affinity, same_model, loads, loaded, ranked, turn)
                 if first >= 0:
                     yield self._step(deployments[first], model, needs, local_only, loaded, first)
             start, count = 0, len(ranked)
@@ -167,6 +175,7 @@ class Balancer:
         loads: Sequence[int],
         loaded: Sequence[bool | None] | None,
         ranked: Sequence[int],
+        turn: int,
     ) -> int:
         """The index of the deployment that affinity puts first among ``same_model``'s, or -1
         (load decides); notes why, and counts the request's outcome once.
@@ -175,7 +184,8 @@ class Balancer:
         ``routing.affinity_imbalance`` attempts in flight above the least loaded of them may
         be put first: a conversation key's deployment (`rendezvous` over all that are up),
         else the one that most recently served the longest prefix of the request; when the
-        longest prefix's holder is passed over, a shorter prefix's may still win."""
+        longest prefix's holder is passed over, a shorter prefix's may still win. A prompt
+        no allowed deployment holds is a new conversation: it is spread (`_spread`)."""
         index = self._affinity
         model = same_model.model
         chosen = affinity.chosen
@@ -209,6 +219,10 @@ class Balancer:
                     found = index.longest(model, digests, positions, allowed)
                 if found is not None:
                     target, reason = found[0], f"prefix:{found[1]}"
+            if target < 0:
+                target = self._spread(index, same_model.endpoints, loads, allowed, turn)
+                if target >= 0:
+                    reason = SPREAD
         else:
             return -1
         if not affinity.counted:
@@ -217,6 +231,33 @@ class Balancer:
         if target >= 0:
             chosen[model] = (same_model.endpoints[target], reason, positions)
         return target
+
+    @staticmethod
+    def _spread(
+        index: AffinityIndex,
+        endpoints: Sequence[str],
+        loads: Sequence[int],
+        allowed: Callable[[int], bool],
+        turn: int,
+    ) -> int:
+        """Where a new conversation goes: of the allowed deployments with the fewest attempts
+        in flight, those within `SPREAD_BANDS` latency bands of the fastest of them (an
+        unmeasured one, band 0, is the fastest), the one holding the fewest prefixes
+        (`AffinityIndex.emptiest`; equals take turns), so that conversations fill the servers'
+        caches evenly instead of piling on the one that looks fastest (a server that answers
+        from its cache does); -1 when fewer than two qualify (load decides)."""
+        usable = [i for i in range(len(endpoints)) if allowed(i)]
+        if len(usable) < 2:
+            return -1
+        least = min(loads[i] >> 8 for i in usable)
+        usable = [i for i in usable if loads[i] >> 8 == least]
+        if len(usable) < 2:
+            return -1
+        fastest = min(loads[i] & 0xFF for i in usable)
+        near = [i for i in usable if loads[i] & 0xFF <= fastest + SPREAD_BANDS]
+        if len(near) < 2:
+            return -1
+        return near[index.emptiest([endpoints[i] for i in near], turn % len(near))]
 
     def _loaded(self, same_model: ModelDeployments, model: str) -> Sequence[bool | None]:
         """Whether ``model`` is loaded at each of ``same_model``'s deployments (`in_listing`;
