@@ -343,7 +343,8 @@ def _affinity_choice(forge: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
         planned = planner.lazy(request, affinity=affinity)
         first = planned.first()
         planned.has_after(0)
-        index.served(first.endpoint, first.model, affinity.digests)
+        endpoint, model = first.endpoint, first.model
+        index.served(endpoint, model, affinity.digests, affinity.known(endpoint, model))
         return first
 
     return without, choose_and_learn

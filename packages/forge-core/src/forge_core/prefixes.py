@@ -61,41 +61,18 @@ def _encoded(message: Message) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-#: How many (digest before, role, content) -> digest steps `prefix_digests` remembers: more
-#: than the messages of the 10,000 prefixes a busy router's index holds, so that every earlier
-#: message of a conversation that comes back costs a dict read. A step is keyed by the
-#: content's length and Python's hash of it, not the content (which it would keep alive: ~8 MB
-#: at 500 bytes a message); two contents would have to agree on both after the same digest
-#: for one to take the other's step, and that sends one request to a server lacking its prompt.
+#: How many steps (a prefix's chain key -> its digest) `prefix_digests` remembers: more than
+#: the messages of the 10,000 prefixes a busy router's index holds, so that every earlier
+#: message of a conversation that comes back costs a dict read rather than a SHA-1.
 _STEPS_REMEMBERED = 16_384
-#: Oldest first. An OrderedDict, not a dict: deleting a dict's first key over and over leaves
-#: deleted slots at its front that every later ``next(iter(...))`` walks past until the dict
-#: is resized (tens of microseconds a request once the steps outnumber the limit).
-_steps: OrderedDict[tuple[bytes, str, int, int], bytes] = OrderedDict()
-
-
-def _step(before: bytes, message: Message) -> bytes:
-    """The digest after ``message``, from the one ``before`` it. A conversation resends every
-    earlier message each turn: a plain message's step is remembered (a dict read, which
-    CPython's cached string hashes make cheap, against ~1.5 us a hashlib call on a loaded
-    machine), so a turn costs one hash for each new message."""
-    content = message.content
-    if message.tool_calls or message.tool_call_id or message.name or isinstance(content, list):
-        return _sha1(before + _encoded(message), usedforsecurity=False).digest()[:8]
-    key = (
-        (before, message.role, -1, 0)
-        if content is None
-        else (before, message.role, len(content), hash(content))
-    )
-    digest = _steps.get(key)
-    if digest is None:
-        digest = _sha1(before + _encoded(message), usedforsecurity=False).digest()[:8]
-        _steps[key] = digest
-        if len(_steps) > _STEPS_REMEMBERED:
-            # The oldest out; another thread may be doing the same (no lock on this path).
-            with contextlib.suppress(KeyError):
-                _steps.popitem(last=False)
-    return digest
+#: chain key -> digest, oldest first. A chain key is Python's hash of (the key before, role,
+#: content), cheap to work out (a string caches its hash) and keeping no content alive; it is
+#: salted per process, which is fine for a cache of this process's own. Two prefixes would
+#: have to collide on 64 bits for one to take the other's digest, and that sends one request
+#: to a server lacking its prompt. An OrderedDict, not a dict: deleting a dict's first key
+#: over and over leaves deleted slots at its front that every later ``next(iter(...))`` walks
+#: past until the dict is resized.
+_steps: OrderedDict[int, bytes] = OrderedDict()
 
 
 def prefix_digests(request: ChatRequest) -> Digests:
@@ -104,11 +81,12 @@ def prefix_digests(request: ChatRequest) -> Digests:
     identifies the first ``n``.
 
     Each is the first 8 bytes of SHA-1 over (the digest before it, the encoded message or
-    head): the request is hashed once, message by message, and messages seen before cost a
-    dict read (`_step`). SHA-1 because it is the fastest stable hash in ``hashlib`` on both a
-    long system prompt and a short message (CPU SHA extensions; blake2b is 2-3x slower on
-    5 kB here); it is a routing hint, not a security measure: a collision sends one request
-    to a server that lacks its prompt.
+    head): the request is hashed once, message by message, and a plain text message seen
+    after the same prefix before costs a dict read instead (`_steps`; a conversation resends
+    every earlier message each turn). SHA-1 because it is the fastest stable hash in
+    ``hashlib`` on both a long system prompt and a short message (CPU SHA extensions;
+    blake2b is 2-3x slower on 5 kB here); it is a routing hint, not a security measure: a
+    collision sends one request to a server that lacks its prompt.
     """
     messages = request.messages
     start = 0
@@ -116,21 +94,40 @@ def prefix_digests(request: ChatRequest) -> Digests:
         start += 1
     digests: list[bytes] = []
     digest = _SEED
+    sequence: Sequence[Message] = messages
+    unlisted = 0  # how many leading steps of `sequence` are not digests of their own
     if request.tools:
         head = b"\x00\x03".join([_encoded(message) for message in messages[:start]])
         tools = json.dumps(request.tools, sort_keys=True, separators=(",", ":"))
         head += b"\x00\x04" + tools.encode("utf-8", "surrogatepass")
         digest = _sha1(digest + head, usedforsecurity=False).digest()[:8]
         digests.append(digest)
+        sequence = messages[start:]
     elif start:
         # The system messages alone: chained as messages, then marked as the head.
-        for message in messages[:start]:
-            digest = _step(digest, message)
-        digest = _step(digest, _HEAD)
-        digests.append(digest)
-    for message in messages[start:] if start else messages:
-        digest = _step(digest, message)
-        digests.append(digest)
+        sequence = [*messages[:start], _HEAD, *messages[start:]]
+        unlisted = start
+    remembered, chain = _steps.get, hash(digest)
+    for position, message in enumerate(sequence):
+        content = message.content
+        if content.__class__ is str and not (
+            message.tool_calls or message.tool_call_id or message.name
+        ):
+            chain = hash((chain, message.role, content))
+            found = remembered(chain)
+            if found is None:
+                found = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
+                _steps[chain] = found
+                if len(_steps) > _STEPS_REMEMBERED:
+                    # The oldest out; another thread may be doing the same (no lock here).
+                    with contextlib.suppress(KeyError):
+                        _steps.popitem(last=False)
+            digest = found
+        else:  # tool calls, names, parts or no content: hashed each time
+            digest = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
+            chain = hash(digest)
+        if position >= unlisted:
+            digests.append(digest)
     return tuple(digests)
 
 

@@ -10,6 +10,7 @@ the `DeploymentLoad` API.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -410,3 +411,24 @@ def test_what_the_fleet_served_counts_by_when_it_was_served() -> None:
     assert index.longest("m", owls, positions) is None
     clock.advance(61)  # now all of them are past the TTL
     assert index.longest("m", digests, positions) is None
+
+
+def test_a_next_turn_records_its_new_messages_and_its_latest_prefix_stays_fresh() -> None:
+    """A turn that found its conversation's prefix at a deployment (`RequestAffinity.known`)
+    records only its new messages there; the prefix the next turn looks up is the newest, so
+    a conversation taking a turn every 400 s outlives a 600 s TTL."""
+    clock = FakeClock()
+    index = AffinityIndex(ttl=600.0, clock=clock.monotonic)
+    positions = {"e0": 0, "e1": 1}
+    turns = [prefix_digests(ChatRequest(messages=_conversation("cats", n))) for n in range(1, 5)]
+    index.served("e0", "m", turns[0])
+    for before, turn in itertools.pairwise(turns):
+        clock.advance(400)
+        found = index.longest("m", turn, positions)
+        assert found == (0, len(before))
+        index.served("e0", "m", turn, known=found[1])
+        assert index.size("e0") == len(turn)  # every prefix once, none twice
+    # An identical request again re-stamps its whole prompt, nothing more.
+    index.served("e0", "m", turns[-1], known=len(turns[-1]))
+    assert index.size("e0") == len(turns[-1])
+    assert index.longest("m", turns[-1], positions) == (0, len(turns[-1]))

@@ -71,7 +71,7 @@ class RequestAffinity:
     """What affinity knows of one request: its conversation key, its prefix digests (worked
     out on first use, once), and why each balanced candidate was placed where it was."""
 
-    __slots__ = ("_digests", "_request", "chosen", "counted", "key", "use_prefix")
+    __slots__ = ("_digests", "_request", "chosen", "counted", "held", "key", "use_prefix")
 
     def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
         self._request = request
@@ -85,6 +85,9 @@ class RequestAffinity:
         self.chosen: dict[str, tuple[str | None, str, Mapping[str, int]]] = {}
         #: Whether this request's outcome was counted (once, at its first choice).
         self.counted = False
+        #: (endpoint, model, how many leading messages it holds) of the prefix found for this
+        #: request, if one was.
+        self.held: tuple[str, str, int] | None = None
 
     @property
     def digests(self) -> Digests:
@@ -93,6 +96,12 @@ class RequestAffinity:
         if digests is None:
             digests = self._digests = prefix_digests(self._request)
         return digests
+
+    def known(self, endpoint: str, model: str) -> int:
+        """How many of this request's leading digests ``endpoint`` holds for ``model`` already
+        (the prefix affinity found there), 0 when it found none there."""
+        held = self.held
+        return held[2] if held is not None and held[0] == endpoint and held[1] == model else 0
 
     def reason(self, endpoint: str, model: str) -> str | None:
         """Why the candidate at ``endpoint`` for ``model`` was placed: the affinity reason for
@@ -171,9 +180,15 @@ class AffinityIndex:
         if self._count is not None:
             self._count(outcome)
 
-    def served(self, endpoint: str, model: str, digests: Sequence[bytes]) -> None:
+    def served(self, endpoint: str, model: str, digests: Sequence[bytes], known: int = 0) -> None:
         """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
-        every prefix of it now, the newest of them (and the fleet learns it, when shared)."""
+        every prefix of it now (and the fleet learns it, when shared). The first ``known`` it
+        held already (`RequestAffinity.known`) keep their stamps: a conversation's next turn
+        records its new messages only, and its latest prefix, the one the turn after looks
+        up, is always fresh."""
+        if known:
+            # An identical request again: its whole prompt is the latest served there.
+            digests = digests[known:] if known < len(digests) else digests[-1:]
         if not digests:
             return
         with self._lock:

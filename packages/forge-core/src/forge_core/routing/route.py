@@ -425,7 +425,10 @@ class Route:
         ):
             # It holds this request's prompt now: the next turn of the conversation (or the
             # next one with the same system prompt and tools) goes back there.
-            self.context.affinity.served(candidate.endpoint, candidate.model, affinity.digests)
+            endpoint, model = candidate.endpoint, candidate.model
+            self.context.affinity.served(
+                endpoint, model, affinity.digests, affinity.known(endpoint, model)
+            )
         self.context.metrics.record(
             candidate.key,
             ok=True,

@@ -219,6 +219,7 @@ class Balancer:
                     found = index.longest(model, digests, positions, allowed)
                 if found is not None:
                     target, reason = found[0], f"prefix:{found[1]}"
+                    affinity.held = (same_model.endpoints[target], model, found[1])
             if target < 0:
                 target = self._spread(index, same_model.endpoints, loads, allowed, turn)
                 if target >= 0:
