@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -165,7 +166,10 @@ def _config(urls: list[str], affinity: str) -> ForgeConfig:
 Turn = Callable[[int, list[dict[str, str]], int], tuple[str, float]]
 
 
-def _forge_turn(forge: Forge, pinned: bool) -> Turn:
+def _forge_turn(forge: Forge, pinned: bool, placed: Counter[str] | None = None) -> Turn:
+    """A `Turn` through ``forge``; ``placed`` counts why each turn went where it went (the
+    last attempt's `Attempt.affinity`: ``prefix:N`` counted as ``prefix``)."""
+
     def turn(index: int, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, float]:
         model = f"box-{index % 2}:{ALIAS}" if pinned else None
         start = time.perf_counter()
@@ -177,6 +181,9 @@ def _forge_turn(forge: Forge, pinned: bool) -> Turn:
             if chunk.content:
                 first = first or (time.perf_counter() - start) * 1000.0
                 text.append(chunk.content)
+            if placed is not None and chunk.route is not None and chunk.route.attempts:
+                reason = chunk.route.attempts[-1].affinity or "none"
+                placed[reason.partition(":")[0]] += 1
         return "".join(text), first
 
     return turn
@@ -299,12 +306,13 @@ def _scenario(
     rows: list[Row] = []
     with _server(path, cache_size) as one, _server(path, cache_size) as two:
         urls = [one, two]
+        placed: Counter[str] = Counter()
         subjects: dict[str, Turn] = {
             "each conversation pinned to its server": _forge_turn(
                 Forge(_config(urls, "off"), env={}), pinned=True
             ),
             "forge Forge.stream (affinity: prefix)": _forge_turn(
-                Forge(_config(urls, "prefix"), env={}), pinned=False
+                Forge(_config(urls, "prefix"), env={}), pinned=False, placed=placed
             ),
             "forge Forge.stream (affinity: off)": _forge_turn(
                 Forge(_config(urls, "off"), env={}), pinned=False
@@ -324,6 +332,10 @@ def _scenario(
                 f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
                 f"mean {sum(later) / len(later):,.0f} ms"
             )
+            if subject == "forge Forge.stream (affinity: prefix)":
+                note += "; every turn placed by " + ", ".join(
+                    f"{reason} {count}" for reason, count in sorted(placed.items())
+                )
             print(
                 f"# affinity: {subject}{suffix}: {time.perf_counter() - started:.1f} s, "
                 f"p50 of turns >= 2: {sorted(later)[len(later) // 2]:,.0f} ms",

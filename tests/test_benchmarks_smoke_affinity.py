@@ -24,4 +24,6 @@ def test_affinity_rows() -> None:
     prefix = rows["forge Forge.stream (affinity: prefix)"]
     assert prefix.peer == "each conversation pinned to its server"
     assert prefix.target == "≤ 1.2x"
+    # Why each turn went where it went: the later turns by the prefix they hold.
+    assert "every turn placed by " in prefix.note and "prefix " in prefix.note
     assert "forge Forge.stream (affinity: off)" in rows
