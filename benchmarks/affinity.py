@@ -5,7 +5,7 @@ with ~1.2k-token system prompts take turns, every conversation one turn a round 
 order within the round (users talking at once: consecutive turns of one conversation are the
 exception). llama-cpp-python reuses the longest prefix of the prompt it holds, so the time to
 the first token of turn 2 and later depends on whether the turn lands on a server that holds
-the conversation's previous turn. Two scenarios, each on servers of its own:
+the conversation's previous turn. Two scenarios, each subject on two servers of its own:
 
 - **the issue's**: two conversations, servers that keep one prompt each (llama-cpp-python's
   default: its context, as a server with one slot). The targets are on this one: forge's TTFT
@@ -302,47 +302,52 @@ def _scenario(
     *,
     litellm: bool,
 ) -> list[Row]:
-    """Each subject's row (its name ending in ``suffix``) on two fresh servers."""
+    """Each subject's row (its name ending in ``suffix``), each on two fresh servers: a
+    server's RAM cache would keep the states of the subject before (their prompts differ,
+    but llama-cpp-python refreshes a cached state that shares only the chat template's first
+    tokens with a new prompt), so the later subjects' caches would start fuller."""
     rows: list[Row] = []
-    with _server(path, cache_size) as one, _server(path, cache_size) as two:
-        urls = [one, two]
-        placed: Counter[str] = Counter()
-        subjects: dict[str, Turn] = {
-            "each conversation pinned to its server": _forge_turn(
-                Forge(_config(urls, "off"), env={}), pinned=True
-            ),
-            "forge Forge.stream (affinity: prefix)": _forge_turn(
-                Forge(_config(urls, "prefix"), env={}), pinned=False, placed=placed
-            ),
-            "forge Forge.stream (affinity: off)": _forge_turn(
-                Forge(_config(urls, "off"), env={}), pinned=False
-            ),
-        }
-        if litellm:
-            subjects["LiteLLM Router (least-busy)"] = _litellm_turn(urls, "least-busy")
-            subjects["LiteLLM Router (simple-shuffle)"] = _litellm_turn(urls, "simple-shuffle")
-        # Warm both servers up (model pages in memory) with a throwaway prompt.
-        warm = _forge_turn(Forge(_config(urls, "off"), env={}), pinned=True)
-        for index in (0, 1):
-            warm(index, [{"role": "user", "content": "Hi."}], 1)
-        for subject, turn in subjects.items():
+    placed: Counter[str] = Counter()
+    subjects: dict[str, Callable[[list[str]], Turn]] = {
+        "each conversation pinned to its server": lambda urls: _forge_turn(
+            Forge(_config(urls, "off"), env={}), pinned=True
+        ),
+        "forge Forge.stream (affinity: prefix)": lambda urls: _forge_turn(
+            Forge(_config(urls, "prefix"), env={}), pinned=False, placed=placed
+        ),
+        "forge Forge.stream (affinity: off)": lambda urls: _forge_turn(
+            Forge(_config(urls, "off"), env={}), pinned=False
+        ),
+    }
+    if litellm:
+        subjects["LiteLLM Router (least-busy)"] = lambda urls: _litellm_turn(urls, "least-busy")
+        subjects["LiteLLM Router (simple-shuffle)"] = lambda urls: _litellm_turn(
+            urls, "simple-shuffle"
+        )
+    for subject, make in subjects.items():
+        with _server(path, cache_size) as one, _server(path, cache_size) as two:
+            urls = [one, two]
+            # Warm both servers up (model pages in memory) with a throwaway prompt.
+            warm = _forge_turn(Forge(_config(urls, "off"), env={}), pinned=True)
+            for index in (0, 1):
+                warm(index, [{"role": "user", "content": "Hi."}], 1)
             started = time.perf_counter()
-            later = _converse(subject + suffix, turn, shape)
-            note = (
-                f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
-                f"mean {sum(later) / len(later):,.0f} ms"
+            later = _converse(subject + suffix, make(urls), shape)
+        note = (
+            f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
+            f"mean {sum(later) / len(later):,.0f} ms"
+        )
+        if subject == "forge Forge.stream (affinity: prefix)":
+            note += "; every turn placed by " + ", ".join(
+                f"{reason} {count}" for reason, count in sorted(placed.items())
             )
-            if subject == "forge Forge.stream (affinity: prefix)":
-                note += "; every turn placed by " + ", ".join(
-                    f"{reason} {count}" for reason, count in sorted(placed.items())
-                )
-            print(
-                f"# affinity: {subject}{suffix}: {time.perf_counter() - started:.1f} s, "
-                f"p50 of turns >= 2: {sorted(later)[len(later) // 2]:,.0f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-            rows.append(row(BENCHMARK, subject + suffix, "ms", later, note=note))
+        print(
+            f"# affinity: {subject}{suffix}: {time.perf_counter() - started:.1f} s, "
+            f"p50 of turns >= 2: {sorted(later)[len(later) // 2]:,.0f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows.append(row(BENCHMARK, subject + suffix, "ms", later, note=note))
     return rows
 
 
