@@ -432,3 +432,9 @@ def test_a_next_turn_records_its_new_messages_and_its_latest_prefix_stays_fresh(
     index.served("e0", "m", turns[-1], known=len(turns[-1]))
     assert index.size("e0") == len(turns[-1])
     assert index.longest("m", turns[-1], positions) == (0, len(turns[-1]))
+
+
+def test_the_emptiest_deployment_wins_and_equals_take_turns_from_the_start_given() -> None:
+    index = AffinityIndex()
+    index.served("b", "m", prefix_digests(ChatRequest(messages=_conversation("cats", 2))))
+    assert [index.emptiest(["a", "b", "c"], start) for start in range(4)] == [0, 2, 2, 0]

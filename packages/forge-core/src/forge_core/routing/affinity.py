@@ -282,12 +282,7 @@ class AffinityIndex:
             held = self._held
             sizes = [len(held.get(endpoint, ())) for endpoint in endpoints]
         count = len(sizes)
-        fewest = min(sizes)
-        for step in range(count):
-            at = (start + step) % count
-            if sizes[at] == fewest:
-                return at
-        raise ValueError("no endpoints")  # pragma: no cover - min() raised first
+        return min(range(count), key=lambda at: (sizes[at], (at - start) % count))
 
     def size(self, endpoint: str) -> int:
         """How many prefixes ``endpoint``'s index holds."""
