@@ -108,12 +108,17 @@ def prefix_digests(request: ChatRequest) -> Digests:
         sequence = [*messages[:start], _HEAD, *messages[start:]]
         unlisted = start
     remembered, chain = _steps.get, hash(digest)
-    for position, message in enumerate(sequence):
-        content = message.content
+    steps: list[bytes] = []
+    append = steps.append
+    for message in sequence:
+        # The fields themselves: each attribute of a pydantic model costs as much as its
+        # whole ``__dict__``, and this loop runs for every message of every balanced request.
+        fields = message.__dict__
+        content = fields["content"]
         if content.__class__ is str and not (
-            message.tool_calls or message.tool_call_id or message.name
+            fields["tool_calls"] or fields["tool_call_id"] or fields["name"]
         ):
-            chain = hash((chain, message.role, content))
+            chain = hash((chain, fields["role"], content))
             found = remembered(chain)
             if found is None:
                 found = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
@@ -126,9 +131,8 @@ def prefix_digests(request: ChatRequest) -> Digests:
         else:  # tool calls, names, parts or no content: hashed each time
             digest = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
             chain = hash(digest)
-        if position >= unlisted:
-            digests.append(digest)
-    return tuple(digests)
+        append(digest)
+    return (*digests, *steps[unlisted:])
 
 
 def common_prefix(held: Sequence[bytes], digests: Sequence[bytes]) -> int:

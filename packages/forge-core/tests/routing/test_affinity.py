@@ -248,7 +248,7 @@ def test_the_index_is_bounded_per_deployment() -> None:
         request = ChatRequest(messages=[Message(role="user", content=f"q{i}")])
         index.served("http://a", "m", prefix_digests(request))
     assert index.size("http://a") == 100
-    assert len(index._holders) == 100
+    assert len(index._holders["m"]) == 100
     recent = prefix_digests(ChatRequest(messages=[Message(role="user", content="q999")]))
     old = prefix_digests(ChatRequest(messages=[Message(role="user", content="q0")]))
     assert index.longest("m", recent, {"http://a": 0}) == (0, 1)
@@ -303,14 +303,14 @@ def test_a_request_is_hashed_once_and_looked_up_once_a_message_whatever_the_depl
 
     monkeypatch.setattr(module, "prefix_digests", counting)
     reads: list[object] = []
-    holders = index._holders
+    holders = index._holders["scripted"]
 
     class Counting(dict):  # type: ignore[type-arg]
         def get(self, key: object, default: object = None) -> object:
             reads.append(key)
             return holders.get(key, default)
 
-    monkeypatch.setattr(index, "_holders", Counting())
+    monkeypatch.setattr(index, "_holders", {"scripted": Counting()})
     request = ChatRequest(messages=_conversation("cats", 4))  # 8 messages, none held but 1
     affinity = RequestAffinity(request, use_prefix=True)
     first = forge.router.planner.lazy(request, affinity=affinity).first()

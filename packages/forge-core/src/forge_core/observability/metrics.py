@@ -45,6 +45,10 @@ class _Usage:
     spend_usd: float = 0.0
 
 
+#: An affinity outcome -> its name in `Metrics.affinity_counts`.
+_AFFINITY_COUNTS = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}
+
+
 class Metrics:
     """Thread-safe counters: one series per ``provider:model``, one count per attempt."""
 
@@ -52,8 +56,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._series: dict[str, _Series] = {}
         self._usage = _Usage()
-        #: Balanced requests by what affinity did: hits, misses, load overrides.
-        self._affinity = {"hits": 0, "misses": 0, "load_overrides": 0}
+        #: Balanced requests by what affinity did: hit, miss, load_override.
+        self._affinity = dict.fromkeys(_AFFINITY_COUNTS, 0)
 
     def record(
         self,
@@ -110,14 +114,13 @@ class Metrics:
     def affinity(self, outcome: str) -> None:
         """Count one balanced request's affinity ``outcome``: ``hit`` (affinity chose its
         deployment), ``miss`` (nothing known) or ``load_override`` (its holder was too busy)."""
-        name = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}[outcome]
         with self._lock:
-            self._affinity[name] += 1
+            self._affinity[outcome] += 1
 
     def affinity_counts(self) -> dict[str, int]:
         """Balanced requests by affinity outcome: ``hits``, ``misses``, ``load_overrides``."""
         with self._lock:
-            return dict(self._affinity)
+            return {name: self._affinity[outcome] for outcome, name in _AFFINITY_COUNTS.items()}
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every series: requests, successes, failures by kind, latency and TTFT percentiles,

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Telemetry"]
 
+#: The attributes of each affinity outcome's count, made once (a count per balanced request).
+_AFFINITY_OUTCOMES: Mapping[str, Mapping[str, str]] = {
+    outcome: {"forge.affinity.outcome": outcome} for outcome in ("hit", "miss", "load_override")
+}
+
 
 class Telemetry:
     """The observer of one router: prices answers, and traces requests when enabled."""
@@ -134,9 +139,7 @@ class Telemetry:
             return
         instruments = current_instruments()
         if instruments is not None and instruments.active():
-            instruments.measure(
-                instruments.affinity.add, 1, {"forge.affinity.outcome": outcome}, None
-            )
+            instruments.measure(instruments.affinity.add, 1, _AFFINITY_OUTCOMES[outcome], None)
 
     def context(self) -> Any:
         """The caller's OpenTelemetry context, for a request routed on another thread (sync

@@ -116,6 +116,10 @@ def _by_stamp(item: tuple[str, int]) -> int:
     return item[1]
 
 
+def _uncounted(outcome: str) -> None:
+    """No count kept (an index without a router)."""
+
+
 class AffinityIndex:
     """Which deployment served which message prefixes, per endpoint and model; thread-safe.
 
@@ -151,13 +155,14 @@ class AffinityIndex:
         self._per_deployment = per_deployment
         self._ttl = ttl
         self._ttl_us = int(ttl * 1e6)
-        self._count = count
+        #: Counts one request's outcome: ``hit``, ``miss`` or ``load_override``.
+        self.count: Callable[[str], None] = count if count is not None else _uncounted
         self._clock = clock
         self._lock = threading.Lock()
         #: The last stamp given: microseconds on ``clock``, strictly increasing.
         self._last_stamp = 0
-        #: (model, digest) -> endpoint -> the stamp of its last serving.
-        self._holders: dict[tuple[str, bytes], dict[str, int]] = {}
+        #: model -> digest -> endpoint -> the stamp of its last serving.
+        self._holders: dict[str, dict[bytes, dict[str, int]]] = {}
         #: endpoint -> its (model, digest)s, least recently served first.
         self._held: dict[str, OrderedDict[tuple[str, bytes], None]] = {}
         self._shared = shared if mode == "prefix" else None
@@ -175,11 +180,6 @@ class AffinityIndex:
             return None
         return RequestAffinity(request, use_prefix=self.mode == "prefix")
 
-    def counted(self, outcome: str) -> None:
-        """Count one request's outcome: ``hit``, ``miss`` or ``load_override``."""
-        if self._count is not None:
-            self._count(outcome)
-
     def served(self, endpoint: str, model: str, digests: Sequence[bytes], known: int = 0) -> None:
         """``endpoint`` answered ``model`` for the message sequence of ``digests``: it holds
         every prefix of it now (and the fleet learns it, when shared). The first ``known`` it
@@ -192,8 +192,8 @@ class AffinityIndex:
         if not digests:
             return
         with self._lock:
-            now = int(self._clock() * 1e6)
-            stamp = self._last_stamp = max(self._last_stamp + 1, now)
+            now, last = int(self._clock() * 1e6), self._last_stamp
+            stamp = self._last_stamp = now if now > last else last + 1
             self._hold(endpoint, model, digests, stamp)
         if self._shared is not None:
             self._shared.share_prefixes(
@@ -214,13 +214,15 @@ class AffinityIndex:
         held = self._held.get(endpoint)
         if held is None:
             held = self._held[endpoint] = OrderedDict()
-        holders = self._holders
+        holders = self._holders.get(model)
+        if holders is None:
+            holders = self._holders[model] = {}
         move_to_end = held.move_to_end
         for digest in digests:
             key = (model, digest)
-            found = holders.get(key)
+            found = holders.get(digest)
             if found is None:
-                holders[key] = {endpoint: stamp}
+                holders[digest] = {endpoint: stamp}
             elif next(reversed(found)) == endpoint:
                 # The common case, a conversation's next turn where its last one went: this
                 # endpoint is the latest holder already and stays last with the later stamp.
@@ -237,18 +239,19 @@ class AffinityIndex:
                     found[endpoint] = stamp_here
                 else:  # older than the latest (learned from the fleet): put it in its place
                     found[endpoint] = stamp_here
-                    holders[key] = dict(sorted(found.items(), key=_by_stamp))
+                    holders[digest] = dict(sorted(found.items(), key=_by_stamp))
             try:
                 move_to_end(key)
             except KeyError:
                 held[key] = None
         while len(held) > self._per_deployment:
-            old, _ = held.popitem(last=False)
-            found = holders.get(old)
+            (old_model, old), _ = held.popitem(last=False)
+            of_model = self._holders[old_model]
+            found = of_model.get(old)
             if found is not None:
                 found.pop(endpoint, None)
                 if not found:
-                    del holders[old]
+                    del of_model[old]
 
     def longest(
         self,
@@ -260,11 +263,13 @@ class AffinityIndex:
         """Among the endpoints of ``positions`` (endpoint -> index) that are ``allowed``:
         (the index of the one that most recently served the longest prefix of ``digests``
         within the TTL, that prefix's length in messages); None when none holds any."""
-        holders = self._holders
         oldest = int(self._clock() * 1e6) - self._ttl_us
         with self._lock:
+            holders = self._holders.get(model)
+            if holders is None:
+                return None
             for length in range(len(digests), 0, -1):
-                found = holders.get((model, digests[length - 1]))
+                found = holders.get(digests[length - 1])
                 if not found:
                     continue
                 for endpoint in reversed(found):  # the latest first
@@ -293,9 +298,10 @@ class AffinityIndex:
     def forget(self, endpoint: str) -> None:
         """Drop everything ``endpoint`` served (a host that left)."""
         with self._lock:
-            for key in self._held.pop(endpoint, ()):
-                found = self._holders.get(key)
+            for model, digest in self._held.pop(endpoint, ()):
+                of_model = self._holders[model]
+                found = of_model.get(digest)
                 if found is not None:
                     found.pop(endpoint, None)
                     if not found:
-                        del self._holders[key]
+                        del of_model[digest]

@@ -228,7 +228,7 @@ class Balancer:
             return -1
         if not affinity.counted:
             affinity.counted = True
-            index.counted(outcome)
+            index.count(outcome)
         if target >= 0:
             chosen[model] = (same_model.endpoints[target], reason, positions)
         return target
