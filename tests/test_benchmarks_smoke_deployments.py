@@ -50,10 +50,14 @@ def test_deployments_rows() -> None:
         assert rows[subject].peer == peer
         assert rows[subject].target == "≤ +50 µs"
         assert " µs vs 1 deployment" in rows[subject].note
-    # Prefix affinity's cost (#32): choosing and learning over 10k held prefixes vs off.
-    [affine] = [r for name, r in rows.items() if name.startswith("choose and learn:")]
+    # Prefix affinity's cost (#32): choosing over 10k held prefixes vs off, the budget's row,
+    # and choosing and learning, reported.
+    [affine] = [r for name, r in rows.items() if name.startswith("choose:") and "held" in name]
     assert affine.peer is not None and affine.peer.endswith("affinity off")
     assert affine.target == "≤ +20 µs" and " µs vs affinity off" in affine.note
+    [learning] = [r for name, r in rows.items() if name.startswith("choose and learn:")]
+    assert learning.peer == affine.peer and learning.target is None
+    assert " µs vs affinity off" in learning.note
     assert rows[f"raw httpx, {MANY} clients in turn"].peer == "raw httpx, 1 client"
     assert "connections in turn cost raw httpx" in rows[f"Forge.chat, {MANY} deployments"].note
     warm = rows[f"plan: ollama hosts, warm-first, {MANY} deployments"]
