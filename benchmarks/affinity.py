@@ -71,6 +71,11 @@ def cache_bytes(shape: tuple[int, int, int, int]) -> int:
     return 5 * STATE_BYTES_PER_TOKEN * tokens
 
 
+def _two_servers(stack: contextlib.ExitStack, model_path: str, cache_size: int | None) -> list[str]:
+    """Two `_server`s, stopped with ``stack``."""
+    return [stack.enter_context(_server(model_path, cache_size)) for _ in range(2)]
+
+
 @contextlib.contextmanager
 def _server(model_path: str, cache_size: int | None) -> Iterator[str]:
     """``python -m llama_cpp.server`` on 127.0.0.1 with one thread, and a RAM cache of
@@ -265,7 +270,7 @@ def affinity(smoke: bool) -> list[Row]:
     if override and not smoke:
         a, b, c, d = (int(part) for part in override.split(","))
         shape = (a, b, c, d)
-    rows = _scenario(path, shape, None, "", litellm=not smoke)
+    rows = _scenario(path, shape, None, "", litellm=not smoke, fresh_servers=not smoke)
     prefix, pinned = (
         "forge Forge.stream (affinity: prefix)",
         "each conversation pinned to its server",
@@ -301,11 +306,13 @@ def _scenario(
     suffix: str,
     *,
     litellm: bool,
+    fresh_servers: bool = True,
 ) -> list[Row]:
     """Each subject's row (its name ending in ``suffix``), each on two fresh servers: a
     server's RAM cache would keep the states of the subject before (their prompts differ,
     but llama-cpp-python refreshes a cached state that shares only the chat template's first
-    tokens with a new prompt), so the later subjects' caches would start fuller."""
+    tokens with a new prompt), so the later subjects' caches would start fuller. Without
+    ``fresh_servers`` (the smoke test: the rows' shape, not their times) all share two."""
     rows: list[Row] = []
     placed: Counter[str] = Counter()
     subjects: dict[str, Callable[[list[str]], Turn]] = {
@@ -324,30 +331,32 @@ def _scenario(
         subjects["LiteLLM Router (simple-shuffle)"] = lambda urls: _litellm_turn(
             urls, "simple-shuffle"
         )
-    for subject, make in subjects.items():
-        with _server(path, cache_size) as one, _server(path, cache_size) as two:
-            urls = [one, two]
-            # Warm both servers up (model pages in memory) with a throwaway prompt.
-            warm = _forge_turn(Forge(_config(urls, "off"), env={}), pinned=True)
-            for index in (0, 1):
-                warm(index, [{"role": "user", "content": "Hi."}], 1)
-            started = time.perf_counter()
-            later = _converse(subject + suffix, make(urls), shape)
-        note = (
-            f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
-            f"mean {sum(later) / len(later):,.0f} ms"
-        )
-        if subject == "forge Forge.stream (affinity: prefix)":
-            note += "; every turn placed by " + ", ".join(
-                f"{reason} {count}" for reason, count in sorted(placed.items())
+    with contextlib.ExitStack() as shared:
+        pair = None if fresh_servers else _two_servers(shared, path, cache_size)
+        for subject, make in subjects.items():
+            with contextlib.ExitStack() as own:
+                urls = pair or _two_servers(own, path, cache_size)
+                # Warm both servers up (model pages in memory) with a throwaway prompt.
+                warm = _forge_turn(Forge(_config(urls, "off"), env={}), pinned=True)
+                for index in (0, 1):
+                    warm(index, [{"role": "user", "content": "Hi."}], 1)
+                started = time.perf_counter()
+                later = _converse(subject + suffix, make(urls), shape)
+            note = (
+                f"{len(later)} turns >= 2 of {shape[0]} conversations ({shape[1]} turns each); "
+                f"mean {sum(later) / len(later):,.0f} ms"
             )
-        print(
-            f"# affinity: {subject}{suffix}: {time.perf_counter() - started:.1f} s, "
-            f"p50 of turns >= 2: {sorted(later)[len(later) // 2]:,.0f} ms",
-            file=sys.stderr,
-            flush=True,
-        )
-        rows.append(row(BENCHMARK, subject + suffix, "ms", later, note=note))
+            if subject == "forge Forge.stream (affinity: prefix)":
+                note += "; every turn placed by " + ", ".join(
+                    f"{reason} {count}" for reason, count in sorted(placed.items())
+                )
+            print(
+                f"# affinity: {subject}{suffix}: {time.perf_counter() - started:.1f} s, "
+                f"p50 of turns >= 2: {sorted(later)[len(later) // 2]:,.0f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+            rows.append(row(BENCHMARK, subject + suffix, "ms", later, note=note))
     return rows
 
 
