@@ -8,7 +8,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Metrics"]
+__all__ = ["AFFINITY_OUTCOMES", "Metrics"]
 
 #: Latencies kept per provider and model; percentiles describe the most recent calls.
 WINDOW = 1024
@@ -45,8 +45,9 @@ class _Usage:
     spend_usd: float = 0.0
 
 
-#: An affinity outcome -> its name in `Metrics.affinity_counts`.
-_AFFINITY_COUNTS = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}
+#: Each prefix-affinity outcome of a balanced request -> its name in `Metrics.affinity_counts`
+#: (OpenTelemetry counts the same outcomes, `Telemetry.affinity`).
+AFFINITY_OUTCOMES = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}
 
 
 class Metrics:
@@ -57,7 +58,7 @@ class Metrics:
         self._series: dict[str, _Series] = {}
         self._usage = _Usage()
         #: Balanced requests by what affinity did: hit, miss, load_override.
-        self._affinity = dict.fromkeys(_AFFINITY_COUNTS, 0)
+        self._affinity = dict.fromkeys(AFFINITY_OUTCOMES, 0)
 
     def record(
         self,
@@ -120,7 +121,7 @@ class Metrics:
     def affinity_counts(self) -> dict[str, int]:
         """Balanced requests by affinity outcome: ``hits``, ``misses``, ``load_overrides``."""
         with self._lock:
-            return {name: self._affinity[outcome] for outcome, name in _AFFINITY_COUNTS.items()}
+            return {name: self._affinity[outcome] for outcome, name in AFFINITY_OUTCOMES.items()}
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every series: requests, successes, failures by kind, latency and TTFT percentiles,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core._caches import put_bounded
 from forge_core.observability.gauges import watch
+from forge_core.observability.metrics import AFFINITY_OUTCOMES
 from forge_core.observability.observation import Observation
 from forge_core.observability.otel import current_instruments, latest_conventions
 from forge_core.observability.pricing import Pricing
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Telemetry"]
 
 #: The attributes of each affinity outcome's count, made once (a count per balanced request).
-_AFFINITY_OUTCOMES: Mapping[str, Mapping[str, str]] = {
-    outcome: {"forge.affinity.outcome": outcome} for outcome in ("hit", "miss", "load_override")
+_AFFINITY_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
+    outcome: {"forge.affinity.outcome": outcome} for outcome in AFFINITY_OUTCOMES
 }
 
 
@@ -139,7 +140,7 @@ class Telemetry:
             return
         instruments = current_instruments()
         if instruments is not None and instruments.active():
-            instruments.measure(instruments.affinity.add, 1, _AFFINITY_OUTCOMES[outcome], None)
+            instruments.measure(instruments.affinity.add, 1, _AFFINITY_ATTRIBUTES[outcome], None)
 
     def context(self) -> Any:
         """The caller's OpenTelemetry context, for a request routed on another thread (sync
