@@ -132,3 +132,36 @@ def test_remembered_steps_are_bounded_oldest_out_and_never_change_a_digest(
     again = [prefix_digests(conversation(n)) for n in range(100)]
     assert again == first
     assert len({digests[-1] for digests in first}) == 100
+
+
+def test_met_again_only_the_head_and_the_tool_calls_are_hashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An agent's conversation resends every earlier message: the second time, its text
+    messages and its tools' results cost a dict read each, and only the head (system prompt
+    and tools) and the assistant's tool calls are hashed again; the digests are the same, and
+    a result for another call id is a step of its own."""
+    from collections import OrderedDict
+
+    from forge_core import prefixes
+
+    monkeypatch.setattr(prefixes, "_steps", OrderedDict())
+    hashed: list[bytes] = []
+    sha1 = prefixes._sha1
+
+    def counting(data: bytes, **options: bool) -> object:
+        hashed.append(data)
+        return sha1(data, **options)
+
+    monkeypatch.setattr(prefixes, "_sha1", counting)
+    first = prefix_digests(_request())
+    assert len(hashed) == 5  # the head, then each of the four messages
+    hashed.clear()
+    assert prefix_digests(_request()) == first
+    assert len(hashed) == 2  # the head and the tool call
+    other = _request()
+    other.messages[3] = Message(role="tool", tool_call_id="c2", content="rain")
+    hashed.clear()
+    changed = prefix_digests(other)
+    assert changed[:3] == first[:3] and changed[3] != first[3] and changed[4] != first[4]
+    assert len(hashed) == 4  # the head, the tool call, the new result, and what follows it

@@ -66,13 +66,25 @@ def _encoded(message: Message) -> bytes:
 #: message of a conversation that comes back costs a dict read rather than a SHA-1.
 _STEPS_REMEMBERED = 16_384
 #: chain key -> digest, oldest first. A chain key is Python's hash of (the key before, role,
-#: content), cheap to work out (a string caches its hash) and keeping no content alive; it is
-#: salted per process, which is fine for a cache of this process's own. Two prefixes would
-#: have to collide on 64 bits for one to take the other's digest, and that sends one request
-#: to a server lacking its prompt. An OrderedDict, not a dict: deleting a dict's first key
-#: over and over leaves deleted slots at its front that every later ``next(iter(...))`` walks
-#: past until the dict is resized.
+#: content, tool_call_id, name), cheap to work out (a string caches its hash) and keeping no
+#: content alive; it is salted per process, which is fine for a cache of this process's own.
+#: Two prefixes would have to collide on 64 bits for one to take the other's digest, and that
+#: sends one request to a server lacking its prompt. An OrderedDict, not a dict: deleting a
+#: dict's first key over and over leaves deleted slots at its front that every later
+#: ``next(iter(...))`` walks past until the dict is resized.
 _steps: OrderedDict[int, bytes] = OrderedDict()
+
+
+def _first_seen(chain: int, before: bytes, message: Message) -> bytes:
+    """The digest of the text ``message`` (no tool calls) after the prefix whose digest is
+    ``before`` (and chain key ``chain``), remembered for the next time."""
+    digest = _sha1(before + _encoded(message), usedforsecurity=False).digest()[:8]
+    _steps[chain] = digest
+    if len(_steps) > _STEPS_REMEMBERED:
+        # The oldest out; another thread may be doing the same (no lock here).
+        with contextlib.suppress(KeyError):
+            _steps.popitem(last=False)
+    return digest
 
 
 def prefix_digests(request: ChatRequest) -> Digests:
@@ -81,9 +93,9 @@ def prefix_digests(request: ChatRequest) -> Digests:
     identifies the first ``n``.
 
     Each is the first 8 bytes of SHA-1 over (the digest before it, the encoded message or
-    head): the request is hashed once, message by message, and a plain text message seen
-    after the same prefix before costs a dict read instead (`_steps`; a conversation resends
-    every earlier message each turn). SHA-1 because it is the fastest stable hash in
+    head): the request is hashed once, message by message, and a text message (a tool's
+    result too, not a tool call) seen after the same prefix before costs a dict read instead
+    (`_steps`; a conversation resends every earlier message each turn). SHA-1 because it is the fastest stable hash in
     ``hashlib`` on both a long system prompt and a short message (CPU SHA extensions;
     blake2b is 2-3x slower on 5 kB here); it is a routing hint, not a security measure: a
     collision sends one request to a server that lacks its prompt.
@@ -115,20 +127,11 @@ def prefix_digests(request: ChatRequest) -> Digests:
         # whole ``__dict__``, and this loop runs for every message of every balanced request.
         fields = message.__dict__
         content = fields["content"]
-        if content.__class__ is str and not (
-            fields["tool_calls"] or fields["tool_call_id"] or fields["name"]
-        ):
-            chain = hash((chain, fields["role"], content))
-            found = remembered(chain)
-            if found is None:
-                found = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
-                _steps[chain] = found
-                if len(_steps) > _STEPS_REMEMBERED:
-                    # The oldest out; another thread may be doing the same (no lock here).
-                    with contextlib.suppress(KeyError):
-                        _steps.popitem(last=False)
-            digest = found
-        else:  # tool calls, names, parts or no content: hashed each time
+        if content.__class__ is str and not fields["tool_calls"]:
+            # A tool's result too (its call id and name are in the key): an agent resends them.
+            chain = hash((chain, fields["role"], content, fields["tool_call_id"], fields["name"]))
+            digest = remembered(chain) or _first_seen(chain, digest, message)
+        else:  # tool calls, parts or no content: hashed each time
             digest = _sha1(digest + _encoded(message), usedforsecurity=False).digest()[:8]
             chain = hash(digest)
         append(digest)

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core._caches import put_bounded
 from forge_core.observability.gauges import watch
-from forge_core.observability.metrics import AFFINITY_OUTCOMES
 from forge_core.observability.observation import Observation
 from forge_core.observability.otel import current_instruments, latest_conventions
 from forge_core.observability.pricing import Pricing
 from forge_core.observability.redact import is_http, safe_url, server_attributes
-from forge_core.observability.traced import AttemptSpan, ServedAttributes, Traced
+from forge_core.observability.traced import AffinityOutcome, AttemptSpan, ServedAttributes, Traced
 from forge_core.types import ChatRequest, EmbeddingRequest, Provider, RouteTrail
 
 if TYPE_CHECKING:
@@ -32,11 +31,6 @@ if TYPE_CHECKING:
     from forge_core.observability.observed import ObservedCandidate as Candidate
 
 __all__ = ["Telemetry"]
-
-#: The attributes of each affinity outcome's count, made once (a count per balanced request).
-_AFFINITY_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
-    outcome: {"forge.affinity.outcome": outcome} for outcome in AFFINITY_OUTCOMES
-}
 
 
 class Telemetry:
@@ -124,23 +118,16 @@ class Telemetry:
         candidates: Sequence[Candidate],
         trail: RouteTrail,
         context: Any = None,
+        affinity: AffinityOutcome | None = None,
     ) -> Observation:
         """The observation of one routed request; ``context`` is the OpenTelemetry context its
-        span is a child of (None: the current one)."""
+        span is a child of (None: the current one); ``affinity``: the request's prefix-affinity
+        outcome, counted on ``forge.router.affinity`` when the request ends."""
         if self.enabled:
             instruments = current_instruments()
             if instruments is not None and instruments.active():
-                return Traced(self, instruments, request, candidates, trail, context)
+                return Traced(self, instruments, request, candidates, trail, context, affinity)
         return Observation(self, trail)
-
-    def affinity(self, outcome: str) -> None:
-        """Count one balanced request's prefix-affinity ``outcome`` (``hit``, ``miss``,
-        ``load_override``) on ``forge.router.affinity``, when OpenTelemetry is on."""
-        if not self.enabled:
-            return
-        instruments = current_instruments()
-        if instruments is not None and instruments.active():
-            instruments.measure(instruments.affinity.add, 1, _AFFINITY_ATTRIBUTES[outcome], None)
 
     def context(self) -> Any:
         """The caller's OpenTelemetry context, for a request routed on another thread (sync

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from forge_core.errors import FallbackFailed, ForgeError, StreamInterrupted
+from forge_core.observability.metrics import AFFINITY_OUTCOMES
 from forge_core.observability.observation import Observation, Observer
 from forge_core.observability.redact import (
     drop_reason,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from forge_core.observability.observed import ObservedCandidate as Candidate
     from forge_core.observability.otel import Instruments
 
-__all__ = ["AttemptSpan", "ServedAttributes", "Traced", "TracingObserver"]
+__all__ = ["AffinityOutcome", "AttemptSpan", "ServedAttributes", "Traced", "TracingObserver"]
 
 logger = logging.getLogger("forge.telemetry")
 
@@ -61,6 +62,20 @@ ServedAttributes = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]
 AttemptSpan = tuple[str, bool, Mapping[str, Any], Mapping[str, Any]]
 #: An attribute a span did not start with (`_changed`).
 _ABSENT = object()
+#: The attributes of each affinity outcome's count, made once.
+_AFFINITY_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
+    outcome: {"forge.affinity.outcome": outcome} for outcome in AFFINITY_OUTCOMES
+}
+
+
+class AffinityOutcome(Protocol):
+    """What prefix affinity did for one request, as far as its observation reads it (the
+    router's per-request affinity fits)."""
+
+    @property
+    def outcome(self) -> str | None:
+        """``hit``, ``miss`` or ``load_override`` once a balanced choice was made; else None."""
+        ...
 
 
 class TracingObserver(Observer, Protocol):
@@ -101,6 +116,7 @@ class Traced(Observation):
     telemetry: TracingObserver
 
     __slots__ = (
+        "_affinity",
         "_attempt",
         "_attempts",
         "_context",
@@ -128,9 +144,11 @@ class Traced(Observation):
         candidates: Sequence[Candidate],
         trail: RouteTrail,
         context: Any,
+        affinity: AffinityOutcome | None = None,
     ) -> None:
         super().__init__(telemetry, trail)
         self._ins = ins
+        self._affinity = affinity
         self._start_ns = time.time_ns()
         self._context = context if context is not None else ins.get_current()
         self._request = request
@@ -273,6 +291,12 @@ class Traced(Observation):
         self._end_ns = time.time_ns()
         try:
             self._emit(end)
+            # Counted here rather than at the choice: only when OpenTelemetry is on, and
+            # with the request's other measurements.
+            outcome = self._affinity.outcome if self._affinity is not None else None
+            if outcome is not None:
+                ins = self._ins
+                ins.measure(ins.affinity.add, 1, _AFFINITY_ATTRIBUTES[outcome], self._context)
         except Exception:  # telemetry never fails a request
             logger.debug("forge: telemetry failed to emit a request", exc_info=True)
 

@@ -27,11 +27,15 @@ from forge_core.types import ChatRequest
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
+    "HIT",
+    "LOAD_OVERRIDE",
+    "MISS",
     "PREFIXES_PER_DEPLOYMENT",
     "SPREAD",
     "AffinityIndex",
     "RequestAffinity",
     "prefix_digests",
+    "prefix_reason",
     "rendezvous",
 ]
 
@@ -39,6 +43,13 @@ __all__ = [
 PREFIXES_PER_DEPLOYMENT = 4096
 #: How long a deployment counts as holding a prompt it served (``routing.affinity_ttl_seconds``).
 DEFAULT_TTL_SECONDS = 600.0
+
+#: A balanced request's outcome (`AffinityIndex.count`): affinity chose its deployment.
+HIT = "hit"
+#: Nothing known of the request: load (or spreading) chose.
+MISS = "miss"
+#: The deployment holding the request's prompt (or its key's) was too busy.
+LOAD_OVERRIDE = "load_override"
 
 #: The reason on an attempt that load balancing placed (`Attempt.affinity`).
 LOAD = "load"
@@ -51,6 +62,15 @@ SPREAD = "spread"
 #: fastest: a cold prompt's time varies by more than one band between equal servers, while a
 #: really faster host stays preferred.
 SPREAD_BANDS = 3
+
+
+#: ``prefix:N`` for the usual N, made once (a reason a balanced request).
+_PREFIX_REASONS = tuple(f"prefix:{length}" for length in range(256))
+
+
+def prefix_reason(length: int) -> str:
+    """The reason on an attempt that the prefix of ``length`` messages it holds placed."""
+    return _PREFIX_REASONS[length] if length < 256 else f"prefix:{length}"
 
 
 def rendezvous(key: str, endpoints: Sequence[str]) -> int:
@@ -71,7 +91,7 @@ class RequestAffinity:
     """What affinity knows of one request: its conversation key, its prefix digests (worked
     out on first use, once), and why each balanced candidate was placed where it was."""
 
-    __slots__ = ("_digests", "_request", "chosen", "counted", "held", "key", "use_prefix")
+    __slots__ = ("_digests", "_request", "chosen", "held", "key", "outcome", "use_prefix")
 
     def __init__(self, request: ChatRequest, *, use_prefix: bool) -> None:
         self._request = request
@@ -83,8 +103,9 @@ class RequestAffinity:
         #: model -> (the endpoint affinity put first, or None; why; the endpoints balanced)
         #: for each balanced model.
         self.chosen: dict[str, tuple[str | None, str, Mapping[str, int]]] = {}
-        #: Whether this request's outcome was counted (once, at its first choice).
-        self.counted = False
+        #: The request's outcome (`HIT`, `MISS`, `LOAD_OVERRIDE`), counted once, at its first
+        #: balanced choice; None before.
+        self.outcome: str | None = None
         #: (endpoint, model, how many leading messages it holds) of the prefix found for this
         #: request, if one was.
         self.held: tuple[str, str, int] | None = None
@@ -263,7 +284,8 @@ class AffinityIndex:
         """Among the endpoints of ``positions`` (endpoint -> index) that are ``allowed``:
         (the index of the one that most recently served the longest prefix of ``digests``
         within the TTL, that prefix's length in messages); None when none holds any."""
-        oldest = int(self._clock() * 1e6) - self._ttl_us
+        # A float: the int stamps compare with it exactly, and no int() to call.
+        oldest = self._clock() * 1e6 - self._ttl_us
         with self._lock:
             holders = self._holders.get(model)
             if holders is None:
@@ -272,8 +294,8 @@ class AffinityIndex:
                 found = holders.get(digests[length - 1])
                 if not found:
                     continue
-                for endpoint in reversed(found):  # the latest first
-                    if found[endpoint] <= oldest:
+                for endpoint, stamp in reversed(found.items()):  # the latest first
+                    if stamp <= oldest:
                         break  # expired, and every one before it too
                     index = positions.get(endpoint)
                     if index is not None and (allowed is None or allowed(index)):

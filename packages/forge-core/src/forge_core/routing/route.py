@@ -100,7 +100,9 @@ class Route:
         #: Endpoints this request's failures already counted against (`failed`).
         self._counted_at: set[str] = set()
         #: Cost, spans and metrics of this request (`Telemetry.observe`).
-        self.observer = context.telemetry.observe(request, plan, self.trail, otel_context)
+        self.observer = context.telemetry.observe(
+            request, plan, self.trail, otel_context, self.affinity
+        )
         plan.on_drop = self.observer.dropped
         #: Endpoints that gave no HTTP answer in this request (refused, dropped, timed out), and
         #: the model asked: their other candidates (the next preferred model) are skipped.

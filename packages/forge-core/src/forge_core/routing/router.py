@@ -121,7 +121,7 @@ class Router:
             mode=config.routing.affinity,
             imbalance=config.routing.affinity_imbalance,
             ttl=config.routing.affinity_ttl_seconds,
-            count=self._affinity_counted,
+            count=self.metrics.affinity,
             clock=self.clock.monotonic,
             shared=self.shared if _balances(config) else None,
         )
@@ -156,11 +156,6 @@ class Router:
             telemetry=self.telemetry,
             affinity=self.affinity,
         )
-
-    def _affinity_counted(self, outcome: str) -> None:
-        """One balanced request's affinity outcome, for `stats` and OpenTelemetry."""
-        self.metrics.affinity(outcome)
-        self.telemetry.affinity(outcome)
 
     def close(self) -> None:
         """Give up this router's part of the fleet's shared state: its load is no longer

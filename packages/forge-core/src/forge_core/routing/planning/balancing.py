@@ -11,16 +11,21 @@ goes first among the warmest, unless it is loaded beyond ``routing.affinity_imba
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 from forge_core.routing.affinity import (
+    HIT,
     KEY,
     LOAD,
+    LOAD_OVERRIDE,
+    MISS,
     SPREAD,
     SPREAD_BANDS,
     AffinityIndex,
     RequestAffinity,
+    prefix_reason,
     rendezvous,
 )
 from forge_core.routing.breaker import BreakerRegistry
@@ -188,49 +193,48 @@ class Balancer:
         no allowed deployment holds is a new conversation: it is spread (`_spread`)."""
         index = self._affinity
         model = same_model.model
-        chosen = affinity.chosen
         positions = same_model.positions
-        chosen[model] = (None, LOAD, positions)
-        if index is None or len(ranked) < 2:
+        if index is None or len(ranked) < 2 or (affinity.key is None and not affinity.use_prefix):
+            affinity.chosen[model] = (None, LOAD, positions)
             return -1
-        # The best ranked is the least loaded of the warmest (rank: not loaded, in flight, ...).
+        # The best ranked is the least loaded of the warmest (rank: not loaded, in flight, ...):
+        # a deployment may be put first when it is as warm (``loaded[i] is True``, unless the
+        # best is cold too) and has at most ``limit`` attempts in flight (``loads[i] >> 8``).
         cold = ranked[0] >> 56
         limit = (ranked[0] >> 24 & 0xFFFFFFFF) + index.imbalance
-
-        def allowed(i: int) -> bool:
-            here_cold = loaded is not None and loaded[i] is not True
-            return here_cold <= cold and loads[i] >> 8 <= limit
-
-        target, reason, outcome = -1, LOAD, "miss"
+        target, reason, outcome = -1, LOAD, MISS
         if affinity.key is not None:
             target = rendezvous(affinity.key, same_model.endpoints)
-            if allowed(target):
-                reason, outcome = KEY, "hit"
+            if _may_lead(loads, loaded, cold, limit, target):
+                reason, outcome = KEY, HIT
             else:
-                target, outcome = -1, "load_override"
-        elif affinity.use_prefix:
+                target, outcome = -1, LOAD_OVERRIDE
+        else:
             digests = affinity.digests
             found = index.longest(model, digests, positions) if digests else None
             if found is not None:
-                if allowed(found[0]):
-                    outcome = "hit"
+                if _may_lead(loads, loaded, cold, limit, found[0]):
+                    outcome = HIT
                 else:
-                    outcome = "load_override"
+                    outcome = LOAD_OVERRIDE
+                    allowed = functools.partial(_may_lead, loads, loaded, cold, limit)
                     found = index.longest(model, digests, positions, allowed)
                 if found is not None:
-                    target, reason = found[0], f"prefix:{found[1]}"
+                    target, reason = found[0], prefix_reason(found[1])
                     affinity.held = (same_model.endpoints[target], model, found[1])
             if target < 0:
+                allowed = functools.partial(_may_lead, loads, loaded, cold, limit)
                 target = self._spread(index, same_model.endpoints, loads, allowed, turn)
                 if target >= 0:
                     reason = SPREAD
-        else:
-            return -1
-        if not affinity.counted:
-            affinity.counted = True
+        if affinity.outcome is None:
+            affinity.outcome = outcome
             index.count(outcome)
-        if target >= 0:
-            chosen[model] = (same_model.endpoints[target], reason, positions)
+        affinity.chosen[model] = (
+            (same_model.endpoints[target], reason, positions)
+            if target >= 0
+            else (None, LOAD, positions)
+        )
         return target
 
     @staticmethod
@@ -269,3 +273,12 @@ class Balancer:
             None if names is None else not names.isdisjoint(aliases)
             for names in map(resident.get, same_model.endpoints)
         ]
+
+
+def _may_lead(
+    loads: Sequence[int], loaded: Sequence[bool | None] | None, cold: int, limit: int, at: int
+) -> bool:
+    """Whether affinity may put the deployment at index ``at`` first (`Balancer._affine`): it
+    is as warm as the best ranked (loaded there, unless the best is not loaded either) and
+    has at most ``limit`` attempts in flight."""
+    return bool(cold or loaded is None or loaded[at] is True) and loads[at] >> 8 <= limit
