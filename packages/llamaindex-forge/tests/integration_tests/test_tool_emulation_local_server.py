@@ -30,7 +30,11 @@ QUESTION = "What is the weather in Paris? Use the get_weather tool."
 
 @pytest.fixture
 def llm(local_server: LocalServer) -> ForgeLLM:
-    return ForgeLLM(config=config_for(openai_compatible_on(local_server)), max_tokens=64)
+    # Greedy: with no temperature the server samples, seeded by how many requests it has
+    # served, so the call would depend on which tests ran on it before.
+    return ForgeLLM(
+        config=config_for(openai_compatible_on(local_server)), temperature=0.0, max_tokens=64
+    )
 
 
 def test_chat_with_tools_auto_gets_a_call_with_valid_arguments(llm: ForgeLLM) -> None:
