@@ -25,12 +25,14 @@ def test_a_started_server_ends_when_the_test_process_is_killed() -> None:
         import subprocess, sys, time
         import psutil
         from child_processes import ending_with_this_process
-        server = subprocess.Popen(ending_with_this_process([sys.executable, "-c",
-                                  "import time; time.sleep(120)"]))
+        command = [sys.executable, "-c", "import time; time.sleep(120)"]
+        server = subprocess.Popen(ending_with_this_process(command))
         # setpriv asks for the signal before it executes the command: once the command
-        # runs, the request is in place (killed earlier, this process would race it).
+        # runs, the request is in place (killed earlier, this process would race it). Only
+        # the command's own line shows that: setpriv's line, and this one's in the forked
+        # child before setpriv runs, also hold "time.sleep(120)".
         deadline = time.monotonic() + 10
-        while "time.sleep(120)" not in " ".join(psutil.Process(server.pid).cmdline()):
+        while psutil.Process(server.pid).cmdline() != command:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         print(server.pid, flush=True)
