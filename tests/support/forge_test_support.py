@@ -8,6 +8,7 @@ session and always stopped at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -91,6 +92,9 @@ def run_local_server(
         "--n_ctx",
         str(n_ctx),
     ]
+    threads = server_threads()
+    if threads is not None:
+        command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     if embedding:
         command += ["--embedding", "true"]
     with tempfile.TemporaryFile() as log:
@@ -107,6 +111,21 @@ def run_local_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def server_threads() -> int | None:
+    """Threads for each test server while several test processes run side by side
+    (pytest-xdist's workers): the machine's cores shared out among them, at least one.
+
+    llama.cpp's threads wait for each other at every step by spinning, so two servers that
+    each want every core make both wait for a core the other holds. In a run of one process
+    this is None: llama-cpp-python's own defaults (half the cores to generate, all of them to
+    read the prompt).
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or "1")
+    if workers < 2:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log: IO[bytes]) -> None:
