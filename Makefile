@@ -19,10 +19,15 @@ install: $(UV)
 chat: install
 	$(UV) run --locked forge chat "$(PROMPT)" --max-tokens $(MAX_TOKENS)
 
-# The whole suite, the benchmark harness's smoke test included (it needs the peers).
+# The whole suite, the benchmark harness's smoke test included (it needs the peers), in
+# TEST_WORKERS test processes side by side (pytest-xdist): 2, one a core of the 2-core budget.
+# Each process starts the servers and loads the model its own tests need. --dist loadgroup
+# hands out tests one by one, except that a module in conftest.py's ONE_PROCESS_MODULES (its
+# tests share one costly run) stays whole in one process. A plain `pytest` runs in one process.
+TEST_WORKERS ?= 2
 test: $(UV)
 	$(UV) sync --locked --all-packages --group bench --python $(PYTHON)
-	$(UV) run --locked --group bench pytest
+	$(UV) run --locked --group bench pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(UV) run --locked ruff check .

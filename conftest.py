@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from forge_test_support import LocalServer, embedded_model_path, run_local_server
@@ -67,6 +68,32 @@ if os.environ.get("FORGE_TEST_WITHOUT_EXTRAS") == "1":
 SERVER_FIXTURES = ("local_server", "tool_server")
 #: Fixtures that start a real ``redis-server``: a test using one must be marked ``redis_server``.
 REDIS_FIXTURES = ("redis_server",)
+
+
+#: Modules whose tests share one costly run kept in the test process (each cookbook recipe runs
+#: once and every check of it reads that run). When several processes run the suite side by
+#: side (`make test`), each of these modules runs whole in one of them.
+ONE_PROCESS_MODULES = ("tests/test_cookbook_local_model.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's ``--dist loadgroup``, with each of `ONE_PROCESS_MODULES` as one group.
+
+    Tests are handed out one by one otherwise. The groups are named here, by module, because
+    xdist's ``xdist_group`` mark does not take under pytest 9 (xdist renames a test's id to
+    carry its group, and pytest 9 ids cannot be renamed that way).
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_PROCESS_MODULES else super()._split_scope(nodeid)
+
+    return ModuleGroups(config, log)
 
 
 @pytest.fixture(scope="session")

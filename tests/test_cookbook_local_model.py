@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+# The recipes' runs are cached in the test process: with several processes (`make test`) this
+# module runs whole in one of them (the root conftest's ONE_PROCESS_MODULES).
 pytestmark = pytest.mark.local_model
 
 REPO = Path(__file__).resolve().parents[1]
