@@ -8,7 +8,13 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AFFINITY_OUTCOMES", "Metrics"]
+__all__ = [
+    "AFFINITY_HIT",
+    "AFFINITY_LOAD_OVERRIDE",
+    "AFFINITY_MISS",
+    "AFFINITY_OUTCOMES",
+    "Metrics",
+]
 
 #: Latencies kept per provider and model; percentiles describe the most recent calls.
 WINDOW = 1024
@@ -45,9 +51,19 @@ class _Usage:
     spend_usd: float = 0.0
 
 
-#: Each prefix-affinity outcome of a balanced request -> its name in `Metrics.affinity_counts`
-#: (OpenTelemetry counts the same outcomes, `Telemetry.affinity`).
-AFFINITY_OUTCOMES = {"hit": "hits", "miss": "misses", "load_override": "load_overrides"}
+#: A balanced request's prefix-affinity outcome: affinity chose its deployment.
+AFFINITY_HIT = "hit"
+#: Nothing known of the request: load (or spreading) chose.
+AFFINITY_MISS = "miss"
+#: The deployment holding the request's prompt (or its key's) was too busy.
+AFFINITY_LOAD_OVERRIDE = "load_override"
+#: Each outcome -> its name in `Metrics.affinity_counts` (OpenTelemetry counts the same
+#: outcomes when a traced request ends, `forge_core.observability.traced`).
+AFFINITY_OUTCOMES = {
+    AFFINITY_HIT: "hits",
+    AFFINITY_MISS: "misses",
+    AFFINITY_LOAD_OVERRIDE: "load_overrides",
+}
 
 
 class Metrics:

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
+from forge_core.observability.metrics import AFFINITY_HIT, AFFINITY_LOAD_OVERRIDE, AFFINITY_MISS
 from forge_core.prefixes import Digests, prefix_digests
 from forge_core.state.base import SharedPrefixes, SharedState
 from forge_core.types import ChatRequest
@@ -44,12 +45,8 @@ PREFIXES_PER_DEPLOYMENT = 4096
 #: How long a deployment counts as holding a prompt it served (``routing.affinity_ttl_seconds``).
 DEFAULT_TTL_SECONDS = 600.0
 
-#: A balanced request's outcome (`AffinityIndex.count`): affinity chose its deployment.
-HIT = "hit"
-#: Nothing known of the request: load (or spreading) chose.
-MISS = "miss"
-#: The deployment holding the request's prompt (or its key's) was too busy.
-LOAD_OVERRIDE = "load_override"
+#: A balanced request's outcomes (`AffinityIndex.count`), named where they are counted.
+HIT, MISS, LOAD_OVERRIDE = AFFINITY_HIT, AFFINITY_MISS, AFFINITY_LOAD_OVERRIDE
 
 #: The reason on an attempt that load balancing placed (`Attempt.affinity`).
 LOAD = "load"
@@ -64,7 +61,7 @@ SPREAD = "spread"
 SPREAD_BANDS = 3
 
 
-#: ``prefix:N`` for the usual N, made once (a reason a balanced request).
+#: The reasons ``prefix:N`` for the usual N, made once rather than formatted per request.
 _PREFIX_REASONS = tuple(f"prefix:{length}" for length in range(256))
 
 
